@@ -1,0 +1,368 @@
+#include "cli/commands.h"
+
+#include <grpcpp/grpcpp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cli/format.h"
+#include "tasktrail/v1/tracker.grpc.pb.h"
+
+namespace tasktrail::cli {
+namespace {
+
+using Stub = v1::TaskTracker::Stub;
+
+void Print(const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+void PrintError(const std::string& line) {
+  std::fprintf(stderr, "tasktrail: %s\n", line.c_str());
+}
+
+// Returns the contents of `path`. Errors: InvalidArgument naming `flag`.
+absl::StatusOr<std::string> ReadFile(const std::string& flag,
+                                     const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", flag, " file ", path));
+  }
+  return buffer.str();
+}
+
+// TLS credentials when --tls-ca is given, else insecure ones.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
+    const GlobalOptions& global) {
+  if (global.tls_ca.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  absl::StatusOr<std::string> ca = ReadFile("--tls-ca", global.tls_ca);
+  if (!ca.ok()) return ca.status();
+  ssl.pem_root_certs = *std::move(ca);
+  if (!global.tls_cert.empty()) {
+    absl::StatusOr<std::string> cert = ReadFile("--tls-cert", global.tls_cert);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadFile("--tls-key", global.tls_key);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+// One connection to tasktraild and the per-call settings.
+class Client {
+ public:
+  explicit Client(const GlobalOptions& global) : global_(global) {}
+
+  // Creates the channel. Returns false (after printing why) when the TLS
+  // files cannot be read.
+  bool Connect() {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
+        MakeCredentials(global_);
+    if (!creds.ok()) {
+      PrintError(std::string(creds.status().message()));
+      return false;
+    }
+    stub_ = v1::TaskTracker::NewStub(
+        grpc::CreateChannel(global_.server, *std::move(creds)));
+    return true;
+  }
+
+  // Adds the token and, for unary calls, the deadline.
+  void Prepare(grpc::ClientContext* ctx, bool unary) const {
+    if (!global_.token.empty()) {
+      ctx->AddMetadata("authorization", "Bearer " + global_.token);
+    }
+    if (unary) {
+      auto timeout =
+          std::chrono::duration_cast<std::chrono::system_clock::duration>(
+              std::chrono::duration<double>(global_.timeout_seconds));
+      ctx->set_deadline(std::chrono::system_clock::now() + timeout);
+    }
+  }
+
+  // Makes one unary call with a fresh context.
+  template <typename Request, typename Response>
+  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                 const Request&, Response*),
+                    const Request& request, Response* response) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx, /*unary=*/true);
+    return (stub_.get()->*method)(&ctx, request, response);
+  }
+
+  // Prints `status` (and its field violations) to stderr; returns the exit
+  // status for it.
+  int Fail(const grpc::Status& status) const {
+    PrintError(FormatRpcError(status.error_code(), status.error_message(),
+                              global_.server));
+    std::fputs(FormatErrorDetails(status.error_details()).c_str(), stderr);
+    return ExitCodeFor(status.error_code(), status.error_message());
+  }
+
+  Stub& stub() { return *stub_; }
+  const GlobalOptions& global() const { return global_; }
+
+ private:
+  const GlobalOptions& global_;
+  std::unique_ptr<Stub> stub_;
+};
+
+// $USER, else $LOGNAME, else the login name of the process's user; empty
+// when none is known.
+std::string CurrentUser() {
+  for (const char* var : {"USER", "LOGNAME"}) {
+    const char* value = std::getenv(var);
+    if (value != nullptr && *value != '\0') return value;
+  }
+  const struct passwd* pw = getpwuid(getuid());
+  return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
+}
+
+FormatOptions MakeFormatOptions(const GlobalOptions& global) {
+  FormatOptions opts;
+  if (global.utc) opts.zone = absl::UTCTimeZone();
+  opts.now = absl::Now();
+  return opts;
+}
+
+// Fetches the task `id`, or else the one task whose upstream id is `id`.
+// Errors: NOT_FOUND "task ID not found" when neither exists; other call
+// failures as returned by the server.
+grpc::Status ResolveTask(Client& client, const std::string& id, bool events,
+                         v1::Task* task) {
+  v1::GetTaskRequest get;
+  get.set_task_id(id);
+  get.set_include_events(events);
+  grpc::Status status = client.Call(&Stub::GetTask, get, task);
+  if (status.error_code() != grpc::StatusCode::NOT_FOUND &&
+      status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
+    return status;
+  }
+  v1::ListTasksRequest list;
+  list.set_upstream_task_id(id);
+  list.set_page_size(2);
+  v1::ListTasksResponse found;
+  grpc::Status by_upstream = client.Call(&Stub::ListTasks, list, &found);
+  if (!by_upstream.ok()) {
+    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
+               ? status
+               : by_upstream;
+  }
+  std::string not_found = absl::StrCat("task ", id, " not found");
+  if (found.tasks_size() > 1) {
+    absl::StrAppend(&not_found, "; upstream id ", id,
+                    " matches several tasks (", found.tasks(0).task_id(), ", ",
+                    found.tasks(1).task_id(), ", ...): pass a task id");
+  }
+  if (found.tasks_size() != 1) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, not_found);
+  }
+  get.set_task_id(found.tasks(0).task_id());
+  return client.Call(&Stub::GetTask, get, task);
+}
+
+}  // namespace
+
+int RunGet(const GlobalOptions& global, const GetArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::Task task;
+  grpc::Status status = ResolveTask(client, args.id, args.events, &task);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    PrintError(status.error_message());
+    return kExitNotFound;
+  }
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(task, /*pretty=*/true)
+                    : FormatTask(task, MakeFormatOptions(global)));
+  return kExitOk;
+}
+
+int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::GetQueueStatusRequest request;
+  request.set_task_id(args.id);
+  v1::QueueStatus response;
+  grpc::Status status = client.Call(&Stub::GetQueueStatus, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(response, /*pretty=*/true)
+                    : FormatQueueStatus(response, MakeFormatOptions(global)));
+  return kExitOk;
+}
+
+int RunList(const GlobalOptions& global, const ListArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ListTasksRequest request;
+  request.set_account_id(args.account);
+  if (!args.state.empty()) request.set_state(ParseStateName(args.state));
+  request.set_model(args.model);
+  request.set_upstream_task_id(args.upstream_id);
+  request.set_request_id(args.request_id);
+  request.set_page_size(args.limit);
+  request.set_page_token(args.page_token);
+  v1::ListTasksResponse response;
+  grpc::Status status = client.Call(&Stub::ListTasks, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(response, /*pretty=*/true)
+                    : FormatTaskList(response, MakeFormatOptions(global)));
+  return kExitOk;
+}
+
+int RunWatch(const GlobalOptions& global, const WatchArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  int64_t after = args.after_seq;
+  while (true) {
+    grpc::ClientContext ctx;
+    client.Prepare(&ctx, /*unary=*/false);
+    v1::WatchTaskRequest request;
+    request.set_task_id(args.id);
+    request.set_after_seq(after);
+    absl::Time start = absl::Now();
+    bool progressed = false;
+    auto reader = client.stub().WatchTask(&ctx, request);
+    v1::TaskEvent event;
+    while (reader->Read(&event)) {
+      progressed = true;
+      if (event.seq() > after) after = event.seq();
+      Print(global.json ? ToJson(event, /*pretty=*/false)
+                        : FormatEventLine(event, MakeFormatOptions(global)));
+    }
+    grpc::Status status = reader->Finish();
+    if (status.ok()) return kExitOk;
+    bool was_working = progressed || absl::Now() - start >= absl::Seconds(2);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE || !was_working) {
+      return client.Fail(status);
+    }
+    PrintError(absl::StrCat("stream ended (", status.error_message(),
+                            "); resuming after seq ", after));
+  }
+}
+
+namespace {
+
+// The ValidateTask request for `args`. Errors: InvalidArgument for a
+// malformed --ref-image.
+absl::StatusOr<v1::ValidateTaskRequest> MakeValidateRequest(
+    const ValidateArgs& args) {
+  v1::ValidateTaskRequest request;
+  request.set_model(args.model);
+  request.set_group(args.group);
+  v1::TaskParams* params = request.mutable_params();
+  params->set_prompt(args.prompt);
+  params->set_negative_prompt(args.negative_prompt);
+  params->set_aspect_ratio(args.ratio);
+  params->set_resolution(args.resolution);
+  params->set_duration_seconds(args.duration_seconds);
+  params->set_callback_url(args.callback_url);
+  params->set_generate_audio(args.audio);
+  params->set_image_count(args.image_count);
+  if (args.has_seed) params->set_seed(args.seed);
+  for (const std::string& spec : args.ref_images) {
+    absl::StatusOr<v1::ReferenceImage> image = ParseReferenceImage(spec);
+    if (!image.ok()) return image.status();
+    *params->add_reference_images() = *std::move(image);
+  }
+  return request;
+}
+
+}  // namespace
+
+int RunValidate(const GlobalOptions& global, const ValidateArgs& args) {
+  absl::StatusOr<v1::ValidateTaskRequest> request = MakeValidateRequest(args);
+  if (!request.ok()) {
+    PrintError(std::string(request.status().message()));
+    return kExitUsage;
+  }
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ValidateTaskResponse response;
+  grpc::Status status = client.Call(&Stub::ValidateTask, *request, &response);
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(response, /*pretty=*/true)
+                    : FormatValidation(response, args.model));
+  return response.violations_size() == 0 ? kExitOk : kExitRefused;
+}
+
+int RunModels(const GlobalOptions& global, const ModelsArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ListModelsRequest request;
+  if (args.kind == "image") request.set_kind(v1::TASK_KIND_IMAGE);
+  if (args.kind == "video") request.set_kind(v1::TASK_KIND_VIDEO);
+  v1::ListModelsResponse response;
+  grpc::Status status = client.Call(&Stub::ListModels, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(response, /*pretty=*/true)
+                    : FormatModels(response));
+  return kExitOk;
+}
+
+int RunNote(const GlobalOptions& global, const NoteArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::AddNoteRequest request;
+  request.set_task_id(args.id);
+  request.set_text(args.text);
+  request.set_final_cause(args.final_cause);
+  request.set_author(args.author.empty() ? CurrentUser() : args.author);
+  v1::Task task;
+  grpc::Status status = client.Call(&Stub::AddNote, request, &task);
+  if (!status.ok()) return client.Fail(status);
+  if (global.json) {
+    Print(ToJson(task, /*pretty=*/true));
+  } else if (task.notes_size() == 0) {
+    Print(absl::StrCat("note added to ", task.task_id(), "\n"));
+  } else {
+    Print(absl::StrCat("added to ", task.task_id(), ": ",
+                       FormatNote(task.notes(task.notes_size() - 1),
+                                  MakeFormatOptions(global)),
+                       "\n"));
+  }
+  return kExitOk;
+}
+
+int RunStats(const GlobalOptions& global, const StatsArgs& args) {
+  absl::Duration window;
+  if (!absl::ParseDuration(args.window, &window) ||
+      window <= absl::ZeroDuration()) {
+    PrintError(absl::StrCat("--window \"", args.window,
+                            "\" is not a span of time such as 90s, 15m, 24h"));
+    return kExitUsage;
+  }
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::GetStatsRequest request;
+  int64_t nanos = absl::ToInt64Nanoseconds(window);
+  request.mutable_window()->set_seconds(nanos / 1000000000);
+  request.mutable_window()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  request.set_model(args.model);
+  v1::Stats response;
+  grpc::Status status = client.Call(&Stub::GetStats, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  Print(global.json ? ToJson(response, /*pretty=*/true)
+                    : FormatStats(response, MakeFormatOptions(global)));
+  return kExitOk;
+}
+
+}  // namespace tasktrail::cli

@@ -1,0 +1,121 @@
+// The commands of the tasktrail support CLI: each one makes its gRPC calls
+// to tasktraild, prints the answer on stdout (human text, or proto3 JSON with
+// --json) and any error as one clear line on stderr, and returns the exit
+// status of API.md (see ExitCode in cli/format.h).
+//
+// The bearer token is sent as `authorization` metadata and never printed.
+//
+// Thread safety: none; call from the main thread.
+#ifndef TASKTRAIL_CLI_COMMANDS_H_
+#define TASKTRAIL_CLI_COMMANDS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tasktrail::cli {
+
+// The options every command accepts.
+struct GlobalOptions {
+  // host:port of tasktraild.
+  std::string server = "127.0.0.1:50051";
+
+  // Bearer token; empty sends no `authorization` metadata.
+  std::string token;
+
+  // PEM files. A non-empty `tls_ca` selects TLS (with the client certificate
+  // and key when given); otherwise the channel is plaintext.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+
+  // Show wall-clock times in UTC instead of the local zone.
+  bool utc = false;
+
+  // Print the response as proto3 JSON instead of text.
+  bool json = false;
+
+  // Deadline of every unary call, in seconds (> 0).
+  double timeout_seconds = 10;
+};
+
+// `get ID`: ID is a task id or an upstream task id.
+struct GetArgs {
+  std::string id;
+  bool events = true;  // Include the timeline.
+};
+
+// `queued ID`.
+struct QueuedArgs {
+  std::string id;
+};
+
+// `list`: empty filters are not applied.
+struct ListArgs {
+  std::string account;
+  std::string state;  // A lower-case state word.
+  std::string model;
+  std::string upstream_id;
+  std::string request_id;
+  int32_t limit = 0;  // 0: the server's default page size.
+  std::string page_token;
+};
+
+// `watch ID`.
+struct WatchArgs {
+  std::string id;
+  int64_t after_seq = 0;
+};
+
+// `validate`.
+struct ValidateArgs {
+  std::string model;
+  std::string group;
+  std::string prompt;
+  std::string negative_prompt;
+  std::string ratio;
+  std::string resolution;
+  int32_t duration_seconds = 0;
+  std::vector<std::string> ref_images;  // "URI,MIME,BYTES,WxH" each.
+  std::string callback_url;
+  bool audio = false;
+  int32_t image_count = 0;
+  bool has_seed = false;
+  int64_t seed = 0;
+};
+
+// `models`.
+struct ModelsArgs {
+  std::string kind;  // "", "image" or "video".
+};
+
+// `note ID TEXT`.
+struct NoteArgs {
+  std::string id;
+  std::string text;
+  std::string final_cause;
+  std::string author;  // Defaults to $USER when empty.
+};
+
+// `stats`.
+struct StatsArgs {
+  std::string window = "15m";  // An absl duration such as "90s" or "1h".
+  std::string model;
+};
+
+int RunGet(const GlobalOptions& global, const GetArgs& args);
+int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
+int RunList(const GlobalOptions& global, const ListArgs& args);
+// Resumes after the last seen seq when the server cuts a stream that was
+// working (UNAVAILABLE after events or after a while); a stream that ends OK
+// is a success whatever the task's final state.
+int RunWatch(const GlobalOptions& global, const WatchArgs& args);
+// Exits 1 when the request has violations.
+int RunValidate(const GlobalOptions& global, const ValidateArgs& args);
+int RunModels(const GlobalOptions& global, const ModelsArgs& args);
+int RunNote(const GlobalOptions& global, const NoteArgs& args);
+int RunStats(const GlobalOptions& global, const StatsArgs& args);
+
+}  // namespace tasktrail::cli
+
+#endif  // TASKTRAIL_CLI_COMMANDS_H_

@@ -1,0 +1,204 @@
+// Output formats of the tasktrail support CLI: one-screen task reports,
+// timeline lines, tables, JSON, and the mapping of gRPC status codes to the
+// CLI's exit statuses (see API.md, "Programs").
+//
+// Every function here is pure: it reads only its arguments (the current time
+// and time zone come in through FormatOptions), performs no I/O and never
+// prints a secret (tokens never reach this layer). Each returned block of
+// text ends with a newline unless the function says otherwise.
+//
+// Thread safety: all functions are thread-safe.
+#ifndef TASKTRAIL_CLI_FORMAT_H_
+#define TASKTRAIL_CLI_FORMAT_H_
+
+#include <grpcpp/support/status_code_enum.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "tasktrail/v1/catalog.pb.h"
+#include "tasktrail/v1/task.pb.h"
+#include "tasktrail/v1/tracker.pb.h"
+
+namespace tasktrail::cli {
+
+// The CLI's exit statuses (API.md, "CLI exit status").
+enum ExitCode : int {
+  // Success; an empty list and a watch that ends in FAILED are successes.
+  kExitOk = 0,
+  // `validate` found violations, or the server refused the request.
+  kExitRefused = 1,
+  // The command line is wrong.
+  kExitUsage = 2,
+  // The task (or other entity) does not exist.
+  kExitNotFound = 3,
+  // The server is unreachable, unavailable, overloaded or too slow: try later.
+  kExitUnavailable = 4,
+  // No or bad credentials, or the role is not allowed.
+  kExitAuth = 5,
+  // Any other failure.
+  kExitOther = 6,
+};
+
+// How times are rendered.
+struct FormatOptions {
+  // The zone wall-clock times are shown in; UTCTimeZone() for --utc.
+  absl::TimeZone zone = absl::LocalTimeZone();
+
+  // "Now", the reference of relative times such as "(12m ago)".
+  absl::Time now = absl::Now();
+};
+
+// ---- Names -----------------------------------------------------------------
+
+// The upper-case word of a state: TASK_STATE_QUEUED -> "QUEUED". Values this
+// build does not know come out as "STATE_<number>".
+std::string StateName(tasktrail::v1::TaskState state);
+
+// Parses a lower-case state word ("queued") into its enum value.
+// Returns TASK_STATE_UNSPECIFIED for anything else.
+tasktrail::v1::TaskState ParseStateName(absl::string_view name);
+
+// The lower-case short name of an event type: "submitted", "queued",
+// "started", "polled", "completed", "failed", "downloaded", "canceled",
+// "duplicate-blocked", "note", "refunded"; "event-<number>" when unknown.
+std::string EventTypeName(tasktrail::v1::EventType type);
+
+// "image", "video" or "unknown".
+std::string KindName(tasktrail::v1::TaskKind kind);
+
+// The canonical upper-case name of a gRPC status code, such as "NOT_FOUND".
+std::string StatusCodeName(grpc::StatusCode code);
+
+// ---- Times and spans -------------------------------------------------------
+
+// Converts a protobuf Timestamp; an unset (all-zero) one gives
+// absl::InfinitePast(), which the formatters below treat as "not set".
+absl::Time ToAbslTime(const google::protobuf::Timestamp& ts);
+
+// Converts a protobuf Duration.
+absl::Duration ToAbslDuration(const google::protobuf::Duration& d);
+
+// How long ago `then` was, coarsely: "45s ago", "12m ago", "3h ago",
+// "2d ago"; a future time gives "in 45s" etc. Rounds down.
+std::string FormatRelative(absl::Time then, absl::Time now);
+
+// A compact span: "45s", "6m", "6m30s", "1h25m", "2d3h", "350ms", "0s".
+std::string FormatSpan(absl::Duration d);
+
+// "2026-11-27 21:03:12 +01:00 (12m ago)"; "-" when `t` is not set.
+std::string FormatTimeWithAge(absl::Time t, const FormatOptions& opts);
+
+// "21:03:12" in opts.zone; "-" when `t` is not set.
+std::string FormatClock(absl::Time t, const FormatOptions& opts);
+
+// ---- Task report -----------------------------------------------------------
+
+// The charge line: "charged 40 units · refunded 21:14:03",
+// "charged 40 units · refunded 20 units 21:14:03" (partial refund),
+// "charged 40 units · not refunded", or "not charged". No trailing newline.
+std::string FormatChargeLine(const tasktrail::v1::Task& task,
+                             const FormatOptions& opts);
+
+// "blocked 2 duplicate submissions (last 21:03:12)"; empty when
+// duplicate_count is 0. No trailing newline.
+std::string FormatDuplicatesLine(const tasktrail::v1::Task& task,
+                                 const FormatOptions& opts);
+
+// "note by alice (21:14): text — final cause: ...". No trailing newline.
+std::string FormatNote(const tasktrail::v1::Note& note,
+                       const FormatOptions& opts);
+
+// One short summary of an event's detail, such as "in_queue · position 14"
+// or, for folded polls, "in_queue ×12 until 21:10:00". No trailing newline.
+std::string FormatEventDetail(const tasktrail::v1::TaskEvent& event,
+                              const FormatOptions& opts);
+
+// One self-contained line for `watch`:
+// "#3  2026-11-27 21:03:12 +01:00  polled  poller  in_queue · position 14".
+std::string FormatEventLine(const tasktrail::v1::TaskEvent& event,
+                            const FormatOptions& opts);
+
+// The timeline as an aligned table with the columns SEQ, TIME, EVENT, ACTOR,
+// DETAIL. TIME is "HH:MM:SS" on the day of `day_of`, else the full date.
+std::string FormatTimeline(
+    const google::protobuf::RepeatedPtrField<tasktrail::v1::TaskEvent>& events,
+    absl::Time day_of, const FormatOptions& opts);
+
+// The one-screen report of `get`: header, notes, upstream, params, results,
+// failure, charge, duplicates, and the timeline when `task.events` is set.
+// Only set values are shown.
+std::string FormatTask(const tasktrail::v1::Task& task,
+                       const FormatOptions& opts);
+
+// ---- Other commands --------------------------------------------------------
+
+// The answer of `queued`: state, verdict, time in queue against the typical
+// wait, upstream position and last poll, the upstream's ETA only when it gave
+// one, resubmit advice.
+std::string FormatQueueStatus(const tasktrail::v1::QueueStatus& status,
+                              const FormatOptions& opts);
+
+// The `list` table (TASK ID, CREATED, ACCOUNT, MODEL, STATE, UPSTREAM ID),
+// "no tasks" when empty, and "next page: --page-token XYZ" when there is one.
+std::string FormatTaskList(const tasktrail::v1::ListTasksResponse& response,
+                           const FormatOptions& opts);
+
+// The `validate` answer: "field: description (REASON)" per violation, or
+// "valid for MODEL" when there is none.
+std::string FormatValidation(
+    const tasktrail::v1::ValidateTaskResponse& response,
+    absl::string_view model);
+
+// The `models` table (NAME, KIND, VENDOR, SOURCE) and the catalog version.
+std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
+
+// The `stats` answer: one block per model (tasks by state, failures by
+// category and origin, rejections, duplicates, queue waits), then incidents.
+std::string FormatStats(const tasktrail::v1::Stats& stats,
+                        const FormatOptions& opts);
+
+// ---- JSON ------------------------------------------------------------------
+
+// Proto3 JSON with the proto's field names and default values printed; pretty
+// (multi-line) or compact (one line). Ends with a newline.
+std::string ToJson(const google::protobuf::Message& message, bool pretty);
+
+// ---- Errors and exit statuses ----------------------------------------------
+
+// The exit status for a gRPC status code (API.md). RESOURCE_EXHAUSTED is 1
+// when `message` says the request was too large ("too large", "larger than
+// max"), else 4 (overload: try later).
+int ExitCodeFor(grpc::StatusCode code, absl::string_view message);
+
+// The one clear stderr line for a failed call to the server at `server`.
+// Unreachable-type failures name the address tried:
+// "cannot reach tasktraild at 127.0.0.1:50051: <message>". No newline.
+std::string FormatRpcError(grpc::StatusCode code, absl::string_view message,
+                           absl::string_view server);
+
+// Decodes the `grpc-status-details-bin` payload (a serialized
+// google.rpc.Status) into lines "  field: description (reason)", one per
+// google.rpc.BadRequest field violation, plus "  reason: ..." for a
+// google.rpc.ErrorInfo when there are no violations. Empty when `details`
+// is empty or undecodable. Each line ends with a newline.
+std::string FormatErrorDetails(const std::string& details);
+
+// ---- Argument parsing ------------------------------------------------------
+
+// Parses "URI,MIME,BYTES,WxH" (trailing fields optional, empty fields mean
+// "not declared"; commas inside the URI are kept when all four fields are
+// present). Errors: InvalidArgument naming the bad field.
+absl::StatusOr<tasktrail::v1::ReferenceImage> ParseReferenceImage(
+    absl::string_view spec);
+
+}  // namespace tasktrail::cli
+
+#endif  // TASKTRAIL_CLI_FORMAT_H_

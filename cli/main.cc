@@ -1,0 +1,190 @@
+// tasktrail: the support CLI of tasktraild.
+//
+// main parses the command line with CLI11 (global options are accepted
+// before or after the command), then runs one command from cli/commands.h.
+// Exit statuses follow API.md: 2 for a usage error, 0 for --help.
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "cli/format.h"
+
+namespace tasktrail::cli {
+namespace {
+
+constexpr char kDefaultServer[] = "127.0.0.1:50051";
+
+void AddGlobalOptions(CLI::App& app, GlobalOptions* g) {
+  app.add_option("--server", g->server, "tasktraild address HOST:PORT")
+      ->envname("TASKTRAIL_SERVER")
+      ->default_str(kDefaultServer);
+  app.add_option("--token", g->token,
+                 "bearer token sent as `authorization: Bearer T`")
+      ->envname("TASKTRAIL_TOKEN");
+  CLI::Option* ca =
+      app.add_option("--tls-ca", g->tls_ca, "CA certificate PEM: use TLS")
+          ->check(CLI::ExistingFile);
+  CLI::Option* cert =
+      app.add_option("--tls-cert", g->tls_cert, "client certificate PEM")
+          ->check(CLI::ExistingFile)
+          ->needs(ca);
+  CLI::Option* key =
+      app.add_option("--tls-key", g->tls_key, "client private key PEM")
+          ->check(CLI::ExistingFile)
+          ->needs(ca);
+  cert->needs(key);
+  key->needs(cert);
+  app.add_flag("--utc", g->utc, "show times in UTC");
+  app.add_flag("--json", g->json, "print the response as proto3 JSON");
+  app.add_option("--timeout", g->timeout_seconds,
+                 "deadline of each call in seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+CLI::App* AddGet(CLI::App& app, GetArgs* a) {
+  CLI::App* cmd =
+      app.add_subcommand("get", "show a task (by task id or upstream id)");
+  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
+  cmd->add_flag("--events,!--no-events", a->events,
+                "show the timeline (default) or not");
+  return cmd;
+}
+
+CLI::App* AddQueued(CLI::App& app, QueuedArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "queued", "is the task still queued, and is that normal?");
+  cmd->add_option("ID", a->id, "task id")->required();
+  return cmd;
+}
+
+CLI::App* AddList(CLI::App& app, ListArgs* a) {
+  CLI::App* cmd = app.add_subcommand("list", "list tasks, newest first");
+  cmd->add_option("--account", a->account, "only this account");
+  cmd->add_option("--state", a->state, "only this state")
+      ->check(CLI::IsMember({"submitted", "queued", "running", "succeeded",
+                             "failed", "canceled"}));
+  cmd->add_option("--model", a->model, "only this model");
+  cmd->add_option("--upstream-id", a->upstream_id, "only this upstream id");
+  cmd->add_option("--request-id", a->request_id, "only this request_id");
+  cmd->add_option("--limit", a->limit, "at most N tasks")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--page-token", a->page_token, "continue a previous listing");
+  return cmd;
+}
+
+CLI::App* AddWatch(CLI::App& app, WatchArgs* a) {
+  CLI::App* cmd =
+      app.add_subcommand("watch", "print a task's events as they happen");
+  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("--after-seq", a->after_seq, "skip events up to seq N")
+      ->check(CLI::NonNegativeNumber);
+  return cmd;
+}
+
+CLI::App* AddValidate(CLI::App& app, ValidateArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "validate", "check parameters against the model catalog");
+  cmd->add_option("--model", a->model, "model name")->required();
+  cmd->add_option("--group", a->group, "caller's group");
+  cmd->add_option("--prompt", a->prompt, "prompt");
+  cmd->add_option("--negative-prompt", a->negative_prompt, "negative prompt");
+  cmd->add_option("--ratio", a->ratio, "aspect ratio, such as 16:9");
+  cmd->add_option("--resolution", a->resolution, "720p, 1080p or WxH");
+  cmd->add_option("--duration", a->duration_seconds, "whole seconds");
+  cmd->add_option("--ref-image", a->ref_images,
+                  "reference image URI,MIME,BYTES,WxH (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--callback-url", a->callback_url, "callback URL");
+  cmd->add_flag("--audio", a->audio, "generate audio");
+  cmd->add_option("--image-count", a->image_count, "how many images");
+  CLI::Option* seed = cmd->add_option("--seed", a->seed, "random seed");
+  cmd->callback([a, seed] { a->has_seed = seed->count() > 0; });
+  return cmd;
+}
+
+CLI::App* AddModels(CLI::App& app, ModelsArgs* a) {
+  CLI::App* cmd = app.add_subcommand("models", "list the model catalog");
+  cmd->add_option("--kind", a->kind, "only image or video models")
+      ->check(CLI::IsMember({"image", "video"}));
+  return cmd;
+}
+
+CLI::App* AddNote(CLI::App& app, NoteArgs* a) {
+  CLI::App* cmd = app.add_subcommand("note", "add a support note to a task");
+  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("TEXT", a->text, "the note (quote it)")->required();
+  cmd->add_option("--final-cause", a->final_cause,
+                  "the final cause in plain words");
+  cmd->add_option("--author", a->author, "author (default: $USER)");
+  return cmd;
+}
+
+CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
+  CLI::App* cmd =
+      app.add_subcommand("stats", "counts, failures and queue waits");
+  cmd->add_option("--window", a->window, "how far back, such as 15m or 2h")
+      ->capture_default_str();
+  cmd->add_option("--model", a->model, "only this model");
+  return cmd;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"tasktrail: look up image and video generation tasks",
+               "tasktrail"};
+  app.fallthrough();
+  app.require_subcommand(1);
+  app.footer(
+      "Global options may also follow the command, e.g. `tasktrail get ID "
+      "--json`.");
+  GlobalOptions global;
+  AddGlobalOptions(app, &global);
+  GetArgs get;
+  QueuedArgs queued;
+  ListArgs list;
+  WatchArgs watch;
+  ValidateArgs validate;
+  ModelsArgs models;
+  NoteArgs note;
+  StatsArgs stats;
+  CLI::App* get_cmd = AddGet(app, &get);
+  CLI::App* queued_cmd = AddQueued(app, &queued);
+  CLI::App* list_cmd = AddList(app, &list);
+  CLI::App* watch_cmd = AddWatch(app, &watch);
+  CLI::App* validate_cmd = AddValidate(app, &validate);
+  CLI::App* models_cmd = AddModels(app, &models);
+  CLI::App* note_cmd = AddNote(app, &note);
+  CLI::App* stats_cmd = AddStats(app, &stats);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (global.server.empty()) global.server = kDefaultServer;
+  if (get_cmd->parsed()) return RunGet(global, get);
+  if (queued_cmd->parsed()) return RunQueued(global, queued);
+  if (list_cmd->parsed()) return RunList(global, list);
+  if (watch_cmd->parsed()) return RunWatch(global, watch);
+  if (validate_cmd->parsed()) return RunValidate(global, validate);
+  if (models_cmd->parsed()) return RunModels(global, models);
+  if (note_cmd->parsed()) return RunNote(global, note);
+  if (stats_cmd->parsed()) return RunStats(global, stats);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace tasktrail::cli
+
+int main(int argc, char** argv) {
+  try {
+    return tasktrail::cli::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tasktrail: unexpected error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "tasktrail: unexpected error\n");
+  }
+  return tasktrail::cli::kExitOther;
+}

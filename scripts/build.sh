@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds tasktrail (Release, Ninja) into ./build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" \
+  "$@" >/dev/null
+cmake --build build

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every check that proves the
+# project works: unit, store, end-to-end and crash tests (ctest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --test
+bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=ON
+ctest --test-dir build --output-on-failure --timeout 300 -j2

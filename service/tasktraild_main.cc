@@ -1,0 +1,181 @@
+// tasktraild: the tasktrail server. Parses flags, opens the store, serves
+// TaskTracker, health and reflection over gRPC, and shuts down cleanly on
+// SIGTERM or SIGINT (signals are handled on a dedicated thread).
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "service/clock.h"
+#include "service/event_hub.h"
+#include "service/grpc_service.h"
+#include "service/tracker.h"
+#include "service/work_pool.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+#include "store/task_store.h"
+
+namespace tasktrail {
+namespace {
+
+constexpr char kServiceName[] = "tasktrail.v1.TaskTracker";
+
+struct DaemonFlags {
+  std::string listen = "127.0.0.1:50051";
+  std::string db = "./data";
+  bool sync = true;
+  std::string port_file;
+  int block_cache_mb = 128;
+  int write_threads = 16;
+  int max_receive_bytes = 64 * 1024;
+  int shutdown_grace_seconds = 3;
+};
+
+// Writes `port` to `path` atomically (write then rename), so that a reader
+// never sees a partial file.
+bool WritePortFile(const std::string& path, int port) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(temporary.c_str(), path.c_str()) == 0;
+}
+
+// The listen address with the port the kernel picked.
+std::string BoundAddress(const std::string& listen, int port) {
+  const size_t colon = listen.rfind(':');
+  return absl::StrCat(
+      colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
+}
+
+int Run(const DaemonFlags& flags) {
+  // Block the shutdown signals before any thread starts, so that only the
+  // signal thread receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  store::StoreOptions store_options;
+  store_options.path = flags.db;
+  store_options.sync_writes = flags.sync;
+  store_options.block_cache_mb = flags.block_cache_mb;
+  absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
+      store::TaskStore::Open(store_options);
+  if (!store.ok()) {
+    spdlog::error("cannot open store db={} error=\"{}\"", flags.db,
+                  std::string(store.status().message()));
+    return 1;
+  }
+  if (!flags.sync) {
+    spdlog::warn(
+        "sync=false: acknowledged writes may be lost on a crash; "
+        "use only for benchmarks");
+  }
+
+  EventHub hub;
+  Tracker tracker(store->get(), SystemClock::Get(), &hub);
+  auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
+  TaskTrackerService service(&tracker, &hub, write_pool.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(flags.max_receive_bytes);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::error("cannot listen listen={} (address in use or invalid)",
+                  flags.listen);
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(kServiceName, true);
+
+  const std::string address = BoundAddress(flags.listen, port);
+  if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {
+    spdlog::error("cannot write port file path={}", flags.port_file);
+    server->Shutdown();
+    return 1;
+  }
+  spdlog::info("tasktraild started version={} listen={} db={} sync={}",
+               TASKTRAIL_VERSION, address, flags.db, flags.sync);
+
+  std::thread signal_thread([&] {
+    while (true) {
+      int received = 0;
+      if (sigwait(&signals, &received) != 0) continue;
+      if (received == SIGHUP) {
+        spdlog::info("SIGHUP received; nothing to reload");
+        continue;
+      }
+      spdlog::info("shutting down signal={}", strsignal(received));
+      break;
+    }
+    health->SetServingStatus("", false);
+    health->SetServingStatus(kServiceName, false);
+    hub.Close();  // ends open WatchTask streams with UNAVAILABLE
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(flags.shutdown_grace_seconds));
+  });
+
+  server->Wait();
+  signal_thread.join();
+  write_pool.reset();  // runs the writes already accepted
+  spdlog::info("tasktraild stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace tasktrail
+
+int main(int argc, char** argv) {
+  tasktrail::DaemonFlags flags;
+  CLI::App app{
+      "tasktraild: the evidence trail of image and video generation "
+      "jobs (gRPC server on an embedded RocksDB store)"};
+  app.add_option("--listen", flags.listen, "HOST:PORT to serve on")
+      ->capture_default_str();
+  app.add_option("--db", flags.db, "data directory (created when missing)")
+      ->capture_default_str();
+  app.add_option("--sync", flags.sync,
+                 "fsync every write before acknowledging it; false is unsafe "
+                 "(acknowledged writes may be lost on a crash), for benchmarks")
+      ->capture_default_str();
+  app.add_option("--port-file", flags.port_file,
+                 "write the bound port to this file once serving");
+  app.add_option("--block-cache-mb", flags.block_cache_mb,
+                 "RocksDB block cache size in MiB")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 65536));
+  app.add_option("--write-threads", flags.write_threads,
+                 "threads that perform durable writes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-receive-bytes", flags.max_receive_bytes,
+                 "largest request accepted, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 64 << 20));
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  return tasktrail::Run(flags);
+}

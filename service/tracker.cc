@@ -1,0 +1,411 @@
+#include "service/tracker.h"
+
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "service/errors.h"
+#include "service/lifecycle.h"
+#include "service/status_macros.h"
+#include "service/time_util.h"
+#include "service/timeline.h"
+
+namespace tasktrail {
+namespace {
+
+using v1::Task;
+using v1::TaskEvent;
+
+constexpr absl::string_view kPageTokenPrefix = "v1:";
+
+std::string EncodePageToken(absl::string_view last_task_id) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kPageTokenPrefix, last_task_id));
+}
+
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token) {
+  std::string decoded;
+  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
+      !absl::StartsWith(decoded, kPageTokenPrefix) ||
+      !LooksLikeTaskId(decoded.substr(kPageTokenPrefix.size()))) {
+    return InvalidField("page_token", "PAGE_TOKEN_INVALID",
+                        "page_token is not a token returned by ListTasks");
+  }
+  return decoded.substr(kPageTokenPrefix.size());
+}
+
+absl::Status CheckTaskId(absl::string_view task_id) {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("task_id", task_id, /*required=*/true, kMaxIdBytes, &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  return absl::OkStatus();
+}
+
+std::string FormatTime(const google::protobuf::Timestamp& time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", FromProtoTime(time),
+                          absl::UTCTimeZone());
+}
+
+// True when `task` passes every filter of `request`.
+bool Matches(const v1::ListTasksRequest& request, const Task& task) {
+  return (request.account_id().empty() ||
+          task.account_id() == request.account_id()) &&
+         (request.state() == v1::TASK_STATE_UNSPECIFIED ||
+          task.state() == request.state()) &&
+         (request.model().empty() || task.model() == request.model()) &&
+         (request.upstream_task_id().empty() ||
+          task.upstream_task_id() == request.upstream_task_id()) &&
+         (request.request_id().empty() ||
+          task.request_id() == request.request_id());
+}
+
+// The most selective index for the request's filters.
+store::TaskScan ScanFor(const v1::ListTasksRequest& request) {
+  store::TaskScan scan;
+  if (!request.upstream_task_id().empty()) {
+    scan.index = store::ScanIndex::kUpstream;
+    scan.value = request.upstream_task_id();
+  } else if (!request.request_id().empty()) {
+    scan.index = store::ScanIndex::kRequest;
+    scan.value = request.request_id();
+  } else if (!request.account_id().empty()) {
+    scan.index = store::ScanIndex::kAccount;
+    scan.value = request.account_id();
+  } else if (!request.model().empty()) {
+    scan.index = store::ScanIndex::kModel;
+    scan.value = request.model();
+  } else if (request.state() != v1::TASK_STATE_UNSPECIFIED) {
+    scan.index = store::ScanIndex::kState;
+    scan.state = request.state();
+  }
+  return scan;
+}
+
+}  // namespace
+
+Tracker::Tracker(store::TaskStore* store, const Clock* clock, EventHub* hub,
+                 TrackerOptions options)
+    : store_(store),
+      clock_(clock),
+      hub_(hub),
+      options_(std::move(options)),
+      ids_(options_.id_seed) {}
+
+absl::Mutex& Tracker::LockFor(absl::string_view task_id) {
+  return locks_[absl::HashOf(task_id) % kLockStripes];
+}
+
+absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
+    const v1::SubmitTaskRequest& request, absl::string_view actor) {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("account_id", request.account_id(), true, kMaxIdBytes,
+              &violations);
+  CheckString("model", request.model(), true, kMaxIdBytes, &violations);
+  CheckString("api_key_id", request.api_key_id(), false, kMaxIdBytes,
+              &violations);
+  CheckString("group", request.group(), false, kMaxIdBytes, &violations);
+  CheckString("endpoint", request.endpoint(), false, kMaxEndpointBytes,
+              &violations);
+  CheckString("request_id", request.request_id(), false, kMaxIdBytes,
+              &violations);
+  CheckString("params.prompt", request.params().prompt(), false,
+              kMaxPromptBytes, &violations);
+  CheckString("params.negative_prompt", request.params().negative_prompt(),
+              false, kMaxPromptBytes, &violations);
+  if (request.charge_units() < 0) {
+    violations.push_back(
+        Violation("charge_units", "FIELD_OUT_OF_RANGE",
+                  absl::StrCat("charge_units is ", request.charge_units(),
+                               "; it must not be negative")));
+  }
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, request.model(), violations);
+  }
+
+  const absl::Time now = clock_->Now();
+  Task task;
+  task.set_task_id(ids_.Next(now));
+  task.set_account_id(request.account_id());
+  task.set_api_key_id(request.api_key_id());
+  task.set_group(request.group());
+  task.set_model(request.model());
+  task.set_endpoint(request.endpoint());
+  *task.mutable_params() = request.params();
+  task.set_state(v1::TASK_STATE_SUBMITTED);
+  *task.mutable_create_time() = ToProtoTime(now);
+  *task.mutable_update_time() = task.create_time();
+  task.set_request_id(request.request_id());
+  task.set_charge_units(request.charge_units());
+
+  TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_SUBMITTED);
+  event.set_actor(std::string(actor));
+  v1::SubmittedDetail* detail = event.mutable_submitted();
+  detail->set_model(request.model());
+  detail->set_endpoint(request.endpoint());
+  detail->set_request_id(request.request_id());
+  detail->set_charge_units(request.charge_units());
+
+  {
+    absl::MutexLock lock(&LockFor(task.task_id()));
+    Task previous;  // empty: the task is new
+    RETURN_IF_ERROR(AppendEvent(previous, &task, &event, ""));
+  }
+  v1::SubmitTaskResponse response;
+  *response.mutable_task() = std::move(task);
+  return response;
+}
+
+absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
+                                  TaskEvent* event,
+                                  const std::string& event_id_digest) {
+  const absl::Time now = clock_->Now();
+  *event->mutable_record_time() = ToProtoTime(now);
+  if (!event->has_time()) *event->mutable_time() = event->record_time();
+  event->set_task_id(task->task_id());
+  const bool is_new_task = previous.task_id().empty();
+
+  // A poll that repeats the previous entry is folded into it.
+  TaskEvent folded;
+  bool fold = false;
+  if (event->type() == v1::EVENT_TYPE_POLLED && task->last_event_seq() > 0) {
+    ASSIGN_OR_RETURN(
+        std::vector<TaskEvent> last,
+        store_->ReadEvents(task->task_id(), task->last_event_seq() - 1, 1));
+    if (!last.empty() && FoldsInto(last.front(), *event)) {
+      folded = std::move(last.front());
+      Fold(*event, &folded);
+      fold = true;
+    }
+  }
+
+  ApplyToSnapshot(*event, task);
+  *task->mutable_update_time() = event->record_time();
+  if (fold) {
+    event->set_seq(folded.seq());
+  } else {
+    event->set_seq(task->last_event_seq() + 1);
+    task->set_last_event_seq(event->seq());
+    event->set_state_after(task->state());
+    if (event->type() == v1::EVENT_TYPE_POLLED) event->set_repeat_count(1);
+  }
+
+  store::TaskWrite write;
+  write.previous = is_new_task ? nullptr : &previous;
+  write.task = task;
+  write.events.push_back(fold ? &folded : event);
+  if (!event->event_id().empty()) {
+    write.event_id.emplace(event->event_id(),
+                           store::EventIdRecord{event->seq(), event_id_digest});
+  }
+  RETURN_IF_ERROR(store_->Write(write));
+  if (fold) *event = folded;
+  hub_->Notify(task->task_id());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
+    const v1::RecordEventRequest& request, absl::string_view actor) {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  if (request.event_id().size() > kMaxIdBytes) {
+    return InvalidField(
+        "event_id", "FIELD_TOO_LONG",
+        absl::StrCat("event_id is ", request.event_id().size(),
+                     " bytes; at most ", kMaxIdBytes, " are allowed"));
+  }
+  if (request.event_case() == v1::RecordEventRequest::EVENT_NOT_SET) {
+    return EventFromRequest(request).status();
+  }
+  const std::string digest =
+      request.event_id().empty() ? "" : RequestDigest(request);
+
+  absl::MutexLock lock(&LockFor(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+
+  // Replays are recognised before any other check, so that a late retry of
+  // something already recorded always gets its original answer.
+  if (!request.event_id().empty()) {
+    ASSIGN_OR_RETURN(
+        absl::optional<store::EventIdRecord> seen,
+        store_->GetEventIdRecord(request.task_id(), request.event_id()));
+    if (seen.has_value()) {
+      if (seen->body_digest != digest) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "event_id ", request.event_id(), " was already recorded for task ",
+            request.task_id(), " (seq ", seen->seq,
+            ") with a different body; use a new event_id for a new event"));
+      }
+      v1::RecordEventResponse response;
+      *response.mutable_task() = std::move(task);
+      response.set_applied(false);
+      response.set_seq(seen->seq);
+      return response;
+    }
+  }
+
+  ASSIGN_OR_RETURN(TaskEvent event, EventFromRequest(request));
+  const absl::Time now = clock_->Now();
+  if (request.has_occur_time()) {
+    const absl::Time occur = FromProtoTime(request.occur_time());
+    if (occur > now + options_.max_future_skew) {
+      return InvalidField(
+          "occur_time", "OCCUR_TIME_IN_FUTURE",
+          absl::StrCat("occur_time ", FormatTime(request.occur_time()),
+                       " is more than ",
+                       absl::FormatDuration(options_.max_future_skew),
+                       " in the future"));
+    }
+    if (IsUpstreamReported(event.type()) &&
+        IsSet(task.last_upstream_event_time()) &&
+        occur < FromProtoTime(task.last_upstream_event_time())) {
+      return InvalidField(
+          "occur_time", "OCCUR_TIME_BEFORE_PREVIOUS",
+          absl::StrCat("occur_time ", FormatTime(request.occur_time()),
+                       " is before the task's previous upstream event at ",
+                       FormatTime(task.last_upstream_event_time())));
+    }
+    *event.mutable_time() = request.occur_time();
+  }
+
+  ASSIGN_OR_RETURN(v1::TaskState next, StateAfter(task.state(), event.type()));
+  if (event.type() == v1::EVENT_TYPE_REFUNDED) {
+    if (task.refunded()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "task ", task.task_id(), " was already refunded at ",
+          FormatTime(task.refund_time()), " (", task.refunded_units(),
+          " units); a charge is refunded once"));
+    }
+    if (event.refunded().units() > task.charge_units()) {
+      return InvalidField(
+          "refunded.units", "REFUND_EXCEEDS_CHARGE",
+          absl::StrCat("refunded.units is ", event.refunded().units(),
+                       " but the task was charged ", task.charge_units(),
+                       " units"));
+    }
+  }
+
+  event.set_event_id(request.event_id());
+  event.set_actor(std::string(actor));
+  const Task previous = task;
+  task.set_state(next);
+  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, digest));
+
+  v1::RecordEventResponse response;
+  response.set_applied(true);
+  response.set_seq(event.seq());
+  *response.mutable_task() = std::move(task);
+  return response;
+}
+
+absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  if (request.include_events()) {
+    ASSIGN_OR_RETURN(
+        std::vector<TaskEvent> events,
+        store_->ReadEvents(request.task_id(), 0, options_.max_events_returned));
+    for (TaskEvent& event : events) *task.add_events() = std::move(event);
+  }
+  return task;
+}
+
+absl::StatusOr<Task> Tracker::GetSnapshot(absl::string_view task_id) const {
+  RETURN_IF_ERROR(CheckTaskId(task_id));
+  return store_->GetTask(task_id);
+}
+
+absl::StatusOr<std::vector<TaskEvent>> Tracker::ReadEvents(
+    absl::string_view task_id, int64_t after_seq, int limit) const {
+  return store_->ReadEvents(task_id, after_seq, limit);
+}
+
+absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
+    const v1::ListTasksRequest& request) const {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("account_id", request.account_id(), false, kMaxIdBytes,
+              &violations);
+  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckString("upstream_task_id", request.upstream_task_id(), false,
+              kMaxIdBytes, &violations);
+  CheckString("request_id", request.request_id(), false, kMaxIdBytes,
+              &violations);
+  if (request.page_size() < 0) {
+    violations.push_back(Violation("page_size", "FIELD_OUT_OF_RANGE",
+                                   "page_size must not be negative"));
+  }
+  if (!v1::TaskState_IsValid(request.state())) {
+    violations.push_back(Violation("state", "FIELD_OUT_OF_RANGE",
+                                   "state is not a known TaskState"));
+  }
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  const int page_size = request.page_size() == 0
+                            ? kDefaultPageSize
+                            : std::min(request.page_size(), kMaxPageSize);
+
+  store::TaskScan scan = ScanFor(request);
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(scan.before_task_id,
+                     DecodePageToken(request.page_token()));
+  }
+  // Bound the work of one call; a sparse filter continues on the next page.
+  scan.max_visits = std::max(page_size + 1, 10 * kMaxPageSize);
+
+  v1::ListTasksResponse response;
+  int visits = 0;
+  bool more = false;
+  ASSIGN_OR_RETURN(std::string last_visited,
+                   store_->Scan(scan, [&](const Task& task) {
+                     ++visits;
+                     if (!Matches(request, task)) return true;
+                     if (response.tasks_size() == page_size) {
+                       more = true;
+                       return false;
+                     }
+                     *response.add_tasks() = task;
+                     return true;
+                   }));
+  if (more) {
+    response.set_next_page_token(
+        EncodePageToken(response.tasks(response.tasks_size() - 1).task_id()));
+  } else if (visits >= scan.max_visits && !last_visited.empty()) {
+    response.set_next_page_token(EncodePageToken(last_visited));
+  }
+  return response;
+}
+
+absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
+                                      absl::string_view actor) {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
+  CheckString("text", request.text(), true, kMaxTextBytes, &violations);
+  CheckString("author", request.author(), false, kMaxIdBytes, &violations);
+  CheckString("final_cause", request.final_cause(), false, kMaxTextBytes,
+              &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  absl::MutexLock lock(&LockFor(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_NOTE_ADDED);
+  const std::string author =
+      actor.empty() ? request.author() : std::string(actor);
+  event.set_actor(author);
+  v1::Note* note = event.mutable_note();
+  note->set_author(author);
+  note->set_text(request.text());
+  note->set_final_cause(request.final_cause());
+  *note->mutable_create_time() = ToProtoTime(clock_->Now());
+  const Task previous = task;
+  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, ""));
+  return task;
+}
+
+}  // namespace tasktrail

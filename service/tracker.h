@@ -1,0 +1,110 @@
+// Tracker: the domain of tasktrail. It registers tasks, applies lifecycle
+// events under the rules in lifecycle.h, and answers reads, on top of a
+// TaskStore. It knows nothing of gRPC: every method returns absl::Status.
+//
+// Error codes (callers translate them unchanged):
+//   INVALID_ARGUMENT    the request is malformed (details carry BadRequest)
+//   NOT_FOUND           unknown task
+//   FAILED_PRECONDITION the event is not allowed in the task's state
+//   ALREADY_EXISTS      an event_id replayed with a different body
+//   UNAVAILABLE         the store failed; retry later
+//
+// Thread safety: all methods are safe to call concurrently. Writes to one
+// task are serialised by a striped lock held across read-modify-write and the
+// durable commit; writes to different tasks commit concurrently (RocksDB
+// groups their fsyncs).
+#ifndef TASKTRAIL_SERVICE_TRACKER_H_
+#define TASKTRAIL_SERVICE_TRACKER_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "service/clock.h"
+#include "service/event_hub.h"
+#include "service/limits.h"
+#include "service/task_id.h"
+#include "store/task_store.h"
+#include "tasktrail/v1/tracker.pb.h"
+
+namespace tasktrail {
+
+struct TrackerOptions {
+  // How far in the future an `occur_time` may be (clock skew allowance).
+  absl::Duration max_future_skew = absl::Seconds(5);
+
+  // At most this many timeline entries are returned by GetTask.
+  int max_events_returned = 10000;
+
+  // Seed of the task id generator; 0 seeds from the OS. For tests.
+  uint64_t id_seed = 0;
+};
+
+class Tracker {
+ public:
+  // REQUIRES: `store`, `clock` and `hub` outlive the Tracker.
+  Tracker(store::TaskStore* store, const Clock* clock, EventHub* hub,
+          TrackerOptions options = {});
+
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  // Registers a new task in SUBMITTED with its first timeline entry.
+  // `actor` is the authenticated principal ("" when unknown).
+  absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
+      const v1::SubmitTaskRequest& request, absl::string_view actor);
+
+  // Appends one lifecycle event. Replays of an `event_id` with the same body
+  // answer applied=false; with another body ALREADY_EXISTS. Checks, in order:
+  // request shape, task exists, event_id replay, event body, occur_time,
+  // lifecycle (and refund-once).
+  absl::StatusOr<v1::RecordEventResponse> RecordEvent(
+      const v1::RecordEventRequest& request, absl::string_view actor);
+
+  // One task; its timeline when `include_events`.
+  absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
+
+  // Tasks newest first, filtered through the most selective index.
+  absl::StatusOr<v1::ListTasksResponse> ListTasks(
+      const v1::ListTasksRequest& request) const;
+
+  // Appends a support note. When `actor` is non-empty it is the author.
+  absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
+                                   absl::string_view actor);
+
+  // Timeline entries with seq > after_seq, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(
+      absl::string_view task_id, int64_t after_seq, int limit) const;
+
+  // The snapshot without events. NOT_FOUND when unknown.
+  absl::StatusOr<v1::Task> GetSnapshot(absl::string_view task_id) const;
+
+  const Clock* clock() const { return clock_; }
+
+ private:
+  static constexpr size_t kLockStripes = 256;
+
+  absl::Mutex& LockFor(absl::string_view task_id);
+
+  // Appends `event` (seq, times and state_after filled in here) to `task`,
+  // commits it and wakes watchers. REQUIRES: LockFor(task_id) held.
+  absl::Status AppendEvent(const v1::Task& previous, v1::Task* task,
+                           v1::TaskEvent* event,
+                           const std::string& event_id_digest);
+
+  store::TaskStore* const store_;
+  const Clock* const clock_;
+  EventHub* const hub_;
+  const TrackerOptions options_;
+  TaskIdGenerator ids_;
+  std::array<absl::Mutex, kLockStripes> locks_;
+};
+
+}  // namespace tasktrail
+
+#endif  // TASKTRAIL_SERVICE_TRACKER_H_

@@ -1,0 +1,104 @@
+#include "store/keys.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace tasktrail::store {
+namespace {
+
+void AppendLength16(absl::string_view part, std::string* out) {
+  // Parts longer than 65535 bytes are rejected by the service long before
+  // they reach a key; clamp defensively so the encoding stays parseable.
+  const size_t length =
+      std::min<size_t>(part.size(), std::numeric_limits<uint16_t>::max());
+  out->push_back(static_cast<char>((length >> 8) & 0xff));
+  out->push_back(static_cast<char>(length & 0xff));
+  out->append(part.data(), length);
+}
+
+void AppendLength32(absl::string_view part, std::string* out) {
+  const uint32_t length = static_cast<uint32_t>(part.size());
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((length >> shift) & 0xff));
+  }
+  out->append(part.data(), part.size());
+}
+
+}  // namespace
+
+void AppendBigEndian64(uint64_t value, std::string* out) {
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out->push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+uint64_t ReadBigEndian64(absl::string_view bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) {
+    value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  }
+  return value;
+}
+
+std::string EventPrefix(absl::string_view task_id) {
+  std::string key;
+  key.reserve(2 + task_id.size() + 8);
+  AppendLength16(task_id, &key);
+  return key;
+}
+
+std::string EventKey(absl::string_view task_id, int64_t seq) {
+  std::string key = EventPrefix(task_id);
+  AppendBigEndian64(static_cast<uint64_t>(seq), &key);
+  return key;
+}
+
+absl::optional<ParsedEventKey> ParseEventKey(absl::string_view key) {
+  if (key.size() < 2) return absl::nullopt;
+  const size_t length =
+      (static_cast<uint8_t>(key[0]) << 8) | static_cast<uint8_t>(key[1]);
+  if (key.size() != 2 + length + 8) return absl::nullopt;
+  ParsedEventKey parsed;
+  parsed.task_id = std::string(key.substr(2, length));
+  parsed.seq = static_cast<int64_t>(ReadBigEndian64(key.substr(2 + length)));
+  return parsed;
+}
+
+std::string EventIdKey(absl::string_view task_id, absl::string_view event_id) {
+  std::string key = EventPrefix(task_id);
+  key.append(event_id.data(), event_id.size());
+  return key;
+}
+
+std::string IndexPrefix(IndexKind kind, absl::string_view value) {
+  std::string key;
+  key.reserve(1 + 4 + value.size() + 32);
+  key.push_back(static_cast<char>(kind));
+  AppendLength32(value, &key);
+  return key;
+}
+
+std::string IndexKey(IndexKind kind, absl::string_view value,
+                     absl::string_view task_id) {
+  std::string key = IndexPrefix(kind, value);
+  key.append(task_id.data(), task_id.size());
+  return key;
+}
+
+absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
+                                               absl::string_view key) {
+  if (key.size() <= prefix.size() || key.substr(0, prefix.size()) != prefix) {
+    return absl::nullopt;
+  }
+  return std::string(key.substr(prefix.size()));
+}
+
+std::string DedupKey(absl::string_view scope, absl::string_view key) {
+  std::string encoded;
+  encoded.reserve(2 + scope.size() + key.size());
+  AppendLength16(scope, &encoded);
+  encoded.append(key.data(), key.size());
+  return encoded;
+}
+
+}  // namespace tasktrail::store

@@ -1,0 +1,86 @@
+// Key encoding for every column family of the tasktrail store. All keys are
+// built and parsed here and nowhere else. Integers are big-endian so that the
+// byte order of keys is their numeric order; variable-length parts carry a
+// length prefix so that one value is never a prefix of another.
+//
+// Thread safety: all functions are pure.
+#ifndef TASKTRAIL_STORE_KEYS_H_
+#define TASKTRAIL_STORE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+
+namespace tasktrail::store {
+
+// Column families, declared once. The numeric values index
+// `kColumnFamilyNames`; never reorder.
+enum class ColumnFamily : int {
+  kDefault = 0,  // unused; RocksDB requires it
+  kTasks,        // task_id -> Task snapshot (without events)
+  kEvents,       // EventKey(task_id, seq) -> TaskEvent
+  kEventIds,     // EventIdKey(task_id, event_id) -> EventIdRecord
+  kIndexes,      // IndexKey(index, value, task_id) -> "" (secondary indexes)
+  kDedup,        // DedupKey(scope, key) -> owner of the dedup key
+  kCounters,     // counters kept by the service layer (stats, samples)
+  kMeta,         // "format_version" and other store metadata
+};
+inline constexpr int kColumnFamilyCount = 8;
+inline constexpr const char* kColumnFamilyNames[kColumnFamilyCount] = {
+    "default", "tasks", "events",   "event_ids",
+    "indexes", "dedup", "counters", "meta"};
+
+// Secondary indexes, stored in ColumnFamily::kIndexes with this tag as the
+// first key byte. On-disk values; never renumber.
+enum class IndexKind : uint8_t {
+  kAccount = 1,   // account_id
+  kState = 2,     // TaskState number as one byte
+  kModel = 3,     // model name
+  kUpstream = 4,  // upstream_task_id
+  kRequest = 5,   // request_id
+};
+
+// The store's on-disk format version, kept under kFormatVersionKey in kMeta.
+inline constexpr absl::string_view kFormatVersionKey = "format_version";
+inline constexpr absl::string_view kFormatVersion = "1";
+
+// Appends `value` as 8 big-endian bytes.
+void AppendBigEndian64(uint64_t value, std::string* out);
+// Reads 8 big-endian bytes. REQUIRES: bytes.size() >= 8.
+uint64_t ReadBigEndian64(absl::string_view bytes);
+
+// Events of one task: len16(task_id) task_id seq64. All events of a task share
+// the prefix EventPrefix(task_id) and sort by seq.
+std::string EventPrefix(absl::string_view task_id);
+std::string EventKey(absl::string_view task_id, int64_t seq);
+// Parses an EventKey. Returns nullopt when `key` is not a well-formed event
+// key.
+struct ParsedEventKey {
+  std::string task_id;
+  int64_t seq = 0;
+};
+absl::optional<ParsedEventKey> ParseEventKey(absl::string_view key);
+
+// Recorded event ids of a task: len16(task_id) task_id event_id.
+std::string EventIdKey(absl::string_view task_id, absl::string_view event_id);
+
+// Index entries: tag len32(value) value task_id. All tasks with the same
+// indexed value share IndexPrefix(kind, value) and sort by task_id, that is by
+// creation time.
+std::string IndexPrefix(IndexKind kind, absl::string_view value);
+std::string IndexKey(IndexKind kind, absl::string_view value,
+                     absl::string_view task_id);
+// Returns the task_id of an index key with the given prefix, or nullopt when
+// `key` does not start with `prefix`.
+absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
+                                               absl::string_view key);
+
+// Dedup keys: len16(scope) scope key. `scope` separates key spaces (for
+// example per account and per kind of key).
+std::string DedupKey(absl::string_view scope, absl::string_view key);
+
+}  // namespace tasktrail::store
+
+#endif  // TASKTRAIL_STORE_KEYS_H_

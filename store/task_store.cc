@@ -1,0 +1,383 @@
+#include "store/task_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace tasktrail::store {
+namespace {
+
+using v1::Task;
+using v1::TaskEvent;
+
+absl::Status FromRocks(const rocksdb::Status& status,
+                       absl::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  const std::string message = absl::StrCat(context, ": ", status.ToString());
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  return absl::UnavailableError(message);
+}
+
+bool IsLockError(const rocksdb::Status& status) {
+  return status.IsIOError() &&
+         status.ToString().find("lock") != std::string::npos;
+}
+
+// The value a task contributes to an index; empty means no entry.
+std::string IndexValue(IndexKind kind, const Task& task) {
+  switch (kind) {
+    case IndexKind::kAccount:
+      return task.account_id();
+    case IndexKind::kState:
+      return std::string(1, static_cast<char>(task.state()));
+    case IndexKind::kModel:
+      return task.model();
+    case IndexKind::kUpstream:
+      return task.upstream_task_id();
+    case IndexKind::kRequest:
+      return task.request_id();
+  }
+  return "";
+}
+
+constexpr IndexKind kAllIndexKinds[] = {IndexKind::kAccount, IndexKind::kState,
+                                        IndexKind::kModel, IndexKind::kUpstream,
+                                        IndexKind::kRequest};
+
+std::string EncodeEventIdRecord(const EventIdRecord& record) {
+  std::string value;
+  AppendBigEndian64(static_cast<uint64_t>(record.seq), &value);
+  value.append(record.body_digest);
+  return value;
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(
+    const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.write_buffer_size = 16 << 20;
+  return options;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
+    const StoreOptions& options) {
+  if (options.path.empty()) {
+    return absl::InvalidArgumentError("store path is empty");
+  }
+  auto cache = rocksdb::NewLRUCache(
+      static_cast<size_t>(std::max(options.block_cache_mb, 8)) << 20);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.max_total_wal_size = 64 << 20;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 2;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (int i = 0; i < kColumnFamilyCount; ++i) {
+    families.emplace_back(kColumnFamilyNames[i], FamilyOptions(cache));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status status =
+      rocksdb::DB::Open(db_options, options.path, families, &handles, &raw_db);
+  if (!status.ok()) {
+    if (IsLockError(status)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database directory ", options.path,
+          " is already in use by another process (", status.ToString(), ")"));
+    }
+    return FromRocks(status, absl::StrCat("opening database ", options.path));
+  }
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  std::unique_ptr<TaskStore> store(
+      new TaskStore(options, std::move(db), std::move(handles)));
+
+  // Check, or on a fresh store write, the format version.
+  absl::StatusOr<absl::optional<std::string>> version =
+      store->GetRaw(ColumnFamily::kMeta, kFormatVersionKey);
+  if (!version.ok()) return version.status();
+  if (!version->has_value()) {
+    absl::Status written =
+        store->WriteRaw({{ColumnFamily::kMeta, std::string(kFormatVersionKey),
+                          std::string(kFormatVersion)}});
+    if (!written.ok()) return written;
+  } else if (**version != kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database ", options.path, " has format version ", **version,
+        "; this build reads format version ", kFormatVersion));
+  }
+  return store;
+}
+
+TaskStore::TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+                     std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      handles_(std::move(handles)) {}
+
+TaskStore::~TaskStore() {
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    db_->DestroyColumnFamilyHandle(handle);
+  }
+  db_->Close();
+}
+
+absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks),
+               rocksdb::Slice(task_id.data(), task_id.size()), &value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  }
+  if (!status.ok()) return FromRocks(status, "reading task");
+  Task task;
+  if (!task.ParseFromString(value)) {
+    return absl::DataLossError(
+        absl::StrCat("stored task ", task_id, " does not parse"));
+  }
+  return task;
+}
+
+absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(
+    absl::string_view task_id, int64_t after_seq, int limit) const {
+  std::vector<TaskEvent> events;
+  const std::string prefix = EventPrefix(task_id);
+  const std::string start = EventKey(task_id, after_seq + 1);
+  std::string upper = prefix;
+  AppendBigEndian64(~uint64_t{0}, &upper);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, handle(ColumnFamily::kEvents)));
+  for (it->Seek(start); it->Valid() && static_cast<int>(events.size()) < limit;
+       it->Next()) {
+    TaskEvent event;
+    if (!event.ParseFromArray(it->value().data(),
+                              static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(
+          absl::StrCat("stored event of task ", task_id, " does not parse"));
+    }
+    events.push_back(std::move(event));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading events");
+  return events;
+}
+
+absl::StatusOr<absl::optional<EventIdRecord>> TaskStore::GetEventIdRecord(
+    absl::string_view task_id, absl::string_view event_id) const {
+  absl::StatusOr<absl::optional<std::string>> raw =
+      GetRaw(ColumnFamily::kEventIds, EventIdKey(task_id, event_id));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return absl::optional<EventIdRecord>();
+  const std::string& value = **raw;
+  if (value.size() < 8) {
+    return absl::DataLossError("stored event id record is truncated");
+  }
+  EventIdRecord record;
+  record.seq = static_cast<int64_t>(ReadBigEndian64(value));
+  record.body_digest = value.substr(8);
+  return absl::optional<EventIdRecord>(std::move(record));
+}
+
+absl::Status TaskStore::Write(const TaskWrite& write) {
+  if (write.task == nullptr || write.task->task_id().empty()) {
+    return absl::InvalidArgumentError("TaskWrite without a task");
+  }
+  const Task& task = *write.task;
+  const std::string& task_id = task.task_id();
+  rocksdb::WriteBatch batch;
+
+  std::string snapshot;
+  if (task.events_size() > 0) {
+    Task without_events = task;
+    without_events.clear_events();
+    without_events.SerializeToString(&snapshot);
+  } else {
+    task.SerializeToString(&snapshot);
+  }
+  batch.Put(handle(ColumnFamily::kTasks), task_id, snapshot);
+
+  for (IndexKind kind : kAllIndexKinds) {
+    const std::string new_value = IndexValue(kind, task);
+    const std::string old_value =
+        write.previous != nullptr ? IndexValue(kind, *write.previous) : "";
+    if (write.previous != nullptr && old_value == new_value) continue;
+    if (!old_value.empty()) {
+      batch.Delete(handle(ColumnFamily::kIndexes),
+                   IndexKey(kind, old_value, task_id));
+    }
+    if (!new_value.empty()) {
+      batch.Put(handle(ColumnFamily::kIndexes),
+                IndexKey(kind, new_value, task_id), "");
+    }
+  }
+
+  std::string event_value;
+  for (const TaskEvent* event : write.events) {
+    event->SerializeToString(&event_value);
+    batch.Put(handle(ColumnFamily::kEvents), EventKey(task_id, event->seq()),
+              event_value);
+  }
+  if (write.event_id.has_value()) {
+    batch.Put(handle(ColumnFamily::kEventIds),
+              EventIdKey(task_id, write.event_id->first),
+              EncodeEventIdRecord(write.event_id->second));
+  }
+  return Commit(write.extra, &batch, absl::StrCat("writing task ", task_id));
+}
+
+absl::StatusOr<std::string> TaskStore::Scan(
+    const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
+  std::string last_visited;
+  int visits = 0;
+  if (scan.index == ScanIndex::kAll) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks)));
+    if (scan.before_task_id.empty()) {
+      it->SeekToLast();
+    } else {
+      it->SeekForPrev(scan.before_task_id);
+      if (it->Valid() && it->key() == scan.before_task_id) it->Prev();
+    }
+    for (; it->Valid() && visits < scan.max_visits; it->Prev()) {
+      Task task;
+      if (!task.ParseFromArray(it->value().data(),
+                               static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("stored task does not parse");
+      }
+      ++visits;
+      last_visited = task.task_id();
+      if (!visit(task)) break;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
+    return last_visited;
+  }
+
+  IndexKind kind = IndexKind::kAccount;
+  std::string value = scan.value;
+  switch (scan.index) {
+    case ScanIndex::kAccount:
+      kind = IndexKind::kAccount;
+      break;
+    case ScanIndex::kState:
+      kind = IndexKind::kState;
+      value = std::string(1, static_cast<char>(scan.state));
+      break;
+    case ScanIndex::kModel:
+      kind = IndexKind::kModel;
+      break;
+    case ScanIndex::kUpstream:
+      kind = IndexKind::kUpstream;
+      break;
+    case ScanIndex::kRequest:
+      kind = IndexKind::kRequest;
+      break;
+    case ScanIndex::kAll:
+      break;
+  }
+  const std::string prefix = IndexPrefix(kind, value);
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kIndexes)));
+  if (scan.before_task_id.empty()) {
+    it->SeekForPrev(prefix + std::string(4, '\xff'));
+  } else {
+    const std::string start = prefix + scan.before_task_id;
+    it->SeekForPrev(start);
+    if (it->Valid() && it->key() == start) it->Prev();
+  }
+  for (; it->Valid() && visits < scan.max_visits; it->Prev()) {
+    absl::optional<std::string> task_id = TaskIdFromIndexKey(
+        prefix, absl::string_view(it->key().data(), it->key().size()));
+    if (!task_id.has_value()) break;
+    absl::StatusOr<Task> task = GetTask(*task_id);
+    if (!task.ok()) return task.status();
+    ++visits;
+    last_visited = *task_id;
+    if (!visit(*task)) break;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scanning index");
+  return last_visited;
+}
+
+absl::StatusOr<absl::optional<std::string>> TaskStore::GetRaw(
+    ColumnFamily family, absl::string_view key) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), handle(family),
+               rocksdb::Slice(key.data(), key.size()), &value);
+  if (status.IsNotFound()) return absl::optional<std::string>();
+  if (!status.ok()) return FromRocks(status, "reading");
+  return absl::optional<std::string>(std::move(value));
+}
+
+absl::Status TaskStore::ScanRaw(
+    ColumnFamily family, absl::string_view prefix,
+    const std::function<bool(absl::string_view, absl::string_view)>& visit)
+    const {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handle(family)));
+  const rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
+  for (it->Seek(prefix_slice);
+       it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {
+    if (!visit(absl::string_view(it->key().data(), it->key().size()),
+               absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scanning");
+}
+
+absl::Status TaskStore::WriteRaw(const std::vector<RawMutation>& mutations) {
+  rocksdb::WriteBatch batch;
+  return Commit(mutations, &batch, "writing");
+}
+
+absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
+                               rocksdb::WriteBatch* batch,
+                               absl::string_view what) {
+  for (const RawMutation& mutation : mutations) {
+    if (mutation.value.has_value()) {
+      batch->Put(handle(mutation.family), mutation.key, *mutation.value);
+    } else {
+      batch->Delete(handle(mutation.family), mutation.key);
+    }
+  }
+  if (failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(
+        "the store failed an earlier write and refuses writes until restart");
+  }
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync_writes;
+  rocksdb::Status status = db_->Write(write_options, batch);
+  if (!status.ok()) {
+    failed_.store(true, std::memory_order_release);
+    return absl::UnavailableError(absl::StrCat(what, ": ", status.ToString()));
+  }
+  return absl::OkStatus();
+}
+
+bool TaskStore::failed() const {
+  return failed_.load(std::memory_order_acquire);
+}
+
+}  // namespace tasktrail::store

@@ -1,0 +1,182 @@
+// TaskStore: the durable home of tasks, their timelines and their indexes, on
+// RocksDB. It knows the key layout and the indexes; it knows nothing of
+// lifecycle rules, gRPC or validation.
+//
+// Durability: every Write() is one atomic RocksDB WriteBatch. With
+// `Options::sync_writes` (the default) the WAL is fsynced before Write()
+// returns, so a write that returned OK survives kill -9 and power loss.
+//
+// Thread safety: all methods are safe to call concurrently. Write() applies
+// whatever it is given; callers that read-modify-write one task must serialise
+// those sequences themselves (the service holds a per-task lock).
+#ifndef TASKTRAIL_STORE_TASK_STORE_H_
+#define TASKTRAIL_STORE_TASK_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+#include "store/keys.h"
+#include "tasktrail/v1/task.pb.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace tasktrail::store {
+
+struct StoreOptions {
+  // The data directory. Created when missing.
+  std::string path;
+
+  // When true every Write() waits for the WAL fsync. Turning it off is unsafe
+  // (acknowledged writes may be lost on a crash) and meant for benchmarks.
+  bool sync_writes = true;
+
+  // Size of the shared block cache in MiB. Memtables are charged to it too.
+  int block_cache_mb = 128;
+};
+
+// What the store remembers about a recorded event id: the timeline entry it
+// produced and a digest of the request body, to tell a replay from a conflict.
+struct EventIdRecord {
+  int64_t seq = 0;
+  std::string body_digest;
+};
+
+// One raw key/value change in a service-owned column family (dedup, counters).
+struct RawMutation {
+  ColumnFamily family = ColumnFamily::kCounters;
+  std::string key;
+  // The new value; nullopt deletes the key.
+  absl::optional<std::string> value;
+};
+
+// One atomic change of one task. The store derives the index entries from the
+// difference between `previous` and `task`.
+struct TaskWrite {
+  // The snapshot before the change; nullptr when `task` is new.
+  const v1::Task* previous = nullptr;
+  // The snapshot after the change. Its `events` field is not stored.
+  // REQUIRES: non-null, non-empty task_id.
+  const v1::Task* task = nullptr;
+  // Timeline entries to put at (task_id, seq): new ones, or rewrites of a
+  // folded poll.
+  std::vector<const v1::TaskEvent*> events;
+  // When set, records `event_id` -> `record` for the task.
+  absl::optional<std::pair<std::string, EventIdRecord>> event_id;
+  // Further changes that must commit atomically with this one.
+  std::vector<RawMutation> extra;
+};
+
+// Which index a scan walks.
+enum class ScanIndex {
+  kAll,  // every task
+  kAccount,
+  kState,
+  kModel,
+  kUpstream,
+  kRequest,
+};
+
+// A newest-first scan over one index.
+struct TaskScan {
+  ScanIndex index = ScanIndex::kAll;
+  // The indexed value (for kState, the TaskState number as a decimal string
+  // is not used: set `state` instead).
+  std::string value;
+  v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
+  // Start strictly below (older than) this task id; empty: from the newest.
+  std::string before_task_id;
+  // Stop after visiting this many tasks.
+  int max_visits = 1000;
+};
+
+class TaskStore {
+ public:
+  // Opens (creating when missing) the store at `options.path`.
+  // Errors: FAILED_PRECONDITION when the directory is locked by another
+  // process or has an unknown format version; DATA_LOSS when RocksDB reports
+  // corruption; UNAVAILABLE for other I/O errors.
+  static absl::StatusOr<std::unique_ptr<TaskStore>> Open(
+      const StoreOptions& options);
+
+  ~TaskStore();
+  TaskStore(const TaskStore&) = delete;
+  TaskStore& operator=(const TaskStore&) = delete;
+
+  // Returns the task snapshot (without events). NOT_FOUND when unknown.
+  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
+
+  // Returns up to `limit` events of the task with seq > after_seq, oldest
+  // first. An unknown task yields an empty list.
+  absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(
+      absl::string_view task_id, int64_t after_seq, int limit) const;
+
+  // Returns the record of `event_id` for the task, or nullopt when unseen.
+  absl::StatusOr<absl::optional<EventIdRecord>> GetEventIdRecord(
+      absl::string_view task_id, absl::string_view event_id) const;
+
+  // Applies `write` atomically (and durably when sync_writes).
+  // Errors: UNAVAILABLE when RocksDB fails to write (disk full, I/O error);
+  // the store then refuses further writes until reopened.
+  absl::Status Write(const TaskWrite& write);
+
+  // Visits tasks of `scan` newest first, calling `visit` for each until it
+  // returns false or `scan.max_visits` tasks were visited. Returns the id of
+  // the last task visited (empty when none), which is the `before_task_id` of
+  // the next page.
+  absl::StatusOr<std::string> Scan(
+      const TaskScan& scan,
+      const std::function<bool(const v1::Task&)>& visit) const;
+
+  // Reads a raw value from a service-owned column family; nullopt if absent.
+  absl::StatusOr<absl::optional<std::string>> GetRaw(
+      ColumnFamily family, absl::string_view key) const;
+
+  // Visits raw keys of `family` starting with `prefix` in key order until
+  // `visit` returns false.
+  absl::Status ScanRaw(
+      ColumnFamily family, absl::string_view prefix,
+      const std::function<bool(absl::string_view key, absl::string_view value)>&
+          visit) const;
+
+  // Applies raw mutations atomically, without a task.
+  absl::Status WriteRaw(const std::vector<RawMutation>& mutations);
+
+  // True once a write failed; the store refuses writes from then on.
+  bool failed() const;
+
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
+            std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  // Adds `mutations` to `batch` and writes it (synced per options). Marks the
+  // store failed when RocksDB refuses the write.
+  absl::Status Commit(const std::vector<RawMutation>& mutations,
+                      rocksdb::WriteBatch* batch, absl::string_view what);
+
+  rocksdb::ColumnFamilyHandle* handle(ColumnFamily family) const {
+    return handles_[static_cast<int>(family)];
+  }
+
+  const StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::atomic<bool> failed_{false};
+};
+
+}  // namespace tasktrail::store
+
+#endif  // TASKTRAIL_STORE_TASK_STORE_H_

@@ -1,0 +1,471 @@
+// Unit tests of the tasktrail CLI's pure output formats and exit statuses.
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "cli/format.h"
+#include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+#include "gtest/gtest.h"
+
+namespace tasktrail::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// 2026-11-27 21:03:12 at UTC+01:00.
+constexpr int64_t kOffset = 3600;
+
+absl::TimeZone Zone() { return absl::FixedTimeZone(kOffset); }
+
+absl::Time At(int h, int m, int s, int day = 27) {
+  return absl::FromCivil(absl::CivilSecond(2026, 11, day, h, m, s), Zone());
+}
+
+google::protobuf::Timestamp Ts(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(t));
+  return ts;
+}
+
+FormatOptions Opts(absl::Time now = At(21, 15, 12)) {
+  FormatOptions opts;
+  opts.zone = Zone();
+  opts.now = now;
+  return opts;
+}
+
+// ---- Relative times and spans ----------------------------------------------
+
+TEST(FormatRelativeTest, PicksTheLargestWholeUnit) {
+  absl::Time now = At(12, 0, 0);
+  EXPECT_EQ(FormatRelative(now, now), "0s ago");
+  EXPECT_EQ(FormatRelative(now - absl::Seconds(45), now), "45s ago");
+  EXPECT_EQ(FormatRelative(now - absl::Seconds(59), now), "59s ago");
+  EXPECT_EQ(FormatRelative(now - absl::Seconds(60), now), "1m ago");
+  EXPECT_EQ(FormatRelative(now - absl::Minutes(12) - absl::Seconds(59), now),
+            "12m ago");
+  EXPECT_EQ(FormatRelative(now - absl::Hours(3), now), "3h ago");
+  EXPECT_EQ(FormatRelative(now - absl::Hours(23) - absl::Minutes(59), now),
+            "23h ago");
+  EXPECT_EQ(FormatRelative(now - absl::Hours(48), now), "2d ago");
+}
+
+TEST(FormatRelativeTest, FutureTimes) {
+  absl::Time now = At(12, 0, 0);
+  EXPECT_EQ(FormatRelative(now + absl::Seconds(45), now), "in 45s");
+  EXPECT_EQ(FormatRelative(now + absl::Hours(5), now), "in 5h");
+}
+
+TEST(FormatSpanTest, CompactSpans) {
+  EXPECT_EQ(FormatSpan(absl::ZeroDuration()), "0s");
+  EXPECT_EQ(FormatSpan(absl::Milliseconds(350)), "350ms");
+  EXPECT_EQ(FormatSpan(absl::Seconds(45)), "45s");
+  EXPECT_EQ(FormatSpan(absl::Minutes(6)), "6m");
+  EXPECT_EQ(FormatSpan(absl::Minutes(6) + absl::Seconds(30)), "6m30s");
+  EXPECT_EQ(FormatSpan(absl::Minutes(85)), "1h25m");
+  EXPECT_EQ(FormatSpan(absl::Hours(51)), "2d3h");
+}
+
+TEST(FormatTimeTest, LocalTimeWithOffsetAndAge) {
+  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), Opts()),
+            "2026-11-27 21:03:12 +01:00 (12m ago)");
+  EXPECT_EQ(FormatTimeWithAge(absl::InfinitePast(), Opts()), "-");
+}
+
+TEST(FormatTimeTest, UtcZone) {
+  FormatOptions opts = Opts();
+  opts.zone = absl::UTCTimeZone();
+  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), opts),
+            "2026-11-27 20:03:12 +00:00 (12m ago)");
+  EXPECT_EQ(FormatClock(At(21, 3, 12), opts), "20:03:12");
+}
+
+TEST(FormatTimeTest, UnsetTimestampIsNotSet) {
+  EXPECT_EQ(ToAbslTime(google::protobuf::Timestamp()), absl::InfinitePast());
+  EXPECT_EQ(ToAbslTime(Ts(At(1, 2, 3))), At(1, 2, 3));
+}
+
+// ---- Names -----------------------------------------------------------------
+
+TEST(NamesTest, StateNamesAreUpperCaseWords) {
+  EXPECT_EQ(StateName(v1::TASK_STATE_SUBMITTED), "SUBMITTED");
+  EXPECT_EQ(StateName(v1::TASK_STATE_QUEUED), "QUEUED");
+  EXPECT_EQ(StateName(v1::TASK_STATE_RUNNING), "RUNNING");
+  EXPECT_EQ(StateName(v1::TASK_STATE_SUCCEEDED), "SUCCEEDED");
+  EXPECT_EQ(StateName(v1::TASK_STATE_FAILED), "FAILED");
+  EXPECT_EQ(StateName(v1::TASK_STATE_CANCELED), "CANCELED");
+  EXPECT_EQ(StateName(static_cast<v1::TaskState>(42)), "STATE_42");
+}
+
+TEST(NamesTest, ParseStateName) {
+  EXPECT_EQ(ParseStateName("queued"), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(ParseStateName("canceled"), v1::TASK_STATE_CANCELED);
+  EXPECT_EQ(ParseStateName("bogus"), v1::TASK_STATE_UNSPECIFIED);
+}
+
+TEST(NamesTest, EventTypeShortNames) {
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_SUBMITTED), "submitted");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_POLLED), "polled");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_DUPLICATE_BLOCKED),
+            "duplicate-blocked");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_NOTE_ADDED), "note");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_REFUNDED), "refunded");
+  EXPECT_EQ(EventTypeName(static_cast<v1::EventType>(99)), "event-99");
+}
+
+// ---- Charge, duplicates, notes ---------------------------------------------
+
+TEST(ChargeLineTest, NotRefunded) {
+  v1::Task task;
+  task.set_charge_units(40);
+  EXPECT_EQ(FormatChargeLine(task, Opts()), "charged 40 units · not refunded");
+}
+
+TEST(ChargeLineTest, RefundedShowsTheTime) {
+  v1::Task task;
+  task.set_charge_units(40);
+  task.set_refunded(true);
+  task.set_refunded_units(40);
+  *task.mutable_refund_time() = Ts(At(21, 14, 3));
+  EXPECT_EQ(FormatChargeLine(task, Opts()),
+            "charged 40 units · refunded 21:14:03");
+}
+
+TEST(ChargeLineTest, PartialRefundShowsTheUnits) {
+  v1::Task task;
+  task.set_charge_units(40);
+  task.set_refunded(true);
+  task.set_refunded_units(10);
+  *task.mutable_refund_time() = Ts(At(21, 14, 3));
+  EXPECT_EQ(FormatChargeLine(task, Opts()),
+            "charged 40 units · refunded 10 units 21:14:03");
+}
+
+TEST(ChargeLineTest, NoCharge) {
+  EXPECT_EQ(FormatChargeLine(v1::Task(), Opts()), "not charged");
+}
+
+TEST(DuplicatesLineTest, EmptyWithoutDuplicates) {
+  EXPECT_EQ(FormatDuplicatesLine(v1::Task(), Opts()), "");
+}
+
+TEST(DuplicatesLineTest, CountAndLastTime) {
+  v1::Task task;
+  task.set_duplicate_count(2);
+  *task.mutable_last_duplicate_time() = Ts(At(21, 3, 12));
+  EXPECT_EQ(FormatDuplicatesLine(task, Opts()),
+            "blocked 2 duplicate submissions (last 21:03:12)");
+  task.set_duplicate_count(1);
+  EXPECT_EQ(FormatDuplicatesLine(task, Opts()),
+            "blocked 1 duplicate submission (last 21:03:12)");
+}
+
+TEST(NoteTest, AuthorTimeTextAndFinalCause) {
+  v1::Note note;
+  note.set_author("alice");
+  note.set_text("user asked twice");
+  note.set_final_cause("copied credential contained whitespace");
+  *note.mutable_create_time() = Ts(At(21, 14, 59));
+  EXPECT_EQ(FormatNote(note, Opts()),
+            "note by alice (21:14): user asked twice — final cause: copied "
+            "credential contained whitespace");
+}
+
+// ---- Events ----------------------------------------------------------------
+
+TEST(EventDetailTest, FoldedPolls) {
+  v1::TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_POLLED);
+  event.mutable_polled()->set_upstream_status("in_queue");
+  event.mutable_polled()->set_queue_position(14);
+  event.set_repeat_count(12);
+  *event.mutable_last_time() = Ts(At(21, 10, 0));
+  EXPECT_EQ(FormatEventDetail(event, Opts()),
+            "in_queue · position 14 ×12 until 21:10:00");
+}
+
+TEST(EventDetailTest, SinglePollIsNotFolded) {
+  v1::TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_POLLED);
+  event.mutable_polled()->set_upstream_status("running");
+  event.set_repeat_count(1);
+  EXPECT_EQ(FormatEventDetail(event, Opts()), "running");
+}
+
+TEST(EventDetailTest, FailedAndDuplicate) {
+  v1::TaskEvent failed;
+  failed.mutable_failed()->set_http_status(400);
+  failed.mutable_failed()->set_error_code("invalid_param");
+  failed.mutable_failed()->set_refunded(true);
+  EXPECT_EQ(FormatEventDetail(failed, Opts()),
+            "HTTP 400 · invalid_param · refunded");
+  v1::TaskEvent dup;
+  dup.mutable_duplicate_blocked()->set_reason(v1::DEDUP_REASON_SAME_CONTENT);
+  dup.mutable_duplicate_blocked()->set_client("web");
+  EXPECT_EQ(FormatEventDetail(dup, Opts()), "same content · from web");
+}
+
+TEST(EventLineTest, OneLineWithSeqTimeTypeActor) {
+  v1::TaskEvent event;
+  event.set_seq(3);
+  event.set_type(v1::EVENT_TYPE_QUEUED);
+  event.set_actor("poller");
+  *event.mutable_time() = Ts(At(21, 3, 12));
+  event.mutable_queued()->set_upstream_task_id("up-1");
+  std::string line = FormatEventLine(event, Opts());
+  EXPECT_THAT(line, HasSubstr("#3"));
+  EXPECT_THAT(line, HasSubstr("2026-11-27 21:03:12 +01:00"));
+  EXPECT_THAT(line, HasSubstr("queued"));
+  EXPECT_THAT(line, HasSubstr("poller"));
+  EXPECT_THAT(line, HasSubstr("upstream id up-1"));
+  EXPECT_EQ(line.back(), '\n');
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+}
+
+TEST(TimelineTest, AlignedColumnsAndDatesOffTheFirstDay) {
+  google::protobuf::RepeatedPtrField<v1::TaskEvent> events;
+  v1::TaskEvent* a = events.Add();
+  a->set_seq(1);
+  a->set_type(v1::EVENT_TYPE_SUBMITTED);
+  a->set_actor("gateway");
+  *a->mutable_time() = Ts(At(21, 3, 12));
+  v1::TaskEvent* b = events.Add();
+  b->set_seq(2);
+  b->set_type(v1::EVENT_TYPE_DUPLICATE_BLOCKED);
+  *b->mutable_time() = Ts(At(0, 1, 0, 28));
+  std::string table = FormatTimeline(events, At(21, 3, 12), Opts());
+  EXPECT_EQ(table,
+            "SEQ  TIME                 EVENT              ACTOR    DETAIL\n"
+            "1    21:03:12             submitted          gateway\n"
+            "2    2026-11-28 00:01:00  duplicate-blocked  -\n");
+}
+
+// ---- Task report -----------------------------------------------------------
+
+v1::Task SampleTask() {
+  v1::Task task;
+  task.set_task_id("tt_1");
+  task.set_account_id("acme");
+  task.set_api_key_id("key_12");
+  task.set_model("veo-3");
+  task.set_kind(v1::TASK_KIND_VIDEO);
+  task.set_state(v1::TASK_STATE_FAILED);
+  *task.mutable_create_time() = Ts(At(21, 3, 12));
+  task.mutable_params()->set_prompt(std::string(150, 'p'));
+  task.mutable_params()->set_aspect_ratio("16:9");
+  task.set_charge_units(40);
+  task.mutable_failure()->set_category(v1::FAILURE_CATEGORY_INVALID_PARAMS);
+  task.mutable_failure()->set_origin(v1::FAILURE_ORIGIN_CONFIGURATION);
+  task.mutable_failure()->set_http_status(400);
+  task.mutable_failure()->set_cause("reference image is 12 MB");
+  v1::Note* note = task.add_notes();
+  note->set_author("bob");
+  note->set_text("checked");
+  v1::TaskEvent* e = task.add_events();
+  e->set_seq(1);
+  e->set_type(v1::EVENT_TYPE_SUBMITTED);
+  *e->mutable_time() = Ts(At(21, 3, 12));
+  return task;
+}
+
+TEST(FormatTaskTest, OneScreenReport) {
+  std::string out = FormatTask(SampleTask(), Opts());
+  EXPECT_THAT(out, HasSubstr("tt_1"));
+  EXPECT_THAT(out, HasSubstr("FAILED"));
+  EXPECT_THAT(out, HasSubstr("veo-3 (video)"));
+  EXPECT_THAT(out, HasSubstr("api key key_12"));
+  EXPECT_THAT(out, HasSubstr("note by bob: checked"));
+  EXPECT_THAT(out, HasSubstr("2026-11-27 21:03:12 +01:00 (12m ago)"));
+  EXPECT_THAT(out, HasSubstr("invalid params"));
+  EXPECT_THAT(out, HasSubstr("HTTP 400"));
+  EXPECT_THAT(out, HasSubstr("reference image is 12 MB"));
+  EXPECT_THAT(out, HasSubstr("retrying unchanged will fail again"));
+  EXPECT_THAT(out, HasSubstr("charged 40 units · not refunded"));
+  EXPECT_THAT(out, HasSubstr("ratio 16:9"));
+  EXPECT_THAT(out, HasSubstr(std::string(99, 'p') + "…"));
+  EXPECT_THAT(out, Not(HasSubstr(std::string(101, 'p'))));
+  EXPECT_THAT(out, Not(HasSubstr("duplicate")));
+  EXPECT_THAT(out, HasSubstr("SEQ"));
+  EXPECT_THAT(out, HasSubstr("submitted"));
+  // Notes come right below the header, before the rest of the report.
+  EXPECT_LT(out.find("note by bob"), out.find("created"));
+}
+
+TEST(FormatTaskTest, NoTimelineWithoutEvents) {
+  v1::Task task = SampleTask();
+  task.clear_events();
+  EXPECT_THAT(FormatTask(task, Opts()), Not(HasSubstr("SEQ")));
+}
+
+// ---- Other commands --------------------------------------------------------
+
+TEST(QueueStatusTest, NeverInventsAnEta) {
+  v1::QueueStatus status;
+  status.set_task_id("tt_1");
+  status.set_state(v1::TASK_STATE_QUEUED);
+  status.set_verdict(v1::QUEUE_VERDICT_QUEUED_NORMAL);
+  status.mutable_time_in_queue()->set_seconds(20 * 60);
+  status.mutable_typical_wait_p50()->set_seconds(6 * 60);
+  status.mutable_typical_wait_p90()->set_seconds(25 * 60);
+  status.set_typical_wait_samples(120);
+  status.set_queue_position(14);
+  std::string out = FormatQueueStatus(status, Opts());
+  EXPECT_THAT(out, HasSubstr("QUEUED · queued normal"));
+  EXPECT_THAT(out, HasSubstr("20m (typical for this model: p50 6m · p90 25m"));
+  EXPECT_THAT(out, HasSubstr("position 14"));
+  EXPECT_THAT(out, HasSubstr("none given by the upstream"));
+  EXPECT_THAT(out, HasSubstr("not advised"));
+}
+
+TEST(TaskListTest, TableAndNextPage) {
+  v1::ListTasksResponse response;
+  v1::Task* t = response.add_tasks();
+  t->set_task_id("tt_1");
+  t->set_account_id("acme");
+  t->set_model("veo-3");
+  t->set_state(v1::TASK_STATE_QUEUED);
+  *t->mutable_create_time() = Ts(At(21, 3, 12));
+  response.set_next_page_token("XYZ");
+  std::string out = FormatTaskList(response, Opts());
+  EXPECT_THAT(out, HasSubstr("TASK ID"));
+  EXPECT_THAT(out, HasSubstr("12m ago"));
+  EXPECT_THAT(out, HasSubstr("QUEUED"));
+  EXPECT_TRUE(absl::EndsWith(out, "next page: --page-token XYZ\n"));
+  EXPECT_EQ(FormatTaskList(v1::ListTasksResponse(), Opts()), "no tasks\n");
+}
+
+TEST(ValidationTest, ViolationsAndValid) {
+  v1::ValidateTaskResponse response;
+  EXPECT_EQ(FormatValidation(response, "veo-3"), "valid for veo-3\n");
+  v1::FieldViolation* v = response.add_violations();
+  v->set_field("params.aspect_ratio");
+  v->set_reason("RATIO_UNSUPPORTED");
+  v->set_description("allowed: 16:9, 9:16");
+  EXPECT_EQ(FormatValidation(response, "veo-3"),
+            "params.aspect_ratio: allowed: 16:9, 9:16 (RATIO_UNSUPPORTED)\n");
+}
+
+TEST(ModelsTest, Table) {
+  v1::ListModelsResponse response;
+  v1::ModelSpec* m = response.add_models();
+  m->set_name("veo-3");
+  m->set_kind(v1::TASK_KIND_VIDEO);
+  std::string out = FormatModels(response);
+  EXPECT_THAT(out, HasSubstr("NAME"));
+  EXPECT_THAT(out, HasSubstr("veo-3  video"));
+}
+
+TEST(StatsTest, ModelsAndIncidents) {
+  v1::Stats stats;
+  stats.mutable_window()->set_seconds(15 * 60);
+  v1::ModelStats* m = stats.add_models();
+  m->set_model("kling-v2-1");
+  (*m->mutable_tasks_by_state())["FAILED"] = 8;
+  (*m->mutable_tasks_by_state())["SUCCEEDED"] = 2;
+  (*m->mutable_failures_by_category())["UPSTREAM_UNAVAILABLE"] = 8;
+  stats.add_incidents("kling-v2-1: 80% of failures are upstream 5xx");
+  std::string out = FormatStats(stats, Opts());
+  EXPECT_THAT(out, HasSubstr("window 15m"));
+  EXPECT_THAT(out, HasSubstr("kling-v2-1"));
+  EXPECT_THAT(out, HasSubstr("UPSTREAM_UNAVAILABLE 8"));
+  EXPECT_THAT(out, HasSubstr("  - kling-v2-1: 80% of failures"));
+}
+
+TEST(JsonTest, ProtoFieldNamesAndDefaults) {
+  v1::Task task;
+  task.set_task_id("tt_1");
+  std::string compact = ToJson(task, /*pretty=*/false);
+  EXPECT_THAT(compact, HasSubstr("\"task_id\":\"tt_1\""));
+  EXPECT_THAT(compact, HasSubstr("\"charge_units\""));
+  EXPECT_EQ(compact.find('\n'), compact.size() - 1);
+  EXPECT_THAT(ToJson(task, /*pretty=*/true), HasSubstr("\n "));
+}
+
+// ---- Exit statuses and errors ----------------------------------------------
+
+TEST(ExitCodeTest, TableOfApiMd) {
+  using grpc::StatusCode;
+  EXPECT_EQ(ExitCodeFor(StatusCode::OK, ""), 0);
+  EXPECT_EQ(ExitCodeFor(StatusCode::INVALID_ARGUMENT, ""), 1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::FAILED_PRECONDITION, ""), 1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::ALREADY_EXISTS, ""), 1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::OUT_OF_RANGE, ""), 1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED,
+                        "Received message larger than max (5 vs. 4)"),
+            1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, "request too large"),
+            1);
+  EXPECT_EQ(ExitCodeFor(StatusCode::RESOURCE_EXHAUSTED, "overloaded"), 4);
+  EXPECT_EQ(ExitCodeFor(StatusCode::NOT_FOUND, ""), 3);
+  EXPECT_EQ(ExitCodeFor(StatusCode::UNAVAILABLE, ""), 4);
+  EXPECT_EQ(ExitCodeFor(StatusCode::DEADLINE_EXCEEDED, ""), 4);
+  EXPECT_EQ(ExitCodeFor(StatusCode::UNAUTHENTICATED, ""), 5);
+  EXPECT_EQ(ExitCodeFor(StatusCode::PERMISSION_DENIED, ""), 5);
+  EXPECT_EQ(ExitCodeFor(StatusCode::UNIMPLEMENTED, ""), 6);
+  EXPECT_EQ(ExitCodeFor(StatusCode::INTERNAL, ""), 6);
+  EXPECT_EQ(ExitCodeFor(StatusCode::UNKNOWN, ""), 6);
+  EXPECT_EQ(ExitCodeFor(StatusCode::CANCELLED, ""), 6);
+  EXPECT_EQ(ExitCodeFor(StatusCode::DATA_LOSS, ""), 6);
+}
+
+TEST(RpcErrorTest, UnreachableNamesTheAddress) {
+  EXPECT_EQ(FormatRpcError(grpc::StatusCode::UNAVAILABLE, "connect failed",
+                           "127.0.0.1:50051"),
+            "cannot reach tasktraild at 127.0.0.1:50051: connect failed "
+            "(UNAVAILABLE)");
+  EXPECT_THAT(FormatRpcError(grpc::StatusCode::DEADLINE_EXCEEDED, "", "host:1"),
+              HasSubstr("host:1"));
+}
+
+TEST(RpcErrorTest, DecodesBadRequestViolations) {
+  google::rpc::BadRequest bad;
+  auto* v = bad.add_field_violations();
+  v->set_field("params.aspect_ratio");
+  v->set_description("allowed: 16:9");
+  v->set_reason("RATIO_UNSUPPORTED");
+  google::rpc::ErrorInfo info;
+  info.set_reason("INVALID_TASK_PARAMETERS");
+  google::rpc::Status status;
+  status.set_code(3);
+  status.add_details()->PackFrom(bad);
+  status.add_details()->PackFrom(info);
+  EXPECT_EQ(FormatErrorDetails(status.SerializeAsString()),
+            "  params.aspect_ratio: allowed: 16:9 (RATIO_UNSUPPORTED)\n");
+  EXPECT_EQ(FormatErrorDetails(""), "");
+  EXPECT_EQ(FormatErrorDetails("\xff\xff garbage"), "");
+}
+
+// ---- Arguments -------------------------------------------------------------
+
+TEST(ReferenceImageTest, ParsesAllFields) {
+  auto image = ParseReferenceImage("https://x/a.png,image/png,1024,640x480");
+  ASSERT_TRUE(image.ok());
+  EXPECT_EQ(image->uri(), "https://x/a.png");
+  EXPECT_EQ(image->mime_type(), "image/png");
+  EXPECT_EQ(image->size_bytes(), 1024);
+  EXPECT_EQ(image->width(), 640);
+  EXPECT_EQ(image->height(), 480);
+}
+
+TEST(ReferenceImageTest, OptionalFieldsAndCommasInUri) {
+  auto only_uri = ParseReferenceImage("https://x/a.png");
+  ASSERT_TRUE(only_uri.ok());
+  EXPECT_EQ(only_uri->size_bytes(), 0);
+  auto commas = ParseReferenceImage("https://x/a,b.png,image/png,,");
+  ASSERT_TRUE(commas.ok());
+  EXPECT_EQ(commas->uri(), "https://x/a,b.png");
+  EXPECT_EQ(commas->mime_type(), "image/png");
+}
+
+TEST(ReferenceImageTest, RejectsBadNumbers) {
+  EXPECT_FALSE(ParseReferenceImage("u,image/png,big,1x1").ok());
+  EXPECT_FALSE(ParseReferenceImage("u,image/png,1,wide").ok());
+  EXPECT_FALSE(ParseReferenceImage(",image/png").ok());
+}
+
+}  // namespace
+}  // namespace tasktrail::cli

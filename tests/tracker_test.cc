@@ -1,0 +1,246 @@
+// Domain tests: the Tracker on a real RocksDB store in a temp directory, with
+// a manual clock so that time-dependent rules are exact.
+#include "service/tracker.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/time_util.h"
+
+namespace tasktrail {
+namespace {
+
+using ::testing::HasSubstr;
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = std::filesystem::temp_directory_path().string() +
+                          "/tracker-test-XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    store::StoreOptions options;
+    options.path = dir_;
+    auto store = store::TaskStore::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(store).value();
+    TrackerOptions tracker_options;
+    tracker_options.id_seed = 42;
+    tracker_ = std::make_unique<Tracker>(store_.get(), &clock_, &hub_,
+                                         tracker_options);
+  }
+
+  void TearDown() override {
+    tracker_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::string Submit(const std::string& account = "acct") {
+    v1::SubmitTaskRequest request;
+    request.set_account_id(account);
+    request.set_model("veo-3");
+    request.set_charge_units(10);
+    auto response = tracker_->SubmitTask(request, "backend-1");
+    EXPECT_TRUE(response.ok()) << response.status();
+    return response.ok() ? response->task().task_id() : "";
+  }
+
+  static v1::RecordEventRequest Poll(const std::string& task_id, int progress) {
+    v1::RecordEventRequest request;
+    request.set_task_id(task_id);
+    request.mutable_polled()->set_upstream_status("running");
+    request.mutable_polled()->set_progress_percent(progress);
+    return request;
+  }
+
+  std::string dir_;
+  ManualClock clock_{absl::FromUnixSeconds(1790000000)};
+  EventHub hub_;
+  std::unique_ptr<store::TaskStore> store_;
+  std::unique_ptr<Tracker> tracker_;
+};
+
+TEST_F(TrackerTest, OccurTimeFutureLimitIsFiveSecondsExactly) {
+  const std::string id = Submit();
+  v1::RecordEventRequest at_limit = Poll(id, 1);
+  *at_limit.mutable_occur_time() = ToProtoTime(clock_.Now() + absl::Seconds(5));
+  EXPECT_TRUE(tracker_->RecordEvent(at_limit, "").ok());
+
+  v1::RecordEventRequest past_limit = Poll(id, 2);
+  *past_limit.mutable_occur_time() =
+      ToProtoTime(clock_.Now() + absl::Seconds(5) + absl::Milliseconds(1));
+  auto refused = tracker_->RecordEvent(past_limit, "");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("occur_time"));
+}
+
+TEST_F(TrackerTest, OccurTimeIsOrderedOnlyAgainstUpstreamEvents) {
+  const std::string id = Submit();
+  clock_.Advance(absl::Minutes(1));
+  v1::RecordEventRequest queued;
+  queued.set_task_id(id);
+  queued.mutable_queued()->set_upstream_task_id("up-1");
+  *queued.mutable_occur_time() = ToProtoTime(clock_.Now());
+  ASSERT_TRUE(tracker_->RecordEvent(queued, "").ok());
+
+  // A note recorded later does not move the bound.
+  clock_.Advance(absl::Minutes(1));
+  v1::AddNoteRequest note;
+  note.set_task_id(id);
+  note.set_text("looking");
+  ASSERT_TRUE(tracker_->AddNote(note, "").ok());
+
+  v1::RecordEventRequest poll = Poll(id, 5);
+  *poll.mutable_occur_time() = ToProtoTime(clock_.Now() - absl::Seconds(30));
+  EXPECT_TRUE(tracker_->RecordEvent(poll, "").ok());
+
+  v1::RecordEventRequest earlier = Poll(id, 6);
+  *earlier.mutable_occur_time() = ToProtoTime(clock_.Now() - absl::Seconds(31));
+  EXPECT_EQ(tracker_->RecordEvent(earlier, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TrackerTest, ReplayIsRecognisedBeforeLifecycleChecks) {
+  const std::string id = Submit();
+  v1::RecordEventRequest completed;
+  completed.set_task_id(id);
+  completed.set_event_id("done-1");
+  completed.mutable_completed()->add_result_uris("https://cdn.example.com/a");
+  ASSERT_TRUE(tracker_->RecordEvent(completed, "").ok());
+  // The task is finished; a second completion would be FAILED_PRECONDITION,
+  // but a replay of the recorded one gets its original answer.
+  auto replay = tracker_->RecordEvent(completed, "");
+  ASSERT_TRUE(replay.ok()) << replay.status();
+  EXPECT_FALSE(replay->applied());
+  EXPECT_EQ(replay->seq(), 2);
+}
+
+TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
+  const std::string id = Submit();
+  v1::RecordEventRequest first = Poll(id, 10);
+  first.set_event_id("p1");
+  v1::RecordEventRequest second = Poll(id, 10);
+  second.set_event_id("p2");
+  ASSERT_TRUE(tracker_->RecordEvent(first, "").ok());
+  auto folded = tracker_->RecordEvent(second, "");
+  ASSERT_TRUE(folded.ok());
+  EXPECT_EQ(folded->seq(), 2);
+  auto replay = tracker_->RecordEvent(second, "");
+  ASSERT_TRUE(replay.ok());
+  EXPECT_FALSE(replay->applied());
+  EXPECT_EQ(replay->task().poll_count(), 2);
+}
+
+TEST_F(TrackerTest, ActorIsRecordedOnEveryEvent) {
+  const std::string id = Submit();
+  ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "poller-7").ok());
+  v1::GetTaskRequest get;
+  get.set_task_id(id);
+  get.set_include_events(true);
+  auto task = tracker_->GetTask(get);
+  ASSERT_TRUE(task.ok());
+  ASSERT_EQ(task->events_size(), 2);
+  EXPECT_EQ(task->events(0).actor(), "backend-1");
+  EXPECT_EQ(task->events(1).actor(), "poller-7");
+}
+
+TEST_F(TrackerTest, ConcurrentEventsOnOneTaskGetGaplessSeqs) {
+  const std::string id = Submit();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 25;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Distinct progress values so that no poll folds.
+        auto result =
+            tracker_->RecordEvent(Poll(id, (t * kPerThread + i) % 100), "");
+        EXPECT_TRUE(result.ok()) << result.status();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  v1::GetTaskRequest get;
+  get.set_task_id(id);
+  get.set_include_events(true);
+  auto task = tracker_->GetTask(get);
+  ASSERT_TRUE(task.ok());
+  EXPECT_EQ(task->poll_count(), kThreads * kPerThread);
+  // Every poll is either its own entry or folded into the one before.
+  int64_t repeats = 0;
+  for (int i = 0; i < task->events_size(); ++i) {
+    EXPECT_EQ(task->events(i).seq(), i + 1);
+    if (task->events(i).type() == v1::EVENT_TYPE_POLLED) {
+      repeats += task->events(i).repeat_count();
+    }
+  }
+  EXPECT_EQ(repeats, kThreads * kPerThread);
+  EXPECT_EQ(task->last_event_seq(), task->events_size());
+}
+
+TEST_F(TrackerTest, ListPagesCoverEveryTaskOnceWhenFiltersAreSparse) {
+  std::set<std::string> wanted;
+  for (int i = 0; i < 60; ++i) {
+    clock_.Advance(absl::Milliseconds(3));
+    const std::string id = Submit(i % 20 == 0 ? "rare" : "common");
+    if (i % 20 == 0) wanted.insert(id);
+  }
+  v1::ListTasksRequest request;
+  request.set_account_id("rare");
+  request.set_page_size(1);
+  std::set<std::string> seen;
+  for (int page = 0; page < 10; ++page) {
+    auto response = tracker_->ListTasks(request);
+    ASSERT_TRUE(response.ok());
+    for (const v1::Task& task : response->tasks()) {
+      EXPECT_TRUE(seen.insert(task.task_id()).second);
+    }
+    if (response->next_page_token().empty()) break;
+    request.set_page_token(response->next_page_token());
+  }
+  EXPECT_EQ(seen, wanted);
+}
+
+TEST_F(TrackerTest, RefundCannotExceedTheCharge) {
+  const std::string id = Submit();
+  v1::RecordEventRequest failed;
+  failed.set_task_id(id);
+  failed.mutable_failed()->set_http_status(500);
+  ASSERT_TRUE(tracker_->RecordEvent(failed, "").ok());
+  v1::RecordEventRequest refund;
+  refund.set_task_id(id);
+  refund.mutable_refunded()->set_units(11);
+  EXPECT_EQ(tracker_->RecordEvent(refund, "").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  refund.mutable_refunded()->set_units(10);
+  EXPECT_TRUE(tracker_->RecordEvent(refund, "").ok());
+}
+
+TEST_F(TrackerTest, FailedWithRefundCountsAsTheOneRefund) {
+  const std::string id = Submit();
+  v1::RecordEventRequest failed;
+  failed.set_task_id(id);
+  failed.mutable_failed()->set_http_status(503);
+  failed.mutable_failed()->set_refunded(true);
+  auto result = tracker_->RecordEvent(failed, "");
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->task().refunded());
+  v1::RecordEventRequest refund;
+  refund.set_task_id(id);
+  refund.mutable_refunded();
+  auto second = tracker_->RecordEvent(refund, "");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr("already refunded at"));
+}
+
+}  // namespace
+}  // namespace tasktrail
