@@ -232,6 +232,24 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
   });
 }
 
+grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
+    grpc::CallbackServerContext* context,
+    const v1::ValidateTaskRequest* request,
+    v1::ValidateTaskResponse* response) {
+  return FinishNow(context, [this, request, response] {
+    return Respond(tracker_->ValidateTask(*request), response);
+  });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
+    grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+    v1::ListModelsResponse* response) {
+  return FinishNow(context, [this, request, response] {
+    *response = tracker_->ListModels(*request);
+    return grpc::Status::OK;
+  });
+}
+
 grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const v1::WatchTaskRequest* request) {
   absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());

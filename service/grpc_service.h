@@ -35,6 +35,14 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
   grpc::ServerUnaryReactor* AddNote(grpc::CallbackServerContext* context,
                                     const v1::AddNoteRequest* request,
                                     v1::Task* response) override;
+  grpc::ServerUnaryReactor* ValidateTask(
+      grpc::CallbackServerContext* context,
+      const v1::ValidateTaskRequest* request,
+      v1::ValidateTaskResponse* response) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const v1::ListModelsRequest* request,
+      v1::ListModelsResponse* response) override;
   grpc::ServerWriteReactor<v1::TaskEvent>* WatchTask(
       grpc::CallbackServerContext* context,
       const v1::WatchTaskRequest* request) override;

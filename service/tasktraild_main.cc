@@ -15,6 +15,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/catalog.h"
 #include "service/clock.h"
 #include "service/event_hub.h"
 #include "service/grpc_service.h"
@@ -34,6 +35,7 @@ struct DaemonFlags {
   std::string db = "./data";
   bool sync = true;
   std::string port_file;
+  std::string catalog;
   int block_cache_mb = 128;
   int write_threads = 16;
   int max_receive_bytes = 64 * 1024;
@@ -57,6 +59,26 @@ std::string BoundAddress(const std::string& listen, int port) {
   const size_t colon = listen.rfind(':');
   return absl::StrCat(
       colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
+}
+
+// Reloads the catalog file on SIGHUP. A bad file is rejected with the path
+// of the offending field and the catalog in force stays.
+void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
+  if (path.empty()) {
+    spdlog::info("SIGHUP: serving the built-in catalog; nothing to reload");
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
+      Catalog::FromFile(path);
+  if (!loaded.ok()) {
+    spdlog::error("catalog reload rejected path={} kept={} error=\"{}\"", path,
+                  holder->Get()->version(),
+                  std::string(loaded.status().message()));
+    return;
+  }
+  spdlog::info("catalog reloaded path={} version={} models={}", path,
+               (*loaded)->version(), (*loaded)->document().models_size());
+  holder->Set(*std::move(loaded));
 }
 
 int Run(const DaemonFlags& flags) {
@@ -86,8 +108,25 @@ int Run(const DaemonFlags& flags) {
         "use only for benchmarks");
   }
 
+  std::shared_ptr<const Catalog> initial_catalog = Catalog::BuiltIn();
+  if (!flags.catalog.empty()) {
+    absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
+        Catalog::FromFile(flags.catalog);
+    if (!loaded.ok()) {
+      spdlog::error("cannot load catalog path={} error=\"{}\"", flags.catalog,
+                    std::string(loaded.status().message()));
+      return 1;
+    }
+    initial_catalog = *std::move(loaded);
+  }
+  CatalogHolder catalog(initial_catalog);
+  spdlog::info("catalog loaded source={} version={} models={}",
+               flags.catalog.empty() ? "built-in" : flags.catalog,
+               initial_catalog->version(),
+               initial_catalog->document().models_size());
+
   EventHub hub;
-  Tracker tracker(store->get(), SystemClock::Get(), &hub);
+  Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get());
 
@@ -123,7 +162,7 @@ int Run(const DaemonFlags& flags) {
       int received = 0;
       if (sigwait(&signals, &received) != 0) continue;
       if (received == SIGHUP) {
-        spdlog::info("SIGHUP received; nothing to reload");
+        ReloadCatalog(flags.catalog, &catalog);
         continue;
       }
       spdlog::info("shutting down signal={}", strsignal(received));
@@ -159,6 +198,9 @@ int main(int argc, char** argv) {
                  "fsync every write before acknowledging it; false is unsafe "
                  "(acknowledged writes may be lost on a crash), for benchmarks")
       ->capture_default_str();
+  app.add_option("--catalog", flags.catalog,
+                 "model catalog JSON (the format `tasktrail models --json` "
+                 "prints); SIGHUP reloads it. Default: the built-in catalog");
   app.add_option("--port-file", flags.port_file,
                  "write the bound port to this file once serving");
   app.add_option("--block-cache-mb", flags.block_cache_mb,

@@ -1,5 +1,6 @@
 #include "service/tracker.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -12,6 +13,7 @@
 #include "service/status_macros.h"
 #include "service/time_util.h"
 #include "service/timeline.h"
+#include "service/validator.h"
 
 namespace tasktrail {
 namespace {
@@ -88,9 +90,10 @@ store::TaskScan ScanFor(const v1::ListTasksRequest& request) {
 
 }  // namespace
 
-Tracker::Tracker(store::TaskStore* store, const Clock* clock, EventHub* hub,
-                 TrackerOptions options)
+Tracker::Tracker(store::TaskStore* store, const CatalogHolder* catalog,
+                 const Clock* clock, EventHub* hub, TrackerOptions options)
     : store_(store),
+      catalog_(catalog),
       clock_(clock),
       hub_(hub),
       options_(std::move(options)),
@@ -126,6 +129,15 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, request.model(), violations);
   }
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  ValidationResult validation =
+      tasktrail::ValidateTask(*catalog, request.model(), request.group(),
+                              GroupCheck::kAlways, request.params());
+  if (!validation.violations.empty()) {
+    CountRejection(request.model(), validation.violations);
+    return InvalidArgument(kInvalidTaskParameters, request.model(),
+                           validation.violations);
+  }
 
   const absl::Time now = clock_->Now();
   Task task;
@@ -135,7 +147,9 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   task.set_group(request.group());
   task.set_model(request.model());
   task.set_endpoint(request.endpoint());
-  *task.mutable_params() = request.params();
+  task.set_kind(validation.model->spec.kind());
+  task.set_catalog_version(catalog->version());
+  *task.mutable_params() = std::move(validation.effective);
   task.set_state(v1::TASK_STATE_SUBMITTED);
   *task.mutable_create_time() = ToProtoTime(now);
   *task.mutable_update_time() = task.create_time();
@@ -158,6 +172,64 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   }
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
+  return response;
+}
+
+void Tracker::CountRejection(
+    absl::string_view model,
+    const std::vector<v1::FieldViolation>& violations) {
+  const int64_t minute = absl::ToUnixSeconds(clock_->Now()) / 60;
+  std::vector<store::RawMutation> counts;
+  counts.push_back(
+      store::RawMutation::Add(store::CounterKey(minute, model, "rejected"), 1));
+  std::vector<std::string> reasons;
+  for (const v1::FieldViolation& violation : violations) {
+    if (std::find(reasons.begin(), reasons.end(), violation.reason()) !=
+        reasons.end()) {
+      continue;
+    }
+    reasons.push_back(violation.reason());
+    counts.push_back(store::RawMutation::Add(
+        store::CounterKey(minute, model, "rejected:" + violation.reason()), 1));
+  }
+  // The rejection is answered whether or not it could be counted; a store
+  // that fails here also fails the next write, which reports UNAVAILABLE.
+  store_->WriteRaw(counts).IgnoreError();
+}
+
+absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
+    const v1::ValidateTaskRequest& request) const {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckString("group", request.group(), false, kMaxIdBytes, &violations);
+  CheckString("params.prompt", request.params().prompt(), false,
+              kMaxPromptBytes, &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, request.model(), violations);
+  }
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  ValidationResult validation =
+      tasktrail::ValidateTask(*catalog, request.model(), request.group(),
+                              GroupCheck::kIfGiven, request.params());
+  v1::ValidateTaskResponse response;
+  for (v1::FieldViolation& violation : validation.violations) {
+    *response.add_violations() = std::move(violation);
+  }
+  response.set_catalog_version(catalog->version());
+  return response;
+}
+
+v1::ListModelsResponse Tracker::ListModels(
+    const v1::ListModelsRequest& request) const {
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  v1::ListModelsResponse response;
+  response.set_catalog_version(catalog->version());
+  for (const v1::ModelSpec& spec : catalog->document().models()) {
+    if (request.kind() == v1::TASK_KIND_UNSPECIFIED ||
+        spec.kind() == request.kind()) {
+      *response.add_models() = spec;
+    }
+  }
   return response;
 }
 

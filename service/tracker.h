@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "service/catalog.h"
 #include "service/clock.h"
 #include "service/event_hub.h"
 #include "service/limits.h"
@@ -47,15 +48,26 @@ struct TrackerOptions {
 
 class Tracker {
  public:
-  // REQUIRES: `store`, `clock` and `hub` outlive the Tracker.
-  Tracker(store::TaskStore* store, const Clock* clock, EventHub* hub,
-          TrackerOptions options = {});
+  // REQUIRES: `store`, `catalog`, `clock` and `hub` outlive the Tracker.
+  Tracker(store::TaskStore* store, const CatalogHolder* catalog,
+          const Clock* clock, EventHub* hub, TrackerOptions options = {});
 
   Tracker(const Tracker&) = delete;
   Tracker& operator=(const Tracker&) = delete;
 
-  // Registers a new task in SUBMITTED with its first timeline entry.
-  // `actor` is the authenticated principal ("" when unknown).
+  // Checks model, group and params against the catalog in force. Always OK
+  // unless the request itself is malformed; records and counts nothing.
+  absl::StatusOr<v1::ValidateTaskResponse> ValidateTask(
+      const v1::ValidateTaskRequest& request) const;
+
+  // The catalog in force, filtered by kind.
+  v1::ListModelsResponse ListModels(const v1::ListModelsRequest& request) const;
+
+  // Validates against the catalog, then registers a new task in SUBMITTED
+  // with its first timeline entry. Catalog violations are INVALID_ARGUMENT
+  // (ErrorInfo reason INVALID_TASK_PARAMETERS) and are counted per model and
+  // reason in the durable per-minute counters. `actor` is the authenticated
+  // principal ("" when unknown).
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
       const v1::SubmitTaskRequest& request, absl::string_view actor);
 
@@ -97,7 +109,12 @@ class Tracker {
                            v1::TaskEvent* event,
                            const std::string& event_id_digest);
 
+  // Counts a rejected submission per model and violation reason.
+  void CountRejection(absl::string_view model,
+                      const std::vector<v1::FieldViolation>& violations);
+
   store::TaskStore* const store_;
+  const CatalogHolder* const catalog_;
   const Clock* const clock_;
   EventHub* const hub_;
   const TrackerOptions options_;

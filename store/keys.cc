@@ -101,4 +101,41 @@ std::string DedupKey(absl::string_view scope, absl::string_view key) {
   return encoded;
 }
 
+std::string CounterMinuteStart(int64_t unix_minute) {
+  std::string key(1, kCounterTag);
+  AppendBigEndian64(static_cast<uint64_t>(unix_minute), &key);
+  return key;
+}
+
+std::string CounterKey(int64_t unix_minute, absl::string_view model,
+                       absl::string_view name) {
+  std::string key = CounterMinuteStart(unix_minute);
+  AppendLength16(model, &key);
+  key.append(name.data(), name.size());
+  return key;
+}
+
+absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key) {
+  if (key.size() < 11 || key[0] != kCounterTag) return absl::nullopt;
+  ParsedCounterKey parsed;
+  parsed.unix_minute = static_cast<int64_t>(ReadBigEndian64(key.substr(1)));
+  const size_t length =
+      (static_cast<uint8_t>(key[9]) << 8) | static_cast<uint8_t>(key[10]);
+  if (key.size() < 11 + length) return absl::nullopt;
+  parsed.model = std::string(key.substr(11, length));
+  parsed.name = std::string(key.substr(11 + length));
+  return parsed;
+}
+
+std::string EncodeInt64(int64_t value) {
+  std::string bytes;
+  AppendBigEndian64(static_cast<uint64_t>(value), &bytes);
+  return bytes;
+}
+
+int64_t DecodeInt64(absl::string_view bytes) {
+  if (bytes.size() != 8) return 0;
+  return static_cast<int64_t>(ReadBigEndian64(bytes));
+}
+
 }  // namespace tasktrail::store

@@ -81,6 +81,27 @@ absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
 // example per account and per kind of key).
 std::string DedupKey(absl::string_view scope, absl::string_view key);
 
+// Per-minute counters (ColumnFamily::kCounters): 'c' minute64 len16(model)
+// model name. Keys of one minute are contiguous and minutes sort in time
+// order, so a window is one range scan. Values are 8-byte big-endian int64s
+// updated with the store's add merge operator.
+inline constexpr char kCounterTag = 'c';
+std::string CounterKey(int64_t unix_minute, absl::string_view model,
+                       absl::string_view name);
+// The first key of `unix_minute`: a scan from CounterMinuteStart(a) to
+// CounterMinuteStart(b) covers minutes [a, b).
+std::string CounterMinuteStart(int64_t unix_minute);
+struct ParsedCounterKey {
+  int64_t unix_minute = 0;
+  std::string model;
+  std::string name;
+};
+absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key);
+
+// 8-byte big-endian encoding of counter values and deltas.
+std::string EncodeInt64(int64_t value);
+int64_t DecodeInt64(absl::string_view bytes);  // 0 unless exactly 8 bytes
+
 }  // namespace tasktrail::store
 
 #endif  // TASKTRAIL_STORE_KEYS_H_

@@ -1,11 +1,14 @@
 #include "store/task_store.h"
 
+#include <chrono>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
@@ -59,6 +62,46 @@ std::string EncodeEventIdRecord(const EventIdRecord& record) {
   return value;
 }
 
+// Adds 8-byte big-endian int64 operands (counter increments).
+class Int64AddOperator final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    int64_t sum = DecodeInt64(absl::string_view(value.data(), value.size()));
+    if (existing != nullptr) {
+      sum += DecodeInt64(absl::string_view(existing->data(), existing->size()));
+    }
+    *new_value = EncodeInt64(sum);
+    return true;
+  }
+  const char* Name() const override { return "tasktrail.Int64Add"; }
+};
+
+// Drops per-minute counters older than the retention.
+class CounterExpiryFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit CounterExpiryFilter(int64_t retention_minutes)
+      : retention_minutes_(retention_minutes) {}
+
+  bool Filter(int /*level*/, const rocksdb::Slice& key,
+              const rocksdb::Slice& /*value*/, std::string* /*new_value*/,
+              bool* /*value_changed*/) const override {
+    absl::optional<ParsedCounterKey> parsed =
+        ParseCounterKey(absl::string_view(key.data(), key.size()));
+    if (!parsed.has_value()) return false;
+    const int64_t now_minute =
+        std::chrono::duration_cast<std::chrono::minutes>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    return parsed->unix_minute < now_minute - retention_minutes_;
+  }
+  const char* Name() const override { return "tasktrail.CounterExpiry"; }
+
+ private:
+  const int64_t retention_minutes_;
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(
     const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions options;
@@ -94,6 +137,13 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   for (int i = 0; i < kColumnFamilyCount; ++i) {
     families.emplace_back(kColumnFamilyNames[i], FamilyOptions(cache));
   }
+  // Owned by the store: RocksDB keeps a raw pointer for the DB's lifetime.
+  auto expiry =
+      std::make_shared<CounterExpiryFilter>(options.counter_retention_minutes);
+  rocksdb::ColumnFamilyOptions& counters =
+      families[static_cast<int>(ColumnFamily::kCounters)].options;
+  counters.merge_operator = std::make_shared<Int64AddOperator>();
+  counters.compaction_filter = expiry.get();
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status status =
@@ -109,6 +159,7 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   std::unique_ptr<rocksdb::DB> db(raw_db);
   std::unique_ptr<TaskStore> store(
       new TaskStore(options, std::move(db), std::move(handles)));
+  store->counter_expiry_ = std::move(expiry);
 
   // Check, or on a fresh store write, the format version.
   absl::StatusOr<absl::optional<std::string>> version =
@@ -330,6 +381,25 @@ absl::StatusOr<absl::optional<std::string>> TaskStore::GetRaw(
   return absl::optional<std::string>(std::move(value));
 }
 
+absl::Status TaskStore::ScanRange(
+    ColumnFamily family, absl::string_view start, absl::string_view limit,
+    const std::function<bool(absl::string_view, absl::string_view)>& visit)
+    const {
+  const rocksdb::Slice limit_slice(limit.data(), limit.size());
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_upper_bound = &limit_slice;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, handle(family)));
+  for (it->Seek(rocksdb::Slice(start.data(), start.size())); it->Valid();
+       it->Next()) {
+    if (!visit(absl::string_view(it->key().data(), it->key().size()),
+               absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "scanning");
+}
+
 absl::Status TaskStore::ScanRaw(
     ColumnFamily family, absl::string_view prefix,
     const std::function<bool(absl::string_view, absl::string_view)>& visit)
@@ -356,7 +426,10 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
                                rocksdb::WriteBatch* batch,
                                absl::string_view what) {
   for (const RawMutation& mutation : mutations) {
-    if (mutation.value.has_value()) {
+    if (mutation.add) {
+      batch->Merge(handle(mutation.family), mutation.key,
+                   mutation.value.value_or(EncodeInt64(0)));
+    } else if (mutation.value.has_value()) {
       batch->Put(handle(mutation.family), mutation.key, *mutation.value);
     } else {
       batch->Delete(handle(mutation.family), mutation.key);

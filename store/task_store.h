@@ -44,6 +44,10 @@ struct StoreOptions {
 
   // Size of the shared block cache in MiB. Memtables are charged to it too.
   int block_cache_mb = 128;
+
+  // Per-minute counters (CounterKey) older than this are dropped by
+  // compaction, which keeps the counters bounded without any scan.
+  int64_t counter_retention_minutes = 26 * 60;
 };
 
 // What the store remembers about a recorded event id: the timeline entry it
@@ -59,6 +63,15 @@ struct RawMutation {
   std::string key;
   // The new value; nullopt deletes the key.
   absl::optional<std::string> value;
+  // When true, `value` (EncodeInt64) is added to the key's int64 value
+  // instead of replacing it. Only for ColumnFamily::kCounters.
+  bool add = false;
+
+  // A counter increment: key += delta.
+  static RawMutation Add(std::string key, int64_t delta) {
+    return RawMutation{ColumnFamily::kCounters, std::move(key),
+                       EncodeInt64(delta), true};
+  }
 };
 
 // One atomic change of one task. The store derives the index entries from the
@@ -143,6 +156,13 @@ class TaskStore {
   absl::StatusOr<absl::optional<std::string>> GetRaw(
       ColumnFamily family, absl::string_view key) const;
 
+  // Visits raw keys of `family` in [start, limit) in key order until `visit`
+  // returns false.
+  absl::Status ScanRange(
+      ColumnFamily family, absl::string_view start, absl::string_view limit,
+      const std::function<bool(absl::string_view key, absl::string_view value)>&
+          visit) const;
+
   // Visits raw keys of `family` starting with `prefix` in key order until
   // `visit` returns false.
   absl::Status ScanRaw(
@@ -175,6 +195,8 @@ class TaskStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<bool> failed_{false};
+  // Kept alive for the DB, which holds a raw pointer to it.
+  std::shared_ptr<const void> counter_expiry_;
 };
 
 }  // namespace tasktrail::store

@@ -34,8 +34,8 @@ class TrackerTest : public ::testing::Test {
     store_ = std::move(store).value();
     TrackerOptions tracker_options;
     tracker_options.id_seed = 42;
-    tracker_ = std::make_unique<Tracker>(store_.get(), &clock_, &hub_,
-                                         tracker_options);
+    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_, &clock_,
+                                         &hub_, tracker_options);
   }
 
   void TearDown() override {
@@ -49,6 +49,7 @@ class TrackerTest : public ::testing::Test {
     request.set_account_id(account);
     request.set_model("veo-3");
     request.set_charge_units(10);
+    request.mutable_params()->set_prompt("a fox in the snow");
     auto response = tracker_->SubmitTask(request, "backend-1");
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->task().task_id() : "";
@@ -63,6 +64,7 @@ class TrackerTest : public ::testing::Test {
   }
 
   std::string dir_;
+  CatalogHolder catalog_{Catalog::BuiltIn()};
   ManualClock clock_{absl::FromUnixSeconds(1790000000)};
   EventHub hub_;
   std::unique_ptr<store::TaskStore> store_;
