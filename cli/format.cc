@@ -779,14 +779,62 @@ std::string FormatValidation(const v1::ValidateTaskResponse& response,
   return out;
 }
 
+namespace {
+
+std::string RangeText(const v1::IntRange& range) {
+  if (range.min() == range.max()) return absl::StrCat(range.min());
+  return absl::StrCat(range.min(), "-", range.max());
+}
+
+// What a model accepts, one cell per aspect.
+std::vector<std::string> ModelRow(const v1::ModelSpec& m) {
+  std::vector<std::string> resolutions;
+  for (const v1::ResolutionSpec& r : m.resolutions()) {
+    resolutions.push_back(r.name());
+  }
+  std::string durations = "-";
+  if (m.durations_size() > 0) {
+    durations = absl::StrCat(absl::StrJoin(m.durations(), "/"), " s");
+  } else if (m.duration_range().max() > 0) {
+    durations = absl::StrCat(RangeText(m.duration_range()), " s");
+  }
+  const v1::ReferenceImageSpec& refs = m.reference_images();
+  std::string images = "-";
+  if (refs.max_count() > 0) {
+    images = absl::StrCat(refs.required() ? "required" : "optional", ", ≤",
+                          refs.max_count());
+    if (refs.max_bytes() > 0) {
+      absl::StrAppend(&images, ", ≤", refs.max_bytes() / (1024 * 1024), " MB");
+    }
+  }
+  std::vector<std::string> extras;
+  if (m.audio_supported()) extras.push_back("audio");
+  if (m.image_count().max() > 0) {
+    extras.push_back(absl::StrCat("n=", RangeText(m.image_count())));
+  }
+  if (m.seed_range().max() > 0) extras.push_back("seed");
+  if (m.groups_size() > 0) {
+    extras.push_back(absl::StrCat("groups ", absl::StrJoin(m.groups(), "/")));
+  }
+  auto or_dash = [](const std::string& text) {
+    return text.empty() ? std::string("-") : text;
+  };
+  return {m.name(),
+          KindName(m.kind()),
+          or_dash(absl::StrJoin(m.aspect_ratios(), " ")),
+          or_dash(absl::StrJoin(resolutions, " ")),
+          durations,
+          images,
+          or_dash(absl::StrJoin(extras, ", "))};
+}
+
+}  // namespace
+
 std::string FormatModels(const v1::ListModelsResponse& response) {
   if (response.models_size() == 0) return "no models\n";
-  Table table({"NAME", "KIND", "VENDOR", "SOURCE"});
-  for (const v1::ModelSpec& m : response.models()) {
-    table.Add({m.name(), KindName(m.kind()),
-               m.vendor().empty() ? "-" : m.vendor(),
-               m.source().empty() ? "-" : m.source()});
-  }
+  Table table({"NAME", "KIND", "RATIOS", "RESOLUTIONS", "DURATION",
+               "REF IMAGES", "OTHER"});
+  for (const v1::ModelSpec& m : response.models()) table.Add(ModelRow(m));
   std::string out = table.Render();
   if (!response.catalog_version().empty()) {
     absl::StrAppend(&out, "catalog version ", response.catalog_version(), "\n");

@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=OFF
+bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=OFF -DTASKTRAIL_BUILD_BENCH=OFF
 exec build/service/tasktraild --listen 127.0.0.1:50051 --db ./data "$@"

@@ -6,3 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
 bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=ON
 ctest --test-dir build --output-on-failure --timeout 300 -j2
+
+# Benchmarks must run and report; their speeds are recorded in
+# docs/PERFORMANCE.md, never asserted here.
+build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
+echo "benchmark smoke run: ok"

@@ -112,6 +112,20 @@ int ServerProcess::Signal(int signal) {
   return status;
 }
 
+void ServerProcess::Notify(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+bool ServerProcess::WaitForLog(const std::string& text) const {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Log().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 int ServerProcess::Stop() {
   const int status = Signal(SIGTERM);
   if (WIFEXITED(status)) return WEXITSTATUS(status);

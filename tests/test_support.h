@@ -45,6 +45,11 @@ class ServerProcess {
   // (with the daemon's stderr tail in `error`) when it exits or times out.
   bool Start(std::string* error = nullptr);
 
+  // Sends `signal` without waiting (for SIGHUP).
+  void Notify(int signal);
+  // Waits up to 20 s until the daemon's log contains `text`.
+  bool WaitForLog(const std::string& text) const;
+
   // Sends `signal` and waits for the process; returns the wait status.
   int Signal(int signal);
   // SIGKILL and reap.
