@@ -12,6 +12,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -40,7 +41,26 @@ struct DaemonFlags {
   int write_threads = 16;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
+  TrackerOptions tracker;
 };
+
+// Adds a flag whose value is a span of time written like 90s, 5m or 24h.
+void AddDurationOption(CLI::App& app, const std::string& name,
+                       absl::Duration* target, const std::string& help) {
+  app.add_option_function<std::string>(
+         name,
+         [target, name](const std::string& text) {
+           absl::Duration parsed;
+           if (!absl::ParseDuration(text, &parsed) ||
+               parsed < absl::ZeroDuration()) {
+             throw CLI::ValidationError(
+                 name, "expected a span like 90s, 5m or 24h, got " + text);
+           }
+           *target = parsed;
+         },
+         help)
+      ->default_str(absl::FormatDuration(*target));
+}
 
 // Writes `port` to `path` atomically (write then rename), so that a reader
 // never sees a partial file.
@@ -126,7 +146,8 @@ int Run(const DaemonFlags& flags) {
                initial_catalog->document().models_size());
 
   EventHub hub;
-  Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub);
+  Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
+                  flags.tracker);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get());
 
@@ -182,11 +203,8 @@ int Run(const DaemonFlags& flags) {
   return 0;
 }
 
-}  // namespace
-}  // namespace tasktrail
-
-int main(int argc, char** argv) {
-  tasktrail::DaemonFlags flags;
+int Main(int argc, char** argv) {
+  DaemonFlags flags;
   CLI::App app{
       "tasktraild: the evidence trail of image and video generation "
       "jobs (gRPC server on an embedded RocksDB store)"};
@@ -215,9 +233,20 @@ int main(int argc, char** argv) {
                  "largest request accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(1024, 64 << 20));
+  AddDurationOption(app, "--dedup-retention", &flags.tracker.dedup_retention,
+                    "how long a request_id keeps returning its task");
+  AddDurationOption(app, "--dedup-window-after-success",
+                    &flags.tracker.dedup_window_after_success,
+                    "how long after an original succeeded an identical "
+                    "submission is still blocked as a double click");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-  return tasktrail::Run(flags);
+  return Run(flags);
 }
+
+}  // namespace
+}  // namespace tasktrail
+
+int main(int argc, char** argv) { return tasktrail::Main(argc, argv); }

@@ -7,8 +7,10 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "service/errors.h"
+#include "service/fingerprint.h"
 #include "service/lifecycle.h"
 #include "service/status_macros.h"
 #include "service/time_util.h"
@@ -103,6 +105,63 @@ absl::Mutex& Tracker::LockFor(absl::string_view task_id) {
   return locks_[absl::HashOf(task_id) % kLockStripes];
 }
 
+absl::Mutex& Tracker::AccountLockFor(absl::string_view account_id) {
+  return account_locks_[absl::HashOf(account_id) % kLockStripes];
+}
+
+absl::StatusOr<absl::optional<store::DedupRecord>> Tracker::LookupDedup(
+    const std::string& key, absl::Time now) const {
+  ASSIGN_OR_RETURN(absl::optional<std::string> raw,
+                   store_->GetRaw(store::ColumnFamily::kDedup, key));
+  if (!raw.has_value()) return absl::optional<store::DedupRecord>();
+  absl::optional<store::DedupRecord> record = store::DecodeDedupRecord(*raw);
+  if (record.has_value() && record->expire_unix_micros != 0 &&
+      record->expire_unix_micros <= absl::ToUnixMicros(now)) {
+    record.reset();
+  }
+  return record;
+}
+
+bool Tracker::BlocksContent(const Task& original, absl::Time now) const {
+  switch (original.state()) {
+    case v1::TASK_STATE_SUBMITTED:
+    case v1::TASK_STATE_QUEUED:
+    case v1::TASK_STATE_RUNNING:
+      return true;
+    case v1::TASK_STATE_SUCCEEDED:
+      return now < FromProtoTime(original.finish_time()) +
+                       options_.dedup_window_after_success;
+    default:
+      return false;  // a retry after a failure or cancel is a new intent
+  }
+}
+
+absl::StatusOr<v1::SubmitTaskResponse> Tracker::BlockDuplicate(
+    const std::string& task_id, v1::DedupReason reason,
+    const v1::SubmitTaskRequest& request, absl::string_view actor,
+    std::vector<store::RawMutation> extra) {
+  absl::MutexLock lock(&LockFor(task_id));
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(task_id));
+  TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_DUPLICATE_BLOCKED);
+  event.set_actor(std::string(actor));
+  v1::DuplicateBlockedDetail* detail = event.mutable_duplicate_blocked();
+  detail->set_reason(reason);
+  detail->set_request_id(request.request_id());
+  detail->set_client(request.endpoint());
+  extra.push_back(store::RawMutation::Add(
+      store::CounterKey(absl::ToUnixSeconds(clock_->Now()) / 60, task.model(),
+                        "duplicates_blocked"),
+      1));
+  const Task previous = task;
+  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, "", std::move(extra)));
+  v1::SubmitTaskResponse response;
+  *response.mutable_task() = std::move(task);
+  response.set_deduplicated(true);
+  response.set_dedup_reason(reason);
+  return response;
+}
+
 absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
     const v1::SubmitTaskRequest& request, absl::string_view actor) {
   std::vector<v1::FieldViolation> violations;
@@ -129,6 +188,35 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, request.model(), violations);
   }
+  const std::string& account = request.account_id();
+  absl::MutexLock account_lock(&AccountLockFor(account));
+  const absl::Time now = clock_->Now();
+
+  // 1. A request_id seen before: the original answer, whatever else changed.
+  const std::string request_key =
+      store::DedupKey(absl::StrCat("r:", account), request.request_id());
+  const std::string request_shape = RequestShape(
+      CanonicalParts(request.model(), request.endpoint(), request.params()));
+  const store::DedupRecord request_record{
+      absl::ToUnixMicros(now + options_.dedup_retention), "", request_shape};
+  if (!request.request_id().empty()) {
+    ASSIGN_OR_RETURN(absl::optional<store::DedupRecord> seen,
+                     LookupDedup(request_key, now));
+    if (seen.has_value()) {
+      if (seen->payload != request_shape) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "request_id ", request.request_id(),
+            " was already used by this account for task ", seen->task_id,
+            " with a different ",
+            absl::StrJoin(DifferingFields(seen->payload, request_shape), ", "),
+            "; send a new request_id for a new request"));
+      }
+      return BlockDuplicate(seen->task_id, v1::DEDUP_REASON_SAME_REQUEST_ID,
+                            request, actor, {});
+    }
+  }
+
+  // 2. The catalog.
   const std::shared_ptr<const Catalog> catalog = catalog_->Get();
   ValidationResult validation =
       tasktrail::ValidateTask(*catalog, request.model(), request.group(),
@@ -139,10 +227,42 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
                            validation.violations);
   }
 
-  const absl::Time now = clock_->Now();
+  // 3. The same content while the original is live (or just succeeded).
+  auto request_binding = [&](const std::string& task_id) {
+    std::vector<store::RawMutation> extra;
+    if (!request.request_id().empty()) {
+      store::DedupRecord record = request_record;
+      record.task_id = task_id;
+      extra.push_back(store::RawMutation{store::ColumnFamily::kDedup,
+                                         request_key,
+                                         store::EncodeDedupRecord(record)});
+    }
+    return extra;
+  };
+  const std::string content_key = store::DedupKey(
+      absl::StrCat("c:", account),
+      ContentFingerprint(account,
+                         CanonicalParts(request.model(), request.endpoint(),
+                                        validation.effective)));
+  if (!request.force_new()) {
+    ASSIGN_OR_RETURN(absl::optional<store::DedupRecord> seen,
+                     LookupDedup(content_key, now));
+    if (seen.has_value()) {
+      absl::StatusOr<Task> original = store_->GetTask(seen->task_id);
+      if (!original.ok() && !absl::IsNotFound(original.status())) {
+        return original.status();
+      }
+      if (original.ok() && BlocksContent(*original, now)) {
+        return BlockDuplicate(seen->task_id, v1::DEDUP_REASON_SAME_CONTENT,
+                              request, actor, request_binding(seen->task_id));
+      }
+    }
+  }
+
+  // 4. A new task, with its dedup keys in the same atomic write.
   Task task;
   task.set_task_id(ids_.Next(now));
-  task.set_account_id(request.account_id());
+  task.set_account_id(account);
   task.set_api_key_id(request.api_key_id());
   task.set_group(request.group());
   task.set_model(request.model());
@@ -165,10 +285,16 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   detail->set_request_id(request.request_id());
   detail->set_charge_units(request.charge_units());
 
+  std::vector<store::RawMutation> extra = request_binding(task.task_id());
+  extra.push_back(store::RawMutation{
+      store::ColumnFamily::kDedup, content_key,
+      store::EncodeDedupRecord(
+          {absl::ToUnixMicros(now + options_.dedup_content_ttl), task.task_id(),
+           ""})});
   {
     absl::MutexLock lock(&LockFor(task.task_id()));
     Task previous;  // empty: the task is new
-    RETURN_IF_ERROR(AppendEvent(previous, &task, &event, ""));
+    RETURN_IF_ERROR(AppendEvent(previous, &task, &event, "", std::move(extra)));
   }
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
@@ -235,7 +361,8 @@ v1::ListModelsResponse Tracker::ListModels(
 
 absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
                                   TaskEvent* event,
-                                  const std::string& event_id_digest) {
+                                  const std::string& event_id_digest,
+                                  std::vector<store::RawMutation> extra) {
   const absl::Time now = clock_->Now();
   *event->mutable_record_time() = ToProtoTime(now);
   if (!event->has_time()) *event->mutable_time() = event->record_time();
@@ -268,6 +395,7 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
   }
 
   store::TaskWrite write;
+  write.extra = std::move(extra);
   write.previous = is_new_task ? nullptr : &previous;
   write.task = task;
   write.events.push_back(fold ? &folded : event);

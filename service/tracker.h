@@ -44,6 +44,17 @@ struct TrackerOptions {
 
   // Seed of the task id generator; 0 seeds from the OS. For tests.
   uint64_t id_seed = 0;
+
+  // How long a request_id keeps returning its task (AIP-155 retention).
+  absl::Duration dedup_retention = absl::Hours(24);
+
+  // How long after an original SUCCEEDED an identical submission is still
+  // blocked as a double click.
+  absl::Duration dedup_window_after_success = absl::Minutes(2);
+
+  // How long a content fingerprint is remembered at all. An original still
+  // unfinished after this long no longer blocks identical submissions.
+  absl::Duration dedup_content_ttl = absl::Hours(24);
 };
 
 class Tracker {
@@ -63,11 +74,20 @@ class Tracker {
   // The catalog in force, filtered by kind.
   v1::ListModelsResponse ListModels(const v1::ListModelsRequest& request) const;
 
-  // Validates against the catalog, then registers a new task in SUBMITTED
-  // with its first timeline entry. Catalog violations are INVALID_ARGUMENT
-  // (ErrorInfo reason INVALID_TASK_PARAMETERS) and are counted per model and
-  // reason in the durable per-minute counters. `actor` is the authenticated
-  // principal ("" when unknown).
+  // Registers one task per user intent. In order:
+  //  1. a `request_id` this account used before (within dedup_retention)
+  //     returns the original task (deduplicated, SAME_REQUEST_ID), or
+  //     ALREADY_EXISTS naming the fields that differ;
+  //  2. catalog validation: violations are INVALID_ARGUMENT (ErrorInfo
+  //     INVALID_TASK_PARAMETERS), counted per model and reason;
+  //  3. unless `force_new`, identical content from the same account returns
+  //     the original (SAME_CONTENT) while it is SUBMITTED, QUEUED or RUNNING,
+  //     or SUCCEEDED less than dedup_window_after_success ago; the
+  //     request_id, if any, is bound to the original;
+  //  4. otherwise a new task in SUBMITTED with its first timeline entry.
+  // Every blocked duplicate appends DUPLICATE_BLOCKED to the original. The
+  // check and the insert are atomic per account (a lock held across the
+  // durable write). `actor` is the authenticated principal ("" if unknown).
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
       const v1::SubmitTaskRequest& request, absl::string_view actor);
 
@@ -102,12 +122,29 @@ class Tracker {
   static constexpr size_t kLockStripes = 256;
 
   absl::Mutex& LockFor(absl::string_view task_id);
+  absl::Mutex& AccountLockFor(absl::string_view account_id);
 
   // Appends `event` (seq, times and state_after filled in here) to `task`,
-  // commits it and wakes watchers. REQUIRES: LockFor(task_id) held.
+  // commits it together with `extra` and wakes watchers.
+  // REQUIRES: LockFor(task_id) held.
   absl::Status AppendEvent(const v1::Task& previous, v1::Task* task,
                            v1::TaskEvent* event,
-                           const std::string& event_id_digest);
+                           const std::string& event_id_digest,
+                           std::vector<store::RawMutation> extra = {});
+
+  // The dedup record under `key`, unless absent or expired at `now`.
+  absl::StatusOr<absl::optional<store::DedupRecord>> LookupDedup(
+      const std::string& key, absl::Time now) const;
+
+  // Records a blocked duplicate on the original task and answers with it.
+  // REQUIRES: AccountLockFor(request.account_id()) held.
+  absl::StatusOr<v1::SubmitTaskResponse> BlockDuplicate(
+      const std::string& task_id, v1::DedupReason reason,
+      const v1::SubmitTaskRequest& request, absl::string_view actor,
+      std::vector<store::RawMutation> extra);
+
+  // True when an identical submission is still the original's intent.
+  bool BlocksContent(const v1::Task& original, absl::Time now) const;
 
   // Counts a rejected submission per model and violation reason.
   void CountRejection(absl::string_view model,
@@ -120,6 +157,8 @@ class Tracker {
   const TrackerOptions options_;
   TaskIdGenerator ids_;
   std::array<absl::Mutex, kLockStripes> locks_;
+  // Taken before a task lock, never after one.
+  std::array<absl::Mutex, kLockStripes> account_locks_;
 };
 
 }  // namespace tasktrail

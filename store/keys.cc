@@ -127,6 +127,26 @@ absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key) {
   return parsed;
 }
 
+std::string EncodeDedupRecord(const DedupRecord& record) {
+  std::string value;
+  AppendBigEndian64(static_cast<uint64_t>(record.expire_unix_micros), &value);
+  AppendLength16(record.task_id, &value);
+  value.append(record.payload);
+  return value;
+}
+
+absl::optional<DedupRecord> DecodeDedupRecord(absl::string_view value) {
+  if (value.size() < 10) return absl::nullopt;
+  DedupRecord record;
+  record.expire_unix_micros = static_cast<int64_t>(ReadBigEndian64(value));
+  const size_t length =
+      (static_cast<uint8_t>(value[8]) << 8) | static_cast<uint8_t>(value[9]);
+  if (value.size() < 10 + length) return absl::nullopt;
+  record.task_id = std::string(value.substr(10, length));
+  record.payload = std::string(value.substr(10 + length));
+  return record;
+}
+
 std::string EncodeInt64(int64_t value) {
   std::string bytes;
   AppendBigEndian64(static_cast<uint64_t>(value), &bytes);

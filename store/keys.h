@@ -98,6 +98,19 @@ struct ParsedCounterKey {
 };
 absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key);
 
+// The value under a DedupKey: which task owns the key and until when.
+// Encoded as expire64 len16(task_id) task_id payload; the expiry comes first
+// so that the compaction filter reads it without parsing the rest.
+struct DedupRecord {
+  // Unix microseconds after which the record is void; 0: never.
+  int64_t expire_unix_micros = 0;
+  std::string task_id;
+  // Owner-defined bytes (the request shape for request_id keys).
+  std::string payload;
+};
+std::string EncodeDedupRecord(const DedupRecord& record);
+absl::optional<DedupRecord> DecodeDedupRecord(absl::string_view value);
+
 // 8-byte big-endian encoding of counter values and deltas.
 std::string EncodeInt64(int64_t value);
 int64_t DecodeInt64(absl::string_view bytes);  // 0 unless exactly 8 bytes

@@ -102,6 +102,25 @@ class CounterExpiryFilter final : public rocksdb::CompactionFilter {
   const int64_t retention_minutes_;
 };
 
+// Drops dedup records whose expiry has passed. Lookups check the expiry too,
+// so the filter only bounds the space, lazily.
+class DedupExpiryFilter final : public rocksdb::CompactionFilter {
+ public:
+  bool Filter(int /*level*/, const rocksdb::Slice& /*key*/,
+              const rocksdb::Slice& value, std::string* /*new_value*/,
+              bool* /*value_changed*/) const override {
+    absl::optional<DedupRecord> record =
+        DecodeDedupRecord(absl::string_view(value.data(), value.size()));
+    if (!record.has_value() || record->expire_unix_micros == 0) return false;
+    const int64_t now_micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    return record->expire_unix_micros < now_micros;
+  }
+  const char* Name() const override { return "tasktrail.DedupExpiry"; }
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(
     const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions options;
@@ -144,6 +163,13 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
       families[static_cast<int>(ColumnFamily::kCounters)].options;
   counters.merge_operator = std::make_shared<Int64AddOperator>();
   counters.compaction_filter = expiry.get();
+  static const DedupExpiryFilter kDedupExpiry;
+  rocksdb::ColumnFamilyOptions& dedup =
+      families[static_cast<int>(ColumnFamily::kDedup)].options;
+  dedup.compaction_filter = &kDedupExpiry;
+  // Compact files at least daily so that expired records leave the disk
+  // even when few new ones arrive.
+  dedup.ttl = 24 * 60 * 60;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status status =
@@ -447,6 +473,14 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
     return absl::UnavailableError(absl::StrCat(what, ": ", status.ToString()));
   }
   return absl::OkStatus();
+}
+
+absl::Status TaskStore::Compact(ColumnFamily family) {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction =
+      rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(options, handle(family), nullptr, nullptr),
+                   "compacting");
 }
 
 bool TaskStore::failed() const {

@@ -173,6 +173,10 @@ class TaskStore {
   // Applies raw mutations atomically, without a task.
   absl::Status WriteRaw(const std::vector<RawMutation>& mutations);
 
+  // Compacts the whole column family now (expired counters and dedup records
+  // are dropped). For tests and maintenance; compaction also runs on its own.
+  absl::Status Compact(ColumnFamily family);
+
   // True once a write failed; the store refuses writes from then on.
   bool failed() const;
 

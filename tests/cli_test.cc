@@ -79,6 +79,26 @@ TEST_F(CliTest, GetShowsTaskChargeAndTimelineOnOneScreen) {
   EXPECT_LT(std::count(result.out.begin(), result.out.end(), '\n'), 50);
 }
 
+TEST_F(CliTest, GetSaysHowManyDuplicatesWereBlocked) {
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-7");
+  submit.set_model("veo-3");
+  submit.set_request_id("click");
+  submit.set_charge_units(40);
+  submit.mutable_params()->set_prompt("fireworks over a harbour");
+  std::string id;
+  for (int click = 0; click < 3; ++click) {
+    v1::SubmitTaskResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->SubmitTask(&context, submit, &response).ok());
+    id = response.task().task_id();
+  }
+  CommandResult result = Cli({"get", id});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("blocked 2 duplicate submissions (last "));
+  EXPECT_THAT(result.out, HasSubstr("charged 40 units"));
+}
+
 TEST_F(CliTest, GetAcceptsTheUpstreamTaskId) {
   const std::string id = SubmitFailedTask();
   CommandResult result = Cli({"get", "kl-123456"});

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -137,6 +138,75 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
     EXPECT_EQ(task.events(task.events_size() - 1).state_after(), task.state());
   }
   EXPECT_GT(all_acks.size(), 300u);
+}
+
+v1::SubmitTaskRequest Intent(int n, bool with_request_id) {
+  v1::SubmitTaskRequest request;
+  request.set_account_id("acct-dedup");
+  request.set_model("kling-v2-1");
+  request.set_endpoint("/v1/videos");
+  if (with_request_id) request.set_request_id("req-" + std::to_string(n));
+  request.mutable_params()->set_prompt("intent " + std::to_string(n));
+  return request;
+}
+
+TEST(CrashTest, DedupGuardRemembersEveryAcknowledgedTaskAfterKill9) {
+  TempDir db;
+  std::vector<std::string> ids;
+  {
+    ServerProcess server(db.path());
+    std::string error;
+    ASSERT_TRUE(server.Start(&error)) << error;
+    auto stub = server.NewStub();
+    for (int n = 0; n < 40; ++n) {
+      v1::SubmitTaskResponse response;
+      grpc::ClientContext context;
+      ASSERT_TRUE(
+          stub->SubmitTask(&context, Intent(n, n % 2 == 0), &response).ok());
+      ids.push_back(response.task().task_id());
+    }
+    server.Kill();
+  }
+  ServerProcess server(db.path());
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  auto stub = server.NewStub();
+  for (int n = 0; n < 40; ++n) {
+    v1::SubmitTaskResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(
+        stub->SubmitTask(&context, Intent(n, n % 2 == 0), &response).ok());
+    EXPECT_TRUE(response.deduplicated()) << n;
+    EXPECT_EQ(response.dedup_reason(), n % 2 == 0
+                                           ? v1::DEDUP_REASON_SAME_REQUEST_ID
+                                           : v1::DEDUP_REASON_SAME_CONTENT);
+    EXPECT_EQ(response.task().task_id(), ids[n]);
+  }
+}
+
+TEST(CrashTest, ConcurrentDoubleClicksThroughTheServerCreateOneTask) {
+  TempDir db;
+  ServerProcess server(db.path());
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  constexpr int kClients = 64;
+  std::vector<std::string> ids(kClients);
+  std::vector<std::thread> clients;
+  auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto stub = v1::TaskTracker::NewStub(channel);
+      v1::SubmitTaskResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::seconds(30));
+      ASSERT_TRUE(stub->SubmitTask(&context, Intent(7, false), &response).ok());
+      ids[i] = response.task().task_id();
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 1u);
 }
 
 }  // namespace

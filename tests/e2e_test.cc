@@ -51,7 +51,10 @@ class E2eTest : public ::testing::Test {
     request.set_endpoint("/v1/videos");
     request.set_request_id(request_id);
     request.set_charge_units(40);
-    request.mutable_params()->set_prompt("a red fox running through snow");
+    // A distinct prompt per call: identical content would be deduplicated.
+    request.mutable_params()->set_prompt(
+        "a red fox running through snow, take " +
+        std::to_string(++submissions_));
     request.mutable_params()->set_aspect_ratio("16:9");
     v1::SubmitTaskResponse response;
     grpc::Status status =
@@ -127,6 +130,7 @@ class E2eTest : public ::testing::Test {
   TempDir db_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<v1::TaskTracker::Stub> stub_;
+  int submissions_ = 0;
 };
 
 TEST_F(E2eTest, FullLifecycleIsRecordedAsNumberedTimeline) {
