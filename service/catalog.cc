@@ -51,6 +51,47 @@ void CheckRange(const v1::IntRange& range, const std::string& path,
   }
 }
 
+// Checks that the defaults are values the model accepts (a bad default would
+// fail every request that leaves the field unset), and makes a single
+// offered duration the default.
+void CheckDefaults(const std::string& path, CompiledModel* model,
+                   Checker* checker) {
+  v1::ModelDefaults* defaults = model->spec.mutable_defaults();
+  const std::string at = path + ".defaults";
+  if (!defaults->aspect_ratio().empty()) {
+    absl::optional<Ratio> ratio = ParseRatio(defaults->aspect_ratio());
+    if (!ratio.has_value() ||
+        std::find(model->ratios.begin(), model->ratios.end(), *ratio) ==
+            model->ratios.end()) {
+      checker->Fail(at + ".aspect_ratio", "is not one of the model's ratios");
+    }
+  }
+  if (!defaults->resolution().empty() &&
+      std::find(model->resolution_names.begin(), model->resolution_names.end(),
+                NormalizeShapeText(defaults->resolution())) ==
+          model->resolution_names.end()) {
+    checker->Fail(at + ".resolution", "is not one of the model's resolutions");
+  }
+  const v1::ModelSpec& spec = model->spec;
+  if (spec.durations_size() == 1 && defaults->duration_seconds() == 0) {
+    defaults->set_duration_seconds(spec.durations(0));
+  }
+  const int32_t duration = defaults->duration_seconds();
+  if (duration != 0 &&
+      std::find(spec.durations().begin(), spec.durations().end(), duration) ==
+          spec.durations().end() &&
+      (duration < spec.duration_range().min() ||
+       duration > spec.duration_range().max())) {
+    checker->Fail(at + ".duration_seconds",
+                  "is not one of the model's durations");
+  }
+  const int32_t count = defaults->image_count();
+  if (count != 0 &&
+      (count < spec.image_count().min() || count > spec.image_count().max())) {
+    checker->Fail(at + ".image_count", "is outside the model's image_count");
+  }
+}
+
 // Checks one spec and compiles its shapes.
 CompiledModel Compile(const ModelSpec& spec, const std::string& path,
                       Checker* checker) {
@@ -93,6 +134,9 @@ CompiledModel Compile(const ModelSpec& spec, const std::string& path,
         continue;
       }
       model.sizes.push_back(*size);
+    } else if (ParseSize(name).has_value()) {
+      checker->Fail(at, absl::StrCat("the exact size \"", resolution.name(),
+                                     "\" needs width and height"));
     } else if (name == "auto") {
       model.accepts_auto_resolution = true;
     } else if (absl::optional<int64_t> side = ParseResolutionClass(name)) {
@@ -143,6 +187,7 @@ CompiledModel Compile(const ModelSpec& spec, const std::string& path,
     checker->Fail(path + ".reference_images.min_aspect",
                   "aspect bounds must be non-negative with min <= max");
   }
+  CheckDefaults(path, &model, checker);
   CheckRange(spec.seed_range(), path + ".seed_range", checker);
   CheckRange(spec.image_count(), path + ".image_count", checker);
   if (spec.kind() == v1::TASK_KIND_IMAGE && spec.image_count().max() < 1) {

@@ -24,11 +24,13 @@ std::string Choices(const std::vector<std::string>& items) {
   return absl::StrCat(absl::StrJoin(head, ", "), " or ", items.back());
 }
 
+// "10 MB" for whole megabytes (of 1024 x 1024 bytes, as vendors write
+// them), else the exact byte count too: "10485761 bytes (10.00 MB)".
 std::string Megabytes(int64_t bytes) {
-  const double megabytes = static_cast<double>(bytes) / (1024.0 * 1024.0);
-  if (bytes % (1024 * 1024) == 0)
-    return absl::StrCat(bytes / (1024 * 1024), " MB");
-  return absl::StrFormat("%.1f MB", megabytes);
+  constexpr int64_t kMegabyte = 1024 * 1024;
+  if (bytes % kMegabyte == 0) return absl::StrCat(bytes / kMegabyte, " MB");
+  return absl::StrFormat("%d bytes (%.2f MB)", bytes,
+                         static_cast<double>(bytes) / kMegabyte);
 }
 
 size_t CharacterCount(absl::string_view text) {
@@ -37,27 +39,56 @@ size_t CharacterCount(absl::string_view text) {
       [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
-// Removes ASCII whitespace, control characters and the invisible Unicode
-// characters that copy-paste brings along (NBSP, zero-width space/joiners,
-// word joiner, BOM).
-std::string StripInvisible(absl::string_view text) {
-  static constexpr absl::string_view kInvisible[] = {
-      "\xC2\xA0",     "\xE2\x80\x8B", "\xE2\x80\x8C",
-      "\xE2\x80\x8D", "\xE2\x81\xA0", "\xEF\xBB\xBF"};
+// The invisible characters that copy and paste brings along.
+struct Invisible {
+  absl::string_view bytes;
+  absl::string_view name;
+};
+constexpr Invisible kInvisibles[] = {
+    {"\xC2\xA0", "U+00A0 (no-break space)"},
+    {"\xE2\x80\x8B", "U+200B (zero-width space)"},
+    {"\xE2\x80\x8C", "U+200C (zero-width non-joiner)"},
+    {"\xE2\x80\x8D", "U+200D (zero-width joiner)"},
+    {"\xE2\x81\xA0", "U+2060 (word joiner)"},
+    {"\xEF\xBB\xBF", "U+FEFF (byte order mark)"},
+};
+
+// Removes ASCII whitespace, control characters and kInvisibles; names what
+// it removed in `found` ("a trailing space", "U+200B (zero-width space)").
+std::string StripInvisible(absl::string_view text,
+                           std::vector<std::string>* found) {
   std::string out;
+  std::vector<size_t> spaces_at;  // out.size() when each space was removed
+  auto note = [found](const std::string& what) {
+    if (std::find(found->begin(), found->end(), what) == found->end()) {
+      found->push_back(what);
+    }
+  };
   for (size_t i = 0; i < text.size();) {
     bool skipped = false;
-    for (absl::string_view invisible : kInvisible) {
-      if (text.substr(i, invisible.size()) == invisible) {
-        i += invisible.size();
+    for (const Invisible& invisible : kInvisibles) {
+      if (text.substr(i, invisible.bytes.size()) == invisible.bytes) {
+        note(std::string(invisible.name));
+        i += invisible.bytes.size();
         skipped = true;
         break;
       }
     }
     if (skipped) continue;
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c > 0x20 && c != 0x7F) out.push_back(text[i]);
+    if (c == ' ') {
+      spaces_at.push_back(out.size());
+    } else if (c < 0x20 || c == 0x7F) {
+      note(absl::StrFormat("a control character (0x%02X)", c));
+    } else {
+      out.push_back(text[i]);
+    }
     ++i;
+  }
+  for (size_t at : spaces_at) {
+    note(at == 0            ? "a leading space"
+         : at == out.size() ? "a trailing space"
+                            : "a space inside");
   }
   return out;
 }
@@ -92,7 +123,8 @@ class Rules {
   const std::string& name() const { return spec_.name(); }
 
   void CheckPrompt() {
-    if (params_.prompt().empty() && !spec_.prompt_optional()) {
+    if (absl::StripAsciiWhitespace(params_.prompt()).empty() &&
+        !spec_.prompt_optional()) {
       Add("params.prompt", "FIELD_REQUIRED",
           absl::StrCat(name(), " needs a prompt"));
     }
@@ -105,18 +137,24 @@ class Rules {
     }
   }
 
-  // Aspect ratio and resolution, and their agreement.
+  // Aspect ratio and resolution, and their agreement. Defaults never blame
+  // the caller: an exact size given without a ratio carries its own ratio,
+  // and a defaulted resolution follows the requested ratio.
   void CheckShape() {
-    const std::string ratio_text = !params_.aspect_ratio().empty()
-                                       ? params_.aspect_ratio()
-                                       : spec_.defaults().aspect_ratio();
+    const bool ratio_given = !params_.aspect_ratio().empty();
+    const bool resolution_given = !params_.resolution().empty();
+    const bool exact_size_given =
+        resolution_given &&
+        ParseSize(NormalizeShapeText(params_.resolution())).has_value();
+    const std::string ratio_text =
+        ratio_given ? params_.aspect_ratio()
+                    : (exact_size_given ? "" : spec_.defaults().aspect_ratio());
     absl::optional<Ratio> ratio;
     if (!ratio_text.empty()) ratio = CheckRatio(ratio_text);
     const bool ratio_ok = ratio_text.empty() || ratio.has_value();
 
-    const std::string resolution_text = !params_.resolution().empty()
-                                            ? params_.resolution()
-                                            : DefaultResolution(ratio);
+    const std::string resolution_text =
+        resolution_given ? params_.resolution() : DefaultResolution(ratio);
     if (resolution_text.empty()) {
       if (!ratio_text.empty() || model_.ratios.empty()) return;
       Add("params.aspect_ratio", "FIELD_REQUIRED",
@@ -141,29 +179,8 @@ class Rules {
       return;
     }
     if (absl::optional<PixelSize> size = ParseSize(normalized)) {
-      const bool exact = std::any_of(
-          model_.sizes.begin(), model_.sizes.end(), [&](const PixelSize& s) {
-            return s.width == size->width && s.height == size->height;
-          });
-      const Ratio size_ratio = Reduce(size->width, size->height);
-      const bool in_class =
-          std::find(model_.classes.begin(), model_.classes.end(),
-                    std::min(size->width, size->height)) !=
-              model_.classes.end() &&
-          std::find(model_.ratios.begin(), model_.ratios.end(), size_ratio) !=
-              model_.ratios.end();
-      if (!exact && !in_class) {
-        unsupported();
-        return;
-      }
-      if (ratio.has_value() && !(size_ratio == *ratio)) {
-        Add("params.resolution", "RESOLUTION_RATIO_MISMATCH",
-            absl::StrCat("resolution ", normalized, " is ",
-                         RatioText(size_ratio), " but the aspect ratio is ",
-                         RatioText(*ratio), "; make them agree"));
-      }
-      if (ratio_text.empty())
-        effective_->set_aspect_ratio(RatioText(size_ratio));
+      CheckExactSize(*size, normalized, ratio, resolution_given,
+                     ratio_text.empty(), unsupported);
       return;
     }
     absl::optional<int64_t> side = ParseResolutionClass(normalized);
@@ -180,14 +197,49 @@ class Rules {
     }
   }
 
-  // The model's default resolution; when it is an exact size that disagrees
-  // with the requested ratio, the first exact size (or else the first class)
-  // that fits the ratio.
+  // An exact size: one of the model's sizes, or a size in one of its classes
+  // (1920x1080 is 1080p) with an offered ratio.
+  template <typename Unsupported>
+  void CheckExactSize(const PixelSize& size, const std::string& normalized,
+                      const absl::optional<Ratio>& ratio, bool resolution_given,
+                      bool derive_ratio, const Unsupported& unsupported) {
+    const bool exact = std::any_of(
+        model_.sizes.begin(), model_.sizes.end(), [&](const PixelSize& s) {
+          return s.width == size.width && s.height == size.height;
+        });
+    const Ratio size_ratio = Reduce(size.width, size.height);
+    auto offered =
+        std::find(model_.ratios.begin(), model_.ratios.end(), size_ratio);
+    const bool in_class =
+        std::find(model_.classes.begin(), model_.classes.end(),
+                  std::min(size.width, size.height)) != model_.classes.end() &&
+        offered != model_.ratios.end();
+    if (!exact && !in_class) {
+      unsupported();
+      return;
+    }
+    if (ratio.has_value() && !(size_ratio == *ratio) && resolution_given) {
+      Add("params.resolution", "RESOLUTION_RATIO_MISMATCH",
+          absl::StrCat("resolution ", normalized, " is ", RatioText(size_ratio),
+                       " but the aspect ratio is ", RatioText(*ratio),
+                       "; make them agree"));
+    }
+    if (derive_ratio) {
+      effective_->set_aspect_ratio(
+          offered != model_.ratios.end()
+              ? model_.ratio_texts[offered - model_.ratios.begin()]
+              : RatioText(size_ratio));
+    }
+  }
+
+  // The resolution used when the caller gives none: the model's default,
+  // unless a ratio is asked for that the default does not have; then the
+  // first exact size with that ratio, else the default (or first) class.
   std::string DefaultResolution(const absl::optional<Ratio>& ratio) const {
     const std::string& fallback = spec_.defaults().resolution();
+    if (!ratio.has_value()) return fallback;
     absl::optional<PixelSize> size = ParseSize(fallback);
-    if (!ratio.has_value() || !size.has_value() ||
-        Reduce(size->width, size->height) == *ratio) {
+    if (size.has_value() && Reduce(size->width, size->height) == *ratio) {
       return fallback;
     }
     for (const PixelSize& candidate : model_.sizes) {
@@ -195,8 +247,10 @@ class Rules {
         return absl::StrCat(candidate.width, "x", candidate.height);
       }
     }
-    if (!model_.classes.empty())
+    if (ParseResolutionClass(fallback).has_value()) return fallback;
+    if (!model_.classes.empty()) {
       return absl::StrCat(model_.classes.front(), "p");
+    }
     return fallback;
   }
 
@@ -426,25 +480,29 @@ class Rules {
 // Reports an unknown model with the closest catalog names.
 void AddUnknownModel(const Catalog& catalog, absl::string_view model,
                      ValidationResult* result) {
-  const std::string cleaned = StripInvisible(model);
+  std::vector<std::string> found;
+  const std::string cleaned = StripInvisible(model, &found);
+  const std::string what =
+      found.empty() ? "" : absl::StrCat(" (", absl::StrJoin(found, ", "), ")");
   if (cleaned != model && catalog.Find(cleaned) != nullptr) {
     result->violations.push_back(Violation(
         "model", "MODEL_UNKNOWN",
-        absl::StrCat("model name \"", model,
-                     "\" contains spaces or invisible characters (often from "
-                     "copy and paste); the catalog has \"",
-                     cleaned, "\"")));
+        absl::StrCat("model name contains spaces or invisible characters", what,
+                     ", often from copy and paste; the catalog has \"", cleaned,
+                     "\"")));
     return;
   }
   std::vector<std::string> suggestions = catalog.Suggest(cleaned);
   std::string sentence =
-      absl::StrCat("model \"", model, "\" is not in the catalog");
+      absl::StrCat("model \"", cleaned, "\" is not in the catalog");
   if (!suggestions.empty()) {
     absl::StrAppend(&sentence, "; did you mean ", Choices(suggestions), "?");
   }
   if (cleaned != model) {
     absl::StrAppend(&sentence,
-                    " (the name also contains spaces or invisible characters)");
+                    " The name also contains spaces or invisible "
+                    "characters",
+                    what, ".");
   }
   result->violations.push_back(Violation("model", "MODEL_UNKNOWN", sentence));
 }
