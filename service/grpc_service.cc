@@ -250,6 +250,22 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
   });
 }
 
+grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
+    grpc::CallbackServerContext* context,
+    const v1::GetQueueStatusRequest* request, v1::QueueStatus* response) {
+  return FinishNow(context, [this, request, response] {
+    return Respond(tracker_->GetQueueStatus(*request), response);
+  });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
+    grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
+    v1::Stats* response) {
+  return FinishNow(context, [this, request, response] {
+    return Respond(tracker_->GetStats(*request), response);
+  });
+}
+
 grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const v1::WatchTaskRequest* request) {
   absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());

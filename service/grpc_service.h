@@ -43,6 +43,13 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::ListModelsRequest* request,
       v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetQueueStatus(
+      grpc::CallbackServerContext* context,
+      const v1::GetQueueStatusRequest* request,
+      v1::QueueStatus* response) override;
+  grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
+                                     const v1::GetStatsRequest* request,
+                                     v1::Stats* response) override;
   grpc::ServerWriteReactor<v1::TaskEvent>* WatchTask(
       grpc::CallbackServerContext* context,
       const v1::WatchTaskRequest* request) override;

@@ -37,6 +37,7 @@ struct DaemonFlags {
   bool sync = true;
   std::string port_file;
   std::string catalog;
+  std::string failure_rules;
   int block_cache_mb = 128;
   int write_threads = 16;
   int max_receive_bytes = 64 * 1024;
@@ -140,14 +141,26 @@ int Run(const DaemonFlags& flags) {
     initial_catalog = *std::move(loaded);
   }
   CatalogHolder catalog(initial_catalog);
+  TrackerOptions tracker_options = flags.tracker;
   spdlog::info("catalog loaded source={} version={} models={}",
                flags.catalog.empty() ? "built-in" : flags.catalog,
                initial_catalog->version(),
                initial_catalog->document().models_size());
 
+  if (!flags.failure_rules.empty()) {
+    absl::StatusOr<std::shared_ptr<const FailureClassifier>> rules =
+        FailureClassifier::FromFile(flags.failure_rules);
+    if (!rules.ok()) {
+      spdlog::error("cannot load failure rules path={} error=\"{}\"",
+                    flags.failure_rules, std::string(rules.status().message()));
+      return 1;
+    }
+    tracker_options.failure_rules = *std::move(rules);
+  }
+
   EventHub hub;
   Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
-                  flags.tracker);
+                  tracker_options);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get());
 
@@ -219,6 +232,9 @@ int Main(int argc, char** argv) {
   app.add_option("--catalog", flags.catalog,
                  "model catalog JSON (the format `tasktrail models --json` "
                  "prints); SIGHUP reloads it. Default: the built-in catalog");
+  app.add_option("--failure-rules", flags.failure_rules,
+                 "failure classification rules JSON; default: the built-in "
+                 "table");
   app.add_option("--port-file", flags.port_file,
                  "write the bound port to this file once serving");
   app.add_option("--block-cache-mb", flags.block_cache_mb,
@@ -233,6 +249,9 @@ int Main(int argc, char** argv) {
                  "largest request accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(1024, 64 << 20));
+  AddDurationOption(app, "--stale-after", &flags.tracker.stale_after,
+                    "a queued or running task with no upstream event for "
+                    "longer than this is reported as POLLING_STALLED");
   AddDurationOption(app, "--dedup-retention", &flags.tracker.dedup_retention,
                     "how long a request_id keeps returning its task");
   AddDurationOption(app, "--dedup-window-after-success",

@@ -8,10 +8,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "service/errors.h"
 #include "service/fingerprint.h"
 #include "service/lifecycle.h"
+#include "service/queue_verdict.h"
+#include "service/stats.h"
 #include "service/status_macros.h"
 #include "service/time_util.h"
 #include "service/timeline.h"
@@ -99,6 +102,10 @@ Tracker::Tracker(store::TaskStore* store, const CatalogHolder* catalog,
       clock_(clock),
       hub_(hub),
       options_(std::move(options)),
+      failure_rules_(options_.failure_rules != nullptr
+                         ? options_.failure_rules
+                         : FailureClassifier::BuiltIn()),
+      waits_(store),
       ids_(options_.id_seed) {}
 
 absl::Mutex& Tracker::LockFor(absl::string_view task_id) {
@@ -151,7 +158,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::BlockDuplicate(
   detail->set_client(request.endpoint());
   extra.push_back(store::RawMutation::Add(
       store::CounterKey(absl::ToUnixSeconds(clock_->Now()) / 60, task.model(),
-                        "duplicates_blocked"),
+                        kDuplicatesBlocked),
       1));
   const Task previous = task;
   RETURN_IF_ERROR(AppendEvent(previous, &task, &event, "", std::move(extra)));
@@ -307,7 +314,7 @@ void Tracker::CountRejection(
   const int64_t minute = absl::ToUnixSeconds(clock_->Now()) / 60;
   std::vector<store::RawMutation> counts;
   counts.push_back(
-      store::RawMutation::Add(store::CounterKey(minute, model, "rejected"), 1));
+      store::RawMutation::Add(store::CounterKey(minute, model, kRejected), 1));
   std::vector<std::string> reasons;
   for (const v1::FieldViolation& violation : violations) {
     if (std::find(reasons.begin(), reasons.end(), violation.reason()) !=
@@ -316,7 +323,9 @@ void Tracker::CountRejection(
     }
     reasons.push_back(violation.reason());
     counts.push_back(store::RawMutation::Add(
-        store::CounterKey(minute, model, "rejected:" + violation.reason()), 1));
+        store::CounterKey(minute, model,
+                          absl::StrCat(kRejectedPrefix, violation.reason())),
+        1));
   }
   // The rejection is answered whether or not it could be counted; a store
   // that fails here also fails the next write, which reports UNAVAILABLE.
@@ -384,7 +393,58 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
   }
 
   ApplyToSnapshot(*event, task);
+  if (event->type() == v1::EVENT_TYPE_FAILED) {
+    const bool refunded = task->refunded();
+    *task->mutable_failure() = failure_rules_->Classify(
+        event->failed().http_status(), event->failed().error_code(),
+        event->failed().message());
+    task->set_refunded(refunded);
+  }
   *task->mutable_update_time() = event->record_time();
+
+  // Stats: the state entered (and why a task failed), counted in the minute
+  // it was recorded; the queue wait of a task that left the queue.
+  const int64_t minute = absl::ToUnixSeconds(now) / 60;
+  if (is_new_task || previous.state() != task->state()) {
+    extra.push_back(store::RawMutation::Add(
+        store::CounterKey(
+            minute, task->model(),
+            absl::StrCat(kEnteredStatePrefix, StateName(task->state()))),
+        1));
+    if (task->state() == v1::TASK_STATE_FAILED) {
+      const std::string& category =
+          v1::FailureCategory_Name(task->failure().category());
+      const std::string& origin =
+          v1::FailureOrigin_Name(task->failure().origin());
+      extra.push_back(store::RawMutation::Add(
+          store::CounterKey(
+              minute, task->model(),
+              absl::StrCat(kFailureCategoryPrefix,
+                           absl::StripPrefix(category, "FAILURE_CATEGORY_"))),
+          1));
+      extra.push_back(store::RawMutation::Add(
+          store::CounterKey(
+              minute, task->model(),
+              absl::StrCat(kFailureOriginPrefix,
+                           absl::StripPrefix(origin, "FAILURE_ORIGIN_"))),
+          1));
+    }
+  }
+  const bool left_queue = !is_new_task &&
+                          previous.state() == v1::TASK_STATE_QUEUED &&
+                          task->state() != v1::TASK_STATE_QUEUED;
+  absl::Duration queue_wait;
+  if (left_queue) {
+    queue_wait = FromProtoTime(task->queue_exit_time()) -
+                 FromProtoTime(task->queue_enter_time());
+    ASSIGN_OR_RETURN(std::vector<store::RawMutation> sample,
+                     waits_.SampleMutations(
+                         task->model(), FromProtoTime(task->queue_exit_time()),
+                         task->task_id(), queue_wait));
+    for (store::RawMutation& mutation : sample) {
+      extra.push_back(std::move(mutation));
+    }
+  }
   if (fold) {
     event->set_seq(folded.seq());
   } else {
@@ -404,6 +464,10 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
                            store::EventIdRecord{event->seq(), event_id_digest});
   }
   RETURN_IF_ERROR(store_->Write(write));
+  if (left_queue) {
+    waits_.Add(task->model(), FromProtoTime(task->queue_exit_time()),
+               task->task_id(), queue_wait);
+  }
   if (fold) *event = folded;
   hub_->Notify(task->task_id());
   return absl::OkStatus();
@@ -578,6 +642,32 @@ absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
     response.set_next_page_token(EncodePageToken(last_visited));
   }
   return response;
+}
+
+absl::StatusOr<v1::QueueStatus> Tracker::GetQueueStatus(
+    const v1::GetQueueStatusRequest& request) {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  ASSIGN_OR_RETURN(TypicalWait typical, waits_.Typical(task.model()));
+  return JudgeQueue(task, typical, clock_->Now(), options_.stale_after);
+}
+
+absl::StatusOr<v1::Stats> Tracker::GetStats(
+    const v1::GetStatsRequest& request) {
+  absl::Duration window = request.has_window()
+                              ? FromProtoDuration(request.window())
+                              : absl::Minutes(15);
+  if (window < absl::Minutes(1) || window > kMaxStatsWindow) {
+    return InvalidField("window", "FIELD_OUT_OF_RANGE",
+                        absl::StrCat("window is ", absl::FormatDuration(window),
+                                     "; it must be between 1m and 24h"));
+  }
+  std::vector<v1::FieldViolation> violations;
+  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  return ComputeStats(*store_, &waits_, request.model(), window, clock_->Now());
 }
 
 absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,

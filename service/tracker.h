@@ -28,7 +28,9 @@
 #include "service/catalog.h"
 #include "service/clock.h"
 #include "service/event_hub.h"
+#include "service/failure_rules.h"
 #include "service/limits.h"
+#include "service/queue_waits.h"
 #include "service/task_id.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.pb.h"
@@ -51,6 +53,13 @@ struct TrackerOptions {
   // How long after an original SUCCEEDED an identical submission is still
   // blocked as a double click.
   absl::Duration dedup_window_after_success = absl::Minutes(2);
+
+  // A queued or running task with no upstream event for longer than this is
+  // POLLING_STALLED.
+  absl::Duration stale_after = absl::Minutes(5);
+
+  // The failure classification table; nullptr: the built-in one.
+  std::shared_ptr<const FailureClassifier> failure_rules;
 
   // How long a content fingerprint is remembered at all. An original still
   // unfinished after this long no longer blocks identical submissions.
@@ -105,6 +114,14 @@ class Tracker {
   absl::StatusOr<v1::ListTasksResponse> ListTasks(
       const v1::ListTasksRequest& request) const;
 
+  // "Is it still queued, and is that normal?" NOT_FOUND when unknown.
+  absl::StatusOr<v1::QueueStatus> GetQueueStatus(
+      const v1::GetQueueStatusRequest& request);
+
+  // Counts, failures, queue waits and incident hints over a recent window
+  // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
+  absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
+
   // Appends a support note. When `actor` is non-empty it is the author.
   absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
                                    absl::string_view actor);
@@ -155,6 +172,8 @@ class Tracker {
   const Clock* const clock_;
   EventHub* const hub_;
   const TrackerOptions options_;
+  const std::shared_ptr<const FailureClassifier> failure_rules_;
+  QueueWaits waits_;
   TaskIdGenerator ids_;
   std::array<absl::Mutex, kLockStripes> locks_;
   // Taken before a task lock, never after one.

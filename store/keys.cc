@@ -127,6 +127,28 @@ absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key) {
   return parsed;
 }
 
+std::string QueueSamplePrefix(absl::string_view model) {
+  std::string key(1, kQueueSampleTag);
+  AppendLength16(model, &key);
+  return key;
+}
+
+std::string QueueSampleKey(absl::string_view model, int64_t exit_unix_micros,
+                           absl::string_view task_id) {
+  std::string key = QueueSamplePrefix(model);
+  AppendBigEndian64(static_cast<uint64_t>(exit_unix_micros), &key);
+  key.append(task_id.data(), task_id.size());
+  return key;
+}
+
+absl::optional<int64_t> QueueSampleExitMicros(absl::string_view key) {
+  if (key.size() < 3 || key[0] != kQueueSampleTag) return absl::nullopt;
+  const size_t length =
+      (static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]);
+  if (key.size() < 3 + length + 8) return absl::nullopt;
+  return static_cast<int64_t>(ReadBigEndian64(key.substr(3 + length)));
+}
+
 std::string EncodeDedupRecord(const DedupRecord& record) {
   std::string value;
   AppendBigEndian64(static_cast<uint64_t>(record.expire_unix_micros), &value);

@@ -98,6 +98,17 @@ struct ParsedCounterKey {
 };
 absl::optional<ParsedCounterKey> ParseCounterKey(absl::string_view key);
 
+// Queue-wait samples (ColumnFamily::kCounters): 'q' len16(model) model
+// exit64 task_id -> EncodeInt64(wait in microseconds). A model's samples
+// share QueueSamplePrefix(model) and sort by the time the task left the
+// queue (Unix microseconds).
+inline constexpr char kQueueSampleTag = 'q';
+std::string QueueSamplePrefix(absl::string_view model);
+std::string QueueSampleKey(absl::string_view model, int64_t exit_unix_micros,
+                           absl::string_view task_id);
+// The exit time of a sample key, or nullopt when `key` is not one.
+absl::optional<int64_t> QueueSampleExitMicros(absl::string_view key);
+
 // The value under a DedupKey: which task owns the key and until when.
 // Encoded as expire64 len16(task_id) task_id payload; the expiry comes first
 // so that the compaction filter reads it without parsing the rest.

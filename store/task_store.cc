@@ -78,7 +78,10 @@ class Int64AddOperator final : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "tasktrail.Int64Add"; }
 };
 
-// Drops per-minute counters older than the retention.
+constexpr int64_t kQueueSampleRetentionMinutes = 30 * 24 * 60;
+
+// Drops per-minute counters older than the retention, and queue samples
+// older than 30 days.
 class CounterExpiryFilter final : public rocksdb::CompactionFilter {
  public:
   explicit CounterExpiryFilter(int64_t retention_minutes)
@@ -87,14 +90,21 @@ class CounterExpiryFilter final : public rocksdb::CompactionFilter {
   bool Filter(int /*level*/, const rocksdb::Slice& key,
               const rocksdb::Slice& /*value*/, std::string* /*new_value*/,
               bool* /*value_changed*/) const override {
-    absl::optional<ParsedCounterKey> parsed =
-        ParseCounterKey(absl::string_view(key.data(), key.size()));
-    if (!parsed.has_value()) return false;
+    const absl::string_view bytes(key.data(), key.size());
     const int64_t now_minute =
         std::chrono::duration_cast<std::chrono::minutes>(
             std::chrono::system_clock::now().time_since_epoch())
             .count();
-    return parsed->unix_minute < now_minute - retention_minutes_;
+    if (absl::optional<ParsedCounterKey> counter = ParseCounterKey(bytes)) {
+      return counter->unix_minute < now_minute - retention_minutes_;
+    }
+    // Queue samples are trimmed to the newest ones per model as they are
+    // written; this only collects the few a race may leave behind.
+    if (absl::optional<int64_t> exit_micros = QueueSampleExitMicros(bytes)) {
+      return *exit_micros / 60000000 <
+             now_minute - kQueueSampleRetentionMinutes;
+    }
+    return false;
   }
   const char* Name() const override { return "tasktrail.CounterExpiry"; }
 
