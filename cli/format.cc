@@ -382,19 +382,13 @@ std::string StatCount(const v1::ModelStats& m, absl::string_view state) {
   return absl::StrCat(total);
 }
 
-std::string TotalTasks(const v1::ModelStats& m) {
-  int64_t total = 0;
-  for (const auto& [key, count] : m.tasks_by_state()) total += count;
-  return absl::StrCat(total);
-}
-
 // One row per model: totals, outcomes, duplicates and queue waits.
 std::string StatsTable(const v1::Stats& stats) {
   if (stats.models_size() == 0) return "no tasks in the window\n";
-  Table table({"MODEL", "TASKS", "SUCCEEDED", "FAILED", "CANCELED",
+  Table table({"MODEL", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED",
                "DUP BLOCKED", "WAIT P50", "WAIT P90"});
   for (const v1::ModelStats& m : stats.models()) {
-    table.Add({m.model(), TotalTasks(m), StatCount(m, "SUCCEEDED"),
+    table.Add({m.model(), StatCount(m, "SUBMITTED"), StatCount(m, "SUCCEEDED"),
                StatCount(m, "FAILED"), StatCount(m, "CANCELED"),
                absl::StrCat(m.duplicates_blocked()),
                FormatSpan(ToAbslDuration(m.queue_wait_p50())),
@@ -408,7 +402,7 @@ std::string StatsBreakdown(const v1::Stats& stats) {
   std::string out;
   for (const v1::ModelStats& m : stats.models()) {
     std::string block;
-    AddField(&block, "  by state", CountsLine(m.tasks_by_state()));
+    AddField(&block, "  entered", CountsLine(m.tasks_by_state()));
     AddField(&block, "  failures", CountsLine(m.failures_by_category()));
     AddField(&block, "  origins", CountsLine(m.failures_by_origin()));
     AddField(&block, "  rejected", CountsLine(m.rejections_by_reason()));

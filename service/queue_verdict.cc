@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "service/lifecycle.h"
@@ -47,6 +48,10 @@ std::string FinishedAdvice(const v1::Task& task) {
       const std::string cause = task.failure().cause().empty()
                                     ? "the cause was not recognised"
                                     : task.failure().cause();
+      // Built-in causes already say whether a retry helps.
+      if (absl::StrContains(cause, "retry")) {
+        return absl::StrCat("Failed: ", cause, ".");
+      }
       return absl::StrCat(
           "Failed: ", cause, ". ",
           task.failure().retryable()

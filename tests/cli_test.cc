@@ -28,9 +28,11 @@ class CliTest : public ::testing::Test {
     return RunCommand(args, {"TZ=UTC"});
   }
 
-  std::string SubmitFailedTask() {
+  std::string SubmitFailedTask() { return SubmitFailedTaskFor("acct-42"); }
+
+  std::string SubmitFailedTaskFor(const std::string& account) {
     v1::SubmitTaskRequest submit;
-    submit.set_account_id("acct-42");
+    submit.set_account_id(account);
     submit.set_model("kling-v2-1");
     submit.set_charge_units(40);
     submit.mutable_params()->set_prompt("a lighthouse at dusk");
@@ -97,6 +99,49 @@ TEST_F(CliTest, GetSaysHowManyDuplicatesWereBlocked) {
   ASSERT_EQ(result.exit_code, 0) << result.err;
   EXPECT_THAT(result.out, HasSubstr("blocked 2 duplicate submissions (last "));
   EXPECT_THAT(result.out, HasSubstr("charged 40 units"));
+}
+
+TEST_F(CliTest, GetExplainsTheFailureInPlainWords) {
+  const std::string id = SubmitFailedTask();
+  CommandResult result = Cli({"get", id});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("temporary capacity error"));
+  EXPECT_THAT(result.out, HasSubstr("provider"));
+}
+
+TEST_F(CliTest, QueuedAnswersWithAVerdictAndExitsZero) {
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-9");
+  submit.set_model("veo-3");
+  submit.mutable_params()->set_prompt("a queue of penguins");
+  v1::SubmitTaskResponse submitted;
+  grpc::ClientContext c1;
+  ASSERT_TRUE(stub_->SubmitTask(&c1, submit, &submitted).ok());
+  v1::RecordEventRequest queued;
+  queued.set_task_id(submitted.task().task_id());
+  queued.mutable_queued()->set_queue_position(14);
+  v1::RecordEventResponse response;
+  grpc::ClientContext c2;
+  ASSERT_TRUE(stub_->RecordEvent(&c2, queued, &response).ok());
+
+  CommandResult result = Cli({"queued", submitted.task().task_id()});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out, HasSubstr("position 14"));
+  EXPECT_THAT(result.out, HasSubstr("Do not resubmit"));
+  CommandResult json = Cli({"queued", submitted.task().task_id(), "--json"});
+  ASSERT_EQ(json.exit_code, 0);
+  EXPECT_THAT(json.out, HasSubstr("\"QUEUE_VERDICT_QUEUED_NORMAL\""));
+  EXPECT_EQ(Cli({"queued", "01ARZ3NDEKTSV4RRFFQ69G5FAV"}).exit_code, 3);
+}
+
+TEST_F(CliTest, StatsNamesAProviderIncident) {
+  for (int i = 0; i < 6; ++i) SubmitFailedTaskFor("acct-" + std::to_string(i));
+  CommandResult result = Cli({"stats", "--window", "15m"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_THAT(result.out,
+              HasSubstr("kling-v2-1: 6 of 6 finished tasks failed"));
+  EXPECT_THAT(result.out, HasSubstr("likely a provider incident"));
+  EXPECT_EQ(Cli({"stats", "--window", "48h"}).exit_code, 1);
 }
 
 TEST_F(CliTest, GetAcceptsTheUpstreamTaskId) {
