@@ -1,12 +1,16 @@
 #include "service/grpc_service.h"
 
+#include <atomic>
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "grpcpp/alarm.h"
 #include "service/grpc_status.h"
 #include "service/lifecycle.h"
 
@@ -15,25 +19,6 @@ namespace {
 
 // Events read from the store per refill of a watch stream's buffer.
 constexpr int kWatchBatch = 64;
-
-// Completes a unary call with the status `work` returns.
-template <typename Work>
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(work());
-  return reactor;
-}
-
-// Runs `work` on `pool` and completes the call with its status there.
-template <typename Work>
-grpc::ServerUnaryReactor* FinishOnPool(grpc::CallbackServerContext* context,
-                                       WorkPool* pool, Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  pool->Schedule(
-      [reactor, work = std::move(work)]() mutable { reactor->Finish(work()); });
-  return reactor;
-}
 
 // Copies a domain result into `response`, or converts its error.
 template <typename T, typename Response>
@@ -52,11 +37,32 @@ grpc::Status Respond(absl::StatusOr<T> result, Response* response) {
 class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
  public:
   WatchReactor(Tracker* tracker, EventHub* hub, std::string task_id,
-               int64_t after_seq)
+               int64_t after_seq, absl::Duration max_lifetime)
       : tracker_(tracker),
         hub_(hub),
         task_id_(std::move(task_id)),
         last_sent_seq_(after_seq) {
+    // The stream ends UNAVAILABLE after its maximum lifetime; the client
+    // resumes with after_seq. The alarm's callback runs exactly once (also
+    // when cancelled), so it holds one of the two references.
+    lifetime_.Set(
+        std::chrono::system_clock::now() +
+            std::chrono::microseconds(absl::ToInt64Microseconds(max_lifetime)),
+        [this, max_lifetime](bool expired) {
+          if (expired) {
+            int64_t sent = 0;
+            {
+              absl::MutexLock lock(&mutex_);
+              sent = last_sent_seq_;
+            }
+            FinishOnce(grpc::Status(
+                grpc::StatusCode::UNAVAILABLE,
+                absl::StrCat("the stream reached its maximum lifetime of ",
+                             absl::FormatDuration(max_lifetime),
+                             "; resume WatchTask with after_seq=", sent)));
+          }
+          Release();
+        });
     const uint64_t handle = hub_->Subscribe(task_id_, [this](bool closing) {
       {
         absl::MutexLock lock(&mutex_);
@@ -90,7 +96,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
 
   void OnDone() override {
     hub_->Unsubscribe(handle_);
-    delete this;
+    lifetime_.Cancel();
+    Release();
   }
 
  private:
@@ -150,6 +157,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
     return absl::OkStatus();
   }
 
+  // Deletes this once both OnDone and the alarm's callback have run.
+  void Release() {
+    if (references_.fetch_sub(1) == 1) delete this;
+  }
+
   void FinishOnce(const grpc::Status& status) {
     {
       absl::MutexLock lock(&mutex_);
@@ -162,6 +174,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   Tracker* const tracker_;
   EventHub* const hub_;
   const std::string task_id_;
+  grpc::Alarm lifetime_;
+  std::atomic<int> references_{2};
 
   absl::Mutex mutex_;
   uint64_t handle_ = 0;  // written once, before any Finish
@@ -189,93 +203,190 @@ class FailedWatch final : public grpc::ServerWriteReactor<v1::TaskEvent> {
 }  // namespace
 
 TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
-                                       WorkPool* writes)
-    : tracker_(tracker), hub_(hub), writes_(writes) {}
+                                       WorkPool* writes, EdgeOptions options)
+    : tracker_(tracker),
+      hub_(hub),
+      writes_(writes),
+      options_(std::move(options)) {}
+
+absl::StatusOr<Caller> TaskTrackerService::Admit(
+    grpc::CallbackServerContext* context, Rpc rpc) {
+  Caller caller;
+  if (options_.access != nullptr) {
+    absl::string_view authorization;
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    if (it != metadata.end()) {
+      authorization = absl::string_view(it->second.data(), it->second.size());
+    }
+    absl::StatusOr<Caller> authenticated =
+        options_.access->Authenticate(authorization);
+    if (!authenticated.ok()) return authenticated.status();
+    caller = *std::move(authenticated);
+    absl::Status allowed = Authorize(caller, rpc);
+    if (!allowed.ok()) return allowed;
+  }
+  if (in_flight_.fetch_add(1) >= options_.max_in_flight) {
+    in_flight_.fetch_sub(1);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("tasktraild is overloaded (", options_.max_in_flight,
+                     " calls in flight); retry with backoff"));
+  }
+  return caller;
+}
+
+void TaskTrackerService::AuditRead(const Caller& caller,
+                                   absl::string_view task_id, Rpc rpc) {
+  if (options_.access == nullptr || caller.role == Role::kBackend) return;
+  // A lost audit record must not fail the read it describes.
+  tracker_
+      ->RecordAudit(task_id, caller.name, RoleName(caller.role), RpcName(rpc))
+      .IgnoreError();
+}
+
+template <typename Work>
+grpc::ServerUnaryReactor* TaskTrackerService::Serve(
+    grpc::CallbackServerContext* context, Rpc rpc, bool on_write_pool,
+    Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = Admit(context, rpc);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  auto run = [this, reactor, caller = *std::move(caller),
+              work = std::move(work)]() mutable {
+    const grpc::Status status = work(caller);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(status);
+  };
+  if (on_write_pool) {
+    writes_->Schedule(std::move(run));
+  } else {
+    run();
+  }
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
     grpc::CallbackServerContext* context, const v1::SubmitTaskRequest* request,
     v1::SubmitTaskResponse* response) {
-  return FinishOnPool(context, writes_, [this, request, response] {
-    return Respond(tracker_->SubmitTask(*request, ""), response);
-  });
+  return Serve(context, Rpc::kSubmitTask, /*on_write_pool=*/true,
+               [this, request, response](const Caller& caller) {
+                 return Respond(tracker_->SubmitTask(*request, caller.name),
+                                response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
     grpc::CallbackServerContext* context, const v1::RecordEventRequest* request,
     v1::RecordEventResponse* response) {
-  return FinishOnPool(context, writes_, [this, request, response] {
-    return Respond(tracker_->RecordEvent(*request, ""), response);
-  });
+  return Serve(context, Rpc::kRecordEvent, /*on_write_pool=*/true,
+               [this, request, response](const Caller& caller) {
+                 return Respond(tracker_->RecordEvent(*request, caller.name),
+                                response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
     grpc::CallbackServerContext* context, const v1::AddNoteRequest* request,
     v1::Task* response) {
-  return FinishOnPool(context, writes_, [this, request, response] {
-    return Respond(tracker_->AddNote(*request, ""), response);
-  });
+  return Serve(context, Rpc::kAddNote, /*on_write_pool=*/true,
+               [this, request, response](const Caller& caller) {
+                 return Respond(tracker_->AddNote(*request, caller.name),
+                                response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
     grpc::CallbackServerContext* context, const v1::GetTaskRequest* request,
     v1::Task* response) {
-  return FinishNow(context, [this, request, response] {
-    return Respond(tracker_->GetTask(*request), response);
-  });
+  return Serve(context, Rpc::kGetTask, /*on_write_pool=*/false,
+               [this, request, response](const Caller& caller) {
+                 absl::StatusOr<v1::Task> task = tracker_->GetTask(*request);
+                 if (task.ok())
+                   AuditRead(caller, task->task_id(), Rpc::kGetTask);
+                 return Respond(std::move(task), response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
     grpc::CallbackServerContext* context, const v1::ListTasksRequest* request,
     v1::ListTasksResponse* response) {
-  return FinishNow(context, [this, request, response] {
-    return Respond(tracker_->ListTasks(*request), response);
-  });
+  return Serve(context, Rpc::kListTasks, /*on_write_pool=*/false,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ListTasks(*request), response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
     grpc::CallbackServerContext* context,
     const v1::ValidateTaskRequest* request,
     v1::ValidateTaskResponse* response) {
-  return FinishNow(context, [this, request, response] {
-    return Respond(tracker_->ValidateTask(*request), response);
-  });
+  return Serve(context, Rpc::kValidateTask, /*on_write_pool=*/false,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ValidateTask(*request), response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  return FinishNow(context, [this, request, response] {
-    *response = tracker_->ListModels(*request);
-    return grpc::Status::OK;
-  });
+  return Serve(context, Rpc::kListModels, /*on_write_pool=*/false,
+               [this, request, response](const Caller&) {
+                 *response = tracker_->ListModels(*request);
+                 return grpc::Status::OK;
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
     grpc::CallbackServerContext* context,
     const v1::GetQueueStatusRequest* request, v1::QueueStatus* response) {
-  return FinishNow(context, [this, request, response] {
-    return Respond(tracker_->GetQueueStatus(*request), response);
-  });
+  return Serve(context, Rpc::kGetQueueStatus, /*on_write_pool=*/false,
+               [this, request, response](const Caller& caller) {
+                 absl::StatusOr<v1::QueueStatus> status =
+                     tracker_->GetQueueStatus(*request);
+                 if (status.ok()) {
+                   AuditRead(caller, request->task_id(), Rpc::kGetQueueStatus);
+                 }
+                 return Respond(std::move(status), response);
+               });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
     grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
     v1::Stats* response) {
-  return FinishNow(context, [this, request, response] {
-    return Respond(tracker_->GetStats(*request), response);
-  });
+  return Serve(context, Rpc::kGetStats, /*on_write_pool=*/false,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->GetStats(*request), response);
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
+    grpc::CallbackServerContext* context, const v1::ListAuditRequest* request,
+    v1::ListAuditResponse* response) {
+  return Serve(context, Rpc::kListAudit, /*on_write_pool=*/false,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ListAudit(*request), response);
+               });
 }
 
 grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const v1::WatchTaskRequest* request) {
+  absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);
+  if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status()));
+  // A stream is not counted as in flight for its whole life: its cost is a
+  // subscription, bounded by the stream lifetime cap.
+  in_flight_.fetch_sub(1);
   absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());
   if (!task.ok()) return new FailedWatch(ToGrpcStatus(task.status()));
   if (request->after_seq() < 0) {
     return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                         "after_seq must not be negative"));
   }
+  AuditRead(*caller, request->task_id(), Rpc::kWatchTask);
   return new WatchReactor(tracker_, hub_, request->task_id(),
-                          request->after_seq());
+                          request->after_seq(), options_.watch_max_lifetime);
 }
 
 }  // namespace tasktrail

@@ -6,6 +6,11 @@
 #ifndef TASKTRAIL_SERVICE_GRPC_SERVICE_H_
 #define TASKTRAIL_SERVICE_GRPC_SERVICE_H_
 
+#include <atomic>
+#include <memory>
+
+#include "absl/time/time.h"
+#include "service/access.h"
 #include "service/event_hub.h"
 #include "service/tracker.h"
 #include "service/work_pool.h"
@@ -13,10 +18,25 @@
 
 namespace tasktrail {
 
+struct EdgeOptions {
+  // Bearer-token access control; nullptr turns it off (every caller may do
+  // everything; tasktraild allows that on loopback only).
+  std::shared_ptr<const AccessTable> access;
+
+  // Calls admitted at once; more are refused with RESOURCE_EXHAUSTED at once
+  // instead of queueing without bound.
+  int max_in_flight = 1024;
+
+  // A WatchTask stream ends UNAVAILABLE after this long; the client resumes
+  // with after_seq. Bounds streams of clients that set no deadline.
+  absl::Duration watch_max_lifetime = absl::Hours(1);
+};
+
 class TaskTrackerService final : public v1::TaskTracker::CallbackService {
  public:
   // REQUIRES: all collaborators outlive the service.
-  TaskTrackerService(Tracker* tracker, EventHub* hub, WorkPool* writes);
+  TaskTrackerService(Tracker* tracker, EventHub* hub, WorkPool* writes,
+                     EdgeOptions options);
 
   grpc::ServerUnaryReactor* SubmitTask(
       grpc::CallbackServerContext* context,
@@ -50,14 +70,32 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
                                      const v1::GetStatsRequest* request,
                                      v1::Stats* response) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
+                                      const v1::ListAuditRequest* request,
+                                      v1::ListAuditResponse* response) override;
   grpc::ServerWriteReactor<v1::TaskEvent>* WatchTask(
       grpc::CallbackServerContext* context,
       const v1::WatchTaskRequest* request) override;
 
  private:
+  // Authenticates and authorizes the call and admits it under the in-flight
+  // cap (the caller must then decrement in_flight_ when done).
+  absl::StatusOr<Caller> Admit(grpc::CallbackServerContext* context, Rpc rpc);
+
+  // Records a support or admin read of a task in the audit log.
+  void AuditRead(const Caller& caller, absl::string_view task_id, Rpc rpc);
+
+  // Admits the call, runs `work(caller)` inline or on the write pool, and
+  // finishes the call with the status it returns.
+  template <typename Work>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
+                                  bool on_write_pool, Work work);
+
   Tracker* const tracker_;
   EventHub* const hub_;
   WorkPool* const writes_;
+  const EdgeOptions options_;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace tasktrail

@@ -52,6 +52,11 @@ std::string FinishedAdvice(const v1::Task& task) {
       if (absl::StrContains(cause, "retry")) {
         return absl::StrCat("Failed: ", cause, ".");
       }
+      if (task.failure().category() == v1::FAILURE_CATEGORY_UNKNOWN) {
+        return absl::StrCat("Failed: ", cause,
+                            ". Whether a retry helps is not known; read the "
+                            "raw message before advising the user.");
+      }
       return absl::StrCat(
           "Failed: ", cause, ". ",
           task.failure().retryable()
@@ -120,13 +125,15 @@ v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
   const absl::Time last_upstream =
       FromProtoTime(task.last_upstream_event_time());
   if (upstream_side && now - last_upstream > stale_after) {
+    // An estimate older than the stale limit is no estimate.
+    status.clear_upstream_eta();
     status.set_verdict(v1::QUEUE_VERDICT_POLLING_STALLED);
     status.set_advice(absl::StrCat(
         "No update from the provider for ", HumanSpan(now - last_upstream),
         " (more than ", HumanSpan(stale_after),
-        "): the gateway's poller seems to have stopped. Escalate to the "
-        "gateway team; this is not the provider's fault, and resubmitting "
-        "would only add a second charge."));
+        "): the gateway's poller has probably stopped polling it. Escalate to "
+        "the gateway team first (do not report it to the provider yet); "
+        "resubmitting would only add a second charge."));
     return status;
   }
   switch (task.state()) {
@@ -135,7 +142,8 @@ v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
       status.set_advice(absl::StrCat(
           "Submitted ", HumanSpan(in_queue),
           " ago and not yet accepted by the provider; do not resubmit, that "
-          "would only add a second charge."));
+          "would only add a second charge.",
+          EtaText(task)));
       break;
     case v1::TASK_STATE_RUNNING:
       status.set_verdict(v1::QUEUE_VERDICT_RUNNING);

@@ -6,16 +6,19 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "service/access.h"
 #include "service/catalog.h"
 #include "service/clock.h"
 #include "service/event_hub.h"
@@ -38,6 +41,13 @@ struct DaemonFlags {
   std::string port_file;
   std::string catalog;
   std::string failure_rules;
+  std::string auth_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  bool insecure = false;
+  int max_concurrent_streams = 256;
+  EdgeOptions edge;
   int block_cache_mb = 128;
   int write_threads = 16;
   int max_receive_bytes = 64 * 1024;
@@ -82,6 +92,87 @@ std::string BoundAddress(const std::string& listen, int port) {
       colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
 }
 
+// True when `listen` (HOST:PORT) binds a loopback address only.
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// The listening credentials: TLS when a certificate is given (mutual TLS
+// with --tls-client-ca), else plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const DaemonFlags& flags) {
+  if (flags.tls_cert.empty() && flags.tls_key.empty()) {
+    if (!flags.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (flags.tls_cert.empty() || flags.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslServerCredentialsOptions options;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  pair.cert_chain = ReadFileOrEmpty(flags.tls_cert);
+  pair.private_key = ReadFileOrEmpty(flags.tls_key);
+  if (pair.cert_chain.empty() || pair.private_key.empty()) {
+    return absl::InvalidArgumentError("cannot read --tls-cert or --tls-key");
+  }
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!flags.tls_client_ca.empty()) {
+    options.pem_root_certs = ReadFileOrEmpty(flags.tls_client_ca);
+    if (options.pem_root_certs.empty()) {
+      return absl::InvalidArgumentError("cannot read --tls-client-ca");
+    }
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+// Who may connect. Without --auth-file every caller has every role, which is
+// allowed on loopback only, unless --insecure says otherwise.
+absl::Status CheckAccessPolicy(DaemonFlags* flags) {
+  if (!flags->auth_file.empty()) {
+    absl::StatusOr<std::shared_ptr<const AccessTable>> table =
+        AccessTable::FromFile(flags->auth_file);
+    if (!table.ok()) return table.status();
+    spdlog::info("access control on auth_file={} principals={}",
+                 flags->auth_file, (*table)->size());
+    flags->edge.access = *std::move(table);
+    return absl::OkStatus();
+  }
+  if (IsLoopback(flags->listen)) {
+    spdlog::warn(
+        "no --auth-file: every local client may call every RPC; "
+        "serving on loopback only");
+    return absl::OkStatus();
+  }
+  if (!flags->insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", flags->listen,
+        " without --auth-file: anyone who can reach it could read and write "
+        "billing evidence; give --auth-file, listen on 127.0.0.1, or pass "
+        "--insecure to accept the risk"));
+  }
+  spdlog::warn(
+      "INSECURE: serving {} without --auth-file; every client may "
+      "call every RPC (--insecure)",
+      flags->listen);
+  return absl::OkStatus();
+}
+
 // Reloads the catalog file on SIGHUP. A bad file is rejected with the path
 // of the offending field and the catalog in force stays.
 void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
@@ -102,7 +193,7 @@ void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
   holder->Set(*std::move(loaded));
 }
 
-int Run(const DaemonFlags& flags) {
+int Run(DaemonFlags flags) {
   // Block the shutdown signals before any thread starts, so that only the
   // signal thread receives them.
   sigset_t signals;
@@ -111,6 +202,17 @@ int Run(const DaemonFlags& flags) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
+    spdlog::error("{}", std::string(policy.message()));
+    return 1;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(flags);
+  if (!credentials.ok()) {
+    spdlog::error("{}", std::string(credentials.status().message()));
+    return 1;
+  }
 
   store::StoreOptions store_options;
   store_options.path = flags.db;
@@ -162,16 +264,17 @@ int Run(const DaemonFlags& flags) {
   Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
                   tracker_options);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
-  TaskTrackerService service(&tracker, &hub, write_pool.get());
+  TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(flags.listen, *credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(flags.max_receive_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             flags.max_concurrent_streams);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen listen={} (address in use or invalid)",
@@ -188,8 +291,12 @@ int Run(const DaemonFlags& flags) {
     server->Shutdown();
     return 1;
   }
-  spdlog::info("tasktraild started version={} listen={} db={} sync={}",
-               TASKTRAIL_VERSION, address, flags.db, flags.sync);
+  spdlog::info(
+      "tasktraild started version={} listen={} db={} sync={} tls={} "
+      "auth={}",
+      TASKTRAIL_VERSION, address, flags.db, flags.sync,
+      flags.tls_cert.empty() ? "off" : "on",
+      flags.edge.access == nullptr ? "off" : "on");
 
   std::thread signal_thread([&] {
     while (true) {
@@ -235,6 +342,23 @@ int Main(int argc, char** argv) {
   app.add_option("--failure-rules", flags.failure_rules,
                  "failure classification rules JSON; default: the built-in "
                  "table");
+  app.add_option("--auth-file", flags.auth_file,
+                 "access control: lines `ROLE PRINCIPAL SHA256HEX` (roles "
+                 "backend, support, admin; the SHA-256 of the bearer token)");
+  app.add_option("--tls-cert", flags.tls_cert, "server certificate chain PEM");
+  app.add_option("--tls-key", flags.tls_key, "server private key PEM");
+  app.add_option("--tls-client-ca", flags.tls_client_ca,
+                 "CA PEM for client certificates: require mutual TLS");
+  app.add_flag("--insecure", flags.insecure,
+               "serve a non-loopback address without --auth-file");
+  app.add_option("--max-in-flight", flags.edge.max_in_flight,
+                 "calls admitted at once; more get RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--max-concurrent-streams", flags.max_concurrent_streams,
+                 "HTTP/2 streams per connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   app.add_option("--port-file", flags.port_file,
                  "write the bound port to this file once serving");
   app.add_option("--block-cache-mb", flags.block_cache_mb,
@@ -249,6 +373,9 @@ int Main(int argc, char** argv) {
                  "largest request accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(1024, 64 << 20));
+  AddDurationOption(app, "--watch-max-lifetime", &flags.edge.watch_max_lifetime,
+                    "a WatchTask stream ends UNAVAILABLE after this long; "
+                    "clients resume with after_seq");
   AddDurationOption(app, "--stale-after", &flags.tracker.stale_after,
                     "a queued or running task with no upstream event for "
                     "longer than this is reported as POLLING_STALLED");
@@ -262,7 +389,7 @@ int Main(int argc, char** argv) {
 
   spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-  return Run(flags);
+  return Run(std::move(flags));
 }
 
 }  // namespace

@@ -229,7 +229,11 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
       tasktrail::ValidateTask(*catalog, request.model(), request.group(),
                               GroupCheck::kAlways, request.params());
   if (!validation.violations.empty()) {
-    CountRejection(request.model(), validation.violations);
+    // Unknown model names are caller-chosen strings: count them under one
+    // name so that they cannot create unbounded stats rows.
+    CountRejection(validation.model != nullptr ? request.model()
+                                               : absl::string_view("(unknown)"),
+                   validation.violations);
     return InvalidArgument(kInvalidTaskParameters, request.model(),
                            validation.violations);
   }
@@ -668,6 +672,49 @@ absl::StatusOr<v1::Stats> Tracker::GetStats(
     return InvalidArgument(kInvalidRequest, "", violations);
   }
   return ComputeStats(*store_, &waits_, request.model(), window, clock_->Now());
+}
+
+absl::Status Tracker::RecordAudit(absl::string_view task_id,
+                                  absl::string_view principal,
+                                  absl::string_view role,
+                                  absl::string_view rpc) {
+  v1::AuditEntry entry;
+  entry.set_task_id(std::string(task_id));
+  const absl::Time now = clock_->Now();
+  *entry.mutable_time() = ToProtoTime(now);
+  entry.set_principal(std::string(principal));
+  entry.set_role(std::string(role));
+  entry.set_rpc(std::string(rpc));
+  return store_->WriteRaw(
+      {{store::ColumnFamily::kAudit,
+        store::AuditKey(task_id, absl::ToUnixMicros(now), ++audit_nonce_),
+        entry.SerializeAsString()}},
+      store::TaskStore::Durability::kBuffered);
+}
+
+absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
+    const v1::ListAuditRequest& request) const {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  const int limit = request.page_size() <= 0
+                        ? 100
+                        : std::min(request.page_size(), kMaxPageSize);
+  std::vector<v1::AuditEntry> entries;
+  RETURN_IF_ERROR(store_->ScanRaw(
+      store::ColumnFamily::kAudit, store::EventPrefix(request.task_id()),
+      [&](absl::string_view, absl::string_view value) {
+        v1::AuditEntry entry;
+        if (entry.ParseFromArray(value.data(),
+                                 static_cast<int>(value.size()))) {
+          entries.push_back(std::move(entry));
+        }
+        return true;
+      }));
+  v1::ListAuditResponse response;
+  for (auto it = entries.rbegin();
+       it != entries.rend() && response.entries_size() < limit; ++it) {
+    *response.add_entries() = std::move(*it);
+  }
+  return response;
 }
 
 absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,

@@ -17,6 +17,7 @@
 #define TASKTRAIL_SERVICE_TRACKER_H_
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -122,6 +123,16 @@ class Tracker {
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
 
+  // Records that `principal` (with `role`) read `task_id` through `rpc`, in
+  // the audit log (not the timeline), without waiting for an fsync.
+  absl::Status RecordAudit(absl::string_view task_id,
+                           absl::string_view principal, absl::string_view role,
+                           absl::string_view rpc);
+
+  // The audit log of a task, newest first.
+  absl::StatusOr<v1::ListAuditResponse> ListAudit(
+      const v1::ListAuditRequest& request) const;
+
   // Appends a support note. When `actor` is non-empty it is the author.
   absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
                                    absl::string_view actor);
@@ -176,6 +187,7 @@ class Tracker {
   QueueWaits waits_;
   TaskIdGenerator ids_;
   std::array<absl::Mutex, kLockStripes> locks_;
+  std::atomic<uint64_t> audit_nonce_{0};
   // Taken before a task lock, never after one.
   std::array<absl::Mutex, kLockStripes> account_locks_;
 };

@@ -70,6 +70,14 @@ std::string EventIdKey(absl::string_view task_id, absl::string_view event_id) {
   return key;
 }
 
+std::string AuditKey(absl::string_view task_id, int64_t unix_micros,
+                     uint64_t nonce) {
+  std::string key = EventPrefix(task_id);
+  AppendBigEndian64(static_cast<uint64_t>(unix_micros), &key);
+  AppendBigEndian64(nonce, &key);
+  return key;
+}
+
 std::string IndexPrefix(IndexKind kind, absl::string_view value) {
   std::string key;
   key.reserve(1 + 4 + value.size() + 32);

@@ -26,11 +26,12 @@ enum class ColumnFamily : int {
   kDedup,        // DedupKey(scope, key) -> owner of the dedup key
   kCounters,     // counters kept by the service layer (stats, samples)
   kMeta,         // "format_version" and other store metadata
+  kAudit,        // AuditKey(task_id, time, nonce) -> AuditEntry (reads)
 };
-inline constexpr int kColumnFamilyCount = 8;
+inline constexpr int kColumnFamilyCount = 9;
 inline constexpr const char* kColumnFamilyNames[kColumnFamilyCount] = {
-    "default", "tasks", "events",   "event_ids",
-    "indexes", "dedup", "counters", "meta"};
+    "default", "tasks",    "events", "event_ids", "indexes",
+    "dedup",   "counters", "meta",   "audit"};
 
 // Secondary indexes, stored in ColumnFamily::kIndexes with this tag as the
 // first key byte. On-disk values; never renumber.
@@ -76,6 +77,11 @@ std::string IndexKey(IndexKind kind, absl::string_view value,
 // `key` does not start with `prefix`.
 absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
                                                absl::string_view key);
+
+// Audit entries of a task: len16(task_id) task_id time64 nonce64; they share
+// EventPrefix(task_id) and sort by time.
+std::string AuditKey(absl::string_view task_id, int64_t unix_micros,
+                     uint64_t nonce);
 
 // Dedup keys: len16(scope) scope key. `scope` separates key spaces (for
 // example per account and per kind of key).

@@ -330,7 +330,8 @@ absl::Status TaskStore::Write(const TaskWrite& write) {
               EventIdKey(task_id, write.event_id->first),
               EncodeEventIdRecord(write.event_id->second));
   }
-  return Commit(write.extra, &batch, absl::StrCat("writing task ", task_id));
+  return Commit(write.extra, &batch, absl::StrCat("writing task ", task_id),
+                options_.sync_writes);
 }
 
 absl::StatusOr<std::string> TaskStore::Scan(
@@ -453,14 +454,16 @@ absl::Status TaskStore::ScanRaw(
   return FromRocks(it->status(), "scanning");
 }
 
-absl::Status TaskStore::WriteRaw(const std::vector<RawMutation>& mutations) {
+absl::Status TaskStore::WriteRaw(const std::vector<RawMutation>& mutations,
+                                 Durability durability) {
   rocksdb::WriteBatch batch;
-  return Commit(mutations, &batch, "writing");
+  return Commit(mutations, &batch, "writing",
+                options_.sync_writes && durability == Durability::kSynced);
 }
 
 absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
                                rocksdb::WriteBatch* batch,
-                               absl::string_view what) {
+                               absl::string_view what, bool sync) {
   for (const RawMutation& mutation : mutations) {
     if (mutation.add) {
       batch->Merge(handle(mutation.family), mutation.key,
@@ -476,7 +479,7 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
         "the store failed an earlier write and refuses writes until restart");
   }
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_writes;
+  write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, batch);
   if (!status.ok()) {
     failed_.store(true, std::memory_order_release);

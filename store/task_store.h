@@ -170,8 +170,12 @@ class TaskStore {
       const std::function<bool(absl::string_view key, absl::string_view value)>&
           visit) const;
 
-  // Applies raw mutations atomically, without a task.
-  absl::Status WriteRaw(const std::vector<RawMutation>& mutations);
+  // Applies raw mutations atomically, without a task. kBuffered skips the
+  // fsync (the write still goes to the WAL): for records that may be lost
+  // in a power failure, such as audit entries of reads.
+  enum class Durability { kSynced, kBuffered };
+  absl::Status WriteRaw(const std::vector<RawMutation>& mutations,
+                        Durability durability = Durability::kSynced);
 
   // Compacts the whole column family now (expired counters and dedup records
   // are dropped). For tests and maintenance; compaction also runs on its own.
@@ -189,7 +193,8 @@ class TaskStore {
   // Adds `mutations` to `batch` and writes it (synced per options). Marks the
   // store failed when RocksDB refuses the write.
   absl::Status Commit(const std::vector<RawMutation>& mutations,
-                      rocksdb::WriteBatch* batch, absl::string_view what);
+                      rocksdb::WriteBatch* batch, absl::string_view what,
+                      bool sync);
 
   rocksdb::ColumnFamilyHandle* handle(ColumnFamily family) const {
     return handles_[static_cast<int>(family)];
