@@ -342,6 +342,23 @@ int RunNote(const GlobalOptions& global, const NoteArgs& args) {
   return kExitOk;
 }
 
+int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ListAuditRequest request;
+  request.set_task_id(args.id);
+  request.set_page_size(args.limit);
+  v1::ListAuditResponse response;
+  grpc::Status status = client.Call(&Stub::ListAudit, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  if (global.json) {
+    Print(ToJson(response, /*pretty=*/true));
+  } else {
+    Print(FormatAudit(response, MakeFormatOptions(global)));
+  }
+  return kExitOk;
+}
+
 int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   absl::Duration window;
   if (!absl::ParseDuration(args.window, &window) ||

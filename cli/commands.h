@@ -103,6 +103,11 @@ struct StatsArgs {
   std::string model;
 };
 
+struct AuditArgs {
+  std::string id;
+  int limit = 100;
+};
+
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
 int RunList(const GlobalOptions& global, const ListArgs& args);
@@ -115,6 +120,8 @@ int RunValidate(const GlobalOptions& global, const ValidateArgs& args);
 int RunModels(const GlobalOptions& global, const ModelsArgs& args);
 int RunNote(const GlobalOptions& global, const NoteArgs& args);
 int RunStats(const GlobalOptions& global, const StatsArgs& args);
+// Who read the task through support or admin credentials (admin only).
+int RunAudit(const GlobalOptions& global, const AuditArgs& args);
 
 }  // namespace tasktrail::cli
 

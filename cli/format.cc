@@ -824,6 +824,17 @@ std::vector<std::string> ModelRow(const v1::ModelSpec& m) {
 
 }  // namespace
 
+std::string FormatAudit(const v1::ListAuditResponse& response,
+                        const FormatOptions& opts) {
+  if (response.entries_size() == 0) return "no support or admin reads\n";
+  Table table({"TIME", "PRINCIPAL", "ROLE", "RPC"});
+  for (const v1::AuditEntry& entry : response.entries()) {
+    table.Add({FormatTimeWithAge(ToAbslTime(entry.time()), opts),
+               entry.principal(), entry.role(), entry.rpc()});
+  }
+  return table.Render();
+}
+
 std::string FormatModels(const v1::ListModelsResponse& response) {
   if (response.models_size() == 0) return "no models\n";
   Table table({"NAME", "KIND", "RATIOS", "RESOLUTIONS", "DURATION",

@@ -158,6 +158,10 @@ std::string FormatValidation(
     absl::string_view model);
 
 // The `models` table (NAME, KIND, VENDOR, SOURCE) and the catalog version.
+// The audit log of a task: one line per read, newest first.
+std::string FormatAudit(const tasktrail::v1::ListAuditResponse& response,
+                        const FormatOptions& opts);
+
 std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 
 // The `stats` answer: one block per model (tasks by state, failures by

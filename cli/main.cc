@@ -131,6 +131,15 @@ CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
   return cmd;
 }
 
+CLI::App* AddAudit(CLI::App& app, AuditArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "audit", "who read a task through support or admin credentials");
+  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("--limit", a->limit, "at most N entries")
+      ->check(CLI::Range(1, 1000));
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -149,6 +158,7 @@ int Main(int argc, char** argv) {
   ModelsArgs models;
   NoteArgs note;
   StatsArgs stats;
+  AuditArgs audit;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -157,6 +167,7 @@ int Main(int argc, char** argv) {
   CLI::App* models_cmd = AddModels(app, &models);
   CLI::App* note_cmd = AddNote(app, &note);
   CLI::App* stats_cmd = AddStats(app, &stats);
+  CLI::App* audit_cmd = AddAudit(app, &audit);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -172,6 +183,7 @@ int Main(int argc, char** argv) {
   if (models_cmd->parsed()) return RunModels(global, models);
   if (note_cmd->parsed()) return RunNote(global, note);
   if (stats_cmd->parsed()) return RunStats(global, stats);
+  if (audit_cmd->parsed()) return RunAudit(global, audit);
   return kExitUsage;
 }
 

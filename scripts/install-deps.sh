@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(python3-grpcio clang libclang-rt-14-dev)
+  packages+=(python3-grpcio clang libclang-rt-14-dev openssl)
 fi
 
 missing=()

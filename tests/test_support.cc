@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -64,9 +65,14 @@ ServerProcess::~ServerProcess() {
 bool ServerProcess::Start(std::string* error) {
   const std::string port_file = run_dir_.File("port");
   std::filesystem::remove(port_file);
-  std::vector<std::string> args = {DaemonPath(), "--listen", "127.0.0.1:0",
-                                   "--db",       db_dir_,    "--port-file",
+  std::vector<std::string> args = {DaemonPath(), "--db", db_dir_, "--port-file",
                                    port_file};
+  const bool listen_given = std::find(extra_args_.begin(), extra_args_.end(),
+                                      "--listen") != extra_args_.end();
+  if (!listen_given) {
+    args.push_back("--listen");
+    args.push_back("127.0.0.1:0");
+  }
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   const std::string log_path = run_dir_.File("stderr.log");
   pid_t pid = fork();

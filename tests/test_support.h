@@ -35,7 +35,8 @@ class TempDir {
 // picked (the daemon writes it to --port-file; the test waits for that file).
 class ServerProcess {
  public:
-  // `db_dir` is the --db directory; `extra_args` are appended to the command.
+  // `db_dir` is the --db directory; `extra_args` are appended to the command
+  // (with a --listen of their own, it replaces the default 127.0.0.1:0).
   explicit ServerProcess(std::string db_dir,
                          std::vector<std::string> extra_args = {});
   // Sends SIGKILL if the process still runs.
