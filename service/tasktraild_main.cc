@@ -3,6 +3,7 @@
 // SIGTERM or SIGINT (signals are handled on a dedicated thread).
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -218,6 +219,18 @@ int Run(DaemonFlags flags) {
   store_options.path = flags.db;
   store_options.sync_writes = flags.sync;
   store_options.block_cache_mb = flags.block_cache_mb;
+  // Set once the server runs; a store failure before that stops startup.
+  std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
+  store_options.on_failure = [&health_service](const absl::Status& failure) {
+    spdlog::error(
+        "store failed; refusing writes, health NOT_SERVING "
+        "error=\"{}\"",
+        std::string(failure.message()));
+    if (grpc::HealthCheckServiceInterface* health = health_service.load()) {
+      health->SetServingStatus("", false);
+      health->SetServingStatus(kServiceName, false);
+    }
+  };
   absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
       store::TaskStore::Open(store_options);
   if (!store.ok()) {
@@ -284,6 +297,7 @@ int Run(DaemonFlags flags) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus(kServiceName, true);
+  health_service.store(health);
 
   const std::string address = BoundAddress(flags.listen, port);
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {

@@ -12,6 +12,7 @@
 #include "service/errors.h"
 #include "service/lifecycle.h"
 #include "service/limits.h"
+#include "service/scrubber.h"
 #include "service/time_util.h"
 
 namespace tasktrail {
@@ -150,6 +151,43 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
           "failed, downloaded, canceled, refunded) is required");
   }
   return event;
+}
+
+void ScrubEventText(TaskEvent* event) {
+  auto scrub = [](std::string* text) {
+    if (ContainsSecret(*text)) *text = ScrubSecrets(*text);
+  };
+  switch (event->detail_case()) {
+    case TaskEvent::kPolled:
+      scrub(event->mutable_polled()->mutable_upstream_status());
+      break;
+    case TaskEvent::kCompleted:
+      for (std::string& uri :
+           *event->mutable_completed()->mutable_result_uris()) {
+        scrub(&uri);
+      }
+      break;
+    case TaskEvent::kFailed:
+      scrub(event->mutable_failed()->mutable_message());
+      scrub(event->mutable_failed()->mutable_error_code());
+      break;
+    case TaskEvent::kDownloaded:
+      scrub(event->mutable_downloaded()->mutable_uri());
+      scrub(event->mutable_downloaded()->mutable_client());
+      break;
+    case TaskEvent::kCanceled:
+      scrub(event->mutable_canceled()->mutable_reason());
+      break;
+    case TaskEvent::kRefunded:
+      scrub(event->mutable_refunded()->mutable_reason());
+      break;
+    case TaskEvent::kNote:
+      scrub(event->mutable_note()->mutable_text());
+      scrub(event->mutable_note()->mutable_final_cause());
+      break;
+    default:
+      break;
+  }
 }
 
 void ApplyToSnapshot(const TaskEvent& event, Task* task) {

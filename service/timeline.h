@@ -19,6 +19,11 @@ namespace tasktrail {
 absl::StatusOr<v1::TaskEvent> EventFromRequest(
     const v1::RecordEventRequest& request);
 
+// Scrubs secrets (API keys, bearer tokens, signed-URL parameters) from the
+// free text and URIs of an event's detail before it is stored: upstream
+// status and messages, reasons, clients, result and download URIs.
+void ScrubEventText(v1::TaskEvent* event);
+
 // Updates the snapshot fields that `event` carries (upstream id and status,
 // progress, polls, results, downloads, failure, refund, notes, duplicates,
 // the queue and finish times). Does not touch `state`, `last_event_seq` or

@@ -14,6 +14,7 @@
 #include "service/fingerprint.h"
 #include "service/lifecycle.h"
 #include "service/queue_verdict.h"
+#include "service/scrubber.h"
 #include "service/stats.h"
 #include "service/status_macros.h"
 #include "service/time_util.h"
@@ -51,6 +52,43 @@ absl::Status CheckTaskId(absl::string_view task_id) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }
   return absl::OkStatus();
+}
+
+// Size limits on the parameters, independent of the model: they bound the
+// work and storage of one request.
+void CheckParamSizes(const v1::TaskParams& params,
+                     std::vector<v1::FieldViolation>* violations) {
+  CheckString("params.prompt", params.prompt(), false, kMaxPromptBytes,
+              violations);
+  CheckString("params.negative_prompt", params.negative_prompt(), false,
+              kMaxPromptBytes, violations);
+  CheckString("params.aspect_ratio", params.aspect_ratio(), false, kMaxIdBytes,
+              violations);
+  CheckString("params.resolution", params.resolution(), false, kMaxIdBytes,
+              violations);
+  CheckString("params.callback_url", params.callback_url(), false, kMaxUriBytes,
+              violations);
+  if (params.reference_images_size() > kMaxReferenceImages) {
+    violations->push_back(
+        Violation("params.reference_images", "FIELD_TOO_LONG",
+                  absl::StrCat(params.reference_images_size(),
+                               " reference images; at most ",
+                               kMaxReferenceImages, " are accepted")));
+    return;
+  }
+  for (int i = 0; i < params.reference_images_size(); ++i) {
+    const v1::ReferenceImage& image = params.reference_images(i);
+    const std::string at = absl::StrCat("params.reference_images[", i, "]");
+    CheckString(at + ".uri", image.uri(), false, kMaxUriBytes, violations);
+    CheckString(at + ".mime_type", image.mime_type(), false, kMaxIdBytes,
+                violations);
+  }
+}
+
+// A Timestamp that protobuf considers valid (years 1 to 9999).
+bool IsValidTimestamp(const google::protobuf::Timestamp& time) {
+  return time.nanos() >= 0 && time.nanos() <= 999999999 &&
+         time.seconds() >= -62135596800 && time.seconds() <= 253402300799;
 }
 
 std::string FormatTime(const google::protobuf::Timestamp& time) {
@@ -182,10 +220,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
               &violations);
   CheckString("request_id", request.request_id(), false, kMaxIdBytes,
               &violations);
-  CheckString("params.prompt", request.params().prompt(), false,
-              kMaxPromptBytes, &violations);
-  CheckString("params.negative_prompt", request.params().negative_prompt(),
-              false, kMaxPromptBytes, &violations);
+  CheckParamSizes(request.params(), &violations);
   if (request.charge_units() < 0) {
     violations.push_back(
         Violation("charge_units", "FIELD_OUT_OF_RANGE",
@@ -274,7 +309,8 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   Task task;
   task.set_task_id(ids_.Next(now));
   task.set_account_id(account);
-  task.set_api_key_id(request.api_key_id());
+  // A full secret sent as the key's id is kept only as a fingerprint.
+  task.set_api_key_id(SafeKeyId(request.api_key_id()));
   task.set_group(request.group());
   task.set_model(request.model());
   task.set_endpoint(request.endpoint());
@@ -341,8 +377,7 @@ absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
   std::vector<v1::FieldViolation> violations;
   CheckString("model", request.model(), false, kMaxIdBytes, &violations);
   CheckString("group", request.group(), false, kMaxIdBytes, &violations);
-  CheckString("params.prompt", request.params().prompt(), false,
-              kMaxPromptBytes, &violations);
+  CheckParamSizes(request.params(), &violations);
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, request.model(), violations);
   }
@@ -377,6 +412,7 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
                                   const std::string& event_id_digest,
                                   std::vector<store::RawMutation> extra) {
   const absl::Time now = clock_->Now();
+  ScrubEventText(event);
   *event->mutable_record_time() = ToProtoTime(now);
   if (!event->has_time()) *event->mutable_time() = event->record_time();
   event->set_task_id(task->task_id());
@@ -488,6 +524,10 @@ absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
   }
   if (request.event_case() == v1::RecordEventRequest::EVENT_NOT_SET) {
     return EventFromRequest(request).status();
+  }
+  if (request.has_occur_time() && !IsValidTimestamp(request.occur_time())) {
+    return InvalidField("occur_time", "FIELD_OUT_OF_RANGE",
+                        "occur_time is not a valid timestamp");
   }
   const std::string digest =
       request.event_id().empty() ? "" : RequestDigest(request);

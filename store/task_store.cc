@@ -161,6 +161,7 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   db_options.max_total_wal_size = 64 << 20;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_options.keep_log_file_num = 2;
+  if (options.env != nullptr) db_options.env = options.env.get();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kColumnFamilyCount; ++i) {
@@ -482,8 +483,14 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
   write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, batch);
   if (!status.ok()) {
-    failed_.store(true, std::memory_order_release);
-    return absl::UnavailableError(absl::StrCat(what, ": ", status.ToString()));
+    absl::Status failure = absl::UnavailableError(absl::StrCat(
+        what, ": ", status.ToString(),
+        "; the store refuses writes until tasktraild is restarted"));
+    if (!failed_.exchange(true, std::memory_order_acq_rel) &&
+        options_.on_failure) {
+      options_.on_failure(failure);
+    }
+    return failure;
   }
   return absl::OkStatus();
 }

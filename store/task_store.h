@@ -29,6 +29,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Env;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -44,6 +45,14 @@ struct StoreOptions {
 
   // Size of the shared block cache in MiB. Memtables are charged to it too.
   int block_cache_mb = 128;
+
+  // The environment RocksDB uses for files; nullptr: the default. Tests pass
+  // one wrapping a FileSystem that injects faults (disk full, I/O errors).
+  std::shared_ptr<rocksdb::Env> env;
+
+  // Called once, from the writing thread, when a write fails and the store
+  // starts refusing writes (for example to report NOT_SERVING).
+  std::function<void(const absl::Status&)> on_failure;
 
   // Per-minute counters (CounterKey) older than this are dropped by
   // compaction, which keeps the counters bounded without any scan.

@@ -3,6 +3,7 @@
 // same directory, and every acknowledged task and event must be there.
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <mutex>
 #include <random>
 #include <set>
@@ -10,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/test_support.h"
@@ -42,17 +44,21 @@ class AckLog {
   std::atomic<int64_t> count_{0};
 };
 
-// One client thread: submits a task, then records queued, polls, started and
-// completed, logging each acknowledged write, until a call fails (the server
-// died) or `stop` is set.
-void DriveTasks(const std::string& address, int client, AckLog* log,
+// One client thread: submits a task (request_id c<client>-<n>), then records
+// queued, polls, started and completed with event ids, logging each
+// acknowledged write, until a call fails (the server died) or `stop` is set.
+// `*next` advances only when a task's whole life was acknowledged, so the
+// next round first retries whatever was in flight when the server died: the
+// retry must neither lose nor duplicate anything.
+void DriveTasks(const std::string& address, int client, int* next, AckLog* log,
                 const std::atomic<bool>* stop) {
   auto stub = v1::TaskTracker::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   auto deadline = [] {
     return std::chrono::system_clock::now() + std::chrono::seconds(5);
   };
-  for (int n = 0; !stop->load(); ++n) {
+  while (!stop->load()) {
+    const int n = *next;
     v1::SubmitTaskRequest submit;
     submit.set_account_id("acct-" + std::to_string(client));
     submit.set_model("kling-v2-1");
@@ -85,22 +91,26 @@ void DriveTasks(const std::string& address, int client, AckLog* log,
                 : i == 4 ? v1::EVENT_TYPE_COMPLETED
                          : v1::EVENT_TYPE_POLLED});
     }
+    *next = n + 1;
   }
 }
 
 TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
+  constexpr int kClients = 4;
+  constexpr int kRounds = 3;
   TempDir db;
   std::mt19937 random(20261127);  // fixed seed: a failure can be replayed
   std::vector<Acknowledged> all_acks;
-  for (int round = 0; round < 3; ++round) {
+  std::vector<int> next(kClients, 0);
+  for (int round = 0; round < kRounds; ++round) {
     ServerProcess server(db.path());
     std::string error;
     ASSERT_TRUE(server.Start(&error)) << error;
     AckLog log;
     std::atomic<bool> stop{false};
     std::vector<std::thread> clients;
-    for (int client = 0; client < 4; ++client) {
-      clients.emplace_back(DriveTasks, server.address(), round * 10 + client,
+    for (int client = 0; client < kClients; ++client) {
+      clients.emplace_back(DriveTasks, server.address(), client, &next[client],
                            &log, &stop);
     }
     // Kill once a seeded random number of writes has been acknowledged.
@@ -122,22 +132,81 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   auto stub = server.NewStub();
-  for (const Acknowledged& ack : all_acks) {
+  auto get = [&](const std::string& id, v1::Task* task) {
     v1::GetTaskRequest request;
-    request.set_task_id(ack.task_id);
+    request.set_task_id(id);
     request.set_include_events(true);
-    v1::Task task;
     grpc::ClientContext context;
-    ASSERT_TRUE(stub->GetTask(&context, request, &task).ok())
+    return stub->GetTask(&context, request, task);
+  };
+  for (const Acknowledged& ack : all_acks) {
+    v1::Task task;
+    ASSERT_TRUE(get(ack.task_id, &task).ok())
         << "acknowledged task lost: " << ack.task_id;
     ASSERT_GE(task.events_size(), ack.seq) << ack.task_id;
     EXPECT_EQ(task.events(static_cast<int>(ack.seq) - 1).type(), ack.type)
         << ack.task_id << " seq " << ack.seq;
-    // Snapshot and timeline agree.
-    EXPECT_EQ(task.last_event_seq(), task.events_size());
-    EXPECT_EQ(task.events(task.events_size() - 1).state_after(), task.state());
   }
   EXPECT_GT(all_acks.size(), 300u);
+
+  // Every request_id ever sent maps to at most one task (exactly one when it
+  // was acknowledged), and no timeline changes state after it finished.
+  for (int client = 0; client < kClients; ++client) {
+    for (int n = 0; n <= next[client]; ++n) {
+      v1::ListTasksRequest request;
+      request.set_account_id("acct-" + std::to_string(client));
+      request.set_request_id("c" + std::to_string(client) + "-" +
+                             std::to_string(n));
+      v1::ListTasksResponse response;
+      grpc::ClientContext context;
+      ASSERT_TRUE(stub->ListTasks(&context, request, &response).ok());
+      ASSERT_LE(response.tasks_size(), 1) << request.request_id();
+      if (n < next[client]) {
+        ASSERT_EQ(response.tasks_size(), 1) << request.request_id();
+      }
+      for (const v1::Task& listed : response.tasks()) {
+        v1::Task task;
+        ASSERT_TRUE(get(listed.task_id(), &task).ok());
+        EXPECT_EQ(task.last_event_seq(), task.events_size());
+        EXPECT_EQ(task.events(task.events_size() - 1).state_after(),
+                  task.state());
+        bool finished = false;
+        for (const v1::TaskEvent& event : task.events()) {
+          const bool changes_state =
+              event.type() != v1::EVENT_TYPE_DOWNLOADED &&
+              event.type() != v1::EVENT_TYPE_NOTE_ADDED &&
+              event.type() != v1::EVENT_TYPE_REFUNDED &&
+              event.type() != v1::EVENT_TYPE_DUPLICATE_BLOCKED;
+          EXPECT_FALSE(finished && changes_state)
+              << task.task_id() << " seq " << event.seq();
+          if (event.type() == v1::EVENT_TYPE_COMPLETED ||
+              event.type() == v1::EVENT_TYPE_FAILED ||
+              event.type() == v1::EVENT_TYPE_CANCELED) {
+            finished = true;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(CrashTest, ACorruptedDataDirectoryStopsStartupWithAClearError) {
+  TempDir db;
+  {
+    ServerProcess server(db.path());
+    std::string error;
+    ASSERT_TRUE(server.Start(&error)) << error;
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  {
+    std::ofstream current(db.path() + "/CURRENT", std::ios::trunc);
+    current << "MANIFEST-999999\n";
+  }
+  CommandResult result =
+      RunCommand({DaemonPath(), "--listen", "127.0.0.1:0", "--db", db.path()});
+  EXPECT_NE(result.exit_code, 0);
+  EXPECT_THAT(result.err, ::testing::HasSubstr("cannot open store"));
+  EXPECT_THAT(result.err, ::testing::HasSubstr(db.path()));
 }
 
 v1::SubmitTaskRequest Intent(int n, bool with_request_id) {

