@@ -50,7 +50,7 @@ struct DaemonFlags {
   int max_concurrent_streams = 256;
   EdgeOptions edge;
   int block_cache_mb = 128;
-  int write_threads = 16;
+  int write_threads = 32;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
   TrackerOptions tracker;

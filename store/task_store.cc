@@ -10,8 +10,10 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
 
 namespace tasktrail::store {
 namespace {
@@ -131,8 +133,28 @@ class DedupExpiryFilter final : public rocksdb::CompactionFilter {
   const char* Name() const override { return "tasktrail.DedupExpiry"; }
 };
 
+// The prefix shared by the keys of one task in the events, event_ids and
+// audit families: len16(task_id) task_id (see EventPrefix). Lets RocksDB use
+// prefix bloom filters for the per-task scans.
+class TaskPrefixTransform final : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "tasktrail.TaskPrefix"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    return rocksdb::Slice(key.data(), PrefixLength(key));
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return key.size() >= 2 && key.size() >= PrefixLength(key);
+  }
+
+ private:
+  static size_t PrefixLength(const rocksdb::Slice& key) {
+    return 2 +
+           ((static_cast<uint8_t>(key[0]) << 8) | static_cast<uint8_t>(key[1]));
+  }
+};
+
 rocksdb::ColumnFamilyOptions FamilyOptions(
-    const std::shared_ptr<rocksdb::Cache>& cache) {
+    const std::shared_ptr<rocksdb::Cache>& cache, bool task_prefixed) {
   rocksdb::ColumnFamilyOptions options;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
@@ -141,6 +163,10 @@ rocksdb::ColumnFamilyOptions FamilyOptions(
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   options.write_buffer_size = 16 << 20;
+  options.max_write_buffer_number = 3;
+  if (task_prefixed) {
+    options.prefix_extractor = std::make_shared<TaskPrefixTransform>();
+  }
   return options;
 }
 
@@ -161,11 +187,22 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   db_options.max_total_wal_size = 64 << 20;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_options.keep_log_file_num = 2;
+  // Memtables of all families together stay within half the block cache and
+  // are charged to it, so memory is bounded by --block-cache-mb.
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(
+          (static_cast<size_t>(std::max(options.block_cache_mb, 8)) << 20) / 2,
+          cache);
   if (options.env != nullptr) db_options.env = options.env.get();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (int i = 0; i < kColumnFamilyCount; ++i) {
-    families.emplace_back(kColumnFamilyNames[i], FamilyOptions(cache));
+    const auto family = static_cast<ColumnFamily>(i);
+    families.emplace_back(
+        kColumnFamilyNames[i],
+        FamilyOptions(cache, family == ColumnFamily::kEvents ||
+                                 family == ColumnFamily::kEventIds ||
+                                 family == ColumnFamily::kAudit));
   }
   // Owned by the store: RocksDB keeps a raw pointer for the DB's lifetime.
   auto expiry =
@@ -255,6 +292,7 @@ absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions read_options;
   read_options.iterate_upper_bound = &upper_slice;
+  read_options.prefix_same_as_start = true;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(read_options, handle(ColumnFamily::kEvents)));
   for (it->Seek(start); it->Valid() && static_cast<int>(events.size()) < limit;

@@ -1,0 +1,100 @@
+// What the duplicate guard adds to SubmitTask: the guard's own work (two
+// canonicalisations, the request shape, the content fingerprint and two
+// dedup lookups) against a whole durable SubmitTask on the same store.
+//
+//   build/bench/dedup_bench --benchmark_min_time=2
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "benchmark/benchmark.h"
+#include "service/fingerprint.h"
+#include "service/tracker.h"
+#include "store/keys.h"
+
+namespace tasktrail {
+namespace {
+
+v1::SubmitTaskRequest Request(int64_t n) {
+  v1::SubmitTaskRequest request;
+  request.set_account_id("acct-" + std::to_string(n % 1000));
+  request.set_model("veo-3");
+  request.set_endpoint("/v1/videos/generations");
+  request.set_request_id("req-" + std::to_string(n));
+  request.set_charge_units(40);
+  request.mutable_params()->set_prompt(
+      "a lighthouse at dusk, waves crashing against the rocks, take " +
+      std::to_string(n));
+  request.mutable_params()->set_aspect_ratio("16:9");
+  return request;
+}
+
+class Fixture {
+ public:
+  Fixture() {
+    std::string pattern =
+        std::filesystem::temp_directory_path().string() + "/dedup-bench-XXXXXX";
+    dir_ = mkdtemp(pattern.data());
+    store::StoreOptions options;
+    options.path = dir_;
+    store_ = std::move(store::TaskStore::Open(options)).value();
+    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_,
+                                         SystemClock::Get(), &hub_);
+  }
+  ~Fixture() {
+    tracker_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  store::TaskStore* store() { return store_.get(); }
+  Tracker* tracker() { return tracker_.get(); }
+
+ private:
+  std::string dir_;
+  CatalogHolder catalog_{Catalog::BuiltIn()};
+  EventHub hub_;
+  std::unique_ptr<store::TaskStore> store_;
+  std::unique_ptr<Tracker> tracker_;
+};
+
+void BM_SubmitTaskDurable(benchmark::State& state) {
+  Fixture fixture;
+  int64_t n = 0;
+  for (auto _ : state) {
+    auto response = fixture.tracker()->SubmitTask(Request(++n), "");
+    if (!response.ok()) state.SkipWithError("submit failed");
+  }
+}
+BENCHMARK(BM_SubmitTaskDurable)->UseRealTime();
+
+void BM_DuplicateGuardWork(benchmark::State& state) {
+  Fixture fixture;
+  for (int64_t n = 0; n < 1000; ++n)
+    fixture.tracker()->SubmitTask(Request(n), "");
+  int64_t n = 1000;
+  for (auto _ : state) {
+    const v1::SubmitTaskRequest request = Request(++n);
+    const std::string shape = RequestShape(
+        CanonicalParts(request.model(), request.endpoint(), request.params()));
+    auto by_request = fixture.store()->GetRaw(
+        store::ColumnFamily::kDedup,
+        store::DedupKey("r:" + request.account_id(), request.request_id()));
+    const std::string fingerprint = ContentFingerprint(
+        request.account_id(),
+        CanonicalParts(request.model(), request.endpoint(), request.params()));
+    auto by_content = fixture.store()->GetRaw(
+        store::ColumnFamily::kDedup,
+        store::DedupKey("c:" + request.account_id(), fingerprint));
+    benchmark::DoNotOptimize(shape);
+    benchmark::DoNotOptimize(by_request);
+    benchmark::DoNotOptimize(by_content);
+  }
+}
+BENCHMARK(BM_DuplicateGuardWork);
+
+}  // namespace
+}  // namespace tasktrail
+
+BENCHMARK_MAIN();
