@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every check that proves the
-# project works: unit, store, end-to-end and crash tests (ctest).
+# project works: unit, store, end-to-end and crash tests (ctest), a smoke run
+# of the benchmarks, a short libFuzzer run of every fuzz target, and the whole
+# test suite again under ASan+UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
@@ -11,3 +13,9 @@ ctest --test-dir build --output-on-failure --timeout 300 -j2
 # docs/PERFORMANCE.md, never asserted here.
 build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
 echo "benchmark smoke run: ok"
+
+# Fuzz targets, 10 s each with a fixed seed (longer: bash scripts/fuzz.sh 600).
+bash scripts/fuzz.sh 10
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+bash scripts/sanitize.sh
