@@ -12,6 +12,8 @@ ctest --test-dir build --output-on-failure --timeout 300 -j2
 # Benchmarks must run and report; their speeds are recorded in
 # docs/PERFORMANCE.md, never asserted here.
 build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
+build/bench/dedup_bench --benchmark_min_time=0.01 >/dev/null
+bash bench/run.sh --smoke
 echo "benchmark smoke run: ok"
 
 # Fuzz targets, 10 s each with a fixed seed (longer: bash scripts/fuzz.sh 600).

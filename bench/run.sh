@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# Runs the tasktrail benchmark table against a tasktraild this script starts
+# itself (127.0.0.1, a kernel-chosen port read from --port-file, a store in a
+# temp dir), and stops it at the end.
+#
+#   bench/run.sh            the table: concurrency 64, DURATION (5) s per
+#                           workload, 10,000 tasks preloaded, plus health and
+#                           get at concurrency 1 and the store-level submit
+#                           ceiling; prints each ratio against its target
+#                           (PASS/BELOW, informational only)
+#   bench/run.sh --smoke    every workload for ~1 s at concurrency 4; exits
+#                           non-zero if any workload reports an error or makes
+#                           no calls (for the test script)
+#   bench/run.sh --large    10,000 vs LARGE_TASKS (1,000,000) preloaded tasks:
+#                           preload time, get p99 and submit calls/s, server
+#                           RSS during and after the load, restart time
+#
+# Environment: BUILD_DIR (default ./build; built when the binaries are
+# missing), DURATION, CONCURRENCY, PRELOAD, LARGE_TASKS, SERVER_ARGS (extra
+# tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1 keeps the temp dir.
+#
+# Exit status: 0 when every run completed without errors; 1 when a run
+# reported errors or the server could not be started; 2 on a usage error.
+# Speed never changes the exit status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+mode=table
+case "${1:-}" in
+  "") ;;
+  --smoke) mode=smoke ;;
+  --large) mode=large ;;
+  -h | --help)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--smoke|--large]" >&2
+    exit 2
+    ;;
+esac
+
+build="${BUILD_DIR:-$root/build}"
+daemon="$build/service/tasktraild"
+bench="$build/bench/tasktrail-bench"
+if [[ ! -x "$daemon" || ! -x "$bench" ]]; then
+  cmake -S "$root" -B "$build" -G Ninja >/dev/null
+  ninja -C "$build" tasktraild tasktrail_bench >/dev/null
+fi
+python=$(command -v /usr/bin/python3 || command -v python3)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tasktrail-bench.XXXXXX")
+server_pid=""
+port=""
+stop_server() {
+  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+cleanup() {
+  stop_server
+  if [[ "${KEEP_TMP:-0}" == 1 ]]; then
+    echo "kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+
+# start_server DB_DIR: starts tasktraild and waits for its port file and a
+# health check; sets server_pid, port and startup_seconds.
+start_server() {
+  local db="$1" portfile="$tmp/port" t0 t1
+  rm -f "$portfile"
+  t0=$(now)
+  # shellcheck disable=SC2086
+  "$daemon" --listen 127.0.0.1:0 --db "$db" --port-file "$portfile" \
+    ${SERVER_ARGS:-} >>"$tmp/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 600); do
+    [[ -s "$portfile" ]] && break
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "tasktraild exited during startup; log:" >&2
+      tail -20 "$tmp/server.log" >&2
+      exit 1
+    fi
+    sleep 0.01
+  done
+  if [[ ! -s "$portfile" ]]; then
+    echo "tasktraild wrote no port file within 6 s" >&2
+    exit 1
+  fi
+  port=$(cat "$portfile")
+  "$bench" --server "127.0.0.1:$port" --probe --quiet --deadline 10 || {
+    echo "tasktraild does not answer health checks" >&2
+    exit 1
+  }
+  t1=$(now)
+  startup_seconds=$("$python" -c "print(f'{$t1 - $t0:.3f}')")
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# run_bench OUT_JSONL ARGS...: runs the bench against the server, appending
+# its JSON lines to OUT_JSONL; returns the bench's exit status.
+run_bench() {
+  local out="$1"
+  shift
+  local status=0
+  "$bench" --server "127.0.0.1:$port" --json --quiet "$@" >>"$out" || status=$?
+  return $status
+}
+
+# The table of one or more JSONL files, printed readably.
+print_table() {
+  "$python" - "$@" <<'EOF'
+import json, sys
+print(f"{'workload':<13} {'conc':>4} {'calls/s':>10} {'calls':>9} {'p50 us':>8} "
+      f"{'p90 us':>8} {'p99 us':>8} {'p999 us':>8} errors")
+for path in sys.argv[1:]:
+    for line in open(path):
+        r = json.loads(line)
+        if r["workload"] == "preload":
+            print(f"{'preload':<13} {'':>4} {r['calls_per_second']:>10.0f} "
+                  f"{r['calls']:>9} ({r['tasks']} tasks in {r['seconds']:.1f} s)"
+                  f" errors={r['errors']}")
+            continue
+        errs = " ".join(f"{k}={v}" for k, v in r["errors_by_code"].items())
+        print(f"{r['workload']:<13} {r['concurrency']:>4} "
+              f"{r['calls_per_second']:>10.0f} {r['calls']:>9} {r['p50_us']:>8} "
+              f"{r['p90_us']:>8} {r['p99_us']:>8} {r['p999_us']:>8} "
+              f"{r['errors']} {errs}")
+EOF
+}
+
+status=0
+echo "load average before: $(loadavg)  (cores: $(nproc))"
+
+if [[ "$mode" == smoke ]]; then
+  out="$tmp/smoke.jsonl"
+  start_server "$tmp/db"
+  run_bench "$out" --workload \
+    health,get,queue-status,event,submit,submit-dup,mixed \
+    --concurrency 4 --duration 1 --warmup 0.2 --preload 200 \
+    --preload-concurrency 16 || status=1
+  "$bench" --workload store-submit --db "$tmp/store-db" --concurrency 4 \
+    --duration 1 --warmup 0.2 --json --quiet >>"$out" || status=1
+  stop_server
+  print_table "$out"
+  # Every workload must have run, made calls and seen no errors.
+  "$python" - "$out" <<'EOF' || status=1
+import json, sys
+want = {"preload", "health", "get", "queue-status", "event", "submit",
+        "submit-dup", "mixed", "store-submit"}
+seen, bad = set(), []
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    seen.add(r["workload"])
+    if r["errors"] or not r["calls"]:
+        bad.append(f"{r['workload']}: calls={r['calls']} errors={r['errors']}")
+missing = want - seen
+if missing:
+    bad.append("missing: " + ", ".join(sorted(missing)))
+for b in bad:
+    print("smoke FAILED:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+  if [[ $status -eq 0 ]]; then echo "smoke: OK"; else echo "smoke: FAILED" >&2; fi
+  exit $status
+fi
+
+duration="${DURATION:-5}"
+conc="${CONCURRENCY:-64}"
+
+if [[ "$mode" == table ]]; then
+  preload="${PRELOAD:-10000}"
+  out="$tmp/table.jsonl"
+  # The store-level ceiling first, on its own store, with nothing else running.
+  "$bench" --workload store-submit --db "$tmp/store-db" --concurrency "$conc" \
+    --duration "$duration" --json --quiet >>"$out" || status=1
+  start_server "$tmp/db"
+  run_bench "$out" --preload "$preload" --duration "$duration" \
+    --concurrency "$conc" --workload \
+    "health@1,get@1,health,get,queue-status,event,submit,submit-dup,mixed" ||
+    status=1
+  rss=$(rss_kb "$server_pid")
+  stop_server
+  echo "load average after:  $(loadavg)"
+  print_table "$out"
+  echo "server RSS after the table: $((rss / 1024)) MB"
+  echo
+  "$python" - "$out" "$conc" <<'EOF'
+import json, sys
+runs = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    runs[(r["workload"], r.get("concurrency"))] = r
+c = int(sys.argv[2])
+def rate(w, n=c): return runs[(w, n)]["calls_per_second"]
+def p99(w, n): return runs[(w, n)]["p99_us"]
+checks = [
+    (f"get calls/s / health calls/s (c={c})", rate("get") / rate("health"), ">=", 0.7),
+    (f"queue-status / health (c={c})", rate("queue-status") / rate("health"), ">=", 0.7),
+    (f"submit / store-submit ceiling (c={c})", rate("submit") / rate("store-submit"), ">=", 0.6),
+    (f"event / store-submit ceiling (c={c})", rate("event") / rate("store-submit"), ">=", 0.6),
+    ("get p99 / health p99 (c=1)", p99("get", 1) / max(p99("health", 1), 1), "<=", 3.0),
+]
+for name, value, op, target in checks:
+    ok = value >= target if op == ">=" else value <= target
+    print(f"{name:<42} {value:6.2f}  target {op} {target:<4}  {'PASS' if ok else 'BELOW'}")
+EOF
+  exit $status
+fi
+
+# --large: a 10,000-task baseline, then LARGE_TASKS on a fresh store.
+large="${LARGE_TASKS:-1000000}"
+base_out="$tmp/base.jsonl"
+large_out="$tmp/large.jsonl"
+
+start_server "$tmp/db-base"
+run_bench "$base_out" --preload 10000 --duration "$duration" \
+  --workload "get,get@1,submit" --concurrency "$conc" || status=1
+stop_server
+
+start_server "$tmp/db-large"
+rss_log="$tmp/rss.log"
+(
+  while kill -0 "$server_pid" 2>/dev/null; do
+    rss_kb "$server_pid" >>"$rss_log"
+    sleep 1
+  done
+) &
+sampler=$!
+t0=$(now)
+run_bench "$large_out" --preload "$large" --preload-concurrency 128 \
+  --duration "$duration" --workload "get,get@1,submit" \
+  --concurrency "$conc" || status=1
+t1=$(now)
+rss_after=$(rss_kb "$server_pid")
+sleep 5
+rss_idle=$(rss_kb "$server_pid")
+rss_max=$(sort -n "$rss_log" | tail -1)
+du_db=$(du -sm "$tmp/db-large" | cut -f1)
+
+# Restart: TERM, wait for exit, start again, until port file + health check.
+t_term=$(now)
+stop_server
+t_down=$(now)
+start_server "$tmp/db-large"
+restart_seconds=$startup_seconds
+rss_restarted=$(rss_kb "$server_pid")
+stop_server
+kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
+echo "load average after:  $(loadavg)"
+
+echo "== 10,000 tasks"
+print_table "$base_out"
+echo "== $large tasks"
+print_table "$large_out"
+shutdown_seconds=$("$python" -c "print(f'{$t_down - $t_term:.3f}')")
+echo
+echo "store size: ${du_db} MB; server RSS max during load $((rss_max / 1024)) MB," \
+  "after load $((rss_after / 1024)) MB, idle 5 s later $((rss_idle / 1024)) MB," \
+  "after restart $((rss_restarted / 1024)) MB"
+echo "shutdown (TERM to exit): ${shutdown_seconds} s; restart (start to port" \
+  "file + health SERVING): ${restart_seconds} s"
+echo
+"$python" - "$base_out" "$large_out" "$conc" "$rss_max" "$restart_seconds" <<'EOF'
+import json, sys
+def load(path):
+    runs = {}
+    for line in open(path):
+        r = json.loads(line)
+        runs[(r["workload"], r.get("concurrency"))] = r
+    return runs
+base, big = load(sys.argv[1]), load(sys.argv[2])
+c = int(sys.argv[3])
+rss_mb = int(sys.argv[4]) / 1024
+restart = float(sys.argv[5])
+pre = big[("preload", None)]
+print(f"preload: {pre['tasks']} tasks, {pre['calls']} calls in {pre['seconds']:.0f} s "
+      f"({pre['calls_per_second']:.0f} calls/s, {pre['tasks'] / pre['seconds']:.0f} tasks/s)")
+checks = [
+    (f"get p99 large / 10k (c={c})", big[("get", c)]["p99_us"] / base[("get", c)]["p99_us"], "<=", 1.2),
+    ("get p99 large / 10k (c=1)", big[("get", 1)]["p99_us"] / base[("get", 1)]["p99_us"], "<=", 1.2),
+    (f"submit calls/s large / 10k (c={c})", big[("submit", c)]["calls_per_second"] / base[("submit", c)]["calls_per_second"], ">=", 0.8),
+    ("server RSS max, MB", rss_mb, "<=", 300),
+    ("restart, s", restart, "<", 3),
+]
+for name, value, op, target in checks:
+    ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+    print(f"{name:<38} {value:8.2f}  target {op} {target:<4}  {'PASS' if ok else 'BELOW'}")
+EOF
+exit $status

@@ -1,0 +1,931 @@
+// tasktrail-bench: the load generator of tasktrail.
+//
+// Drives a running tasktraild with the gRPC callback API: `concurrency` calls
+// are kept in flight, spread over a few separate connections, each in-flight
+// slot issuing its next call from the completion of the previous one. Every
+// call has a deadline. Latencies go into per-slot log-linear histograms that
+// are merged at the end (bounded memory whatever the duration).
+//
+// Workloads (comma-separated lists of workloads and concurrencies run as
+// their product, in order, against one preloaded task set):
+//   health        grpc.health.v1.Health/Check
+//   submit        SubmitTask of unique tasks (durable write)
+//   submit-dup    the same SubmitTask again (each slot repeats its own
+//                 request, same request_id): the dedup path
+//   event         RecordEvent polls with changing progress on existing tasks
+//   get           GetTask on existing tasks, with the timeline unless
+//                 --get-events=false
+//   queue-status  GetQueueStatus on existing tasks
+//   mixed         a gateway's day per task: submit, queued, get, 10 polls,
+//                 started, queue-status, completed, downloaded
+//   store-submit  no gRPC: Tracker::SubmitTask on a TaskStore opened on --db,
+//                 from `concurrency` threads: the ceiling for durable submits
+//
+// Output: one line per run (or one JSON object per line with --json) with
+// calls/s, p50/p90/p99/p999 latency and errors by status code. Exit status:
+// 0 when every run completed, 1 when any call failed or a run made no calls
+// (so that smoke tests can rely on it), 2 on a usage error.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "bench/latency_histogram.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "service/catalog.h"
+#include "service/clock.h"
+#include "service/event_hub.h"
+#include "service/tracker.h"
+#include "store/task_store.h"
+#include "tasktrail/v1/tracker.grpc.pb.h"
+
+namespace tasktrail::bench {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+namespace health = grpc::health::v1;
+
+constexpr int kStatusCodes = 17;  // grpc::StatusCode 0..16
+
+const char* CodeName(int code) {
+  static const char* const kNames[kStatusCodes] = {"OK",
+                                                   "CANCELLED",
+                                                   "UNKNOWN",
+                                                   "INVALID_ARGUMENT",
+                                                   "DEADLINE_EXCEEDED",
+                                                   "NOT_FOUND",
+                                                   "ALREADY_EXISTS",
+                                                   "PERMISSION_DENIED",
+                                                   "RESOURCE_EXHAUSTED",
+                                                   "FAILED_PRECONDITION",
+                                                   "ABORTED",
+                                                   "OUT_OF_RANGE",
+                                                   "UNIMPLEMENTED",
+                                                   "INTERNAL",
+                                                   "UNAVAILABLE",
+                                                   "DATA_LOSS",
+                                                   "UNAUTHENTICATED"};
+  return code >= 0 && code < kStatusCodes ? kNames[code] : "UNKNOWN";
+}
+
+int CodeIndex(int code) { return code >= 0 && code < kStatusCodes ? code : 2; }
+
+struct Flags {
+  std::string server = "127.0.0.1:50051";
+  std::string workloads = "health";
+  std::string concurrencies = "64";
+  double duration = 5;
+  double warmup = 0.5;
+  int64_t preload = 0;
+  int preload_concurrency = 128;
+  bool json = false;
+  int channels = 4;
+  double deadline = 10;
+  uint64_t seed = 42;
+  std::string db;
+  bool sync = true;
+  int mixed_polls = 10;
+  bool quiet = false;
+  bool probe = false;
+  bool get_events = true;
+};
+
+// What one workload run measured.
+struct RunResult {
+  std::string workload;
+  int concurrency = 0;
+  double seconds = 0;
+  uint64_t calls = 0;  // completed in the measured window, errors included
+  std::array<uint64_t, kStatusCodes> codes{};
+  uint64_t deduplicated = 0;  // SubmitTask answers marked deduplicated
+  LatencyHistogram latency;
+
+  uint64_t errors() const { return calls - codes[0]; }
+};
+
+// ---------------------------------------------------------------------------
+// Request generation. Deterministic from --seed; a per-process nonce keeps
+// prompts and request ids unique across repeated runs against one store.
+
+const char* const kSubjects[] = {"a red fox",     "an old lighthouse",
+                                 "a paper boat",  "a city at night",
+                                 "a hummingbird", "waves on basalt"};
+const char* const kActions[] = {"in falling snow",   "under a storm",
+                                "at golden hour",    "in slow motion",
+                                "seen from a drone", "drawn in ink"};
+
+std::string RunNonce() {
+  return absl::StrCat(getpid(), "-",
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                              .count() %
+                          100000000);
+}
+
+// A valid submission against the built-in catalog (kling-v2-1 or veo-3).
+v1::SubmitTaskRequest MakeSubmit(std::mt19937_64& rng, const std::string& tag,
+                                 int accounts) {
+  v1::SubmitTaskRequest request;
+  const uint64_t r = rng();
+  request.set_account_id(absl::StrCat("acct-", r % accounts));
+  request.set_api_key_id(absl::StrCat("key-", r % accounts));
+  request.set_group("default");
+  const bool veo = (r >> 20) % 4 == 0;
+  request.set_model(veo ? "veo-3" : "kling-v2-1");
+  request.set_endpoint("/v1/videos");
+  request.set_request_id(absl::StrCat("rq-", tag));
+  request.set_charge_units(veo ? 120 : 40);
+  v1::TaskParams* params = request.mutable_params();
+  params->set_prompt(absl::StrCat(kSubjects[(r >> 8) % 6], " ",
+                                  kActions[(r >> 12) % 6], ", take ", tag));
+  params->set_aspect_ratio((r >> 16) % 3 == 0 ? "9:16" : "16:9");
+  params->set_resolution((r >> 24) % 2 == 0 ? "720p" : "1080p");
+  params->set_duration_seconds(veo ? 8 : ((r >> 28) % 2 == 0 ? 5 : 10));
+  if (veo) {  // kling-v2-1 takes no seed
+    params->set_seed(static_cast<int64_t>((r >> 32) % 100000));
+    params->set_generate_audio(true);
+  }
+  return request;
+}
+
+v1::RecordEventRequest MakeQueued(const std::string& task_id, int position) {
+  v1::RecordEventRequest request;
+  request.set_task_id(task_id);
+  request.mutable_queued()->set_upstream_task_id(absl::StrCat("up-", task_id));
+  request.mutable_queued()->set_queue_position(position);
+  return request;
+}
+
+v1::RecordEventRequest MakePoll(const std::string& task_id, int progress,
+                                int position) {
+  v1::RecordEventRequest request;
+  request.set_task_id(task_id);
+  v1::PolledDetail* polled = request.mutable_polled();
+  polled->set_upstream_status(position > 0 ? "in_queue" : "processing");
+  polled->set_progress_percent(progress);
+  polled->set_queue_position(position);
+  polled->set_http_status(200);
+  return request;
+}
+
+// ---------------------------------------------------------------------------
+// The gRPC load engine.
+
+struct Connection {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::TaskTracker::Stub> tracker;
+  std::unique_ptr<health::Health::Stub> health;
+};
+
+std::vector<Connection> Connect(const Flags& flags) {
+  std::vector<Connection> connections;
+  for (int i = 0; i < flags.channels; ++i) {
+    grpc::ChannelArguments args;
+    // Separate subchannel pools: each channel is its own TCP connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("tasktrail.bench.channel", i);
+    Connection c;
+    c.channel = grpc::CreateCustomChannel(
+        flags.server, grpc::InsecureChannelCredentials(), args);
+    c.tracker = v1::TaskTracker::NewStub(c.channel);
+    c.health = health::Health::NewStub(c.channel);
+    connections.push_back(std::move(c));
+  }
+  return connections;
+}
+
+enum class Phase { kWarmup, kMeasure, kStop };
+
+class Engine;
+
+// One in-flight call at a time; the next one is issued from the completion.
+struct Slot {
+  Engine* engine = nullptr;
+  int index = 0;
+  Connection* connection = nullptr;
+  std::mt19937_64 rng;
+  uint64_t sequence = 0;
+  // Measured-window tallies (only this slot's completions touch them).
+  uint64_t calls = 0;
+  std::array<uint64_t, kStatusCodes> codes{};
+  uint64_t deduplicated = 0;
+  LatencyHistogram latency;
+  // Workload state.
+  int step = 0;
+  int polls_done = 0;
+  std::string task_id;
+  v1::SubmitTaskRequest fixed_submit;  // submit-dup
+  std::vector<std::string> created;    // preload
+};
+
+class Engine {
+ public:
+  Engine(const Flags& flags, std::vector<Connection>* connections,
+         std::string nonce)
+      : flags_(flags), connections_(connections), nonce_(std::move(nonce)) {}
+
+  // Creates `count` tasks (submit, queued, 3 polls each) with
+  // `concurrency` in flight. Returns the created ids; failures are counted
+  // and reported by the caller through the result.
+  RunResult Preload(int64_t count, int concurrency,
+                    std::vector<std::string>* ids) {
+    preload_target_ = count;
+    preload_next_ = 0;
+    RunResult result = Run("preload", concurrency, -1);
+    for (auto& slot : slots_) {
+      for (std::string& id : slot->created) ids->push_back(std::move(id));
+    }
+    slots_.clear();
+    return result;
+  }
+
+  // Runs `workload` for `seconds` (after the warmup); seconds < 0: until the
+  // preload is done.
+  RunResult Run(const std::string& workload, int concurrency, double seconds) {
+    workload_ = workload;
+    ++run_;
+    phase_ = seconds < 0 ? Phase::kMeasure : Phase::kWarmup;
+    slots_.clear();
+    for (int i = 0; i < concurrency; ++i) {
+      auto slot = std::make_unique<Slot>();
+      slot->engine = this;
+      slot->index = i;
+      slot->connection = &(*connections_)[i % connections_->size()];
+      slot->rng.seed(flags_.seed * 1000003 + i);
+      slots_.push_back(std::move(slot));
+    }
+    active_ = concurrency;
+    for (auto& slot : slots_) Next(slot.get(), grpc::Status::OK);
+
+    SteadyClock::time_point start = SteadyClock::now();
+    SteadyClock::time_point end;
+    if (seconds >= 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(flags_.warmup));
+      start = SteadyClock::now();
+      phase_ = Phase::kMeasure;
+      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+      end = SteadyClock::now();
+      phase_ = Phase::kStop;
+    }
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      SteadyClock::time_point last_report = SteadyClock::now();
+      while (active_ > 0) {
+        done_.wait_for(lock, std::chrono::seconds(1));
+        if (seconds < 0 && !flags_.quiet &&
+            SteadyClock::now() - last_report > std::chrono::seconds(10)) {
+          last_report = SteadyClock::now();
+          fprintf(stderr, "preload: %lld of %lld tasks\n",
+                  static_cast<long long>(
+                      std::min(preload_next_.load(), preload_target_)),
+                  static_cast<long long>(preload_target_));
+        }
+      }
+    }
+    if (seconds < 0) end = SteadyClock::now();
+
+    RunResult result;
+    result.workload = workload;
+    result.concurrency = concurrency;
+    result.seconds = std::chrono::duration<double>(end - start).count();
+    for (auto& slot : slots_) {
+      result.calls += slot->calls;
+      for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += slot->codes[c];
+      result.deduplicated += slot->deduplicated;
+      result.latency.Merge(slot->latency);
+    }
+    return result;
+  }
+
+  void set_ids(const std::vector<std::string>* ids) { ids_ = ids; }
+
+ private:
+  // Issues one unary call through the callback API and hands the response to
+  // `then` (on a gRPC thread), after the latency has been recorded.
+  template <typename Request, typename Response, typename Start, typename Then>
+  void Call(Slot* slot, Request request, Start start, Then then) {
+    struct Pending {
+      grpc::ClientContext context;
+      Request request;
+      Response response;
+      SteadyClock::time_point began;
+    };
+    auto* pending = new Pending;
+    pending->request = std::move(request);
+    pending->context.set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::microseconds(static_cast<int64_t>(flags_.deadline * 1e6)));
+    pending->began = SteadyClock::now();
+    start(slot->connection, &pending->context, &pending->request,
+          &pending->response, [this, slot, pending, then](grpc::Status status) {
+            const auto micros =
+                std::chrono::duration_cast<std::chrono::microseconds>(
+                    SteadyClock::now() - pending->began)
+                    .count();
+            if (phase_ == Phase::kMeasure) {
+              ++slot->calls;
+              ++slot->codes[CodeIndex(status.error_code())];
+              slot->latency.Record(static_cast<uint64_t>(micros));
+            }
+            then(status, pending->response);
+            delete pending;
+          });
+  }
+
+  const std::string& RandomId(Slot* slot) {
+    return (*ids_)[slot->rng() % ids_->size()];
+  }
+
+  void Finish() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--active_ == 0) done_.notify_all();
+  }
+
+  void Submit(Slot* slot, v1::SubmitTaskRequest request) {
+    Call<v1::SubmitTaskRequest, v1::SubmitTaskResponse>(
+        slot, std::move(request),
+        [](Connection* c, grpc::ClientContext* ctx,
+           const v1::SubmitTaskRequest* req, v1::SubmitTaskResponse* resp,
+           std::function<void(grpc::Status)> done) {
+          c->tracker->async()->SubmitTask(ctx, req, resp, std::move(done));
+        },
+        [this, slot](const grpc::Status& status,
+                     const v1::SubmitTaskResponse& response) {
+          if (status.ok()) {
+            if (response.deduplicated() && phase_ == Phase::kMeasure) {
+              ++slot->deduplicated;
+            }
+            slot->task_id = response.task().task_id();
+          }
+          Next(slot, status);
+        });
+  }
+
+  void Event(Slot* slot, v1::RecordEventRequest request) {
+    Call<v1::RecordEventRequest, v1::RecordEventResponse>(
+        slot, std::move(request),
+        [](Connection* c, grpc::ClientContext* ctx,
+           const v1::RecordEventRequest* req, v1::RecordEventResponse* resp,
+           std::function<void(grpc::Status)> done) {
+          c->tracker->async()->RecordEvent(ctx, req, resp, std::move(done));
+        },
+        [this, slot](const grpc::Status& status,
+                     const v1::RecordEventResponse&) { Next(slot, status); });
+  }
+
+  void Get(Slot* slot, const std::string& task_id) {
+    v1::GetTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_include_events(flags_.get_events);
+    Call<v1::GetTaskRequest, v1::Task>(
+        slot, std::move(request),
+        [](Connection* c, grpc::ClientContext* ctx,
+           const v1::GetTaskRequest* req, v1::Task* resp,
+           std::function<void(grpc::Status)> done) {
+          c->tracker->async()->GetTask(ctx, req, resp, std::move(done));
+        },
+        [this, slot](const grpc::Status& status, const v1::Task&) {
+          Next(slot, status);
+        });
+  }
+
+  void QueueStatus(Slot* slot, const std::string& task_id) {
+    v1::GetQueueStatusRequest request;
+    request.set_task_id(task_id);
+    Call<v1::GetQueueStatusRequest, v1::QueueStatus>(
+        slot, std::move(request),
+        [](Connection* c, grpc::ClientContext* ctx,
+           const v1::GetQueueStatusRequest* req, v1::QueueStatus* resp,
+           std::function<void(grpc::Status)> done) {
+          c->tracker->async()->GetQueueStatus(ctx, req, resp, std::move(done));
+        },
+        [this, slot](const grpc::Status& status, const v1::QueueStatus&) {
+          Next(slot, status);
+        });
+  }
+
+  void Health(Slot* slot) {
+    Call<health::HealthCheckRequest, health::HealthCheckResponse>(
+        slot, health::HealthCheckRequest(),
+        [](Connection* c, grpc::ClientContext* ctx,
+           const health::HealthCheckRequest* req,
+           health::HealthCheckResponse* resp,
+           std::function<void(grpc::Status)> done) {
+          c->health->async()->Check(ctx, req, resp, std::move(done));
+        },
+        [this, slot](const grpc::Status& status,
+                     const health::HealthCheckResponse&) {
+          Next(slot, status);
+        });
+  }
+
+  std::string Tag(Slot* slot) {
+    return absl::StrCat(nonce_, "-", run_, "-", slot->index, "-",
+                        slot->sequence++);
+  }
+
+  // Issues the slot's next call, or retires the slot once stopping.
+  // `previous` is the status of the call that just completed.
+  void Next(Slot* slot, const grpc::Status& previous) {
+    if (phase_ == Phase::kStop) {
+      Finish();
+      return;
+    }
+    const std::string& w = workload_;
+    if (w == "health") {
+      Health(slot);
+    } else if (w == "submit") {
+      Submit(slot, MakeSubmit(slot->rng, Tag(slot), kAccounts));
+    } else if (w == "submit-dup") {
+      if (slot->fixed_submit.account_id().empty()) {
+        slot->fixed_submit = MakeSubmit(
+            slot->rng, absl::StrCat(nonce_, "-dup-", slot->index), 1);
+        slot->fixed_submit.set_account_id(
+            absl::StrCat("dup-", nonce_, "-", slot->index));
+      }
+      Submit(slot, slot->fixed_submit);
+    } else if (w == "event") {
+      const uint64_t n = event_counter_.fetch_add(1);
+      Event(slot, MakePoll(RandomId(slot), static_cast<int>(n % 100),
+                           static_cast<int>(1 + n % 1000)));
+    } else if (w == "get") {
+      Get(slot, RandomId(slot));
+    } else if (w == "queue-status") {
+      QueueStatus(slot, RandomId(slot));
+    } else if (w == "mixed") {
+      NextMixed(slot, previous);
+    } else if (w == "preload") {
+      NextPreload(slot, previous);
+    } else {
+      Finish();
+    }
+  }
+
+  // submit, queued, get, polls, started, queue-status, completed, downloaded.
+  void NextMixed(Slot* slot, const grpc::Status& previous) {
+    if (!previous.ok() || slot->task_id.empty()) slot->step = 0;
+    const int polls = flags_.mixed_polls;
+    switch (slot->step++) {
+      case 0:
+        slot->task_id.clear();
+        slot->polls_done = 0;
+        Submit(slot, MakeSubmit(slot->rng, Tag(slot), kAccounts));
+        return;
+      case 1:
+        Event(slot, MakeQueued(slot->task_id, 40));
+        return;
+      case 2:
+        Get(slot, slot->task_id);
+        return;
+      case 3:
+        if (slot->polls_done < polls) {
+          const int p = slot->polls_done++;
+          Event(slot, MakePoll(slot->task_id, p * 90 / std::max(polls, 1),
+                               std::max(0, 40 - 4 * (p + 1))));
+          slot->step = 3;
+          return;
+        }
+        [[fallthrough]];
+      case 4: {
+        slot->step = 5;
+        v1::RecordEventRequest started;
+        started.set_task_id(slot->task_id);
+        started.mutable_started()->set_progress_percent(90);
+        Event(slot, std::move(started));
+        return;
+      }
+      case 5:
+        QueueStatus(slot, slot->task_id);
+        return;
+      case 6: {
+        v1::RecordEventRequest completed;
+        completed.set_task_id(slot->task_id);
+        completed.mutable_completed()->add_result_uris(
+            absl::StrCat("https://cdn.example.com/", slot->task_id, ".mp4"));
+        Event(slot, std::move(completed));
+        return;
+      }
+      default: {
+        slot->step = 0;
+        v1::RecordEventRequest downloaded;
+        downloaded.set_task_id(slot->task_id);
+        downloaded.mutable_downloaded()->set_uri(
+            absl::StrCat("https://cdn.example.com/", slot->task_id, ".mp4"));
+        downloaded.mutable_downloaded()->set_client("gateway");
+        Event(slot, std::move(downloaded));
+        return;
+      }
+    }
+  }
+
+  // submit, queued, 3 polls per task, until preload_target_ tasks exist.
+  void NextPreload(Slot* slot, const grpc::Status& previous) {
+    if (!previous.ok()) slot->step = 0;
+    if (slot->step == 0) {
+      if (preload_next_.fetch_add(1) >= preload_target_) {
+        Finish();
+        return;
+      }
+      slot->step = 1;
+      slot->task_id.clear();
+      Submit(slot, MakeSubmit(slot->rng, Tag(slot), kAccounts));
+      return;
+    }
+    if (slot->step == 1) {
+      slot->created.push_back(slot->task_id);
+      slot->step = 2;
+      Event(slot, MakeQueued(slot->task_id, 30));
+      return;
+    }
+    const int poll = slot->step - 2;  // 0, 1, 2
+    slot->step = poll == 2 ? 0 : slot->step + 1;
+    Event(slot, MakePoll(slot->task_id, 10 * poll, 30 - 10 * poll));
+  }
+
+  static constexpr int kAccounts = 1000;
+
+  const Flags& flags_;
+  std::vector<Connection>* connections_;
+  const std::string nonce_;
+  std::string workload_;
+  int run_ = 0;  // distinguishes the tags of successive runs
+  std::atomic<Phase> phase_{Phase::kWarmup};
+  std::vector<std::unique_ptr<Slot>> slots_;
+  const std::vector<std::string>* ids_ = nullptr;
+  std::atomic<uint64_t> event_counter_{0};
+  std::atomic<int64_t> preload_next_{0};
+  int64_t preload_target_ = 0;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  int active_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// store-submit: SubmitTask's own work (validation, dedup lookups, the durable
+// WriteBatch) from `concurrency` threads, without gRPC.
+
+absl::StatusOr<RunResult> StoreSubmit(const Flags& flags, int concurrency,
+                                      const std::string& nonce) {
+  store::StoreOptions options;
+  options.path = flags.db;
+  options.sync_writes = flags.sync;
+  absl::StatusOr<std::unique_ptr<store::TaskStore>> opened =
+      store::TaskStore::Open(options);
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<store::TaskStore> task_store = std::move(opened).value();
+  CatalogHolder catalog(Catalog::BuiltIn());
+  EventHub hub;
+  TrackerOptions tracker_options;
+  tracker_options.id_seed = 0;  // from the OS: ids stay unique across runs
+  Tracker tracker(task_store.get(), &catalog, SystemClock::Get(), &hub,
+                  tracker_options);
+
+  std::atomic<Phase> phase{Phase::kWarmup};
+  struct Worker {
+    uint64_t calls = 0;
+    std::array<uint64_t, kStatusCodes> codes{};
+    uint64_t deduplicated = 0;
+    LatencyHistogram latency;
+  };
+  std::vector<Worker> workers(concurrency);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < concurrency; ++i) {
+    threads.emplace_back([&, i] {
+      Worker& worker = workers[i];
+      std::mt19937_64 rng(flags.seed * 1000003 + i);
+      for (uint64_t n = 0; phase != Phase::kStop; ++n) {
+        const v1::SubmitTaskRequest request = MakeSubmit(
+            rng, absl::StrCat(nonce, "-s", concurrency, "-", i, "-", n), 1000);
+        const SteadyClock::time_point began = SteadyClock::now();
+        absl::StatusOr<v1::SubmitTaskResponse> response =
+            tracker.SubmitTask(request, "bench");
+        const auto micros =
+            std::chrono::duration_cast<std::chrono::microseconds>(
+                SteadyClock::now() - began)
+                .count();
+        if (phase == Phase::kMeasure) {
+          ++worker.calls;
+          ++worker.codes[CodeIndex(static_cast<int>(response.status().code()))];
+          if (response.ok() && response->deduplicated()) ++worker.deduplicated;
+          worker.latency.Record(static_cast<uint64_t>(micros));
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(flags.warmup));
+  const SteadyClock::time_point start = SteadyClock::now();
+  phase = Phase::kMeasure;
+  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration));
+  const SteadyClock::time_point end = SteadyClock::now();
+  phase = Phase::kStop;
+  for (std::thread& thread : threads) thread.join();
+
+  RunResult result;
+  result.workload = "store-submit";
+  result.concurrency = concurrency;
+  result.seconds = std::chrono::duration<double>(end - start).count();
+  for (const Worker& worker : workers) {
+    result.calls += worker.calls;
+    for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += worker.codes[c];
+    result.deduplicated += worker.deduplicated;
+    result.latency.Merge(worker.latency);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Reporting.
+
+void Report(const RunResult& r, const Flags& flags, int64_t preloaded) {
+  const double rate = r.seconds > 0 ? r.calls / r.seconds : 0;
+  std::string errors;
+  for (int c = 1; c < kStatusCodes; ++c) {
+    if (r.codes[c] == 0) continue;
+    if (flags.json) {
+      absl::StrAppend(&errors, errors.empty() ? "" : ",", "\"", CodeName(c),
+                      "\":", r.codes[c]);
+    } else {
+      absl::StrAppend(&errors, " ", CodeName(c), "=", r.codes[c]);
+    }
+  }
+  if (flags.json) {
+    printf(
+        "{\"workload\":\"%s\",\"concurrency\":%d,\"seconds\":%.3f,"
+        "\"calls\":%llu,\"errors\":%llu,\"errors_by_code\":{%s},"
+        "\"calls_per_second\":%.1f,\"p50_us\":%llu,\"p90_us\":%llu,"
+        "\"p99_us\":%llu,\"p999_us\":%llu,\"max_us\":%llu,\"mean_us\":%.1f,"
+        "\"deduplicated\":%llu,\"preloaded\":%lld}\n",
+        r.workload.c_str(), r.concurrency, r.seconds,
+        static_cast<unsigned long long>(r.calls),
+        static_cast<unsigned long long>(r.errors()), errors.c_str(), rate,
+        static_cast<unsigned long long>(r.latency.Percentile(0.50)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.90)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.99)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.999)),
+        static_cast<unsigned long long>(r.latency.max()), r.latency.mean(),
+        static_cast<unsigned long long>(r.deduplicated),
+        static_cast<long long>(preloaded));
+  } else {
+    printf(
+        "%-13s c=%-4d %9.1f calls/s  calls=%-8llu p50=%lluus p90=%lluus "
+        "p99=%lluus p999=%lluus max=%lluus  errors=%llu%s%s\n",
+        r.workload.c_str(), r.concurrency, rate,
+        static_cast<unsigned long long>(r.calls),
+        static_cast<unsigned long long>(r.latency.Percentile(0.50)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.90)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.99)),
+        static_cast<unsigned long long>(r.latency.Percentile(0.999)),
+        static_cast<unsigned long long>(r.latency.max()),
+        static_cast<unsigned long long>(r.errors()), errors.c_str(),
+        r.deduplicated > 0
+            ? absl::StrCat(" deduplicated=", r.deduplicated).c_str()
+            : "");
+  }
+  fflush(stdout);
+}
+
+// One grpc.health.v1 Check that waits for the server to be reachable.
+int Probe(const Flags& flags) {
+  auto stub = health::Health::NewStub(
+      grpc::CreateChannel(flags.server, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_wait_for_ready(true);
+  context.set_deadline(
+      std::chrono::system_clock::now() +
+      std::chrono::microseconds(static_cast<int64_t>(flags.deadline * 1e6)));
+  health::HealthCheckRequest request;
+  health::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) {
+    fprintf(stderr, "probe: %s %s\n", CodeName(status.error_code()),
+            status.error_message().c_str());
+    return 1;
+  }
+  const bool serving =
+      response.status() == health::HealthCheckResponse::SERVING;
+  if (!flags.quiet) printf("%s\n", serving ? "SERVING" : "NOT_SERVING");
+  return serving ? 0 : 1;
+}
+
+bool NeedsTasks(const std::string& workload) {
+  return workload == "event" || workload == "get" || workload == "queue-status";
+}
+
+int Main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{"tasktrail-bench: load generator for tasktraild"};
+  app.add_option("--server", flags.server, "HOST:PORT of tasktraild")
+      ->capture_default_str();
+  app.add_option("--workload", flags.workloads,
+                 "comma-separated: health, submit, submit-dup, event, get, "
+                 "queue-status, mixed, store-submit")
+      ->capture_default_str();
+  app.add_option("--concurrency", flags.concurrencies,
+                 "calls in flight (threads for store-submit); a "
+                 "comma-separated list runs each workload at each")
+      ->capture_default_str();
+  app.add_option("--duration", flags.duration,
+                 "measured seconds per workload run")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--warmup", flags.warmup, "unmeasured seconds before each run")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 600.0));
+  app.add_option("--preload", flags.preload,
+                 "create this many tasks first (submit, queued, 3 polls "
+                 "each); event/get/queue-status use them")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
+  app.add_option("--preload-concurrency", flags.preload_concurrency,
+                 "calls in flight while preloading")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  app.add_flag("--json", flags.json, "one JSON object per run on stdout");
+  app.add_option("--channels", flags.channels,
+                 "separate connections the calls are spread over")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--deadline", flags.deadline, "deadline of every call, s")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  app.add_option("--seed", flags.seed, "random seed of generated data")
+      ->capture_default_str();
+  app.add_option("--db", flags.db,
+                 "store-submit: the RocksDB directory (no server)");
+  app.add_option("--sync", flags.sync, "store-submit: fsync every write")
+      ->capture_default_str();
+  app.add_option("--mixed-polls", flags.mixed_polls, "mixed: polls per task")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--get-events", flags.get_events,
+                 "get: ask for the timeline too (include_events)")
+      ->capture_default_str();
+  app.add_flag("--quiet", flags.quiet, "no progress on stderr");
+  app.add_flag("--probe", flags.probe,
+               "one health check (waiting for the server up to --deadline); "
+               "exit 0 when SERVING");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  std::vector<int> concurrencies;
+  for (absl::string_view text :
+       absl::StrSplit(flags.concurrencies, ',', absl::SkipEmpty())) {
+    int value = 0;
+    if (!absl::SimpleAtoi(text, &value) || value < 1 || value > 100000) {
+      fprintf(stderr, "--concurrency: bad value '%s'\n",
+              std::string(text).c_str());
+      return 2;
+    }
+    concurrencies.push_back(value);
+  }
+  // The runs, in order: each workload at each concurrency, or at its own
+  // when written WORKLOAD@N.
+  std::vector<std::pair<std::string, int>> runs;
+  static const char* const kKnown[] = {"health", "submit",      "submit-dup",
+                                       "event",  "get",         "queue-status",
+                                       "mixed",  "store-submit"};
+  for (absl::string_view item :
+       absl::StrSplit(flags.workloads, ',', absl::SkipEmpty())) {
+    std::vector<std::string> parts = absl::StrSplit(item, '@');
+    const std::string& w = parts[0];
+    if (std::find(std::begin(kKnown), std::end(kKnown), w) ==
+        std::end(kKnown)) {
+      fprintf(stderr, "--workload: unknown workload '%s'\n", w.c_str());
+      return 2;
+    }
+    if (parts.size() == 2) {
+      int value = 0;
+      if (!absl::SimpleAtoi(parts[1], &value) || value < 1 || value > 100000) {
+        fprintf(stderr, "--workload: bad concurrency in '%s'\n",
+                std::string(item).c_str());
+        return 2;
+      }
+      runs.emplace_back(w, value);
+    } else if (parts.size() == 1) {
+      for (int c : concurrencies) runs.emplace_back(w, c);
+    } else {
+      fprintf(stderr, "--workload: bad item '%s'\n", std::string(item).c_str());
+      return 2;
+    }
+  }
+  if (runs.empty() && !flags.probe) {
+    fprintf(stderr, "--workload and --concurrency must not be empty\n");
+    return 2;
+  }
+  bool uses_server = flags.probe;
+  bool needs_tasks = false;
+  for (const auto& [w, c] : runs) {
+    if (w == "store-submit") {
+      if (flags.db.empty()) {
+        fprintf(stderr, "--workload store-submit needs --db DIR\n");
+        return 2;
+      }
+    } else {
+      uses_server = true;
+    }
+    needs_tasks = needs_tasks || NeedsTasks(w);
+  }
+
+  if (flags.probe) return Probe(flags);
+
+  const std::string nonce = RunNonce();
+  bool failed = false;
+  std::vector<Connection> connections;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> ids;
+  if (uses_server) {
+    connections = Connect(flags);
+    for (Connection& c : connections) {
+      if (!c.channel->WaitForConnected(std::chrono::system_clock::now() +
+                                       std::chrono::seconds(10))) {
+        fprintf(stderr, "cannot connect to %s\n", flags.server.c_str());
+        return 1;
+      }
+    }
+    engine = std::make_unique<Engine>(flags, &connections, nonce);
+    int64_t preload = flags.preload;
+    if (preload == 0 && needs_tasks) {
+      preload = 1000;
+      if (!flags.quiet) {
+        fprintf(stderr, "no --preload given: creating %lld tasks first\n",
+                static_cast<long long>(preload));
+      }
+    }
+    if (preload > 0) {
+      ids.reserve(preload);
+      RunResult loaded =
+          engine->Preload(preload, flags.preload_concurrency, &ids);
+      if (!flags.quiet) {
+        fprintf(stderr,
+                "preload: %zu tasks (%llu calls) in %.1f s, %.0f calls/s, "
+                "errors=%llu\n",
+                ids.size(), static_cast<unsigned long long>(loaded.calls),
+                loaded.seconds,
+                loaded.seconds > 0 ? loaded.calls / loaded.seconds : 0.0,
+                static_cast<unsigned long long>(loaded.errors()));
+      }
+      if (flags.json) {
+        printf(
+            "{\"workload\":\"preload\",\"tasks\":%zu,\"calls\":%llu,"
+            "\"errors\":%llu,\"seconds\":%.3f,\"calls_per_second\":%.1f}\n",
+            ids.size(), static_cast<unsigned long long>(loaded.calls),
+            static_cast<unsigned long long>(loaded.errors()), loaded.seconds,
+            loaded.seconds > 0 ? loaded.calls / loaded.seconds : 0.0);
+        fflush(stdout);
+      }
+      if (loaded.errors() > 0 || ids.empty()) failed = true;
+      if (ids.empty() && needs_tasks) {
+        fprintf(stderr, "preload created no tasks\n");
+        return 1;
+      }
+    }
+    engine->set_ids(&ids);
+  }
+
+  for (const auto& [workload, concurrency] : runs) {
+    {
+      RunResult result;
+      if (workload == "store-submit") {
+        absl::StatusOr<RunResult> run = StoreSubmit(flags, concurrency, nonce);
+        if (!run.ok()) {
+          fprintf(stderr, "store-submit: %s\n",
+                  run.status().ToString().c_str());
+          return 1;
+        }
+        result = std::move(run).value();
+      } else {
+        result = engine->Run(workload, concurrency, flags.duration);
+      }
+      Report(result, flags, static_cast<int64_t>(ids.size()));
+      if (result.errors() > 0 || result.calls == 0) failed = true;
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace tasktrail::bench
+
+int main(int argc, char** argv) { return tasktrail::bench::Main(argc, argv); }
