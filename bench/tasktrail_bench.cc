@@ -48,6 +48,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/latency_histogram.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -928,4 +929,9 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace tasktrail::bench
 
-int main(int argc, char** argv) { return tasktrail::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // As in tasktraild: no lock-order cycle detection on every Mutex, so that
+  // store-submit measures the same code the server runs.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return tasktrail::bench::Main(argc, argv);
+}

@@ -424,7 +424,8 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
   if (event->type() == v1::EVENT_TYPE_POLLED && task->last_event_seq() > 0) {
     ASSIGN_OR_RETURN(
         std::vector<TaskEvent> last,
-        store_->ReadEvents(task->task_id(), task->last_event_seq() - 1, 1));
+        store_->ReadEventRange(task->task_id(), task->last_event_seq(),
+                               task->last_event_seq()));
     if (!last.empty() && FoldsInto(last.front(), *event)) {
       folded = std::move(last.front());
       Fold(*event, &folded);
@@ -614,9 +615,15 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
   if (request.include_events()) {
-    ASSIGN_OR_RETURN(
-        std::vector<TaskEvent> events,
-        store_->ReadEvents(request.task_id(), 0, options_.max_events_returned));
+    // A timeline's seqs are 1..last_event_seq without gaps: short ones are
+    // fetched by point lookups, long ones by a bounded scan.
+    constexpr int64_t kPointLookupLimit = 64;
+    ASSIGN_OR_RETURN(std::vector<TaskEvent> events,
+                     task.last_event_seq() <= kPointLookupLimit
+                         ? store_->ReadEventRange(request.task_id(), 1,
+                                                  task.last_event_seq())
+                         : store_->ReadEvents(request.task_id(), 0,
+                                              options_.max_events_returned));
     for (TaskEvent& event : events) *task.add_events() = std::move(event);
   }
   return task;

@@ -167,6 +167,9 @@ rocksdb::ColumnFamilyOptions FamilyOptions(
   if (task_prefixed) {
     options.prefix_extractor = std::make_shared<TaskPrefixTransform>();
   }
+  // Point lookups that miss a memtable skip its skiplist search.
+  options.memtable_whole_key_filtering = true;
+  options.memtable_prefix_bloom_size_ratio = 0.05;
   return options;
 }
 
@@ -306,6 +309,37 @@ absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(
     events.push_back(std::move(event));
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading events");
+  return events;
+}
+
+absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEventRange(
+    absl::string_view task_id, int64_t first_seq, int64_t last_seq) const {
+  std::vector<TaskEvent> events;
+  if (last_seq < first_seq) return events;
+  const size_t count = static_cast<size_t>(last_seq - first_seq + 1);
+  std::vector<std::string> keys;
+  keys.reserve(count);
+  for (int64_t seq = first_seq; seq <= last_seq; ++seq) {
+    keys.push_back(EventKey(task_id, seq));
+  }
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(count);
+  std::vector<rocksdb::Status> statuses(count);
+  db_->MultiGet(rocksdb::ReadOptions(), handle(ColumnFamily::kEvents), count,
+                slices.data(), values.data(), statuses.data(),
+                /*sorted_input=*/true);
+  events.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "reading events");
+    TaskEvent event;
+    if (!event.ParseFromArray(values[i].data(),
+                              static_cast<int>(values[i].size()))) {
+      return absl::DataLossError(
+          absl::StrCat("stored event of task ", task_id, " does not parse"));
+    }
+    events.push_back(std::move(event));
+  }
   return events;
 }
 
