@@ -531,6 +531,29 @@ TEST_F(E2eTest, WatchOnAFinishedTaskSendsStoredEventsAfterSeqAndEnds) {
   EXPECT_EQ(unknown.WaitForEnd().error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+TEST(WatchLifetimeTest, AStreamEndsUnavailableAtItsLifetimeCapAndResumes) {
+  TempDir db;
+  ServerProcess server(db.path(), {"--watch-max-lifetime", "1s"});
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  auto stub = server.NewStub();
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-w");
+  submit.set_model("veo-3");
+  submit.mutable_params()->set_prompt("a long wait");
+  v1::SubmitTaskResponse submitted;
+  grpc::ClientContext submit_context;
+  ASSERT_TRUE(stub->SubmitTask(&submit_context, submit, &submitted).ok());
+
+  // The task never finishes; the server ends the stream, not the client.
+  WatchCollector watch(stub.get(), submitted.task().task_id(), 0);
+  const grpc::Status end = watch.WaitForEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << end.error_message();
+  EXPECT_THAT(end.error_message(), HasSubstr("after_seq=1"));
+  EXPECT_THAT(watch.Seqs(), ElementsAre(1));
+}
+
 TEST_F(E2eTest, HealthServesAndReflectionIsOn) {
   auto channel = grpc::CreateChannel(server_->address(),
                                      grpc::InsecureChannelCredentials());
