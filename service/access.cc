@@ -1,7 +1,5 @@
 #include "service/access.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "service/digests.h"
 
 namespace tasktrail {
 
@@ -82,13 +81,7 @@ absl::Status Authorize(const Caller& caller, Rpc rpc) {
       RpcName(rpc), "; allowed roles: ", absl::StrJoin(allowed, ", ")));
 }
 
-std::string TokenDigest(absl::string_view token) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
-         digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
+std::string TokenDigest(absl::string_view token) { return Sha256Hex(token); }
 
 absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::Parse(
     absl::string_view text, absl::string_view origin) {

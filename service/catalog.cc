@@ -1,7 +1,5 @@
 #include "service/catalog.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -12,9 +10,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/json_util.h"
+#include "service/digests.h"
 
 namespace tasktrail {
 
@@ -24,27 +21,8 @@ namespace {
 
 using v1::ModelSpec;
 
-// Collects the first consistency error with its field path.
-class Checker {
- public:
-  explicit Checker(absl::string_view origin) : origin_(origin) {}
-
-  void Fail(const std::string& path, absl::string_view problem) {
-    if (error_.empty())
-      error_ = absl::StrCat(origin_, ": ", path, ": ", problem);
-  }
-  bool failed() const { return !error_.empty(); }
-  absl::Status status() const {
-    return failed() ? absl::InvalidArgumentError(error_) : absl::OkStatus();
-  }
-
- private:
-  std::string origin_;
-  std::string error_;
-};
-
 void CheckRange(const v1::IntRange& range, const std::string& path,
-                Checker* checker) {
+                DocumentChecker* checker) {
   if (range.min() > range.max()) {
     checker->Fail(
         path, absl::StrCat("min ", range.min(), " is above max ", range.max()));
@@ -55,7 +33,7 @@ void CheckRange(const v1::IntRange& range, const std::string& path,
 // fail every request that leaves the field unset), and makes a single
 // offered duration the default.
 void CheckDefaults(const std::string& path, CompiledModel* model,
-                   Checker* checker) {
+                   DocumentChecker* checker) {
   v1::ModelDefaults* defaults = model->spec.mutable_defaults();
   const std::string at = path + ".defaults";
   if (!defaults->aspect_ratio().empty()) {
@@ -94,7 +72,7 @@ void CheckDefaults(const std::string& path, CompiledModel* model,
 
 // Checks one spec and compiles its shapes.
 CompiledModel Compile(const ModelSpec& spec, const std::string& path,
-                      Checker* checker) {
+                      DocumentChecker* checker) {
   CompiledModel model;
   model.spec = spec;
   if (spec.name().empty()) checker->Fail(path + ".name", "is empty");
@@ -199,22 +177,6 @@ CompiledModel Compile(const ModelSpec& spec, const std::string& path,
   return model;
 }
 
-std::string ContentVersion(const v1::ListModelsResponse& document) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    document.SerializeToCodedStream(&coded);
-  }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-         digest);
-  return absl::StrCat("sha256:",
-                      absl::BytesToHexString(absl::string_view(
-                          reinterpret_cast<const char*>(digest), 8)));
-}
-
 // Lower case without separators: "Kling_V2.1 " -> "klingv21".
 std::string Squash(absl::string_view name) {
   std::string squashed;
@@ -256,7 +218,7 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::FromJson(
     return absl::InvalidArgumentError(absl::StrCat(
         origin, ": not a catalog document: ", std::string(parsed.message())));
   }
-  Checker checker(origin);
+  DocumentChecker checker(origin);
   if (document.models_size() == 0) checker.Fail("models", "is empty");
   std::shared_ptr<Catalog> catalog(new Catalog());
   for (int i = 0; i < document.models_size() && !checker.failed(); ++i) {

@@ -1,7 +1,5 @@
 #include "service/failure_rules.h"
 
-#include <openssl/sha.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -11,34 +9,14 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/json_util.h"
+#include "service/digests.h"
 
 namespace tasktrail {
 
 extern const char kDefaultFailureRulesJson[];
 
 namespace {
-
-// Collects the first consistency error with its field path.
-class Checker {
- public:
-  explicit Checker(absl::string_view origin) : origin_(origin) {}
-
-  void Fail(const std::string& path, absl::string_view problem) {
-    if (error_.empty())
-      error_ = absl::StrCat(origin_, ": ", path, ": ", problem);
-  }
-  bool failed() const { return !error_.empty(); }
-  absl::Status status() const {
-    return failed() ? absl::InvalidArgumentError(error_) : absl::OkStatus();
-  }
-
- private:
-  std::string origin_;
-  std::string error_;
-};
 
 bool IsHttpStatus(int32_t status) { return status >= 100 && status <= 599; }
 
@@ -47,7 +25,7 @@ bool HasRange(const v1::FailureRule& rule) {
 }
 
 void CheckRule(const v1::FailureRule& rule, const std::string& path,
-               Checker* checker) {
+               DocumentChecker* checker) {
   const bool has_codes = rule.error_codes_size() > 0;
   const bool has_fragments = rule.message_contains_size() > 0;
   const bool has_statuses = rule.http_statuses_size() > 0 || HasRange(rule);
@@ -107,22 +85,6 @@ void CheckRule(const v1::FailureRule& rule, const std::string& path,
   }
 }
 
-std::string ContentVersion(const v1::FailureRules& document) {
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    document.SerializeToCodedStream(&coded);
-  }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-         digest);
-  return absl::StrCat("sha256:",
-                      absl::BytesToHexString(absl::string_view(
-                          reinterpret_cast<const char*>(digest), 8)));
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const FailureClassifier>>
@@ -138,7 +100,7 @@ FailureClassifier::FromJson(absl::string_view json, absl::string_view origin) {
         origin,
         ": not a failure rules document: ", std::string(parsed.message())));
   }
-  Checker checker(origin);
+  DocumentChecker checker(origin);
   if (document.rules_size() == 0) checker.Fail("rules", "is empty");
   for (int i = 0; i < document.rules_size() && !checker.failed(); ++i) {
     CheckRule(document.rules(i), absl::StrCat("rules[", i, "]"), &checker);

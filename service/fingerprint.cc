@@ -1,9 +1,8 @@
 #include "service/fingerprint.h"
 
-#include <openssl/sha.h>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "service/digests.h"
 #include "service/media_shapes.h"
 
 namespace tasktrail {
@@ -27,13 +26,6 @@ constexpr absl::string_view kFields[] = {
 };
 constexpr size_t kFieldCount = sizeof(kFields) / sizeof(kFields[0]);
 constexpr size_t kShapeBytesPerPart = 8;
-
-std::string Sha256(absl::string_view bytes) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-         digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
-}
 
 std::string CanonicalRatio(absl::string_view text) {
   absl::optional<Ratio> ratio = ParseRatio(text);

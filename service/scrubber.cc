@@ -1,7 +1,5 @@
 #include "service/scrubber.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <utility>
@@ -12,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "service/digests.h"
 
 namespace tasktrail {
 namespace {
@@ -702,11 +701,8 @@ bool ContainsSecret(absl::string_view text) {
 
 std::string SafeKeyId(absl::string_view id) {
   if (LooksLikeIdentifier(id) || IsFingerprint(id)) return std::string(id);
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), digest);
-  const std::string hex = absl::BytesToHexString(absl::string_view(
-      reinterpret_cast<const char*>(digest), kFingerprintHexDigits / 2));
-  std::string out = absl::StrCat("fp:", hex);
+  std::string out =
+      absl::StrCat("fp:", Sha256Hex(id).substr(0, kFingerprintHexDigits));
   const absl::string_view tail =
       id.substr(id.size() - std::min(id.size(), kTailBytes));
   if (id.size() >= kMinLengthForTail &&

@@ -1,14 +1,11 @@
 #include "service/timeline.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "service/digests.h"
 #include "service/errors.h"
 #include "service/lifecycle.h"
 #include "service/limits.h"
@@ -317,17 +314,7 @@ std::string RequestDigest(const RecordEventRequest& request) {
   RecordEventRequest body = request;
   body.clear_task_id();
   body.clear_event_id();
-  std::string bytes;
-  {
-    google::protobuf::io::StringOutputStream stream(&bytes);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    body.SerializeToCodedStream(&coded);
-  }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-         digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+  return Sha256(DeterministicBytes(body));
 }
 
 }  // namespace tasktrail
