@@ -18,7 +18,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
   echo "usage: $0 [SECONDS_PER_TARGET]" >&2
   exit 2
 fi
-targets=(${FUZZ_TARGETS:-validator catalog failure_rules keys})
+targets=(${FUZZ_TARGETS:-validator catalog failure_rules keys scrubber})
 
 # The project's own dependencies, then clang and its sanitizer/libFuzzer
 # runtimes.
