@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)loaded.Suggest(model.name() + " ");
     for (auto check :
          {tasktrail::GroupCheck::kIfGiven, tasktrail::GroupCheck::kAlways}) {
-      const tasktrail::ValidationResult result = tasktrail::ValidateTask(
-          loaded, model.name(), "", check, empty);
+      const tasktrail::ValidationResult result =
+          tasktrail::ValidateTask(loaded, model.name(), "", check, empty);
       Check(result.model != nullptr);
     }
   }

@@ -36,8 +36,8 @@ void DecodeThenEncode(absl::string_view in) {
   }
   if (auto exit_micros = QueueSampleExitMicros(in)) {
     // QueueSampleExitMicros accepted it, so the model length fits.
-    const size_t length = (static_cast<uint8_t>(in[1]) << 8) |
-                          static_cast<uint8_t>(in[2]);
+    const size_t length =
+        (static_cast<uint8_t>(in[1]) << 8) | static_cast<uint8_t>(in[2]);
     const absl::string_view model = in.substr(3, length);
     const absl::string_view task_id = in.substr(3 + length + 8);
     Check(QueueSampleKey(model, *exit_micros, task_id) == in);

@@ -40,8 +40,8 @@ void Validate(const tasktrail::Catalog& catalog,
     const tasktrail::ValidationResult again = tasktrail::ValidateTask(
         catalog, request.model(), request.group(), check, result.effective);
     Check(again.violations.empty());
-    Check(google::protobuf::util::MessageDifferencer::Equals(
-        again.effective, result.effective));
+    Check(google::protobuf::util::MessageDifferencer::Equals(again.effective,
+                                                             result.effective));
   }
 }
 
