@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "grpcpp/alarm.h"
+#include "service/errors.h"
 #include "service/grpc_status.h"
 #include "service/lifecycle.h"
 
@@ -381,8 +382,8 @@ grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
   absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());
   if (!task.ok()) return new FailedWatch(ToGrpcStatus(task.status()));
   if (request->after_seq() < 0) {
-    return new FailedWatch(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                        "after_seq must not be negative"));
+    return new FailedWatch(ToGrpcStatus(InvalidField(
+        "after_seq", "FIELD_OUT_OF_RANGE", "after_seq must not be negative")));
   }
   AuditRead(*caller, request->task_id(), Rpc::kWatchTask);
   return new WatchReactor(tracker_, hub_, request->task_id(),
