@@ -9,6 +9,9 @@ bash scripts/install-deps.sh --test
 bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=ON
 ctest --test-dir build --output-on-failure --timeout 300 -j2
 
+# The API protos follow the style rules external clients rely on.
+bash scripts/lint-proto.sh
+
 # Benchmarks must run and report; their speeds are recorded in
 # docs/PERFORMANCE.md, never asserted here.
 build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
