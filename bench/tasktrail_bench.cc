@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -67,25 +68,10 @@ namespace health = grpc::health::v1;
 
 constexpr int kStatusCodes = 17;  // grpc::StatusCode 0..16
 
-const char* CodeName(int code) {
-  static const char* const kNames[kStatusCodes] = {"OK",
-                                                   "CANCELLED",
-                                                   "UNKNOWN",
-                                                   "INVALID_ARGUMENT",
-                                                   "DEADLINE_EXCEEDED",
-                                                   "NOT_FOUND",
-                                                   "ALREADY_EXISTS",
-                                                   "PERMISSION_DENIED",
-                                                   "RESOURCE_EXHAUSTED",
-                                                   "FAILED_PRECONDITION",
-                                                   "ABORTED",
-                                                   "OUT_OF_RANGE",
-                                                   "UNIMPLEMENTED",
-                                                   "INTERNAL",
-                                                   "UNAVAILABLE",
-                                                   "DATA_LOSS",
-                                                   "UNAUTHENTICATED"};
-  return code >= 0 && code < kStatusCodes ? kNames[code] : "UNKNOWN";
+// The canonical name of a status code (gRPC and absl share the numbering).
+std::string CodeName(int code) {
+  if (code < 0 || code >= kStatusCodes) return "UNKNOWN";
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
 int CodeIndex(int code) { return code >= 0 && code < kStatusCodes ? code : 2; }
@@ -717,7 +703,7 @@ int Probe(const Flags& flags) {
   health::HealthCheckResponse response;
   const grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) {
-    fprintf(stderr, "probe: %s %s\n", CodeName(status.error_code()),
+    fprintf(stderr, "probe: %s %s\n", CodeName(status.error_code()).c_str(),
             status.error_message().c_str());
     return 1;
   }

@@ -5,6 +5,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -479,30 +480,12 @@ std::string KindName(TaskKind kind) {
 }
 
 std::string StatusCodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {
-      "OK",
-      "CANCELLED",
-      "UNKNOWN",
-      "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED",
-      "NOT_FOUND",
-      "ALREADY_EXISTS",
-      "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED",
-      "FAILED_PRECONDITION",
-      "ABORTED",
-      "OUT_OF_RANGE",
-      "UNIMPLEMENTED",
-      "INTERNAL",
-      "UNAVAILABLE",
-      "DATA_LOSS",
-      "UNAUTHENTICATED",
-  };
-  int n = static_cast<int>(code);
-  if (n < 0 || n >= static_cast<int>(std::size(kNames))) {
+  const int n = static_cast<int>(code);
+  // gRPC and absl share the code numbering (0..16).
+  if (n < 0 || n > static_cast<int>(grpc::StatusCode::UNAUTHENTICATED)) {
     return absl::StrCat("CODE_", n);
   }
-  return kNames[n];
+  return absl::StatusCodeToString(static_cast<absl::StatusCode>(n));
 }
 
 // ---- Times and spans -------------------------------------------------------

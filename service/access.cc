@@ -1,8 +1,6 @@
 #include "service/access.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -130,11 +128,9 @@ absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::Parse(
 
 absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::FromFile(
     const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return Parse(buffer.str(), path);
+  absl::StatusOr<std::string> text = ReadDocumentFile(path, "auth file");
+  if (!text.ok()) return text.status();
+  return Parse(*text, path);
 }
 
 absl::StatusOr<Caller> AccessTable::Authenticate(

@@ -1,8 +1,6 @@
 #include "service/catalog.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -240,16 +238,9 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::FromJson(
 
 absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::FromFile(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read catalog ", path));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) {
-    return absl::UnavailableError(absl::StrCat("error reading catalog ", path));
-  }
-  return FromJson(buffer.str(), path);
+  absl::StatusOr<std::string> text = ReadDocumentFile(path, "catalog");
+  if (!text.ok()) return text.status();
+  return FromJson(*text, path);
 }
 
 std::shared_ptr<const Catalog> Catalog::BuiltIn() {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message_lite.h"
 
@@ -28,6 +29,12 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message);
 // "sha256:" and the first 16 hex digits of the SHA-256 of the message's
 // deterministic serialization: the content version of a document.
 std::string ContentVersion(const google::protobuf::MessageLite& message);
+
+// The contents of the configuration document at `path`. NOT_FOUND when it
+// cannot be opened, UNAVAILABLE when reading fails; `what` names the
+// document in the message ("catalog", "failure rules").
+absl::StatusOr<std::string> ReadDocumentFile(const std::string& path,
+                                             absl::string_view what);
 
 // Collects the first problem found in a configuration document, with the
 // path of the offending field, as "ORIGIN: PATH: PROBLEM".

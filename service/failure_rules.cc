@@ -1,8 +1,6 @@
 #include "service/failure_rules.h"
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -139,18 +137,9 @@ FailureClassifier::FromJson(absl::string_view json, absl::string_view origin) {
 
 absl::StatusOr<std::shared_ptr<const FailureClassifier>>
 FailureClassifier::FromFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read failure rules ", path));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) {
-    return absl::UnavailableError(
-        absl::StrCat("error reading failure rules ", path));
-  }
-  return FromJson(buffer.str(), path);
+  absl::StatusOr<std::string> text = ReadDocumentFile(path, "failure rules");
+  if (!text.ok()) return text.status();
+  return FromJson(*text, path);
 }
 
 std::shared_ptr<const FailureClassifier> FailureClassifier::BuiltIn() {

@@ -17,6 +17,7 @@
 #include "service/time_util.h"
 #include "service/tracker.h"
 #include "store/keys.h"
+#include "tests/tracker_fixture.h"
 
 namespace tasktrail {
 namespace {
@@ -135,30 +136,8 @@ TEST(FingerprintTest, ShapesNameTheFieldsThatDiffer) {
   EXPECT_TRUE(DifferingFields(a, a).empty());
 }
 
-class DedupTest : public ::testing::Test {
+class DedupTest : public TrackerFixtureBase {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        std::filesystem::temp_directory_path().string() + "/dedup-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    store::StoreOptions options;
-    options.path = dir_;
-    auto store = store::TaskStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(store).value();
-    TrackerOptions tracker_options;
-    tracker_options.id_seed = 7;
-    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_, &clock_,
-                                         &hub_, tracker_options);
-  }
-
-  void TearDown() override {
-    tracker_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   static v1::SubmitTaskRequest Request(const std::string& request_id = "",
                                        const std::string& prompt = "waves",
                                        const std::string& account = "acct") {
@@ -190,13 +169,6 @@ class DedupTest : public ::testing::Test {
     }
     ASSERT_TRUE(tracker_->RecordEvent(event, "").ok());
   }
-
-  std::string dir_;
-  CatalogHolder catalog_{Catalog::BuiltIn()};
-  ManualClock clock_{absl::FromUnixSeconds(1790000000)};
-  EventHub hub_;
-  std::unique_ptr<store::TaskStore> store_;
-  std::unique_ptr<Tracker> tracker_;
 };
 
 TEST_F(DedupTest, SameRequestIdReturnsTheOriginalAndRecordsTheEvidence) {

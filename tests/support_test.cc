@@ -22,6 +22,7 @@
 #include "service/stats.h"
 #include "service/time_util.h"
 #include "service/tracker.h"
+#include "tests/tracker_fixture.h"
 
 namespace tasktrail {
 namespace {
@@ -435,43 +436,8 @@ TEST(QueuePercentilesTest, EmptyIsAllZero) {
 // ---------------------------------------------------------------------------
 // Tracker fixture for 3-5.
 
-class TrackerFixture : public ::testing::Test {
+class TrackerFixture : public TrackerFixtureBase {
  protected:
-  void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path().string() +
-                          "/support-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    Open(/*sync_writes=*/true);
-  }
-
-  void TearDown() override {
-    tracker_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
-  void Open(bool sync_writes) {
-    store::StoreOptions options;
-    options.path = dir_;
-    options.sync_writes = sync_writes;
-    auto store = store::TaskStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(store).value();
-    TrackerOptions tracker_options;
-    // A different seed per opening, so that ids never repeat after a reopen.
-    tracker_options.id_seed = 1000 + ++openings_;
-    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_, &clock_,
-                                         &hub_, tracker_options);
-  }
-
-  // Closes the store and the Tracker and opens both again on the same dir.
-  void Reopen(bool sync_writes = true) {
-    tracker_.reset();
-    store_.reset();
-    Open(sync_writes);
-  }
-
   std::string Submit(const std::string& model = "veo-3",
                      int64_t charge_units = 10) {
     v1::SubmitTaskRequest request;
@@ -574,13 +540,6 @@ class TrackerFixture : public ::testing::Test {
     return tracker_->GetStats(request);
   }
 
-  std::string dir_;
-  CatalogHolder catalog_{Catalog::BuiltIn()};
-  ManualClock clock_{absl::FromUnixSeconds(1790000000)};
-  EventHub hub_;
-  std::unique_ptr<store::TaskStore> store_;
-  std::unique_ptr<Tracker> tracker_;
-  int openings_ = 0;
   int prompts_ = 0;
 };
 

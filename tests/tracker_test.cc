@@ -14,36 +14,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/time_util.h"
+#include "tests/tracker_fixture.h"
 
 namespace tasktrail {
 namespace {
 
 using ::testing::HasSubstr;
 
-class TrackerTest : public ::testing::Test {
+class TrackerTest : public TrackerFixtureBase {
  protected:
-  void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path().string() +
-                          "/tracker-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    store::StoreOptions options;
-    options.path = dir_;
-    auto store = store::TaskStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(store).value();
-    TrackerOptions tracker_options;
-    tracker_options.id_seed = 42;
-    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_, &clock_,
-                                         &hub_, tracker_options);
-  }
-
-  void TearDown() override {
-    tracker_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-
   std::string Submit(const std::string& account = "acct") {
     v1::SubmitTaskRequest request;
     request.set_account_id(account);
@@ -62,13 +41,6 @@ class TrackerTest : public ::testing::Test {
     request.mutable_polled()->set_progress_percent(progress);
     return request;
   }
-
-  std::string dir_;
-  CatalogHolder catalog_{Catalog::BuiltIn()};
-  ManualClock clock_{absl::FromUnixSeconds(1790000000)};
-  EventHub hub_;
-  std::unique_ptr<store::TaskStore> store_;
-  std::unique_ptr<Tracker> tracker_;
 };
 
 TEST_F(TrackerTest, OccurTimeFutureLimitIsFiveSecondsExactly) {
