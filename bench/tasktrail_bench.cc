@@ -21,6 +21,11 @@
 //   store-submit  no gRPC: Tracker::SubmitTask on a TaskStore opened on --db,
 //                 from `concurrency` threads: the ceiling for durable submits
 //
+// --save-tasks FILE keeps the preloaded task ids; --load-tasks FILE reuses
+// them in a later process against the same store (so that a store can be
+// loaded once, the server restarted, and only then measured). With
+// --save-tasks, --workload none only preloads.
+//
 // Output: one line per run (or one JSON object per line with --json) with
 // calls/s, p50/p90/p99/p999 latency and errors by status code. Exit status:
 // 0 when every run completed, 1 when any call failed or a run made no calls
@@ -94,6 +99,8 @@ struct Flags {
   bool quiet = false;
   bool probe = false;
   bool get_events = true;
+  std::string save_tasks;
+  std::string load_tasks;
 };
 
 // What one workload run measured.
@@ -713,6 +720,45 @@ int Probe(const Flags& flags) {
   return serving ? 0 : 1;
 }
 
+// Reads one task id per line into `ids`; false (with a message) when the
+// file cannot be read or holds no ids.
+bool ReadTaskIds(const std::string& path, std::vector<std::string>* ids) {
+  FILE* file = fopen(path.c_str(), "r");
+  if (file == nullptr) {
+    fprintf(stderr, "--load-tasks: cannot open %s\n", path.c_str());
+    return false;
+  }
+  char line[256];
+  while (fgets(line, sizeof line, file) != nullptr) {
+    std::string id(line);
+    while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) {
+      id.pop_back();
+    }
+    if (!id.empty()) ids->push_back(std::move(id));
+  }
+  const bool read_error = ferror(file) != 0;
+  fclose(file);
+  if (read_error || ids->empty()) {
+    fprintf(stderr, "--load-tasks: %s %s\n", path.c_str(),
+            read_error ? "could not be read" : "holds no task ids");
+    return false;
+  }
+  return true;
+}
+
+// Writes one task id per line; false (with a message) on any write error.
+bool WriteTaskIds(const std::string& path,
+                  const std::vector<std::string>& ids) {
+  FILE* file = fopen(path.c_str(), "w");
+  bool ok = file != nullptr;
+  for (size_t i = 0; ok && i < ids.size(); ++i) {
+    ok = fprintf(file, "%s\n", ids[i].c_str()) > 0;
+  }
+  if (file != nullptr && fclose(file) != 0) ok = false;
+  if (!ok) fprintf(stderr, "--save-tasks: cannot write %s\n", path.c_str());
+  return ok;
+}
+
 bool NeedsTasks(const std::string& workload) {
   return workload == "event" || workload == "get" || workload == "queue-status";
 }
@@ -724,7 +770,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--workload", flags.workloads,
                  "comma-separated: health, submit, submit-dup, event, get, "
-                 "queue-status, mixed, store-submit")
+                 "queue-status, mixed, store-submit; none (with --save-tasks: "
+                 "only preload)")
       ->capture_default_str();
   app.add_option("--concurrency", flags.concurrencies,
                  "calls in flight (threads for store-submit); a "
@@ -766,6 +813,12 @@ int Main(int argc, char** argv) {
   app.add_option("--get-events", flags.get_events,
                  "get: ask for the timeline too (include_events)")
       ->capture_default_str();
+  app.add_option("--save-tasks", flags.save_tasks,
+                 "after the preload, write the task ids to this file (one "
+                 "per line)");
+  app.add_option("--load-tasks", flags.load_tasks,
+                 "use the task ids in this file (written by --save-tasks "
+                 "against the same store) instead of preloading");
   app.add_flag("--quiet", flags.quiet, "no progress on stderr");
   app.add_flag("--probe", flags.probe,
                "one health check (waiting for the server up to --deadline); "
@@ -795,6 +848,7 @@ int Main(int argc, char** argv) {
                                        "mixed",  "store-submit"};
   for (absl::string_view item :
        absl::StrSplit(flags.workloads, ',', absl::SkipEmpty())) {
+    if (item == "none") continue;
     std::vector<std::string> parts = absl::StrSplit(item, '@');
     const std::string& w = parts[0];
     if (std::find(std::begin(kKnown), std::end(kKnown), w) ==
@@ -817,11 +871,15 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
-  if (runs.empty() && !flags.probe) {
+  if (!flags.load_tasks.empty() && flags.preload > 0) {
+    fprintf(stderr, "--load-tasks and --preload exclude each other\n");
+    return 2;
+  }
+  if (runs.empty() && !flags.probe && flags.save_tasks.empty()) {
     fprintf(stderr, "--workload and --concurrency must not be empty\n");
     return 2;
   }
-  bool uses_server = flags.probe;
+  bool uses_server = flags.probe || !flags.save_tasks.empty();
   bool needs_tasks = false;
   for (const auto& [w, c] : runs) {
     if (w == "store-submit") {
@@ -853,7 +911,9 @@ int Main(int argc, char** argv) {
     }
     engine = std::make_unique<Engine>(flags, &connections, nonce);
     int64_t preload = flags.preload;
-    if (preload == 0 && needs_tasks) {
+    if (!flags.load_tasks.empty()) {
+      if (!ReadTaskIds(flags.load_tasks, &ids)) return 1;
+    } else if (preload == 0 && needs_tasks) {
       preload = 1000;
       if (!flags.quiet) {
         fprintf(stderr, "no --preload given: creating %lld tasks first\n",
@@ -885,6 +945,9 @@ int Main(int argc, char** argv) {
       if (loaded.errors() > 0 || ids.empty()) failed = true;
       if (ids.empty() && needs_tasks) {
         fprintf(stderr, "preload created no tasks\n");
+        return 1;
+      }
+      if (!flags.save_tasks.empty() && !WriteTaskIds(flags.save_tasks, ids)) {
         return 1;
       }
     }
