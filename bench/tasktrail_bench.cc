@@ -13,11 +13,13 @@
 //   submit-dup    the same SubmitTask again (each slot repeats its own
 //                 request, same request_id): the dedup path
 //   event         RecordEvent polls with changing progress on existing tasks
-//   get           GetTask on existing tasks, with the timeline unless
-//                 --get-events=false
+//   get           GetTask on existing tasks as a gateway asks (the snapshot,
+//                 no timeline: the RPC's default)
+//   get-timeline  GetTask with include_events: support's read of the task
+//                 and its whole timeline
 //   queue-status  GetQueueStatus on existing tasks
-//   mixed         a gateway's day per task: submit, queued, get, 10 polls,
-//                 started, queue-status, completed, downloaded
+//   mixed         a gateway's day per task: submit, queued, get-timeline,
+//                 10 polls, started, queue-status, completed, downloaded
 //   store-submit  no gRPC: Tracker::SubmitTask on a TaskStore opened on --db,
 //                 from `concurrency` threads: the ceiling for durable submits
 //
@@ -98,7 +100,6 @@ struct Flags {
   int mixed_polls = 10;
   bool quiet = false;
   bool probe = false;
-  bool get_events = true;
   std::string save_tasks;
   std::string load_tasks;
 };
@@ -295,6 +296,11 @@ class Engine {
         }
       }
     }
+    // The callback that finished the last slot may still be deleting its
+    // call; the slots and the channels must outlive it.
+    while (callbacks_running_.load(std::memory_order_acquire) > 0) {
+      std::this_thread::yield();
+    }
     if (seconds < 0) end = SteadyClock::now();
 
     RunResult result;
@@ -331,6 +337,7 @@ class Engine {
     pending->began = SteadyClock::now();
     start(slot->connection, &pending->context, &pending->request,
           &pending->response, [this, slot, pending, then](grpc::Status status) {
+            callbacks_running_.fetch_add(1, std::memory_order_relaxed);
             const auto micros =
                 std::chrono::duration_cast<std::chrono::microseconds>(
                     SteadyClock::now() - pending->began)
@@ -342,6 +349,8 @@ class Engine {
             }
             then(status, pending->response);
             delete pending;
+            // The last touch of this engine's state: Run waits for it.
+            callbacks_running_.fetch_sub(1, std::memory_order_release);
           });
   }
 
@@ -386,10 +395,10 @@ class Engine {
                      const v1::RecordEventResponse&) { Next(slot, status); });
   }
 
-  void Get(Slot* slot, const std::string& task_id) {
+  void Get(Slot* slot, const std::string& task_id, bool include_events) {
     v1::GetTaskRequest request;
     request.set_task_id(task_id);
-    request.set_include_events(flags_.get_events);
+    request.set_include_events(include_events);
     Call<v1::GetTaskRequest, v1::Task>(
         slot, std::move(request),
         [](Connection* c, grpc::ClientContext* ctx,
@@ -462,7 +471,9 @@ class Engine {
       Event(slot, MakePoll(RandomId(slot), static_cast<int>(n % 100),
                            static_cast<int>(1 + n % 1000)));
     } else if (w == "get") {
-      Get(slot, RandomId(slot));
+      Get(slot, RandomId(slot), /*include_events=*/false);
+    } else if (w == "get-timeline") {
+      Get(slot, RandomId(slot), /*include_events=*/true);
     } else if (w == "queue-status") {
       QueueStatus(slot, RandomId(slot));
     } else if (w == "mixed") {
@@ -488,7 +499,7 @@ class Engine {
         Event(slot, MakeQueued(slot->task_id, 40));
         return;
       case 2:
-        Get(slot, slot->task_id);
+        Get(slot, slot->task_id, /*include_events=*/true);
         return;
       case 3:
         if (slot->polls_done < polls) {
@@ -566,6 +577,7 @@ class Engine {
   std::vector<std::unique_ptr<Slot>> slots_;
   const std::vector<std::string>* ids_ = nullptr;
   std::atomic<uint64_t> event_counter_{0};
+  std::atomic<int> callbacks_running_{0};
   std::atomic<int64_t> preload_next_{0};
   int64_t preload_target_ = 0;
   std::mutex mutex_;
@@ -760,7 +772,8 @@ bool WriteTaskIds(const std::string& path,
 }
 
 bool NeedsTasks(const std::string& workload) {
-  return workload == "event" || workload == "get" || workload == "queue-status";
+  return workload == "event" || workload == "get" ||
+         workload == "get-timeline" || workload == "queue-status";
 }
 
 int Main(int argc, char** argv) {
@@ -770,7 +783,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--workload", flags.workloads,
                  "comma-separated: health, submit, submit-dup, event, get, "
-                 "queue-status, mixed, store-submit; none (with --save-tasks: "
+                 "get-timeline, queue-status, mixed, store-submit; none (with "
+                 "--save-tasks: "
                  "only preload)")
       ->capture_default_str();
   app.add_option("--concurrency", flags.concurrencies,
@@ -786,7 +800,7 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 600.0));
   app.add_option("--preload", flags.preload,
                  "create this many tasks first (submit, queued, 3 polls "
-                 "each); event/get/queue-status use them")
+                 "each); event/get/get-timeline/queue-status use them")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
   app.add_option("--preload-concurrency", flags.preload_concurrency,
@@ -810,9 +824,6 @@ int Main(int argc, char** argv) {
   app.add_option("--mixed-polls", flags.mixed_polls, "mixed: polls per task")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
-  app.add_option("--get-events", flags.get_events,
-                 "get: ask for the timeline too (include_events)")
-      ->capture_default_str();
   app.add_option("--save-tasks", flags.save_tasks,
                  "after the preload, write the task ids to this file (one "
                  "per line)");
@@ -843,9 +854,9 @@ int Main(int argc, char** argv) {
   // The runs, in order: each workload at each concurrency, or at its own
   // when written WORKLOAD@N.
   std::vector<std::pair<std::string, int>> runs;
-  static const char* const kKnown[] = {"health", "submit",      "submit-dup",
-                                       "event",  "get",         "queue-status",
-                                       "mixed",  "store-submit"};
+  static const char* const kKnown[] = {
+      "health",       "submit",       "submit-dup", "event",       "get",
+      "get-timeline", "queue-status", "mixed",      "store-submit"};
   for (absl::string_view item :
        absl::StrSplit(flags.workloads, ',', absl::SkipEmpty())) {
     if (item == "none") continue;
