@@ -14,11 +14,13 @@
 #   bench/run.sh --large    10,000 vs LARGE_TASKS (1,000,000) preloaded tasks,
 #                           each preloaded, restarted and left to finish its
 #                           compactions before get p99 and submit calls/s are
-#                           measured; server RSS max, restart and settle time
+#                           measured after a warm-up; server RSS max,
+#                           restart and settle time
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
 # missing), DURATION, CONCURRENCY, PRELOAD, LARGE_TASKS, SETTLE_MAX (longest
-# wait for compactions, s; default 900), SERVER_ARGS (extra
+# wait for compactions, s; default 900), WARMUP (--large: unmeasured seconds
+# before each run, default 10), SERVER_ARGS (extra
 # tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1 keeps the temp dir.
 #
 # Exit status: 0 when every run completed without errors; 1 when a run
@@ -233,6 +235,7 @@ fi
 # separately as the settle time.
 large="${LARGE_TASKS:-1000000}"
 settle_max="${SETTLE_MAX:-900}"
+warmup="${WARMUP:-10}"
 
 # cpu_ticks PID: user+system clock ticks the process has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -276,8 +279,11 @@ measure_store() {
   restart_seconds=$startup_seconds
   settle
   echo "$name: restart ${restart_seconds} s, settled after ${settle_seconds} s" >&2
+  # A freshly started server has an empty block cache: each run is preceded
+  # by WARMUP s of the same calls, unmeasured, as on a server that has been
+  # up for a while (the same for both stores).
   run_bench "$tmp/$name.jsonl" --load-tasks "$tmp/$name.ids" \
-    --duration "$duration" \
+    --duration "$duration" --warmup "$warmup" \
     --workload "get,get@1,get-timeline,get-timeline@1,submit" \
     --concurrency "$conc" || status=1
   stop_server
