@@ -347,11 +347,21 @@ class Engine {
               ++slot->codes[CodeIndex(status.error_code())];
               slot->latency.Record(static_cast<uint64_t>(micros));
             }
+            if (!status.ok()) ReportFirstError(status);
             then(status, pending->response);
             delete pending;
             // The last touch of this engine's state: Run waits for it.
             callbacks_running_.fetch_sub(1, std::memory_order_release);
           });
+  }
+
+  // Prints the message of the first failure of each status code on stderr,
+  // so that an error count comes with its cause.
+  void ReportFirstError(const grpc::Status& status) {
+    const int code = CodeIndex(status.error_code());
+    if (error_reported_[code].exchange(true)) return;
+    fprintf(stderr, "%s: first %s: %s\n", workload_.c_str(),
+            CodeName(code).c_str(), status.error_message().c_str());
   }
 
   const std::string& RandomId(Slot* slot) {
@@ -504,9 +514,11 @@ class Engine {
       case 3:
         if (slot->polls_done < polls) {
           const int p = slot->polls_done++;
+          // Before the call: its completion may run NextMixed on another
+          // thread before Event returns.
+          slot->step = 3;
           Event(slot, MakePoll(slot->task_id, p * 90 / std::max(polls, 1),
                                std::max(0, 40 - 4 * (p + 1))));
-          slot->step = 3;
           return;
         }
         [[fallthrough]];
@@ -578,6 +590,7 @@ class Engine {
   const std::vector<std::string>* ids_ = nullptr;
   std::atomic<uint64_t> event_counter_{0};
   std::atomic<int> callbacks_running_{0};
+  std::array<std::atomic<bool>, kStatusCodes> error_reported_{};
   std::atomic<int64_t> preload_next_{0};
   int64_t preload_target_ = 0;
   std::mutex mutex_;
