@@ -20,29 +20,9 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
 fi
 targets=(${FUZZ_TARGETS:-validator catalog failure_rules keys scrubber})
 
-# The project's own dependencies, then clang and its sanitizer/libFuzzer
-# runtimes.
-bash scripts/install-deps.sh
-missing=()
-for package in clang libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
-    missing+=("$package")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  run_as_root=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-      run_as_root=(sudo)
-    else
-      echo "fuzz: need root (or sudo) to install: ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
-  echo "fuzz: installing ${missing[*]}"
-  "${run_as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${run_as_root[@]}" apt-get install -y -qq \
-    --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The project's dependencies with the test tools, which include clang and
+# its sanitizer/libFuzzer runtimes.
+bash scripts/install-deps.sh --test
 
 build=build-fuzz
 start=$(date +%s)

@@ -6,9 +6,12 @@ set -euo pipefail
 packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  librocksdb-dev libjemalloc-dev libabsl-dev libssl-dev libspdlog-dev libcli11-dev
+  librocksdb-dev libjemalloc-dev libabsl-dev libssl-dev libspdlog-dev
+  libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
+# (clang and libclang-rt for libFuzzer and LSan).
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(python3-grpcio clang libclang-rt-14-dev openssl)
 fi
