@@ -247,62 +247,76 @@ void TaskTrackerService::AuditRead(const Caller& caller,
 
 template <typename Work>
 grpc::ServerUnaryReactor* TaskTrackerService::Serve(
-    grpc::CallbackServerContext* context, Rpc rpc, bool on_write_pool,
-    Work work) {
+    grpc::CallbackServerContext* context, Rpc rpc, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<Caller> caller = Admit(context, rpc);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  auto run = [this, reactor, caller = *std::move(caller),
-              work = std::move(work)]() mutable {
-    const grpc::Status status = work(caller);
-    in_flight_.fetch_sub(1);
-    reactor->Finish(status);
-  };
-  if (on_write_pool) {
-    writes_->Schedule(std::move(run));
-  } else {
-    run();
+  const grpc::Status status = work(*caller);
+  in_flight_.fetch_sub(1);
+  reactor->Finish(status);
+  return reactor;
+}
+
+template <typename Response, typename Start>
+grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
+    grpc::CallbackServerContext* context, Rpc rpc, Response* response,
+    Start start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<Caller> caller = Admit(context, rpc);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
   }
+  writes_->Schedule([this, reactor, response, caller = *std::move(caller),
+                     start = std::move(start)]() mutable {
+    start(caller, [this, reactor, response](absl::StatusOr<Response> result) {
+      const grpc::Status status = Respond(std::move(result), response);
+      in_flight_.fetch_sub(1);
+      reactor->Finish(status);
+    });
+  });
   return reactor;
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
     grpc::CallbackServerContext* context, const v1::SubmitTaskRequest* request,
     v1::SubmitTaskResponse* response) {
-  return Serve(context, Rpc::kSubmitTask, /*on_write_pool=*/true,
-               [this, request, response](const Caller& caller) {
-                 return Respond(tracker_->SubmitTask(*request, caller.name),
-                                response);
-               });
+  return ServeWrite(context, Rpc::kSubmitTask, response,
+                    [this, request](const Caller& caller,
+                                    Completion<v1::SubmitTaskResponse> done) {
+                      tracker_->SubmitTask(*request, caller.name,
+                                           std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
     grpc::CallbackServerContext* context, const v1::RecordEventRequest* request,
     v1::RecordEventResponse* response) {
-  return Serve(context, Rpc::kRecordEvent, /*on_write_pool=*/true,
-               [this, request, response](const Caller& caller) {
-                 return Respond(tracker_->RecordEvent(*request, caller.name),
-                                response);
-               });
+  return ServeWrite(context, Rpc::kRecordEvent, response,
+                    [this, request](const Caller& caller,
+                                    Completion<v1::RecordEventResponse> done) {
+                      tracker_->RecordEvent(*request, caller.name,
+                                            std::move(done));
+                    });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
     grpc::CallbackServerContext* context, const v1::AddNoteRequest* request,
     v1::Task* response) {
-  return Serve(context, Rpc::kAddNote, /*on_write_pool=*/true,
-               [this, request, response](const Caller& caller) {
-                 return Respond(tracker_->AddNote(*request, caller.name),
-                                response);
-               });
+  return ServeWrite(
+      context, Rpc::kAddNote, response,
+      [this, request](const Caller& caller, Completion<v1::Task> done) {
+        tracker_->AddNote(*request, caller.name, std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
     grpc::CallbackServerContext* context, const v1::GetTaskRequest* request,
     v1::Task* response) {
-  return Serve(context, Rpc::kGetTask, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kGetTask,
                [this, request, response](const Caller& caller) {
                  absl::StatusOr<v1::Task> task = tracker_->GetTask(*request);
                  if (task.ok())
@@ -314,7 +328,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
 grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
     grpc::CallbackServerContext* context, const v1::ListTasksRequest* request,
     v1::ListTasksResponse* response) {
-  return Serve(context, Rpc::kListTasks, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kListTasks,
                [this, request, response](const Caller&) {
                  return Respond(tracker_->ListTasks(*request), response);
                });
@@ -324,7 +338,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
     grpc::CallbackServerContext* context,
     const v1::ValidateTaskRequest* request,
     v1::ValidateTaskResponse* response) {
-  return Serve(context, Rpc::kValidateTask, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kValidateTask,
                [this, request, response](const Caller&) {
                  return Respond(tracker_->ValidateTask(*request), response);
                });
@@ -333,7 +347,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
 grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
     grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
     v1::ListModelsResponse* response) {
-  return Serve(context, Rpc::kListModels, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kListModels,
                [this, request, response](const Caller&) {
                  *response = tracker_->ListModels(*request);
                  return grpc::Status::OK;
@@ -343,7 +357,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
 grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
     grpc::CallbackServerContext* context,
     const v1::GetQueueStatusRequest* request, v1::QueueStatus* response) {
-  return Serve(context, Rpc::kGetQueueStatus, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kGetQueueStatus,
                [this, request, response](const Caller& caller) {
                  absl::StatusOr<v1::QueueStatus> status =
                      tracker_->GetQueueStatus(*request);
@@ -357,7 +371,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
 grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
     grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
     v1::Stats* response) {
-  return Serve(context, Rpc::kGetStats, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kGetStats,
                [this, request, response](const Caller&) {
                  return Respond(tracker_->GetStats(*request), response);
                });
@@ -366,7 +380,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
 grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
     grpc::CallbackServerContext* context, const v1::ListAuditRequest* request,
     v1::ListAuditResponse* response) {
-  return Serve(context, Rpc::kListAudit, /*on_write_pool=*/false,
+  return Serve(context, Rpc::kListAudit,
                [this, request, response](const Caller&) {
                  return Respond(tracker_->ListAudit(*request), response);
                });

@@ -1,6 +1,8 @@
 // TaskTrackerService: the gRPC edge of tasktrail (callback API). Each handler
-// only translates between gRPC and the Tracker; writes (which wait for an
-// fsync) run on a WorkPool so that gRPC threads never block on the disk.
+// only translates between gRPC and the Tracker. Reads run on gRPC's thread.
+// Writes are prepared on a WorkPool (preparing may wait for another write to
+// the same task to become durable) and answered from the store's commit
+// thread once durable, so that no gRPC thread waits for the disk.
 //
 // Thread safety: safe for concurrent calls, as gRPC requires.
 #ifndef TASKTRAIL_SERVICE_GRPC_SERVICE_H_
@@ -85,11 +87,19 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
   // Records a support or admin read of a task in the audit log.
   void AuditRead(const Caller& caller, absl::string_view task_id, Rpc rpc);
 
-  // Admits the call, runs `work(caller)` inline or on the write pool, and
-  // finishes the call with the status it returns.
+  // Admits the call, runs `work(caller)` and finishes the call with the
+  // status it returns.
   template <typename Work>
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
-                                  bool on_write_pool, Work work);
+                                  Work work);
+
+  // Admits the call and runs `start(caller, done)` on the write pool; the
+  // call is finished when `done` is given the answer (a Completion<Response>
+  // that fills `response`).
+  template <typename Response, typename Start>
+  grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* context,
+                                       Rpc rpc, Response* response,
+                                       Start start);
 
   Tracker* const tracker_;
   EventHub* const hub_;

@@ -381,7 +381,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(8, 65536));
   app.add_option("--write-threads", flags.write_threads,
-                 "threads that perform durable writes")
+                 "threads that prepare writes (a write to a task waits "
+                 "there until the previous one to that task is durable)")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
   app.add_option("--max-receive-bytes", flags.max_receive_bytes,

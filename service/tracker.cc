@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "service/errors.h"
 #include "service/fingerprint.h"
@@ -28,6 +29,19 @@ using v1::Task;
 using v1::TaskEvent;
 
 constexpr absl::string_view kPageTokenPrefix = "v1:";
+
+// Runs an asynchronous write and waits for its answer.
+template <typename Response, typename Start>
+absl::StatusOr<Response> AwaitAnswer(Start start) {
+  absl::Notification answered;
+  absl::StatusOr<Response> answer;
+  start([&](absl::StatusOr<Response> result) {
+    answer = std::move(result);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
 
 std::string EncodePageToken(absl::string_view last_task_id) {
   return absl::WebSafeBase64Escape(
@@ -146,12 +160,27 @@ Tracker::Tracker(store::TaskStore* store, const CatalogHolder* catalog,
       waits_(store),
       ids_(options_.id_seed) {}
 
-absl::Mutex& Tracker::LockFor(absl::string_view task_id) {
-  return locks_[absl::HashOf(task_id) % kLockStripes];
-}
-
-absl::Mutex& Tracker::AccountLockFor(absl::string_view account_id) {
-  return account_locks_[absl::HashOf(account_id) % kLockStripes];
+template <typename Response>
+void Tracker::Complete(Pending<Response> pending, Completion<Response> done) {
+  if (!pending.write.prepared.has_value()) {
+    pending.write.leases.clear();
+    std::move(done)(std::move(pending.result));
+    return;
+  }
+  store::PreparedWrite prepared = *std::move(pending.write.prepared);
+  store_->Commit(std::move(prepared), [pending = std::move(pending),
+                                       done = std::move(done)](
+                                          absl::Status status) mutable {
+    if (status.ok()) {
+      for (const std::function<void()>& effect : pending.write.after_commit) {
+        effect();
+      }
+    } else if (pending.result.ok()) {
+      pending.result = std::move(status);
+    }
+    pending.write.leases.clear();
+    std::move(done)(std::move(pending.result));
+  });
 }
 
 absl::StatusOr<absl::optional<store::DedupRecord>> Tracker::LookupDedup(
@@ -181,11 +210,11 @@ bool Tracker::BlocksContent(const Task& original, absl::Time now) const {
   }
 }
 
-absl::StatusOr<v1::SubmitTaskResponse> Tracker::BlockDuplicate(
+Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
     const std::string& task_id, v1::DedupReason reason,
     const v1::SubmitTaskRequest& request, absl::string_view actor,
-    std::vector<store::RawMutation> extra) {
-  absl::MutexLock lock(&LockFor(task_id));
+    std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease) {
+  StripeLocks::Lease task_lease = task_locks_.Acquire(task_id);
   ASSIGN_OR_RETURN(Task task, store_->GetTask(task_id));
   TaskEvent event;
   event.set_type(v1::EVENT_TYPE_DUPLICATE_BLOCKED);
@@ -199,15 +228,35 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::BlockDuplicate(
                         kDuplicatesBlocked),
       1));
   const Task previous = task;
-  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, "", std::move(extra)));
+  PendingWrite write;
+  RETURN_IF_ERROR(
+      PrepareAppend(previous, &task, &event, "", std::move(extra), &write));
+  write.leases.push_back(std::move(account_lease));
+  write.leases.push_back(std::move(task_lease));
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
   response.set_deduplicated(true);
   response.set_dedup_reason(reason);
-  return response;
+  Pending<v1::SubmitTaskResponse> pending(std::move(response));
+  pending.write = std::move(write);
+  return pending;
+}
+
+void Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
+                         absl::string_view actor,
+                         Completion<v1::SubmitTaskResponse> done) {
+  Complete(PrepareSubmit(request, actor), std::move(done));
 }
 
 absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
+    const v1::SubmitTaskRequest& request, absl::string_view actor) {
+  return AwaitAnswer<v1::SubmitTaskResponse>(
+      [&](Completion<v1::SubmitTaskResponse> done) {
+        SubmitTask(request, actor, std::move(done));
+      });
+}
+
+Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     const v1::SubmitTaskRequest& request, absl::string_view actor) {
   std::vector<v1::FieldViolation> violations;
   CheckString("account_id", request.account_id(), true, kMaxIdBytes,
@@ -231,7 +280,7 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
     return InvalidArgument(kInvalidRequest, request.model(), violations);
   }
   const std::string& account = request.account_id();
-  absl::MutexLock account_lock(&AccountLockFor(account));
+  StripeLocks::Lease account_lease = account_locks_.Acquire(account);
   const absl::Time now = clock_->Now();
 
   // 1. A request_id seen before: the original answer, whatever else changed.
@@ -253,8 +302,9 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
             absl::StrJoin(DifferingFields(seen->payload, request_shape), ", "),
             "; send a new request_id for a new request"));
       }
-      return BlockDuplicate(seen->task_id, v1::DEDUP_REASON_SAME_REQUEST_ID,
-                            request, actor, {});
+      return PrepareBlockDuplicate(seen->task_id,
+                                   v1::DEDUP_REASON_SAME_REQUEST_ID, request,
+                                   actor, {}, std::move(account_lease));
     }
   }
 
@@ -266,11 +316,13 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
   if (!validation.violations.empty()) {
     // Unknown model names are caller-chosen strings: count them under one
     // name so that they cannot create unbounded stats rows.
-    CountRejection(validation.model != nullptr ? request.model()
-                                               : absl::string_view("(unknown)"),
-                   validation.violations);
-    return InvalidArgument(kInvalidTaskParameters, request.model(),
-                           validation.violations);
+    Pending<v1::SubmitTaskResponse> rejected(InvalidArgument(
+        kInvalidTaskParameters, request.model(), validation.violations));
+    rejected.write.prepared = CountRejection(
+        validation.model != nullptr ? request.model()
+                                    : absl::string_view("(unknown)"),
+        validation.violations);
+    return rejected;
   }
 
   // 3. The same content while the original is live (or just succeeded).
@@ -299,8 +351,9 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
         return original.status();
       }
       if (original.ok() && BlocksContent(*original, now)) {
-        return BlockDuplicate(seen->task_id, v1::DEDUP_REASON_SAME_CONTENT,
-                              request, actor, request_binding(seen->task_id));
+        return PrepareBlockDuplicate(
+            seen->task_id, v1::DEDUP_REASON_SAME_CONTENT, request, actor,
+            request_binding(seen->task_id), std::move(account_lease));
       }
     }
   }
@@ -338,17 +391,23 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
       store::EncodeDedupRecord(
           {absl::ToUnixMicros(now + options_.dedup_content_ttl), task.task_id(),
            ""})});
+  PendingWrite write;
   {
-    absl::MutexLock lock(&LockFor(task.task_id()));
+    StripeLocks::Lease task_lease = task_locks_.Acquire(task.task_id());
     Task previous;  // empty: the task is new
-    RETURN_IF_ERROR(AppendEvent(previous, &task, &event, "", std::move(extra)));
+    RETURN_IF_ERROR(
+        PrepareAppend(previous, &task, &event, "", std::move(extra), &write));
+    write.leases.push_back(std::move(account_lease));
+    write.leases.push_back(std::move(task_lease));
   }
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
-  return response;
+  Pending<v1::SubmitTaskResponse> pending(std::move(response));
+  pending.write = std::move(write);
+  return pending;
 }
 
-void Tracker::CountRejection(
+store::PreparedWrite Tracker::CountRejection(
     absl::string_view model,
     const std::vector<v1::FieldViolation>& violations) {
   const int64_t minute = absl::ToUnixSeconds(clock_->Now()) / 60;
@@ -367,9 +426,10 @@ void Tracker::CountRejection(
                           absl::StrCat(kRejectedPrefix, violation.reason())),
         1));
   }
-  // The rejection is answered whether or not it could be counted; a store
-  // that fails here also fails the next write, which reports UNAVAILABLE.
-  store_->WriteRaw(counts).IgnoreError();
+  // The rejection is answered whether or not it could be counted (Complete
+  // keeps an error result); a store that fails here also fails the next
+  // write, which reports UNAVAILABLE.
+  return store_->PrepareRaw(counts);
 }
 
 absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
@@ -407,10 +467,11 @@ v1::ListModelsResponse Tracker::ListModels(
   return response;
 }
 
-absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
-                                  TaskEvent* event,
-                                  const std::string& event_id_digest,
-                                  std::vector<store::RawMutation> extra) {
+absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
+                                    TaskEvent* event,
+                                    const std::string& event_id_digest,
+                                    std::vector<store::RawMutation> extra,
+                                    PendingWrite* write) {
   const absl::Time now = clock_->Now();
   ScrubEventText(event);
   *event->mutable_record_time() = ToProtoTime(now);
@@ -495,26 +556,44 @@ absl::Status Tracker::AppendEvent(const Task& previous, Task* task,
     if (event->type() == v1::EVENT_TYPE_POLLED) event->set_repeat_count(1);
   }
 
-  store::TaskWrite write;
-  write.extra = std::move(extra);
-  write.previous = is_new_task ? nullptr : &previous;
-  write.task = task;
-  write.events.push_back(fold ? &folded : event);
+  store::TaskWrite task_write;
+  task_write.extra = std::move(extra);
+  task_write.previous = is_new_task ? nullptr : &previous;
+  task_write.task = task;
+  task_write.events.push_back(fold ? &folded : event);
   if (!event->event_id().empty()) {
-    write.event_id.emplace(event->event_id(),
-                           store::EventIdRecord{event->seq(), event_id_digest});
+    task_write.event_id.emplace(
+        event->event_id(), store::EventIdRecord{event->seq(), event_id_digest});
   }
-  RETURN_IF_ERROR(store_->Write(write));
+  ASSIGN_OR_RETURN(write->prepared, store_->Prepare(task_write));
   if (left_queue) {
-    waits_.Add(task->model(), FromProtoTime(task->queue_exit_time()),
-               task->task_id(), queue_wait);
+    write->after_commit.push_back(
+        [this, model = task->model(),
+         exit_time = FromProtoTime(task->queue_exit_time()),
+         task_id = task->task_id(),
+         queue_wait] { waits_.Add(model, exit_time, task_id, queue_wait); });
   }
   if (fold) *event = folded;
-  hub_->Notify(task->task_id());
+  write->after_commit.push_back(
+      [this, task_id = task->task_id()] { hub_->Notify(task_id); });
   return absl::OkStatus();
 }
 
+void Tracker::RecordEvent(const v1::RecordEventRequest& request,
+                          absl::string_view actor,
+                          Completion<v1::RecordEventResponse> done) {
+  Complete(PrepareEvent(request, actor), std::move(done));
+}
+
 absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
+    const v1::RecordEventRequest& request, absl::string_view actor) {
+  return AwaitAnswer<v1::RecordEventResponse>(
+      [&](Completion<v1::RecordEventResponse> done) {
+        RecordEvent(request, actor, std::move(done));
+      });
+}
+
+Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
     const v1::RecordEventRequest& request, absl::string_view actor) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   if (request.event_id().size() > kMaxIdBytes) {
@@ -533,7 +612,7 @@ absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
   const std::string digest =
       request.event_id().empty() ? "" : RequestDigest(request);
 
-  absl::MutexLock lock(&LockFor(request.task_id()));
+  StripeLocks::Lease task_lease = task_locks_.Acquire(request.task_id());
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
 
   // Replays are recognised before any other check, so that a late retry of
@@ -602,13 +681,17 @@ absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
   event.set_actor(std::string(actor));
   const Task previous = task;
   task.set_state(next);
-  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, digest));
+  PendingWrite write;
+  RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, digest, {}, &write));
+  write.leases.push_back(std::move(task_lease));
 
   v1::RecordEventResponse response;
   response.set_applied(true);
   response.set_seq(event.seq());
   *response.mutable_task() = std::move(task);
-  return response;
+  Pending<v1::RecordEventResponse> pending(std::move(response));
+  pending.write = std::move(write);
+  return pending;
 }
 
 absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
@@ -764,8 +847,19 @@ absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
   return response;
 }
 
+void Tracker::AddNote(const v1::AddNoteRequest& request,
+                      absl::string_view actor, Completion<Task> done) {
+  Complete(PrepareNote(request, actor), std::move(done));
+}
+
 absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
                                       absl::string_view actor) {
+  return AwaitAnswer<Task>(
+      [&](Completion<Task> done) { AddNote(request, actor, std::move(done)); });
+}
+
+Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
+                                            absl::string_view actor) {
   std::vector<v1::FieldViolation> violations;
   CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
   CheckString("text", request.text(), true, kMaxTextBytes, &violations);
@@ -775,7 +869,7 @@ absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }
-  absl::MutexLock lock(&LockFor(request.task_id()));
+  StripeLocks::Lease task_lease = task_locks_.Acquire(request.task_id());
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
   TaskEvent event;
   event.set_type(v1::EVENT_TYPE_NOTE_ADDED);
@@ -788,8 +882,12 @@ absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
   note->set_final_cause(request.final_cause());
   *note->mutable_create_time() = ToProtoTime(clock_->Now());
   const Task previous = task;
-  RETURN_IF_ERROR(AppendEvent(previous, &task, &event, ""));
-  return task;
+  PendingWrite write;
+  RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, "", {}, &write));
+  write.leases.push_back(std::move(task_lease));
+  Pending<Task> pending(std::move(task));
+  pending.write = std::move(write);
+  return pending;
 }
 
 }  // namespace tasktrail

@@ -9,29 +9,36 @@
 //   ALREADY_EXISTS      an event_id replayed with a different body
 //   UNAVAILABLE         the store failed; retry later
 //
+// Writes come in two forms. The asynchronous one prepares the write on the
+// calling thread and answers through a callback once the write is durable;
+// the calling thread never waits for an fsync. The synchronous one waits.
+//
 // Thread safety: all methods are safe to call concurrently. Writes to one
-// task are serialised by a striped lock held across read-modify-write and the
-// durable commit; writes to different tasks commit concurrently (RocksDB
-// groups their fsyncs).
+// task (and submissions of one account) are serialised by striped locks held
+// from the read of the current state until the write is durable; writes to
+// different tasks are committed together (one fsync per group).
 #ifndef TASKTRAIL_SERVICE_TRACKER_H_
 #define TASKTRAIL_SERVICE_TRACKER_H_
 
-#include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "service/catalog.h"
 #include "service/clock.h"
 #include "service/event_hub.h"
 #include "service/failure_rules.h"
 #include "service/limits.h"
 #include "service/queue_waits.h"
+#include "service/stripe_locks.h"
 #include "service/task_id.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.pb.h"
@@ -67,6 +74,12 @@ struct TrackerOptions {
   absl::Duration dedup_content_ttl = absl::Hours(24);
 };
 
+// Receives the answer of an asynchronous write: exactly once, from the store's
+// commit thread, or from the calling thread when nothing had to be written or
+// the request failed before its write. It must not block.
+template <typename Response>
+using Completion = absl::AnyInvocable<void(absl::StatusOr<Response>)>;
+
 class Tracker {
  public:
   // REQUIRES: `store`, `catalog`, `clock` and `hub` outlive the Tracker.
@@ -98,6 +111,9 @@ class Tracker {
   // Every blocked duplicate appends DUPLICATE_BLOCKED to the original. The
   // check and the insert are atomic per account (a lock held across the
   // durable write). `actor` is the authenticated principal ("" if unknown).
+  // `request` and `actor` need only live until the call returns.
+  void SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
+                  Completion<v1::SubmitTaskResponse> done);
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
       const v1::SubmitTaskRequest& request, absl::string_view actor);
 
@@ -105,6 +121,9 @@ class Tracker {
   // answer applied=false; with another body ALREADY_EXISTS. Checks, in order:
   // request shape, task exists, event_id replay, event body, occur_time,
   // lifecycle (and refund-once).
+  void RecordEvent(const v1::RecordEventRequest& request,
+                   absl::string_view actor,
+                   Completion<v1::RecordEventResponse> done);
   absl::StatusOr<v1::RecordEventResponse> RecordEvent(
       const v1::RecordEventRequest& request, absl::string_view actor);
 
@@ -134,6 +153,8 @@ class Tracker {
       const v1::ListAuditRequest& request) const;
 
   // Appends a support note. When `actor` is non-empty it is the author.
+  void AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
+               Completion<v1::Task> done);
   absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
                                    absl::string_view actor);
 
@@ -147,36 +168,66 @@ class Tracker {
   const Clock* clock() const { return clock_; }
 
  private:
-  static constexpr size_t kLockStripes = 256;
+  // A write that must be durable before an answer is given, with the locks
+  // held until then and the in-memory effects of the write.
+  struct PendingWrite {
+    absl::optional<store::PreparedWrite> prepared;  // nullopt: nothing to write
+    std::vector<StripeLocks::Lease> leases;
+    // Run after the write is durable, before the leases are released.
+    std::vector<std::function<void()>> after_commit;
+  };
 
-  absl::Mutex& LockFor(absl::string_view task_id);
-  absl::Mutex& AccountLockFor(absl::string_view account_id);
+  // A prepared answer: `result` is given once `write` (if any) is durable.
+  // When the write fails, an OK result becomes the write's error; an error
+  // result (a rejection whose counters are written) stays as it is.
+  template <typename Response>
+  struct Pending {
+    Pending(absl::Status status) : result(std::move(status)) {}  // NOLINT
+    Pending(Response response) : result(std::move(response)) {}  // NOLINT
+    absl::StatusOr<Response> result;
+    PendingWrite write;
+  };
 
-  // Appends `event` (seq, times and state_after filled in here) to `task`,
-  // commits it together with `extra` and wakes watchers.
-  // REQUIRES: LockFor(task_id) held.
-  absl::Status AppendEvent(const v1::Task& previous, v1::Task* task,
-                           v1::TaskEvent* event,
-                           const std::string& event_id_digest,
-                           std::vector<store::RawMutation> extra = {});
+  Pending<v1::SubmitTaskResponse> PrepareSubmit(
+      const v1::SubmitTaskRequest& request, absl::string_view actor);
+  Pending<v1::RecordEventResponse> PrepareEvent(
+      const v1::RecordEventRequest& request, absl::string_view actor);
+  Pending<v1::Task> PrepareNote(const v1::AddNoteRequest& request,
+                                absl::string_view actor);
+
+  // Commits `pending.write` (if any), then answers `done`.
+  template <typename Response>
+  void Complete(Pending<Response> pending, Completion<Response> done);
+
+  // Appends `event` (seq, times and state_after filled in here) to `task`
+  // and prepares its write, together with `extra`, into `write`; watchers are
+  // woken once it is durable. On return `event` is the stored entry.
+  // REQUIRES: the lease of task_id held (and moved into `write` by the
+  // caller).
+  absl::Status PrepareAppend(const v1::Task& previous, v1::Task* task,
+                             v1::TaskEvent* event,
+                             const std::string& event_id_digest,
+                             std::vector<store::RawMutation> extra,
+                             PendingWrite* write);
 
   // The dedup record under `key`, unless absent or expired at `now`.
   absl::StatusOr<absl::optional<store::DedupRecord>> LookupDedup(
       const std::string& key, absl::Time now) const;
 
   // Records a blocked duplicate on the original task and answers with it.
-  // REQUIRES: AccountLockFor(request.account_id()) held.
-  absl::StatusOr<v1::SubmitTaskResponse> BlockDuplicate(
+  // `account_lease` is the submitting account's lease.
+  Pending<v1::SubmitTaskResponse> PrepareBlockDuplicate(
       const std::string& task_id, v1::DedupReason reason,
       const v1::SubmitTaskRequest& request, absl::string_view actor,
-      std::vector<store::RawMutation> extra);
+      std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease);
 
   // True when an identical submission is still the original's intent.
   bool BlocksContent(const v1::Task& original, absl::Time now) const;
 
-  // Counts a rejected submission per model and violation reason.
-  void CountRejection(absl::string_view model,
-                      const std::vector<v1::FieldViolation>& violations);
+  // The write that counts a rejected submission per model and reason.
+  store::PreparedWrite CountRejection(
+      absl::string_view model,
+      const std::vector<v1::FieldViolation>& violations);
 
   store::TaskStore* const store_;
   const CatalogHolder* const catalog_;
@@ -186,10 +237,10 @@ class Tracker {
   const std::shared_ptr<const FailureClassifier> failure_rules_;
   QueueWaits waits_;
   TaskIdGenerator ids_;
-  std::array<absl::Mutex, kLockStripes> locks_;
+  StripeLocks task_locks_;
   std::atomic<uint64_t> audit_nonce_{0};
   // Taken before a task lock, never after one.
-  std::array<absl::Mutex, kLockStripes> account_locks_;
+  StripeLocks account_locks_;
 };
 
 }  // namespace tasktrail

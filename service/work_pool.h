@@ -1,6 +1,6 @@
-// WorkPool: a fixed set of threads that run closures, so that durable writes
-// (which wait for an fsync) never block a gRPC thread, and concurrent writes
-// reach RocksDB together and share fsyncs.
+// WorkPool: a fixed set of threads that run closures. The service prepares
+// writes on it, because preparing may wait for an earlier write to the same
+// task to become durable, and gRPC's threads must never wait.
 //
 // Thread safety: Schedule may be called from any thread. The destructor runs
 // the closures already scheduled, then joins the threads.

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
@@ -14,6 +15,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
+#include "store/commit_queue.h"
 
 namespace tasktrail::store {
 namespace {
@@ -275,13 +277,25 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   return store;
 }
 
+PreparedWrite::PreparedWrite(std::unique_ptr<rocksdb::WriteBatch> batch,
+                             std::string what)
+    : batch_(std::move(batch)), what_(std::move(what)) {}
+PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;
+PreparedWrite& PreparedWrite::operator=(PreparedWrite&&) noexcept = default;
+PreparedWrite::~PreparedWrite() = default;
+
 TaskStore::TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
                      std::vector<rocksdb::ColumnFamilyHandle*> handles)
     : options_(std::move(options)),
       db_(std::move(db)),
-      handles_(std::move(handles)) {}
+      handles_(std::move(handles)),
+      commit_queue_(std::make_unique<CommitQueue>(
+          [this](rocksdb::WriteBatch* batch, bool sync) {
+            return ApplyBatch(batch, sync);
+          })) {}
 
 TaskStore::~TaskStore() {
+  commit_queue_.reset();  // applies what is queued
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
     db_->DestroyColumnFamilyHandle(handle);
   }
@@ -289,7 +303,8 @@ TaskStore::~TaskStore() {
 }
 
 absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
-  std::string value;
+  // Pinned: the value is parsed where it lies (block cache or memtable).
+  rocksdb::PinnableSlice value;
   rocksdb::Status status =
       db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks),
                rocksdb::Slice(task_id.data(), task_id.size()), &value);
@@ -298,7 +313,7 @@ absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
   }
   if (!status.ok()) return FromRocks(status, "reading task");
   Task task;
-  if (!task.ParseFromString(value)) {
+  if (!task.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(
         absl::StrCat("stored task ", task_id, " does not parse"));
   }
@@ -379,13 +394,13 @@ absl::StatusOr<absl::optional<EventIdRecord>> TaskStore::GetEventIdRecord(
   return absl::optional<EventIdRecord>(std::move(record));
 }
 
-absl::Status TaskStore::Write(const TaskWrite& write) {
+absl::StatusOr<PreparedWrite> TaskStore::Prepare(const TaskWrite& write) const {
   if (write.task == nullptr || write.task->task_id().empty()) {
     return absl::InvalidArgumentError("TaskWrite without a task");
   }
   const Task& task = *write.task;
   const std::string& task_id = task.task_id();
-  rocksdb::WriteBatch batch;
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
 
   std::string snapshot;
   if (task.events_size() > 0) {
@@ -395,7 +410,7 @@ absl::Status TaskStore::Write(const TaskWrite& write) {
   } else {
     task.SerializeToString(&snapshot);
   }
-  batch.Put(handle(ColumnFamily::kTasks), task_id, snapshot);
+  batch->Put(handle(ColumnFamily::kTasks), task_id, snapshot);
 
   for (IndexKind kind : kAllIndexKinds) {
     const std::string new_value = IndexValue(kind, task);
@@ -403,28 +418,78 @@ absl::Status TaskStore::Write(const TaskWrite& write) {
         write.previous != nullptr ? IndexValue(kind, *write.previous) : "";
     if (write.previous != nullptr && old_value == new_value) continue;
     if (!old_value.empty()) {
-      batch.Delete(handle(ColumnFamily::kIndexes),
-                   IndexKey(kind, old_value, task_id));
+      batch->Delete(handle(ColumnFamily::kIndexes),
+                    IndexKey(kind, old_value, task_id));
     }
     if (!new_value.empty()) {
-      batch.Put(handle(ColumnFamily::kIndexes),
-                IndexKey(kind, new_value, task_id), "");
+      batch->Put(handle(ColumnFamily::kIndexes),
+                 IndexKey(kind, new_value, task_id), "");
     }
   }
 
   std::string event_value;
   for (const TaskEvent* event : write.events) {
     event->SerializeToString(&event_value);
-    batch.Put(handle(ColumnFamily::kEvents), EventKey(task_id, event->seq()),
-              event_value);
+    batch->Put(handle(ColumnFamily::kEvents), EventKey(task_id, event->seq()),
+               event_value);
   }
   if (write.event_id.has_value()) {
-    batch.Put(handle(ColumnFamily::kEventIds),
-              EventIdKey(task_id, write.event_id->first),
-              EncodeEventIdRecord(write.event_id->second));
+    batch->Put(handle(ColumnFamily::kEventIds),
+               EventIdKey(task_id, write.event_id->first),
+               EncodeEventIdRecord(write.event_id->second));
   }
-  return Commit(write.extra, &batch, absl::StrCat("writing task ", task_id),
-                options_.sync_writes);
+  AddMutations(write.extra, batch.get());
+  return PreparedWrite(std::move(batch),
+                       absl::StrCat("writing task ", task_id));
+}
+
+PreparedWrite TaskStore::PrepareRaw(
+    const std::vector<RawMutation>& mutations) const {
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
+  AddMutations(mutations, batch.get());
+  return PreparedWrite(std::move(batch), "writing");
+}
+
+void TaskStore::Commit(PreparedWrite prepared,
+                       absl::AnyInvocable<void(absl::Status)> done) {
+  if (failed_.load(std::memory_order_acquire)) {
+    std::move(done)(absl::UnavailableError(
+        "the store failed an earlier write and refuses writes until restart"));
+    return;
+  }
+  std::unique_ptr<rocksdb::WriteBatch> batch = std::move(prepared.batch_);
+  commit_queue_->Enqueue(std::move(batch), options_.sync_writes,
+                         [what = std::move(prepared.what_),
+                          done = std::move(done)](absl::Status status) mutable {
+                           if (!status.ok()) {
+                             status = absl::Status(
+                                 status.code(),
+                                 absl::StrCat(what, ": ", status.message()));
+                           }
+                           std::move(done)(std::move(status));
+                         });
+}
+
+namespace {
+
+// Commits `prepared` on `store` and waits for the result.
+absl::Status CommitAndWait(TaskStore& store, PreparedWrite prepared) {
+  absl::Notification committed;
+  absl::Status result;
+  store.Commit(std::move(prepared), [&](absl::Status status) {
+    result = std::move(status);
+    committed.Notify();
+  });
+  committed.WaitForNotification();
+  return result;
+}
+
+}  // namespace
+
+absl::Status TaskStore::Write(const TaskWrite& write) {
+  absl::StatusOr<PreparedWrite> prepared = Prepare(write);
+  if (!prepared.ok()) return prepared.status();
+  return CommitAndWait(*this, *std::move(prepared));
 }
 
 absl::StatusOr<std::string> TaskStore::Scan(
@@ -549,14 +614,23 @@ absl::Status TaskStore::ScanRaw(
 
 absl::Status TaskStore::WriteRaw(const std::vector<RawMutation>& mutations,
                                  Durability durability) {
+  if (durability == Durability::kSynced) {
+    return CommitAndWait(*this, PrepareRaw(mutations));
+  }
+  if (failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError(
+        "the store failed an earlier write and refuses writes until restart");
+  }
   rocksdb::WriteBatch batch;
-  return Commit(mutations, &batch, "writing",
-                options_.sync_writes && durability == Durability::kSynced);
+  AddMutations(mutations, &batch);
+  absl::Status status = ApplyBatch(&batch, /*sync=*/false);
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat("writing: ", status.message()));
 }
 
-absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
-                               rocksdb::WriteBatch* batch,
-                               absl::string_view what, bool sync) {
+void TaskStore::AddMutations(const std::vector<RawMutation>& mutations,
+                             rocksdb::WriteBatch* batch) const {
   for (const RawMutation& mutation : mutations) {
     if (mutation.add) {
       batch->Merge(handle(mutation.family), mutation.key,
@@ -567,6 +641,9 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
       batch->Delete(handle(mutation.family), mutation.key);
     }
   }
+}
+
+absl::Status TaskStore::ApplyBatch(rocksdb::WriteBatch* batch, bool sync) {
   if (failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError(
         "the store failed an earlier write and refuses writes until restart");
@@ -576,7 +653,7 @@ absl::Status TaskStore::Commit(const std::vector<RawMutation>& mutations,
   rocksdb::Status status = db_->Write(write_options, batch);
   if (!status.ok()) {
     absl::Status failure = absl::UnavailableError(absl::StrCat(
-        what, ": ", status.ToString(),
+        status.ToString(),
         "; the store refuses writes until tasktraild is restarted"));
     if (!failed_.exchange(true, std::memory_order_acq_rel) &&
         options_.on_failure) {

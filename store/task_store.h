@@ -2,9 +2,13 @@
 // RocksDB. It knows the key layout and the indexes; it knows nothing of
 // lifecycle rules, gRPC or validation.
 //
-// Durability: every Write() is one atomic RocksDB WriteBatch. With
-// `Options::sync_writes` (the default) the WAL is fsynced before Write()
-// returns, so a write that returned OK survives kill -9 and power loss.
+// Durability: every write is one atomic RocksDB WriteBatch. With
+// `Options::sync_writes` (the default) the WAL is fsynced before a write is
+// reported OK, so a write reported OK survives kill -9 and power loss.
+//
+// Writes go through one commit thread (CommitQueue): writes queued while it
+// is busy are applied together, with one fsync. Commit() does not block;
+// Write() and WriteRaw() wait for the result.
 //
 // Thread safety: all methods are safe to call concurrently. Write() applies
 // whatever it is given; callers that read-modify-write one task must serialise
@@ -19,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -100,6 +105,24 @@ struct TaskWrite {
   std::vector<RawMutation> extra;
 };
 
+// One atomic change, built by TaskStore::Prepare or PrepareRaw and applied by
+// TaskStore::Commit. Building it does not touch the database.
+class PreparedWrite {
+ public:
+  PreparedWrite(PreparedWrite&&) noexcept;
+  PreparedWrite& operator=(PreparedWrite&&) noexcept;
+  ~PreparedWrite();
+
+ private:
+  friend class TaskStore;
+  PreparedWrite(std::unique_ptr<rocksdb::WriteBatch> batch, std::string what);
+
+  std::unique_ptr<rocksdb::WriteBatch> batch_;
+  std::string what_;  // names the write in an error message
+};
+
+class CommitQueue;
+
 // Which index a scan walks.
 enum class ScanIndex {
   kAll,  // every task
@@ -154,9 +177,24 @@ class TaskStore {
   absl::StatusOr<absl::optional<EventIdRecord>> GetEventIdRecord(
       absl::string_view task_id, absl::string_view event_id) const;
 
-  // Applies `write` atomically (and durably when sync_writes).
+  // Builds the batch of `write` for Commit. INVALID_ARGUMENT without a task.
+  absl::StatusOr<PreparedWrite> Prepare(const TaskWrite& write) const;
+
+  // Builds a batch of raw mutations for Commit.
+  PreparedWrite PrepareRaw(const std::vector<RawMutation>& mutations) const;
+
+  // Applies `prepared` atomically (and durably when sync_writes), grouped
+  // with the other writes queued meanwhile, and returns at once. `done` is
+  // called exactly once with the result: from the commit thread, or before
+  // Commit returns when the store has already failed. It must not block: the
+  // writes queued behind it wait for it. Writes are applied in Commit order.
   // Errors: UNAVAILABLE when RocksDB fails to write (disk full, I/O error);
   // the store then refuses further writes until reopened.
+  void Commit(PreparedWrite prepared,
+              absl::AnyInvocable<void(absl::Status)> done);
+
+  // Prepare and Commit, waiting for the result.
+  // REQUIRES: not called from a Commit callback (it would wait for itself).
   absl::Status Write(const TaskWrite& write);
 
   // Visits tasks of `scan` newest first, calling `visit` for each until it
@@ -185,9 +223,10 @@ class TaskStore {
       const std::function<bool(absl::string_view key, absl::string_view value)>&
           visit) const;
 
-  // Applies raw mutations atomically, without a task. kBuffered skips the
-  // fsync (the write still goes to the WAL): for records that may be lost
-  // in a power failure, such as audit entries of reads.
+  // Applies raw mutations atomically, without a task, and waits. kSynced
+  // goes through Commit; kBuffered is written directly, without an fsync (the
+  // write still goes to the WAL): for records that may be lost in a power
+  // failure, such as audit entries of reads.
   enum class Durability { kSynced, kBuffered };
   absl::Status WriteRaw(const std::vector<RawMutation>& mutations,
                         Durability durability = Durability::kSynced);
@@ -205,11 +244,13 @@ class TaskStore {
   TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
             std::vector<rocksdb::ColumnFamilyHandle*> handles);
 
-  // Adds `mutations` to `batch` and writes it (synced per options). Marks the
-  // store failed when RocksDB refuses the write.
-  absl::Status Commit(const std::vector<RawMutation>& mutations,
-                      rocksdb::WriteBatch* batch, absl::string_view what,
-                      bool sync);
+  // Adds `mutations` to `batch`.
+  void AddMutations(const std::vector<RawMutation>& mutations,
+                    rocksdb::WriteBatch* batch) const;
+
+  // Writes `batch`. Marks the store failed when RocksDB refuses the write;
+  // the error does not name the write (callers prefix what they wrote).
+  absl::Status ApplyBatch(rocksdb::WriteBatch* batch, bool sync);
 
   rocksdb::ColumnFamilyHandle* handle(ColumnFamily family) const {
     return handles_[static_cast<int>(family)];
@@ -219,6 +260,8 @@ class TaskStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<bool> failed_{false};
+  // Declared after db_: destroyed (drained) before the database closes.
+  std::unique_ptr<CommitQueue> commit_queue_;
   // Kept alive for the DB, which holds a raw pointer to it.
   std::shared_ptr<const void> counter_expiry_;
 };

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -555,6 +556,50 @@ TEST_F(TaskStoreTest, ExtraMutationsCommitWithTheTask) {
 // ---------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------
+
+TEST_F(TaskStoreTest, CommitAnswersInOrderOnceTheWriteIsReadable) {
+  // One thread commits without waiting: the writes queue behind each
+  // other's fsyncs and are grouped. Each answer comes after its write is
+  // readable, in commit order, and every write survives a reopen.
+  constexpr int kWrites = 300;
+  {
+    std::unique_ptr<TaskStore> store = OpenStore();
+    ASSERT_NE(store, nullptr);
+    absl::Mutex mutex;
+    std::vector<int> answered;
+    int readable = 0;
+    for (int i = 0; i < kWrites; ++i) {
+      v1::Task task;
+      task.set_task_id(absl::StrFormat("C%04d", i));
+      task.set_state(v1::TASK_STATE_SUBMITTED);
+      TaskWrite write;
+      write.task = &task;
+      absl::StatusOr<PreparedWrite> prepared = store->Prepare(write);
+      ASSERT_TRUE(prepared.ok()) << prepared.status();
+      store->Commit(*std::move(prepared),
+                    [&, i, id = task.task_id()](absl::Status status) {
+                      EXPECT_TRUE(status.ok()) << status;
+                      const bool found = store->GetTask(id).ok();
+                      absl::MutexLock lock(&mutex);
+                      answered.push_back(i);
+                      if (found) ++readable;
+                    });
+    }
+    absl::MutexLock lock(&mutex);
+    auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
+      return answered.size() == static_cast<size_t>(kWrites);
+    };
+    mutex.Await(absl::Condition(&all_answered));
+    EXPECT_TRUE(std::is_sorted(answered.begin(), answered.end()));
+    EXPECT_EQ(readable, kWrites);
+  }
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  TaskScan all;
+  all.index = ScanIndex::kAll;
+  all.max_visits = 100000;
+  EXPECT_EQ(ScanIds(*store, all).size(), static_cast<size_t>(kWrites));
+}
 
 TEST_F(TaskStoreTest, ConcurrentWritersLoseNothing) {
   // sync_writes stays on (the default): 4800 synced writes from 8 threads

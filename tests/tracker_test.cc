@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -11,8 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/stripe_locks.h"
 #include "service/time_util.h"
 #include "tests/tracker_fixture.h"
 
@@ -214,6 +217,54 @@ TEST_F(TrackerTest, FailedWithRefundCountsAsTheOneRefund) {
   auto second = tracker_->RecordEvent(refund, "");
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("already refunded at"));
+}
+
+TEST_F(TrackerTest, AsyncEventsAreAnsweredInOrderOnceReadable) {
+  // Events sent without waiting for answers: each one waits (on the calling
+  // thread) for the previous write to its task to become durable, and is
+  // answered from the commit thread once its own entry can be read.
+  const std::string id = Submit();
+  constexpr int kEvents = 50;
+  absl::Mutex mutex;
+  std::vector<int64_t> seqs;
+  int readable = 0;
+  for (int i = 0; i < kEvents; ++i) {
+    tracker_->RecordEvent(
+        Poll(id, i), "", [&](absl::StatusOr<v1::RecordEventResponse> response) {
+          EXPECT_TRUE(response.ok()) << response.status();
+          const int64_t seq = response.ok() ? response->seq() : -1;
+          absl::StatusOr<std::vector<v1::TaskEvent>> stored =
+              tracker_->ReadEvents(id, seq - 1, 1);
+          absl::MutexLock lock(&mutex);
+          seqs.push_back(seq);
+          if (stored.ok() && stored->size() == 1) ++readable;
+        });
+  }
+  absl::MutexLock lock(&mutex);
+  auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
+    return seqs.size() == static_cast<size_t>(kEvents);
+  };
+  mutex.Await(absl::Condition(&all_answered));
+  EXPECT_EQ(readable, kEvents);
+  for (int i = 0; i < kEvents; ++i) EXPECT_EQ(seqs[i], i + 2);  // 1: SUBMITTED
+}
+
+TEST(StripeLocksTest, ALeaseReleasedOnAnotherThreadAdmitsTheWaiter) {
+  StripeLocks locks;
+  StripeLocks::Lease lease = locks.Acquire("task-1");
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    StripeLocks::Lease second = locks.Acquire("task-1");
+    acquired = true;
+  });
+  std::thread releaser([&, lease = std::move(lease)]() mutable {
+    // The waiter cannot hold the stripe while this lease does.
+    EXPECT_FALSE(acquired.load());
+    lease.Release();
+  });
+  releaser.join();
+  waiter.join();
+  EXPECT_TRUE(acquired.load());
 }
 
 }  // namespace
