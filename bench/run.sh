@@ -7,7 +7,10 @@
 #                           workload, 10,000 tasks preloaded, plus health and
 #                           get at concurrency 1 and the store-level submit
 #                           ceiling; prints each ratio against its target
-#                           (PASS/BELOW, informational only)
+#                           (PASS/BELOW, informational only). ROUNDS=N runs
+#                           the whole table N times, each on fresh stores
+#                           and a fresh server, and prints each ratio's
+#                           median and range
 #   bench/run.sh --smoke    every workload for ~1 s at concurrency 4; exits
 #                           non-zero if any workload reports an error or makes
 #                           no calls (for the test script)
@@ -18,7 +21,7 @@
 #                           restart and settle time
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
-# missing), DURATION, CONCURRENCY, PRELOAD, LARGE_TASKS, SETTLE_MAX (longest
+# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, LARGE_TASKS, SETTLE_MAX (longest
 # wait for compactions, s; default 900), WARMUP (--large: unmeasured seconds
 # before each run, default 10), SERVER_ARGS (extra
 # tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1 keeps the temp dir.
@@ -144,6 +147,32 @@ for path in sys.argv[1:]:
 EOF
 }
 
+settle_max="${SETTLE_MAX:-900}"
+
+# cpu_ticks PID: user+system clock ticks the process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# settle: waits until the server has used under 5 % of a core for 3 seconds
+# in a row, at most settle_max s; sets settle_seconds.
+settle() {
+  local t0 quiet=0 before after hz
+  hz=$(getconf CLK_TCK)
+  t0=$(now)
+  before=$(cpu_ticks "$server_pid")
+  for _ in $(seq 1 "$settle_max"); do
+    sleep 1
+    after=$(cpu_ticks "$server_pid")
+    if (((after - before) * 20 < hz)); then
+      quiet=$((quiet + 1))
+      ((quiet >= 3)) && break
+    else
+      quiet=0
+    fi
+    before=$after
+  done
+  settle_seconds=$("$python" -c "print(f'{$(now) - $t0:.1f}')")
+}
+
 status=0
 echo "load average before: $(loadavg)  (cores: $(nproc))"
 
@@ -185,44 +214,72 @@ conc="${CONCURRENCY:-64}"
 
 if [[ "$mode" == table ]]; then
   preload="${PRELOAD:-10000}"
-  out="$tmp/table.jsonl"
-  # The store-level ceiling first, on its own store, with nothing else running.
-  "$bench" --workload store-submit --db "$tmp/store-db" --concurrency "$conc" \
-    --duration "$duration" --json --quiet >>"$out" || status=1
-  start_server "$tmp/db"
-  workloads="health@1,get@1,get-timeline@1,health,get,get-timeline"
-  workloads+=",queue-status,event,submit,submit-dup,mixed"
-  run_bench "$out" --preload "$preload" --duration "$duration" \
-    --concurrency "$conc" --workload "$workloads" || status=1
-  rss=$(rss_kb "$server_pid")
-  stop_server
+  rounds="${ROUNDS:-1}"
+  files=()
+  for round in $(seq 1 "$rounds"); do
+    out="$tmp/table.$round.jsonl"
+    files+=("$out")
+    # The store-level ceiling first, on its own store, with nothing else
+    # running; then a fresh server and store for the service's workloads.
+    "$bench" --workload store-submit --db "$tmp/store-db.$round" \
+      --concurrency "$conc" --duration "$duration" --json --quiet \
+      >>"$out" || status=1
+    rm -rf "$tmp/store-db.$round"
+    start_server "$tmp/db.$round"
+    workloads="health@1,get@1,get-timeline@1,health,get,get-timeline"
+    workloads+=",queue-status,event,submit,submit-dup,mixed"
+    run_bench "$out" --preload "$preload" --duration "$duration" \
+      --concurrency "$conc" --workload "$workloads" || status=1
+    rss=$(rss_kb "$server_pid")
+    stop_server
+    rm -rf "$tmp/db.$round"
+  done
   echo "load average after:  $(loadavg)"
-  print_table "$out"
+  print_table "${files[@]}"
   echo "server RSS after the table: $((rss / 1024)) MB"
   echo
-  "$python" - "$out" "$conc" <<'EOF'
-import json, sys
-runs = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    runs[(r["workload"], r.get("concurrency"))] = r
-c = int(sys.argv[2])
-def rate(w, n=c): return runs[(w, n)]["calls_per_second"]
-def p99(w, n): return runs[(w, n)]["p99_us"]
+  "$python" - "$conc" "${files[@]}" <<'EOF'
+import json, statistics, sys
+c = int(sys.argv[1])
+rounds = []
+for path in sys.argv[2:]:
+    runs = {}
+    for line in open(path):
+        r = json.loads(line)
+        runs[(r["workload"], r.get("concurrency"))] = r
+    rounds.append(runs)
+def rate(r, w, n=c): return r[(w, n)]["calls_per_second"]
+def p99(r, w, n): return r[(w, n)]["p99_us"]
 checks = [
-    (f"get calls/s / health calls/s (c={c})", rate("get") / rate("health"), ">=", 0.7),
-    (f"queue-status / health (c={c})", rate("queue-status") / rate("health"), ">=", 0.7),
-    (f"submit / store-submit ceiling (c={c})", rate("submit") / rate("store-submit"), ">=", 0.6),
-    (f"event / store-submit ceiling (c={c})", rate("event") / rate("store-submit"), ">=", 0.6),
-    ("get p99 / health p99 (c=1)", p99("get", 1) / max(p99("health", 1), 1), "<=", 3.0),
-    ("get-timeline p99 / health p99 (c=1)", p99("get-timeline", 1) / max(p99("health", 1), 1), "<=", 3.0),
+    (f"get calls/s / health calls/s (c={c})",
+     lambda r: rate(r, "get") / rate(r, "health"), ">=", 0.7),
+    (f"queue-status / health (c={c})",
+     lambda r: rate(r, "queue-status") / rate(r, "health"), ">=", 0.7),
+    (f"submit / store-submit ceiling (c={c})",
+     lambda r: rate(r, "submit") / rate(r, "store-submit"), ">=", 0.6),
+    (f"event / store-submit ceiling (c={c})",
+     lambda r: rate(r, "event") / rate(r, "store-submit"), ">=", 0.6),
+    ("get p99 / health p99 (c=1)",
+     lambda r: p99(r, "get", 1) / max(p99(r, "health", 1), 1), "<=", 3.0),
+    ("get-timeline p99 / health p99 (c=1)",
+     lambda r: p99(r, "get-timeline", 1) / max(p99(r, "health", 1), 1), "<=", 3.0),
+    # No target: support's read carries the whole timeline (a reply ~10x a
+    # health answer); reported so that its cost stays visible.
+    (f"get-timeline / health (c={c})",
+     lambda r: rate(r, "get-timeline") / rate(r, "health"), None, None),
 ]
-for name, value, op, target in checks:
+if len(rounds) > 1:
+    print(f"median of {len(rounds)} rounds (min-max of the rounds' own ratios)")
+for name, ratio, op, target in checks:
+    values = [ratio(r) for r in rounds]
+    value = statistics.median(values)
+    spread = f"  ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""
+    if op is None:
+        print(f"{name:<42} {value:6.2f}  (no target){spread}")
+        continue
     ok = value >= target if op == ">=" else value <= target
-    print(f"{name:<42} {value:6.2f}  target {op} {target:<4}  {'PASS' if ok else 'BELOW'}")
-# No target: support's read carries the whole timeline (a reply ~10x a
-# health answer); reported so that its cost stays visible.
-print(f"{f'get-timeline / health (c={c})':<42} {rate('get-timeline') / rate('health'):6.2f}  (no target)")
+    print(f"{name:<42} {value:6.2f}  target {op} {target:<4}  "
+          f"{'PASS' if ok else 'BELOW'}{spread}")
 EOF
   exit $status
 fi
@@ -234,32 +291,8 @@ fi
 # bulk load would measure the compaction of the load, so that is reported
 # separately as the settle time.
 large="${LARGE_TASKS:-1000000}"
-settle_max="${SETTLE_MAX:-900}"
 warmup="${WARMUP:-10}"
 
-# cpu_ticks PID: user+system clock ticks the process has used.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# settle: waits until the server has used under 5 % of a core for 3 seconds
-# in a row, at most settle_max s; sets settle_seconds.
-settle() {
-  local t0 quiet=0 before after hz
-  hz=$(getconf CLK_TCK)
-  t0=$(now)
-  before=$(cpu_ticks "$server_pid")
-  for _ in $(seq 1 "$settle_max"); do
-    sleep 1
-    after=$(cpu_ticks "$server_pid")
-    if (((after - before) * 20 < hz)); then
-      quiet=$((quiet + 1))
-      ((quiet >= 3)) && break
-    else
-      quiet=0
-    fi
-    before=$after
-  done
-  settle_seconds=$("$python" -c "print(f'{$(now) - $t0:.1f}')")
-}
 
 # measure_store NAME TASKS: the procedure above on a fresh store; writes
 # $tmp/NAME.jsonl and sets load_rss_kb, shutdown_seconds, restart_seconds,
