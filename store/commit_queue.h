@@ -64,8 +64,8 @@ class CommitQueue {
   void Enqueue(std::unique_ptr<rocksdb::WriteBatch> batch, bool sync,
                Callback done);
 
-  // Writes applied so far and the groups they were applied in (for the
-  // benchmark's report of how well writes are grouped).
+  // Batches applied so far and the groups they were applied in (how well
+  // writes are grouped: tasktraild logs them when it stops).
   struct Counts {
     uint64_t batches = 0;
     uint64_t groups = 0;

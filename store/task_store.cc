@@ -672,6 +672,11 @@ absl::Status TaskStore::Compact(ColumnFamily family) {
                    "compacting");
 }
 
+TaskStore::CommitCounts TaskStore::commit_counts() const {
+  const CommitQueue::Counts counts = commit_queue_->counts();
+  return CommitCounts{counts.batches, counts.groups};
+}
+
 bool TaskStore::failed() const {
   return failed_.load(std::memory_order_acquire);
 }

@@ -238,6 +238,13 @@ class TaskStore {
   // True once a write failed; the store refuses writes from then on.
   bool failed() const;
 
+  // Committed writes so far and the groups (fsyncs) they were applied in.
+  struct CommitCounts {
+    uint64_t writes = 0;
+    uint64_t groups = 0;
+  };
+  CommitCounts commit_counts() const;
+
   const StoreOptions& options() const { return options_; }
 
  private:
