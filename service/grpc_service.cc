@@ -236,6 +236,17 @@ absl::StatusOr<Caller> TaskTrackerService::Admit(
   return caller;
 }
 
+absl::optional<Caller> TaskTrackerService::AdmitOrFinish(
+    grpc::CallbackServerContext* context, Rpc rpc,
+    grpc::ServerUnaryReactor* reactor) {
+  absl::StatusOr<Caller> caller = Admit(context, rpc);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return absl::nullopt;
+  }
+  return *std::move(caller);
+}
+
 void TaskTrackerService::AuditRead(const Caller& caller,
                                    absl::string_view task_id, Rpc rpc) {
   if (options_.access == nullptr || caller.role == Role::kBackend) return;
@@ -249,11 +260,8 @@ template <typename Work>
 grpc::ServerUnaryReactor* TaskTrackerService::Serve(
     grpc::CallbackServerContext* context, Rpc rpc, Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = Admit(context, rpc);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
+  if (!caller.has_value()) return reactor;
   const grpc::Status status = work(*caller);
   in_flight_.fetch_sub(1);
   reactor->Finish(status);
@@ -265,11 +273,8 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
     grpc::CallbackServerContext* context, Rpc rpc, Response* response,
     Start start) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<Caller> caller = Admit(context, rpc);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
+  if (!caller.has_value()) return reactor;
   writes_->Schedule([this, reactor, response, caller = *std::move(caller),
                      start = std::move(start)]() mutable {
     start(caller, [this, reactor, response](absl::StatusOr<Response> result) {

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "service/access.h"
 #include "service/event_hub.h"
 #include "service/tracker.h"
@@ -83,6 +84,11 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
   // Authenticates and authorizes the call and admits it under the in-flight
   // cap (the caller must then decrement in_flight_ when done).
   absl::StatusOr<Caller> Admit(grpc::CallbackServerContext* context, Rpc rpc);
+
+  // Admit(), finishing `reactor` with the refusal when the call is refused.
+  absl::optional<Caller> AdmitOrFinish(grpc::CallbackServerContext* context,
+                                       Rpc rpc,
+                                       grpc::ServerUnaryReactor* reactor);
 
   // Records a support or admin read of a task in the audit log.
   void AuditRead(const Caller& caller, absl::string_view task_id, Rpc rpc);

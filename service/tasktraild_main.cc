@@ -334,7 +334,7 @@ int Run(DaemonFlags flags) {
   server->Wait();
   signal_thread.join();
   write_pool.reset();  // runs the writes already accepted
-  const store::TaskStore::CommitCounts commits = (*store)->commit_counts();
+  const store::CommitQueue::Counts commits = (*store)->commit_counts();
   spdlog::info("tasktraild stopped writes={} fsync_groups={}", commits.writes,
                commits.groups);
   return 0;

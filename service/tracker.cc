@@ -237,9 +237,7 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
   *response.mutable_task() = std::move(task);
   response.set_deduplicated(true);
   response.set_dedup_reason(reason);
-  Pending<v1::SubmitTaskResponse> pending(std::move(response));
-  pending.write = std::move(write);
-  return pending;
+  return Pending<v1::SubmitTaskResponse>(std::move(response), std::move(write));
 }
 
 void Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
@@ -402,9 +400,7 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
   }
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
-  Pending<v1::SubmitTaskResponse> pending(std::move(response));
-  pending.write = std::move(write);
-  return pending;
+  return Pending<v1::SubmitTaskResponse>(std::move(response), std::move(write));
 }
 
 store::PreparedWrite Tracker::CountRejection(
@@ -689,9 +685,8 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
   response.set_applied(true);
   response.set_seq(event.seq());
   *response.mutable_task() = std::move(task);
-  Pending<v1::RecordEventResponse> pending(std::move(response));
-  pending.write = std::move(write);
-  return pending;
+  return Pending<v1::RecordEventResponse>(std::move(response),
+                                          std::move(write));
 }
 
 absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
@@ -885,9 +880,7 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
   PendingWrite write;
   RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, "", {}, &write));
   write.leases.push_back(std::move(task_lease));
-  Pending<Task> pending(std::move(task));
-  pending.write = std::move(write);
-  return pending;
+  return Pending<Task>(std::move(task), std::move(write));
 }
 
 }  // namespace tasktrail

@@ -184,6 +184,8 @@ class Tracker {
   struct Pending {
     Pending(absl::Status status) : result(std::move(status)) {}  // NOLINT
     Pending(Response response) : result(std::move(response)) {}  // NOLINT
+    Pending(Response response, PendingWrite pending_write)
+        : result(std::move(response)), write(std::move(pending_write)) {}
     absl::StatusOr<Response> result;
     PendingWrite write;
   };

@@ -82,7 +82,7 @@ void CommitQueue::Run() {
         group.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      counts_.batches += group.size();
+      counts_.writes += group.size();
       ++counts_.groups;
     }
     bool sync = false;

@@ -21,6 +21,7 @@
 #define TASKTRAIL_STORE_COMMIT_QUEUE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <thread>
@@ -64,10 +65,11 @@ class CommitQueue {
   void Enqueue(std::unique_ptr<rocksdb::WriteBatch> batch, bool sync,
                Callback done);
 
-  // Batches applied so far and the groups they were applied in (how well
-  // writes are grouped: tasktraild logs them when it stops).
+  // Batches (writes) applied so far and the groups they were applied in,
+  // one fsync each: how well writes are grouped (tasktraild logs them when
+  // it stops).
   struct Counts {
-    uint64_t batches = 0;
+    uint64_t writes = 0;
     uint64_t groups = 0;
   };
   Counts counts() const;

@@ -23,6 +23,20 @@ namespace {
 using v1::Task;
 using v1::TaskEvent;
 
+// The answer to a write once an earlier write has failed.
+absl::Status RefusedAfterFailure() {
+  return absl::UnavailableError(
+      "the store failed an earlier write and refuses writes until restart");
+}
+
+// `status` with `what` (the write it answers) before its message.
+absl::Status NamingTheWrite(absl::string_view what,
+                            const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": ", status.message()));
+}
+
 absl::Status FromRocks(const rocksdb::Status& status,
                        absl::string_view context) {
   if (status.ok()) return absl::OkStatus();
@@ -453,20 +467,14 @@ PreparedWrite TaskStore::PrepareRaw(
 void TaskStore::Commit(PreparedWrite prepared,
                        absl::AnyInvocable<void(absl::Status)> done) {
   if (failed_.load(std::memory_order_acquire)) {
-    std::move(done)(absl::UnavailableError(
-        "the store failed an earlier write and refuses writes until restart"));
+    std::move(done)(RefusedAfterFailure());
     return;
   }
   std::unique_ptr<rocksdb::WriteBatch> batch = std::move(prepared.batch_);
   commit_queue_->Enqueue(std::move(batch), options_.sync_writes,
                          [what = std::move(prepared.what_),
                           done = std::move(done)](absl::Status status) mutable {
-                           if (!status.ok()) {
-                             status = absl::Status(
-                                 status.code(),
-                                 absl::StrCat(what, ": ", status.message()));
-                           }
-                           std::move(done)(std::move(status));
+                           std::move(done)(NamingTheWrite(what, status));
                          });
 }
 
@@ -617,16 +625,9 @@ absl::Status TaskStore::WriteRaw(const std::vector<RawMutation>& mutations,
   if (durability == Durability::kSynced) {
     return CommitAndWait(*this, PrepareRaw(mutations));
   }
-  if (failed_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError(
-        "the store failed an earlier write and refuses writes until restart");
-  }
   rocksdb::WriteBatch batch;
   AddMutations(mutations, &batch);
-  absl::Status status = ApplyBatch(&batch, /*sync=*/false);
-  if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat("writing: ", status.message()));
+  return NamingTheWrite("writing", ApplyBatch(&batch, /*sync=*/false));
 }
 
 void TaskStore::AddMutations(const std::vector<RawMutation>& mutations,
@@ -644,10 +645,7 @@ void TaskStore::AddMutations(const std::vector<RawMutation>& mutations,
 }
 
 absl::Status TaskStore::ApplyBatch(rocksdb::WriteBatch* batch, bool sync) {
-  if (failed_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError(
-        "the store failed an earlier write and refuses writes until restart");
-  }
+  if (failed_.load(std::memory_order_acquire)) return RefusedAfterFailure();
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, batch);
@@ -672,9 +670,8 @@ absl::Status TaskStore::Compact(ColumnFamily family) {
                    "compacting");
 }
 
-TaskStore::CommitCounts TaskStore::commit_counts() const {
-  const CommitQueue::Counts counts = commit_queue_->counts();
-  return CommitCounts{counts.batches, counts.groups};
+CommitQueue::Counts TaskStore::commit_counts() const {
+  return commit_queue_->counts();
 }
 
 bool TaskStore::failed() const {

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
+#include "store/commit_queue.h"
 #include "store/keys.h"
 #include "tasktrail/v1/task.pb.h"
 
@@ -120,8 +121,6 @@ class PreparedWrite {
   std::unique_ptr<rocksdb::WriteBatch> batch_;
   std::string what_;  // names the write in an error message
 };
-
-class CommitQueue;
 
 // Which index a scan walks.
 enum class ScanIndex {
@@ -239,11 +238,7 @@ class TaskStore {
   bool failed() const;
 
   // Committed writes so far and the groups (fsyncs) they were applied in.
-  struct CommitCounts {
-    uint64_t writes = 0;
-    uint64_t groups = 0;
-  };
-  CommitCounts commit_counts() const;
+  CommitQueue::Counts commit_counts() const;
 
   const StoreOptions& options() const { return options_; }
 
@@ -267,7 +262,7 @@ class TaskStore {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   std::atomic<bool> failed_{false};
-  // Declared after db_: destroyed (drained) before the database closes.
+  // Reset first by ~TaskStore, so that it drains before the database closes.
   std::unique_ptr<CommitQueue> commit_queue_;
   // Kept alive for the DB, which holds a raw pointer to it.
   std::shared_ptr<const void> counter_expiry_;

@@ -122,6 +122,18 @@ class Answers {
   std::vector<absl::Status> statuses_ ABSL_GUARDED_BY(mutex_);
 };
 
+// Queues one batch, waits until the database holds it in progress, then
+// queues `count` one-key batches ("k0", "k1", ...) behind it.
+void QueueBehindAHeldWrite(CommitQueue& queue, HeldDatabase& database,
+                           Answers& answers, size_t count) {
+  queue.Enqueue(BatchOf({"first"}), /*sync=*/true, answers.For("first"));
+  database.AwaitFirstWrite();
+  for (size_t i = 0; i < count; ++i) {
+    queue.Enqueue(BatchOf({absl::StrCat("k", i)}), /*sync=*/true,
+                  answers.For(absl::StrCat(i)));
+  }
+}
+
 TEST(CommitQueueTest, BatchesQueuedDuringAWriteAreWrittenTogetherInOrder) {
   HeldDatabase database;
   Answers answers;
@@ -148,7 +160,7 @@ TEST(CommitQueueTest, BatchesQueuedDuringAWriteAreWrittenTogetherInOrder) {
               ElementsAre(absl::StatusCode::kOk, absl::StatusCode::kOk,
                           absl::StatusCode::kOk, absl::StatusCode::kOk));
   const CommitQueue::Counts counts = queue.counts();
-  EXPECT_EQ(counts.batches, 4u);
+  EXPECT_EQ(counts.writes, 4u);
   EXPECT_EQ(counts.groups, 2u);
 }
 
@@ -180,12 +192,7 @@ TEST(CommitQueueTest, DestructionWritesAndAnswersEverythingQueued) {
   Answers answers;
   {
     CommitQueue queue(database.AsApply());
-    queue.Enqueue(BatchOf({"first"}), /*sync=*/true, answers.For("first"));
-    database.AwaitFirstWrite();
-    for (int i = 0; i < 100; ++i) {
-      queue.Enqueue(BatchOf({absl::StrCat("k", i)}), /*sync=*/true,
-                    answers.For(absl::StrCat(i)));
-    }
+    QueueBehindAHeldWrite(queue, database, answers, 100);
     database.Release();
   }
   EXPECT_EQ(answers.names().size(), 101u);
@@ -198,13 +205,8 @@ TEST(CommitQueueTest, AGroupIsBoundedInBatches) {
   HeldDatabase database;
   Answers answers;
   CommitQueue queue(database.AsApply());
-  queue.Enqueue(BatchOf({"first"}), /*sync=*/true, answers.For("first"));
-  database.AwaitFirstWrite();
   const size_t queued = CommitQueue::kMaxGroupBatches + 10;
-  for (size_t i = 0; i < queued; ++i) {
-    queue.Enqueue(BatchOf({absl::StrCat("k", i)}), /*sync=*/true,
-                  answers.For(absl::StrCat(i)));
-  }
+  QueueBehindAHeldWrite(queue, database, answers, queued);
   database.Release();
   answers.AwaitCount(queued + 1);
   const std::vector<AppliedWrite> writes = database.writes();
