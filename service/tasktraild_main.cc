@@ -51,7 +51,6 @@ struct DaemonFlags {
   int max_concurrent_streams = 256;
   EdgeOptions edge;
   int block_cache_mb = 128;
-  int row_cache_mb = 32;
   int write_threads = 32;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
@@ -221,7 +220,6 @@ int Run(DaemonFlags flags) {
   store_options.path = flags.db;
   store_options.sync_writes = flags.sync;
   store_options.block_cache_mb = flags.block_cache_mb;
-  store_options.row_cache_mb = flags.row_cache_mb;
   // Set once the server runs; a store failure before that stops startup.
   std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
   store_options.on_failure = [&health_service](const absl::Status& failure) {
@@ -384,11 +382,6 @@ int Main(int argc, char** argv) {
                  "RocksDB block cache size in MiB")
       ->capture_default_str()
       ->check(CLI::Range(8, 65536));
-  app.add_option("--row-cache-mb", flags.row_cache_mb,
-                 "RocksDB row cache size in MiB (rows found by point "
-                 "lookups); 0 turns it off")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 65536));
   app.add_option("--write-threads", flags.write_threads,
                  "threads that prepare writes (a write to a task waits "
                  "there until the previous one to that task is durable)")

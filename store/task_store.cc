@@ -232,10 +232,6 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
       std::make_shared<rocksdb::WriteBufferManager>(
           (static_cast<size_t>(std::max(options.block_cache_mb, 8)) << 20) / 2,
           cache);
-  if (options.row_cache_mb > 0) {
-    db_options.row_cache = rocksdb::NewLRUCache(
-        static_cast<size_t>(options.row_cache_mb) << 20, /*num_shard_bits=*/4);
-  }
   if (options.env != nullptr) db_options.env = options.env.get();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families;

@@ -52,11 +52,6 @@ struct StoreOptions {
   // Size of the shared block cache in MiB. Memtables are charged to it too.
   int block_cache_mb = 128;
 
-  // Size in MiB of the cache of rows that point lookups found in table
-  // files, in addition to the block cache; 0 turns it off. A hit skips the
-  // file's filter, index and data block.
-  int row_cache_mb = 32;
-
   // The environment RocksDB uses for files; nullptr: the default. Tests pass
   // one wrapping a FileSystem that injects faults (disk full, I/O errors).
   std::shared_ptr<rocksdb::Env> env;

@@ -280,33 +280,6 @@ TEST_F(TaskStoreTest, TaskSnapshotIsStoredWithoutItsEvents) {
   EXPECT_TRUE(SameMessage(*got, task));
 }
 
-// Reads go through the row cache (on by default); a row it holds must never
-// outlive a newer version of the task, in a memtable or in a newer file.
-TEST_F(TaskStoreTest, ReadsSeeTheNewestSnapshotWhateverTheRowCacheHolds) {
-  std::unique_ptr<TaskStore> store = OpenStore();
-  ASSERT_NE(store, nullptr);
-  v1::Task task = ParseTask(kTask);
-  for (const std::string& model : {"model-1", "model-2", "model-3"}) {
-    const v1::Task previous = task;
-    task.set_model(model);
-    TaskWrite write;
-    if (model != "model-1") write.previous = &previous;
-    write.task = &task;
-    ASSERT_TRUE(store->Write(write).ok());
-    absl::StatusOr<v1::Task> from_memtable = store->GetTask("T0001");
-    ASSERT_TRUE(from_memtable.ok()) << from_memtable.status();
-    EXPECT_EQ(from_memtable->model(), model);
-    // Flushed into a table file; the first read caches the row, the second
-    // is served from the cache.
-    ASSERT_TRUE(store->Compact(ColumnFamily::kTasks).ok());
-    for (int read = 0; read < 2; ++read) {
-      absl::StatusOr<v1::Task> from_file = store->GetTask("T0001");
-      ASSERT_TRUE(from_file.ok()) << from_file.status();
-      EXPECT_EQ(from_file->model(), model);
-    }
-  }
-}
-
 TEST_F(TaskStoreTest, TimelinesOfTasksWhoseIdsArePrefixesStayApart) {
   std::unique_ptr<TaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
