@@ -147,32 +147,6 @@ for path in sys.argv[1:]:
 EOF
 }
 
-settle_max="${SETTLE_MAX:-900}"
-
-# cpu_ticks PID: user+system clock ticks the process has used.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# settle: waits until the server has used under 5 % of a core for 3 seconds
-# in a row, at most settle_max s; sets settle_seconds.
-settle() {
-  local t0 quiet=0 before after hz
-  hz=$(getconf CLK_TCK)
-  t0=$(now)
-  before=$(cpu_ticks "$server_pid")
-  for _ in $(seq 1 "$settle_max"); do
-    sleep 1
-    after=$(cpu_ticks "$server_pid")
-    if (((after - before) * 20 < hz)); then
-      quiet=$((quiet + 1))
-      ((quiet >= 3)) && break
-    else
-      quiet=0
-    fi
-    before=$after
-  done
-  settle_seconds=$("$python" -c "print(f'{$(now) - $t0:.1f}')")
-}
-
 status=0
 echo "load average before: $(loadavg)  (cores: $(nproc))"
 
@@ -291,8 +265,32 @@ fi
 # bulk load would measure the compaction of the load, so that is reported
 # separately as the settle time.
 large="${LARGE_TASKS:-1000000}"
+settle_max="${SETTLE_MAX:-900}"
 warmup="${WARMUP:-10}"
 
+# cpu_ticks PID: user+system clock ticks the process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# settle: waits until the server has used under 5 % of a core for 3 seconds
+# in a row, at most settle_max s; sets settle_seconds.
+settle() {
+  local t0 quiet=0 before after hz
+  hz=$(getconf CLK_TCK)
+  t0=$(now)
+  before=$(cpu_ticks "$server_pid")
+  for _ in $(seq 1 "$settle_max"); do
+    sleep 1
+    after=$(cpu_ticks "$server_pid")
+    if (((after - before) * 20 < hz)); then
+      quiet=$((quiet + 1))
+      ((quiet >= 3)) && break
+    else
+      quiet=0
+    fi
+    before=$after
+  done
+  settle_seconds=$("$python" -c "print(f'{$(now) - $t0:.1f}')")
+}
 
 # measure_store NAME TASKS: the procedure above on a fresh store; writes
 # $tmp/NAME.jsonl and sets load_rss_kb, shutdown_seconds, restart_seconds,

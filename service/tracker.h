@@ -183,8 +183,7 @@ class Tracker {
   template <typename Response>
   struct Pending {
     Pending(absl::Status status) : result(std::move(status)) {}  // NOLINT
-    Pending(Response response) : result(std::move(response)) {}  // NOLINT
-    Pending(Response response, PendingWrite pending_write)
+    Pending(Response response, PendingWrite pending_write = {})  // NOLINT
         : result(std::move(response)), write(std::move(pending_write)) {}
     absl::StatusOr<Response> result;
     PendingWrite write;
