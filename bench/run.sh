@@ -17,8 +17,8 @@
 #   bench/run.sh --large    10,000 vs LARGE_TASKS (1,000,000) preloaded tasks,
 #                           each preloaded, restarted and left to finish its
 #                           compactions before get p99 and submit calls/s are
-#                           measured after a warm-up; server RSS max,
-#                           restart and settle time
+#                           measured after a warm-up, DURATION (20) s each;
+#                           server RSS max, restart and settle time
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
 # missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, LARGE_TASKS, SETTLE_MAX (longest
@@ -265,6 +265,9 @@ fi
 # bulk load would measure the compaction of the load, so that is reported
 # separately as the settle time.
 large="${LARGE_TASKS:-1000000}"
+# Longer than the table's runs: a 5 s submit run on the large store can fall
+# between two of its compactions, or into one.
+duration="${DURATION:-20}"
 settle_max="${SETTLE_MAX:-900}"
 warmup="${WARMUP:-10}"
 
