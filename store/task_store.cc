@@ -250,8 +250,9 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
                                family == ColumnFamily::kAudit;
     // A dedup lookup of a new submission finds nothing, so it consults the
     // filter of every sorted run of the family; pinned, each of those skips
-    // a block-cache lookup. Dedup records expire after a day, so what is
-    // pinned is bounded by a day of submissions (about 5 MB per million).
+    // a block-cache lookup. Dedup records expire (after a day by default),
+    // so what is pinned is bounded by the submissions of that window: about
+    // 5 MB per million.
     const bool pin_partitions = family == ColumnFamily::kDedup;
     families.emplace_back(kColumnFamilyNames[i],
                           FamilyOptions(cache, task_prefixed, pin_partitions));
