@@ -183,10 +183,10 @@ EOF
   exit $status
 fi
 
-duration="${DURATION:-5}"
 conc="${CONCURRENCY:-64}"
 
 if [[ "$mode" == table ]]; then
+  duration="${DURATION:-5}"
   preload="${PRELOAD:-10000}"
   rounds="${ROUNDS:-1}"
   files=()

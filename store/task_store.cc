@@ -268,6 +268,7 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   rocksdb::ColumnFamilyOptions& dedup =
       families[static_cast<int>(ColumnFamily::kDedup)].options;
   dedup.compaction_filter = &kDedupExpiry;
+  // (Its index and filter partitions are pinned: see the loop above.)
   // Dedup keys are digests: every flush overlaps the whole key range, so
   // leveled compaction would rewrite all of level 1 for each few memtables
   // flushed, and that cost grows with the store. Universal compaction merges
