@@ -29,6 +29,22 @@ grpc::Status Respond(absl::StatusOr<T> result, Response* response) {
   return grpc::Status::OK;
 }
 
+// Parses a request that arrived as bytes; false when it does not parse.
+bool ParseRequest(const grpc::ByteBuffer& bytes,
+                  google::protobuf::MessageLite* request) {
+  std::vector<grpc::Slice> slices;
+  if (!bytes.Dump(&slices).ok()) return false;
+  if (slices.size() == 1) {
+    return request->ParseFromArray(slices[0].begin(),
+                                   static_cast<int>(slices[0].size()));
+  }
+  std::string joined;
+  for (const grpc::Slice& slice : slices) {
+    joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return request->ParseFromString(joined);
+}
+
 // A WatchTask stream: the stored timeline after `after_seq`, then live events,
 // until the event that finished the task has been sent (or, for a task that
 // was already finished, until the stored timeline has been sent).
@@ -319,14 +335,22 @@ grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
-    grpc::CallbackServerContext* context, const v1::GetTaskRequest* request,
-    v1::Task* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
   return Serve(context, Rpc::kGetTask,
-               [this, request, response](const Caller& caller) {
-                 absl::StatusOr<v1::Task> task = tracker_->GetTask(*request);
-                 if (task.ok())
-                   AuditRead(caller, task->task_id(), Rpc::kGetTask);
-                 return Respond(std::move(task), response);
+               [this, request_bytes, response](const Caller& caller) {
+                 v1::GetTaskRequest request;
+                 if (!ParseRequest(*request_bytes, &request)) {
+                   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "the GetTaskRequest does not parse");
+                 }
+                 absl::StatusOr<std::string> task =
+                     tracker_->GetTaskBytes(request);
+                 if (!task.ok()) return ToGrpcStatus(task.status());
+                 AuditRead(caller, request.task_id(), Rpc::kGetTask);
+                 grpc::Slice slice(*task);
+                 *response = grpc::ByteBuffer(&slice, 1);
+                 return grpc::Status::OK;
                });
 }
 

@@ -35,7 +35,12 @@ struct EdgeOptions {
   absl::Duration watch_max_lifetime = absl::Hours(1);
 };
 
-class TaskTrackerService final : public v1::TaskTracker::CallbackService {
+// GetTask is served raw (ByteBuffer in and out): its answer is composed
+// from the stored bytes, so the edge neither parses nor serializes a Task.
+// On the wire it is the same method with the same messages.
+class TaskTrackerService final
+    : public v1::TaskTracker::WithRawCallbackMethod_GetTask<
+          v1::TaskTracker::CallbackService> {
  public:
   // REQUIRES: all collaborators outlive the service.
   TaskTrackerService(Tracker* tracker, EventHub* hub, WorkPool* writes,
@@ -49,9 +54,11 @@ class TaskTrackerService final : public v1::TaskTracker::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::RecordEventRequest* request,
       v1::RecordEventResponse* response) override;
+  // `request` is a serialized v1::GetTaskRequest, `response` receives a
+  // serialized v1::Task. INVALID_ARGUMENT when the request does not parse.
   grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* context,
-                                    const v1::GetTaskRequest* request,
-                                    v1::Task* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* context,
                                       const v1::ListTasksRequest* request,
                                       v1::ListTasksResponse* response) override;

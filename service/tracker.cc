@@ -28,6 +28,20 @@ namespace {
 using v1::Task;
 using v1::TaskEvent;
 
+// The key of a Task.events entry on the wire: field number and wire type 2
+// (length-delimited).
+constexpr uint64_t kTaskEventsTag =
+    (static_cast<uint64_t>(Task::kEventsFieldNumber) << 3) | 2;
+
+// Appends `value` as a protobuf base-128 varint.
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
 constexpr absl::string_view kPageTokenPrefix = "v1:";
 
 // Runs an asynchronous write and waits for its answer.
@@ -690,21 +704,45 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
 }
 
 absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
-  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
-  if (request.include_events()) {
-    // A timeline's seqs are 1..last_event_seq without gaps: short ones are
-    // fetched by point lookups, long ones by a bounded scan.
-    constexpr int64_t kPointLookupLimit = 64;
-    ASSIGN_OR_RETURN(std::vector<TaskEvent> events,
-                     task.last_event_seq() <= kPointLookupLimit
-                         ? store_->ReadEventRange(request.task_id(), 1,
-                                                  task.last_event_seq())
-                         : store_->ReadEvents(request.task_id(), 0,
-                                              options_.max_events_returned));
-    for (TaskEvent& event : events) *task.add_events() = std::move(event);
+  ASSIGN_OR_RETURN(const std::string bytes, GetTaskBytes(request));
+  Task task;
+  if (!task.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("stored task ", request.task_id(), " does not parse"));
   }
   return task;
+}
+
+absl::StatusOr<std::string> Tracker::GetTaskBytes(
+    const v1::GetTaskRequest& request) const {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  std::string bytes;
+  RETURN_IF_ERROR(store_->AppendTaskBytes(request.task_id(), &bytes));
+  if (!request.include_events()) return bytes;
+  // The timeline's length comes from the snapshot's last_event_seq, the one
+  // field parsed here.
+  Task snapshot;
+  if (!snapshot.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        absl::StrCat("stored task ", request.task_id(), " does not parse"));
+  }
+  const auto append_event = [&bytes](absl::string_view event) {
+    AppendVarint(kTaskEventsTag, &bytes);
+    AppendVarint(event.size(), &bytes);
+    bytes.append(event.data(), event.size());
+    return absl::OkStatus();
+  };
+  // A timeline's seqs are 1..last_event_seq without gaps: short ones are
+  // fetched by point lookups, long ones by a bounded scan.
+  constexpr int64_t kPointLookupLimit = 64;
+  if (snapshot.last_event_seq() <= kPointLookupLimit) {
+    RETURN_IF_ERROR(store_->VisitEventRange(
+        request.task_id(), 1, snapshot.last_event_seq(), append_event));
+  } else {
+    RETURN_IF_ERROR(store_->VisitEvents(
+        request.task_id(), 0, options_.max_events_returned, append_event));
+  }
+  return bytes;
 }
 
 absl::StatusOr<Task> Tracker::GetSnapshot(absl::string_view task_id) const {

@@ -127,8 +127,17 @@ class Tracker {
   absl::StatusOr<v1::RecordEventResponse> RecordEvent(
       const v1::RecordEventRequest& request, absl::string_view actor);
 
-  // One task; its timeline when `include_events`.
+  // One task; its timeline when `include_events`. NOT_FOUND when unknown;
+  // DATA_LOSS when what is stored does not parse.
   absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
+
+  // GetTask's answer serialized, composed from the stored bytes without
+  // parsing them (what the gRPC edge sends): the snapshot, followed by each
+  // event of the timeline as an entry of Task.events (a message followed by
+  // a field of the same message parses as their merge). NOT_FOUND when
+  // unknown.
+  absl::StatusOr<std::string> GetTaskBytes(
+      const v1::GetTaskRequest& request) const;
 
   // Tasks newest first, filtered through the most selective index.
   absl::StatusOr<v1::ListTasksResponse> ListTasks(

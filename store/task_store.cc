@@ -23,6 +23,18 @@ namespace {
 using v1::Task;
 using v1::TaskEvent;
 
+// Parses the stored `bytes` of an event of `task_id` onto `events`.
+absl::Status ParseEvent(absl::string_view task_id, absl::string_view bytes,
+                        std::vector<TaskEvent>* events) {
+  TaskEvent& event = events->emplace_back();
+  if (!event.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    events->pop_back();
+    return absl::DataLossError(
+        absl::StrCat("stored event of task ", task_id, " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
 // The answer to a write once an earlier write has failed.
 absl::Status RefusedAfterFailure() {
   return absl::UnavailableError(
@@ -346,13 +358,8 @@ TaskStore::~TaskStore() {
 absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
   // Pinned: the value is parsed where it lies (block cache or memtable).
   rocksdb::PinnableSlice value;
-  rocksdb::Status status =
-      db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks),
-               rocksdb::Slice(task_id.data(), task_id.size()), &value);
-  if (status.IsNotFound()) {
-    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
-  }
-  if (!status.ok()) return FromRocks(status, "reading task");
+  absl::Status read = GetTaskValue(task_id, &value);
+  if (!read.ok()) return read;
   Task task;
   if (!task.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
     return absl::DataLossError(
@@ -361,9 +368,55 @@ absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
   return task;
 }
 
+absl::Status TaskStore::AppendTaskBytes(absl::string_view task_id,
+                                        std::string* out) const {
+  rocksdb::PinnableSlice value;
+  absl::Status read = GetTaskValue(task_id, &value);
+  if (!read.ok()) return read;
+  out->append(value.data(), value.size());
+  return absl::OkStatus();
+}
+
+absl::Status TaskStore::GetTaskValue(absl::string_view task_id,
+                                     rocksdb::PinnableSlice* value) const {
+  rocksdb::Status status =
+      db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks),
+               rocksdb::Slice(task_id.data(), task_id.size()), value);
+  if (status.IsNotFound()) {
+    return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
+  }
+  if (!status.ok()) return FromRocks(status, "reading task");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(
     absl::string_view task_id, int64_t after_seq, int limit) const {
   std::vector<TaskEvent> events;
+  absl::Status read =
+      VisitEvents(task_id, after_seq, limit, [&](absl::string_view bytes) {
+        return ParseEvent(task_id, bytes, &events);
+      });
+  if (!read.ok()) return read;
+  return events;
+}
+
+absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEventRange(
+    absl::string_view task_id, int64_t first_seq, int64_t last_seq) const {
+  std::vector<TaskEvent> events;
+  if (last_seq >= first_seq) {
+    events.reserve(static_cast<size_t>(last_seq - first_seq + 1));
+  }
+  absl::Status read = VisitEventRange(
+      task_id, first_seq, last_seq, [&](absl::string_view bytes) {
+        return ParseEvent(task_id, bytes, &events);
+      });
+  if (!read.ok()) return read;
+  return events;
+}
+
+absl::Status TaskStore::VisitEvents(absl::string_view task_id,
+                                    int64_t after_seq, int limit,
+                                    EventBytesVisitor visit) const {
   const std::string prefix = EventPrefix(task_id);
   const std::string start = EventKey(task_id, after_seq + 1);
   std::string upper = prefix;
@@ -374,24 +427,20 @@ absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(
   read_options.prefix_same_as_start = true;
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(read_options, handle(ColumnFamily::kEvents)));
-  for (it->Seek(start); it->Valid() && static_cast<int>(events.size()) < limit;
-       it->Next()) {
-    TaskEvent event;
-    if (!event.ParseFromArray(it->value().data(),
-                              static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(
-          absl::StrCat("stored event of task ", task_id, " does not parse"));
-    }
-    events.push_back(std::move(event));
+  int visited = 0;
+  for (it->Seek(start); it->Valid() && visited < limit; it->Next(), ++visited) {
+    absl::Status visited_status =
+        visit(absl::string_view(it->value().data(), it->value().size()));
+    if (!visited_status.ok()) return visited_status;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading events");
-  return events;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEventRange(
-    absl::string_view task_id, int64_t first_seq, int64_t last_seq) const {
-  std::vector<TaskEvent> events;
-  if (last_seq < first_seq) return events;
+absl::Status TaskStore::VisitEventRange(absl::string_view task_id,
+                                        int64_t first_seq, int64_t last_seq,
+                                        EventBytesVisitor visit) const {
+  if (last_seq < first_seq) return absl::OkStatus();
   const size_t count = static_cast<size_t>(last_seq - first_seq + 1);
   std::vector<std::string> keys;
   keys.reserve(count);
@@ -404,19 +453,14 @@ absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEventRange(
   db_->MultiGet(rocksdb::ReadOptions(), handle(ColumnFamily::kEvents), count,
                 slices.data(), values.data(), statuses.data(),
                 /*sorted_input=*/true);
-  events.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     if (statuses[i].IsNotFound()) continue;
     if (!statuses[i].ok()) return FromRocks(statuses[i], "reading events");
-    TaskEvent event;
-    if (!event.ParseFromArray(values[i].data(),
-                              static_cast<int>(values[i].size()))) {
-      return absl::DataLossError(
-          absl::StrCat("stored event of task ", task_id, " does not parse"));
-    }
-    events.push_back(std::move(event));
+    absl::Status visited =
+        visit(absl::string_view(values[i].data(), values[i].size()));
+    if (!visited.ok()) return visited;
   }
-  return events;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<absl::optional<EventIdRecord>> TaskStore::GetEventIdRecord(

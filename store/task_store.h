@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -36,6 +37,7 @@ namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
 class Env;
+class PinnableSlice;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -158,8 +160,15 @@ class TaskStore {
   TaskStore(const TaskStore&) = delete;
   TaskStore& operator=(const TaskStore&) = delete;
 
-  // Returns the task snapshot (without events). NOT_FOUND when unknown.
+  // Returns the task snapshot (without events). NOT_FOUND when unknown;
+  // DATA_LOSS when the stored snapshot does not parse.
   absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
+
+  // Appends the stored snapshot of the task, a serialized v1::Task without
+  // events, to `out` as it is stored (not parsed). NOT_FOUND when unknown,
+  // and `out` is then unchanged.
+  absl::Status AppendTaskBytes(absl::string_view task_id,
+                               std::string* out) const;
 
   // Returns up to `limit` events of the task with seq > after_seq, oldest
   // first. An unknown task yields an empty list.
@@ -171,6 +180,17 @@ class TaskStore {
   // Missing seqs are skipped.
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEventRange(
       absl::string_view task_id, int64_t first_seq, int64_t last_seq) const;
+
+  // Called with the stored bytes of one event, a serialized v1::TaskEvent,
+  // valid only during the call. An error stops the visit and is returned.
+  using EventBytesVisitor = absl::FunctionRef<absl::Status(absl::string_view)>;
+
+  // ReadEvents and ReadEventRange without parsing: `visit` is called with
+  // each event they would return, in the same order.
+  absl::Status VisitEvents(absl::string_view task_id, int64_t after_seq,
+                           int limit, EventBytesVisitor visit) const;
+  absl::Status VisitEventRange(absl::string_view task_id, int64_t first_seq,
+                               int64_t last_seq, EventBytesVisitor visit) const;
 
   // Returns the record of `event_id` for the task, or nullopt when unseen.
   absl::StatusOr<absl::optional<EventIdRecord>> GetEventIdRecord(
@@ -245,6 +265,11 @@ class TaskStore {
  private:
   TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
             std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  // Reads the stored snapshot of the task into `value`. NOT_FOUND when
+  // unknown.
+  absl::Status GetTaskValue(absl::string_view task_id,
+                            rocksdb::PinnableSlice* value) const;
 
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,

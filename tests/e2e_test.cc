@@ -176,6 +176,33 @@ TEST_F(E2eTest, FullLifecycleIsRecordedAsNumberedTimeline) {
   EXPECT_EQ(Get(id, /*events=*/false).events_size(), 0);
 }
 
+TEST_F(E2eTest, LongTimelineIsReturnedWholeAndInOrder) {
+  // More events than GetTask fetches by point lookups: the rest of the
+  // timeline comes from a scan, and both must read the same way.
+  const std::string id = Submit("acct-1").task_id();
+  ASSERT_TRUE(Record(Queued(id, "up-long")).ok());
+  ASSERT_TRUE(Record(Started(id)).ok());
+  constexpr int kPolls = 80;
+  for (int i = 0; i < kPolls; ++i) {
+    // Distinct progress values: no poll folds into the one before.
+    ASSERT_TRUE(Record(Polled(id, "running", i)).ok());
+  }
+  const Task task = Get(id);
+  ASSERT_EQ(task.events_size(), 3 + kPolls);
+  EXPECT_EQ(task.last_event_seq(), 3 + kPolls);
+  for (int i = 0; i < task.events_size(); ++i) {
+    EXPECT_EQ(task.events(i).seq(), i + 1);
+  }
+  EXPECT_EQ(task.events(2 + kPolls).polled().progress_percent(), kPolls - 1);
+  EXPECT_EQ(task.poll_count(), kPolls);
+
+  // Without the timeline the answer is the same task.
+  Task without_events = task;
+  without_events.clear_events();
+  EXPECT_EQ(Get(id, /*events=*/false).SerializeAsString(),
+            without_events.SerializeAsString());
+}
+
 TEST_F(E2eTest, LifecycleViolationsAreFailedPreconditionNamingTheState) {
   const std::string id = Submit("acct-1").task_id();
   RecordEventRequest download;

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/test_support.h"
@@ -16,6 +17,7 @@
 namespace tasktrail::testing {
 namespace {
 
+using ::testing::HasSubstr;
 using Stub = v1::TaskTracker::Stub;
 
 std::unique_ptr<grpc::ClientContext> Context() {
@@ -360,6 +362,45 @@ TEST(MalformedTest, EveryMalformedRequestGetsItsOwnCodeAndTheServerStaysUp) {
   ASSERT_TRUE(stub->GetTask(Context().get(), get, &task).ok());
   EXPECT_EQ(task.events_size(), 1);
   EXPECT_EQ(task.state(), v1::TASK_STATE_SUBMITTED);
+}
+
+TEST(MalformedTest, GetTaskBytesThatDoNotParseAreInvalidArgument) {
+  TempDir db;
+  ServerProcess server(db.path());
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  auto channel =
+      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  // A length-delimited field 1 (task_id) that claims 100 bytes and has 2.
+  const std::string truncated = std::string("\x0a\x64", 2) + "ab";
+  grpc::Slice slice(truncated);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  auto context = Context();
+  grpc::CompletionQueue queue;
+  auto call = generic.PrepareUnaryCall(
+      context.get(), "/tasktrail.v1.TaskTracker/GetTask", request, &queue);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(queue.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("GetTaskRequest"));
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+
+  // The server still answers typed calls of the same method.
+  auto stub = server.NewStub();
+  v1::GetTaskRequest get;
+  get.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+  v1::Task task;
+  EXPECT_EQ(stub->GetTask(Context().get(), get, &task).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 TEST(OverloadTest, CallsOverTheInFlightCapAreRefusedQuickly) {
