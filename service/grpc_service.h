@@ -36,8 +36,9 @@ struct EdgeOptions {
 };
 
 // GetTask is served raw (ByteBuffer in and out): its answer is composed
-// from the stored bytes, so the edge neither parses nor serializes a Task.
-// On the wire it is the same method with the same messages.
+// from the stored bytes (Tracker::GetTaskBytes), so no Task is parsed and
+// serialized again. On the wire it is the same method with the same
+// messages.
 class TaskTrackerService final
     : public v1::TaskTracker::WithRawCallbackMethod_GetTask<
           v1::TaskTracker::CallbackService> {

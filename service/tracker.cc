@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "service/errors.h"
 #include "service/fingerprint.h"
 #include "service/lifecycle.h"
@@ -32,6 +33,52 @@ using v1::TaskEvent;
 // (length-delimited).
 constexpr uint64_t kTaskEventsTag =
     (static_cast<uint64_t>(Task::kEventsFieldNumber) << 3) | 2;
+
+// The last_event_seq of a serialized Task, found by walking the message's
+// top-level fields without parsing them. DATA_LOSS when the bytes are not a
+// well-formed message (a truncated field, an unknown wire type).
+absl::StatusOr<int64_t> ReadLastEventSeq(absl::string_view task_id,
+                                         absl::string_view snapshot) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(snapshot.data()),
+      static_cast<int>(snapshot.size()));
+  int64_t last_event_seq = 0;
+  bool well_formed = true;
+  while (well_formed) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) break;  // the end, or a malformed tag (checked below)
+    switch (tag & 7) {
+      case 0: {  // varint
+        uint64_t value = 0;
+        well_formed = in.ReadVarint64(&value);
+        if (static_cast<int>(tag >> 3) == Task::kLastEventSeqFieldNumber) {
+          last_event_seq = static_cast<int64_t>(value);
+        }
+        break;
+      }
+      case 1:  // fixed64
+        well_formed = in.Skip(8);
+        break;
+      case 2: {  // length-delimited
+        uint32_t length = 0;
+        well_formed =
+            in.ReadVarint32(&length) && in.Skip(static_cast<int>(length));
+        break;
+      }
+      case 5:  // fixed32
+        well_formed = in.Skip(4);
+        break;
+      default:  // groups do not occur in proto3
+        well_formed = false;
+    }
+  }
+  if (!well_formed ||
+      in.CurrentPosition() != static_cast<int>(snapshot.size())) {
+    return absl::DataLossError(
+        absl::StrCat("stored task ", task_id, " does not parse"));
+  }
+  return last_event_seq;
+}
 
 // Appends `value` as a protobuf base-128 varint.
 void AppendVarint(uint64_t value, std::string* out) {
@@ -718,14 +765,9 @@ absl::StatusOr<std::string> Tracker::GetTaskBytes(
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   std::string bytes;
   RETURN_IF_ERROR(store_->AppendTaskBytes(request.task_id(), &bytes));
+  ASSIGN_OR_RETURN(const int64_t last_event_seq,
+                   ReadLastEventSeq(request.task_id(), bytes));
   if (!request.include_events()) return bytes;
-  // The timeline's length comes from the snapshot's last_event_seq, the one
-  // field parsed here.
-  Task snapshot;
-  if (!snapshot.ParseFromString(bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("stored task ", request.task_id(), " does not parse"));
-  }
   const auto append_event = [&bytes](absl::string_view event) {
     AppendVarint(kTaskEventsTag, &bytes);
     AppendVarint(event.size(), &bytes);
@@ -735,9 +777,9 @@ absl::StatusOr<std::string> Tracker::GetTaskBytes(
   // A timeline's seqs are 1..last_event_seq without gaps: short ones are
   // fetched by point lookups, long ones by a bounded scan.
   constexpr int64_t kPointLookupLimit = 64;
-  if (snapshot.last_event_seq() <= kPointLookupLimit) {
-    RETURN_IF_ERROR(store_->VisitEventRange(
-        request.task_id(), 1, snapshot.last_event_seq(), append_event));
+  if (last_event_seq <= kPointLookupLimit) {
+    RETURN_IF_ERROR(store_->VisitEventRange(request.task_id(), 1,
+                                            last_event_seq, append_event));
   } else {
     RETURN_IF_ERROR(store_->VisitEvents(
         request.task_id(), 0, options_.max_events_returned, append_event));

@@ -127,15 +127,18 @@ class Tracker {
   absl::StatusOr<v1::RecordEventResponse> RecordEvent(
       const v1::RecordEventRequest& request, absl::string_view actor);
 
-  // One task; its timeline when `include_events`. NOT_FOUND when unknown;
-  // DATA_LOSS when what is stored does not parse.
+  // One task; its timeline when `include_events`. NOT_FOUND when unknown,
+  // INVALID_ARGUMENT for a malformed id, DATA_LOSS when what is stored does
+  // not parse or RocksDB finds a checksum mismatch.
   absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
 
-  // GetTask's answer serialized, composed from the stored bytes without
-  // parsing them (what the gRPC edge sends): the snapshot, followed by each
-  // event of the timeline as an entry of Task.events (a message followed by
-  // a field of the same message parses as their merge). NOT_FOUND when
-  // unknown.
+  // GetTask's answer serialized, composed from the stored bytes (what the
+  // gRPC edge sends): the snapshot, followed by each event of the timeline
+  // as an entry of Task.events (a message followed by a field of the same
+  // message parses as their merge). Only the snapshot's framing is read
+  // (for last_event_seq); the bytes are not parsed, so beyond RocksDB's
+  // block checksums a malformed field inside them reaches the client as it
+  // is. Errors as GetTask's.
   absl::StatusOr<std::string> GetTaskBytes(
       const v1::GetTaskRequest& request) const;
 

@@ -165,8 +165,9 @@ class TaskStore {
   absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
 
   // Appends the stored snapshot of the task, a serialized v1::Task without
-  // events, to `out` as it is stored (not parsed). NOT_FOUND when unknown,
-  // and `out` is then unchanged.
+  // events, to `out` as it is stored (not parsed). NOT_FOUND when unknown;
+  // DATA_LOSS when RocksDB finds a checksum mismatch; `out` is unchanged on
+  // error.
   absl::Status AppendTaskBytes(absl::string_view task_id,
                                std::string* out) const;
 

@@ -117,6 +117,29 @@ TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
   EXPECT_EQ(replay->task().poll_count(), 2);
 }
 
+TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossWithOrWithoutEvents) {
+  const std::string id = Submit();
+  ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "").ok());
+  v1::GetTaskRequest get;
+  get.set_task_id(id);
+  auto stored = tracker_->GetTaskBytes(get);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  // The stored snapshot, cut inside its last field.
+  ASSERT_TRUE(store_
+                  ->WriteRaw({store::RawMutation{
+                      store::ColumnFamily::kTasks, id,
+                      stored->substr(0, stored->size() - 1)}})
+                  .ok());
+  for (const bool include_events : {false, true}) {
+    SCOPED_TRACE(include_events);
+    get.set_include_events(include_events);
+    EXPECT_EQ(tracker_->GetTaskBytes(get).status().code(),
+              absl::StatusCode::kDataLoss);
+    EXPECT_EQ(tracker_->GetTask(get).status().code(),
+              absl::StatusCode::kDataLoss);
+  }
+}
+
 TEST_F(TrackerTest, ActorIsRecordedOnEveryEvent) {
   const std::string id = Submit();
   ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "poller-7").ok());
