@@ -29,20 +29,13 @@ grpc::Status Respond(absl::StatusOr<T> result, Response* response) {
   return grpc::Status::OK;
 }
 
-// Parses a request that arrived as bytes; false when it does not parse.
-bool ParseRequest(const grpc::ByteBuffer& bytes,
-                  google::protobuf::MessageLite* request) {
-  std::vector<grpc::Slice> slices;
-  if (!bytes.Dump(&slices).ok()) return false;
-  if (slices.size() == 1) {
-    return request->ParseFromArray(slices[0].begin(),
-                                   static_cast<int>(slices[0].size()));
-  }
-  std::string joined;
-  for (const grpc::Slice& slice : slices) {
-    joined.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return request->ParseFromString(joined);
+// Parses a request that arrived as bytes, as a typed method would; false
+// when it does not parse.
+template <typename Request>
+bool ParseRequest(const grpc::ByteBuffer& bytes, Request* request) {
+  grpc::ByteBuffer readable(bytes);  // shares the slices; Deserialize drains it
+  return grpc::SerializationTraits<Request>::Deserialize(&readable, request)
+      .ok();
 }
 
 // A WatchTask stream: the stored timeline after `after_seq`, then live events,

@@ -31,8 +31,8 @@ using v1::TaskEvent;
 
 // The key of a Task.events entry on the wire: field number and wire type 2
 // (length-delimited).
-constexpr uint64_t kTaskEventsTag =
-    (static_cast<uint64_t>(Task::kEventsFieldNumber) << 3) | 2;
+constexpr uint32_t kTaskEventsTag =
+    (static_cast<uint32_t>(Task::kEventsFieldNumber) << 3) | 2;
 
 // The last_event_seq of a serialized Task, found by walking the message's
 // top-level fields without parsing them. DATA_LOSS when the bytes are not a
@@ -78,15 +78,6 @@ absl::StatusOr<int64_t> ReadLastEventSeq(absl::string_view task_id,
         absl::StrCat("stored task ", task_id, " does not parse"));
   }
   return last_event_seq;
-}
-
-// Appends `value` as a protobuf base-128 varint.
-void AppendVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
 }
 
 constexpr absl::string_view kPageTokenPrefix = "v1:";
@@ -769,8 +760,12 @@ absl::StatusOr<std::string> Tracker::GetTaskBytes(
                    ReadLastEventSeq(request.task_id(), bytes));
   if (!request.include_events()) return bytes;
   const auto append_event = [&bytes](absl::string_view event) {
-    AppendVarint(kTaskEventsTag, &bytes);
-    AppendVarint(event.size(), &bytes);
+    using google::protobuf::io::CodedOutputStream;
+    uint8_t header[10];  // a tag and a length: two varint32s, 5 bytes each
+    uint8_t* end = CodedOutputStream::WriteTagToArray(kTaskEventsTag, header);
+    end = CodedOutputStream::WriteVarint32ToArray(
+        static_cast<uint32_t>(event.size()), end);
+    bytes.append(reinterpret_cast<const char*>(header), end - header);
     bytes.append(event.data(), event.size());
     return absl::OkStatus();
   };

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -369,28 +370,23 @@ TEST(MalformedTest, GetTaskBytesThatDoNotParseAreInvalidArgument) {
   ServerProcess server(db.path());
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
-  auto channel =
-      grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
-  grpc::GenericStub generic(channel);
+  grpc::GenericStub generic(grpc::CreateChannel(
+      server.address(), grpc::InsecureChannelCredentials()));
   // A length-delimited field 1 (task_id) that claims 100 bytes and has 2.
   const std::string truncated = std::string("\x0a\x64", 2) + "ab";
   grpc::Slice slice(truncated);
-  grpc::ByteBuffer request(&slice, 1);
+  const grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   auto context = Context();
-  grpc::CompletionQueue queue;
-  auto call = generic.PrepareUnaryCall(
-      context.get(), "/tasktrail.v1.TaskTracker/GetTask", request, &queue);
-  call->StartCall();
   grpc::Status status;
-  call->Finish(&response, &status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  const bool answered = queue.Next(&tag, &ok);
-  queue.Shutdown();
-  while (queue.Next(&tag, &ok)) {
-  }
-  ASSERT_TRUE(answered);
+  absl::Notification answered;
+  generic.UnaryCall(context.get(), "/tasktrail.v1.TaskTracker/GetTask",
+                    grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status result) {
+                      status = std::move(result);
+                      answered.Notify();
+                    });
+  answered.WaitForNotification();  // the context's deadline bounds the wait
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
       << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("GetTaskRequest"));
