@@ -18,7 +18,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
   echo "usage: $0 [SECONDS_PER_TARGET]" >&2
   exit 2
 fi
-targets=(${FUZZ_TARGETS:-validator catalog failure_rules keys scrubber})
+targets=(${FUZZ_TARGETS:-validator catalog failure_rules keys scrubber snapshot})
 
 # The project's dependencies with the test tools, which include clang and
 # its sanitizer/libFuzzer runtimes.

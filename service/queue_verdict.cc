@@ -7,59 +7,60 @@
 #include "absl/strings/str_format.h"
 #include "service/lifecycle.h"
 #include "service/time_util.h"
+#include "service/wire_fields.h"
 
 namespace tasktrail {
 namespace {
 
-std::string TypicalText(const v1::Task& task, const TypicalWait& typical) {
+std::string TypicalText(const QueueFacts& task, const TypicalWait& typical) {
   if (typical.samples == 0) {
-    return absl::StrCat("no typical wait is known yet for ", task.model());
+    return absl::StrCat("no typical wait is known yet for ", task.model);
   }
-  return absl::StrCat("typical wait for ", task.model(), ": p50 ",
+  return absl::StrCat("typical wait for ", task.model, ": p50 ",
                       HumanSpan(typical.p50), ", p90 ", HumanSpan(typical.p90),
                       " over ", typical.samples, " recent task",
                       typical.samples == 1 ? "" : "s");
 }
 
-std::string PositionText(const v1::Task& task) {
-  return task.queue_position() > 0
-             ? absl::StrCat(", position ", task.queue_position())
+std::string PositionText(const QueueFacts& task) {
+  return task.queue_position > 0
+             ? absl::StrCat(", position ", task.queue_position)
              : "";
 }
 
-std::string EtaText(const v1::Task& task) {
-  if (!task.has_upstream_eta()) return "";
+std::string EtaText(const QueueFacts& task) {
+  if (!task.upstream_eta.has_value()) return "";
   return absl::StrCat(" The provider itself estimates about ",
-                      HumanSpan(FromProtoDuration(task.upstream_eta())),
+                      HumanSpan(*task.upstream_eta),
                       " remaining (its estimate, not a promise).");
 }
 
-std::string FinishedAdvice(const v1::Task& task) {
-  switch (task.state()) {
+std::string FinishedAdvice(const QueueFacts& task) {
+  switch (task.state) {
     case v1::TASK_STATE_SUCCEEDED:
       return "Finished successfully; the results are on the task.";
     case v1::TASK_STATE_CANCELED:
       return absl::StrCat("Canceled",
-                          task.failure().message().empty()
+                          task.failure_message.empty()
                               ? ""
-                              : absl::StrCat(": ", task.failure().message()),
+                              : absl::StrCat(": ", task.failure_message),
                           "; submit again only if the user still wants it.");
     default: {
-      const std::string cause = task.failure().cause().empty()
-                                    ? "the cause was not recognised"
-                                    : task.failure().cause();
+      const absl::string_view cause = task.failure_cause.empty()
+                                          ? "the cause was not recognised"
+                                          : task.failure_cause;
       // Built-in causes already say whether a retry helps.
       if (absl::StrContains(cause, "retry")) {
         return absl::StrCat("Failed: ", cause, ".");
       }
-      if (task.failure().category() == v1::FAILURE_CATEGORY_UNKNOWN) {
+      if (task.failure_category == v1::FAILURE_CATEGORY_UNKNOWN) {
         return absl::StrCat("Failed: ", cause,
                             ". Whether a retry helps is not known; read the "
                             "raw message before advising the user.");
       }
       return absl::StrCat(
           "Failed: ", cause, ". ",
-          task.failure().retryable()
+          task.failure_retryable
               ? "Retrying later should work."
               : "Retrying unchanged will fail again; fix the cause first.");
     }
@@ -80,50 +81,208 @@ std::string HumanSpan(absl::Duration span) {
   return absl::StrFormat("%dh%02dm", seconds / 3600, (seconds % 3600) / 60);
 }
 
-v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
+QueueFacts QueueFactsOf(const v1::Task& task) {
+  QueueFacts facts;
+  facts.task_id = task.task_id();
+  facts.model = task.model();
+  facts.state = task.state();
+  facts.create_time = FromProtoTime(task.create_time());
+  facts.queue_enter_time = FromProtoTime(task.queue_enter_time());
+  facts.queue_exit_time = FromProtoTime(task.queue_exit_time());
+  facts.last_upstream_event_time =
+      FromProtoTime(task.last_upstream_event_time());
+  if (task.has_last_poll_time()) {
+    facts.last_poll_time = FromProtoTime(task.last_poll_time());
+  }
+  facts.upstream_status = task.upstream_status();
+  facts.queue_position = task.queue_position();
+  facts.progress_percent = task.progress_percent();
+  if (task.has_upstream_eta()) {
+    facts.upstream_eta = FromProtoDuration(task.upstream_eta());
+  }
+  facts.failure_category = task.failure().category();
+  facts.failure_message = task.failure().message();
+  facts.failure_cause = task.failure().cause();
+  facts.failure_retryable = task.failure().retryable();
+  return facts;
+}
+
+bool operator==(const QueueFacts& a, const QueueFacts& b) {
+  return a.task_id == b.task_id && a.model == b.model && a.state == b.state &&
+         a.create_time == b.create_time &&
+         a.queue_enter_time == b.queue_enter_time &&
+         a.queue_exit_time == b.queue_exit_time &&
+         a.last_upstream_event_time == b.last_upstream_event_time &&
+         a.last_poll_time == b.last_poll_time &&
+         a.upstream_status == b.upstream_status &&
+         a.queue_position == b.queue_position &&
+         a.progress_percent == b.progress_percent &&
+         a.upstream_eta == b.upstream_eta &&
+         a.failure_category == b.failure_category &&
+         a.failure_message == b.failure_message &&
+         a.failure_cause == b.failure_cause &&
+         a.failure_retryable == b.failure_retryable;
+}
+
+absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
+  // Timestamps and Durations are read as their two fields, so that a
+  // submessage repeated on the wire merges field by field as protobuf's
+  // parser merges it.
+  struct Span {
+    int64_t seconds = 0;
+    int32_t nanos = 0;
+    absl::Duration Length() const {
+      return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+    }
+    absl::Time Time() const { return absl::UnixEpoch() + Length(); }
+  };
+  const auto merge_span = [](absl::string_view payload, Span* span) {
+    // Timestamp and Duration number their fields alike.
+    static_assert(google::protobuf::Timestamp::kSecondsFieldNumber ==
+                      google::protobuf::Duration::kSecondsFieldNumber &&
+                  google::protobuf::Timestamp::kNanosFieldNumber ==
+                      google::protobuf::Duration::kNanosFieldNumber);
+    return ForEachWireField(payload, [span](const WireField& field) {
+      if (field.type != WireType::kVarint) return;
+      if (field.number == google::protobuf::Timestamp::kSecondsFieldNumber) {
+        span->seconds = static_cast<int64_t>(field.value);
+      } else if (field.number ==
+                 google::protobuf::Timestamp::kNanosFieldNumber) {
+        span->nanos = static_cast<int32_t>(field.value);
+      }
+    });
+  };
+  QueueFacts facts;
+  Span create, enter, exit, upstream, poll, eta;
+  bool has_poll = false;
+  bool has_eta = false;
+  bool well_formed = true;
+  const auto read_failure = [&facts](const WireField& field) {
+    using v1::Failure;
+    if (field.type == WireType::kVarint) {
+      if (field.number == Failure::kCategoryFieldNumber) {
+        facts.failure_category =
+            static_cast<v1::FailureCategory>(static_cast<int32_t>(field.value));
+      } else if (field.number == Failure::kRetryableFieldNumber) {
+        facts.failure_retryable = field.value != 0;
+      }
+    } else if (field.type == WireType::kLengthDelimited) {
+      if (field.number == Failure::kMessageFieldNumber) {
+        facts.failure_message = field.payload;
+      } else if (field.number == Failure::kCauseFieldNumber) {
+        facts.failure_cause = field.payload;
+      }
+    }
+  };
+  const bool framed = ForEachWireField(snapshot, [&](const WireField& field) {
+    using v1::Task;
+    if (field.type == WireType::kVarint) {
+      switch (field.number) {
+        case Task::kStateFieldNumber:
+          facts.state =
+              static_cast<v1::TaskState>(static_cast<int32_t>(field.value));
+          break;
+        case Task::kQueuePositionFieldNumber:
+          facts.queue_position = static_cast<int64_t>(field.value);
+          break;
+        case Task::kProgressPercentFieldNumber:
+          facts.progress_percent = static_cast<int32_t>(field.value);
+          break;
+      }
+      return;
+    }
+    if (field.type != WireType::kLengthDelimited) return;
+    Span* span = nullptr;
+    switch (field.number) {
+      case Task::kTaskIdFieldNumber:
+        facts.task_id = field.payload;
+        return;
+      case Task::kModelFieldNumber:
+        facts.model = field.payload;
+        return;
+      case Task::kUpstreamStatusFieldNumber:
+        facts.upstream_status = field.payload;
+        return;
+      case Task::kFailureFieldNumber:
+        well_formed &= ForEachWireField(field.payload, read_failure);
+        return;
+      case Task::kCreateTimeFieldNumber:
+        span = &create;
+        break;
+      case Task::kQueueEnterTimeFieldNumber:
+        span = &enter;
+        break;
+      case Task::kQueueExitTimeFieldNumber:
+        span = &exit;
+        break;
+      case Task::kLastUpstreamEventTimeFieldNumber:
+        span = &upstream;
+        break;
+      case Task::kLastPollTimeFieldNumber:
+        has_poll = true;
+        span = &poll;
+        break;
+      case Task::kUpstreamEtaFieldNumber:
+        has_eta = true;
+        span = &eta;
+        break;
+      default:
+        return;
+    }
+    well_formed &= merge_span(field.payload, span);
+  });
+  if (!framed || !well_formed) return absl::nullopt;
+  facts.create_time = create.Time();
+  facts.queue_enter_time = enter.Time();
+  facts.queue_exit_time = exit.Time();
+  facts.last_upstream_event_time = upstream.Time();
+  if (has_poll) facts.last_poll_time = poll.Time();
+  if (has_eta) facts.upstream_eta = eta.Length();
+  return facts;
+}
+
+v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                            absl::Time now, absl::Duration stale_after) {
   v1::QueueStatus status;
-  status.set_task_id(task.task_id());
-  status.set_state(task.state());
-  status.set_queued(task.state() == v1::TASK_STATE_SUBMITTED ||
-                    task.state() == v1::TASK_STATE_QUEUED);
-  const absl::Time entered = IsSet(task.queue_enter_time())
-                                 ? FromProtoTime(task.queue_enter_time())
-                                 : FromProtoTime(task.create_time());
-  const absl::Time left = IsSet(task.queue_exit_time())
-                              ? FromProtoTime(task.queue_exit_time())
-                              : now;
+  status.set_task_id(task.task_id.data(), task.task_id.size());
+  status.set_state(task.state);
+  status.set_queued(task.state == v1::TASK_STATE_SUBMITTED ||
+                    task.state == v1::TASK_STATE_QUEUED);
+  const absl::Time entered = task.queue_enter_time != absl::UnixEpoch()
+                                 ? task.queue_enter_time
+                                 : task.create_time;
+  const absl::Time left =
+      task.queue_exit_time != absl::UnixEpoch() ? task.queue_exit_time : now;
   const absl::Duration in_queue = left - entered;
   *status.mutable_time_in_queue() = ToProtoDuration(in_queue);
-  if (task.has_last_poll_time()) {
-    *status.mutable_last_poll_time() = task.last_poll_time();
+  if (task.last_poll_time.has_value()) {
+    *status.mutable_last_poll_time() = ToProtoTime(*task.last_poll_time);
   }
-  status.set_upstream_status(task.upstream_status());
-  status.set_queue_position(task.queue_position());
+  status.set_upstream_status(task.upstream_status.data(),
+                             task.upstream_status.size());
+  status.set_queue_position(task.queue_position);
   *status.mutable_typical_wait_p50() = ToProtoDuration(typical.p50);
   *status.mutable_typical_wait_p90() = ToProtoDuration(typical.p90);
   status.set_typical_wait_samples(typical.samples);
-  if (task.has_upstream_eta() && !IsFinished(task.state())) {
-    *status.mutable_upstream_eta() = task.upstream_eta();
+  if (task.upstream_eta.has_value() && !IsFinished(task.state)) {
+    *status.mutable_upstream_eta() = ToProtoDuration(*task.upstream_eta);
   }
 
   const std::string poll =
-      task.has_last_poll_time()
-          ? absl::StrCat(", last poll ",
-                         HumanSpan(now - FromProtoTime(task.last_poll_time())),
+      task.last_poll_time.has_value()
+          ? absl::StrCat(", last poll ", HumanSpan(now - *task.last_poll_time),
                          " ago")
           : ", not polled yet";
-  if (IsFinished(task.state())) {
+  if (IsFinished(task.state)) {
     status.set_verdict(v1::QUEUE_VERDICT_FINISHED);
-    status.set_resubmit_advised(task.state() == v1::TASK_STATE_FAILED &&
-                                task.failure().retryable());
+    status.set_resubmit_advised(task.state == v1::TASK_STATE_FAILED &&
+                                task.failure_retryable);
     status.set_advice(FinishedAdvice(task));
     return status;
   }
-  const bool upstream_side = task.state() == v1::TASK_STATE_QUEUED ||
-                             task.state() == v1::TASK_STATE_RUNNING;
-  const absl::Time last_upstream =
-      FromProtoTime(task.last_upstream_event_time());
+  const bool upstream_side = task.state == v1::TASK_STATE_QUEUED ||
+                             task.state == v1::TASK_STATE_RUNNING;
+  const absl::Time last_upstream = task.last_upstream_event_time;
   if (upstream_side && now - last_upstream > stale_after) {
     // An estimate older than the stale limit is no estimate.
     status.clear_upstream_eta();
@@ -136,7 +295,7 @@ v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
         "resubmitting would only add a second charge."));
     return status;
   }
-  switch (task.state()) {
+  switch (task.state) {
     case v1::TASK_STATE_SUBMITTED:
       status.set_verdict(v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM);
       status.set_advice(absl::StrCat(
@@ -148,7 +307,7 @@ v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
     case v1::TASK_STATE_RUNNING:
       status.set_verdict(v1::QUEUE_VERDICT_RUNNING);
       status.set_advice(absl::StrCat("The provider is generating (progress ",
-                                     task.progress_percent(), "%", poll,
+                                     task.progress_percent, "%", poll,
                                      "); do not resubmit.", EtaText(task)));
       break;
     default:

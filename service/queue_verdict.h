@@ -17,8 +17,14 @@
 #ifndef TASKTRAIL_SERVICE_QUEUE_VERDICT_H_
 #define TASKTRAIL_SERVICE_QUEUE_VERDICT_H_
 
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "service/queue_waits.h"
+#include "tasktrail/v1/task.pb.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace tasktrail {
@@ -26,7 +32,42 @@ namespace tasktrail {
 // The fewest samples for which a wait is judged against the model's p90.
 inline constexpr int64_t kMinSamplesForVerdict = 5;
 
-v1::QueueStatus JudgeQueue(const v1::Task& task, const TypicalWait& typical,
+// What JudgeQueue reads of a task: its fields of those names. A time that
+// is not set is the Unix epoch. The strings view the v1::Task or the
+// snapshot bytes they were read from and are valid as long as those are.
+struct QueueFacts {
+  absl::string_view task_id;
+  absl::string_view model;
+  v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
+  absl::Time create_time = absl::UnixEpoch();
+  absl::Time queue_enter_time = absl::UnixEpoch();
+  absl::Time queue_exit_time = absl::UnixEpoch();
+  absl::Time last_upstream_event_time = absl::UnixEpoch();
+  absl::optional<absl::Time> last_poll_time;
+  absl::string_view upstream_status;
+  int64_t queue_position = 0;
+  int32_t progress_percent = 0;
+  absl::optional<absl::Duration> upstream_eta;
+  // failure.category, failure.message, failure.cause, failure.retryable.
+  v1::FailureCategory failure_category = v1::FAILURE_CATEGORY_UNSPECIFIED;
+  absl::string_view failure_message;
+  absl::string_view failure_cause;
+  bool failure_retryable = false;
+
+  friend bool operator==(const QueueFacts& a, const QueueFacts& b);
+};
+
+// The facts of a parsed task.
+QueueFacts QueueFactsOf(const v1::Task& task);
+
+// The facts of a serialized v1::Task (a stored snapshot), read from its
+// fields without parsing the rest: what QueueFactsOf would return for the
+// parsed task. nullopt when the bytes are not well-formed wire format (see
+// ForEachWireField); the fields it reads are not checked further (a string
+// that is not UTF-8, which a full parse would refuse, is read as it is).
+absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot);
+
+v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                            absl::Time now, absl::Duration stale_after);
 
 // "45s", "12m", "1h05m": a span in the words support uses.

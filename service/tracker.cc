@@ -22,6 +22,7 @@
 #include "service/time_util.h"
 #include "service/timeline.h"
 #include "service/validator.h"
+#include "service/wire_fields.h"
 
 namespace tasktrail {
 namespace {
@@ -34,48 +35,24 @@ using v1::TaskEvent;
 constexpr uint32_t kTaskEventsTag =
     (static_cast<uint32_t>(Task::kEventsFieldNumber) << 3) | 2;
 
+absl::Status SnapshotDoesNotParse(absl::string_view task_id) {
+  return absl::DataLossError(
+      absl::StrCat("stored task ", task_id, " does not parse"));
+}
+
 // The last_event_seq of a serialized Task, found by walking the message's
-// top-level fields without parsing them. DATA_LOSS when the bytes are not a
-// well-formed message (a truncated field, an unknown wire type).
+// fields without parsing them. DATA_LOSS when the bytes are not well-formed
+// wire format (see ForEachWireField).
 absl::StatusOr<int64_t> ReadLastEventSeq(absl::string_view task_id,
                                          absl::string_view snapshot) {
-  google::protobuf::io::CodedInputStream in(
-      reinterpret_cast<const uint8_t*>(snapshot.data()),
-      static_cast<int>(snapshot.size()));
   int64_t last_event_seq = 0;
-  bool well_formed = true;
-  while (well_formed) {
-    const uint32_t tag = in.ReadTag();
-    if (tag == 0) break;  // the end, or a malformed tag (checked below)
-    switch (tag & 7) {
-      case 0: {  // varint
-        uint64_t value = 0;
-        well_formed = in.ReadVarint64(&value);
-        if (static_cast<int>(tag >> 3) == Task::kLastEventSeqFieldNumber) {
-          last_event_seq = static_cast<int64_t>(value);
+  if (!ForEachWireField(snapshot, [&last_event_seq](const WireField& field) {
+        if (field.number == Task::kLastEventSeqFieldNumber &&
+            field.type == WireType::kVarint) {
+          last_event_seq = static_cast<int64_t>(field.value);
         }
-        break;
-      }
-      case 1:  // fixed64
-        well_formed = in.Skip(8);
-        break;
-      case 2: {  // length-delimited
-        uint32_t length = 0;
-        well_formed =
-            in.ReadVarint32(&length) && in.Skip(static_cast<int>(length));
-        break;
-      }
-      case 5:  // fixed32
-        well_formed = in.Skip(4);
-        break;
-      default:  // groups do not occur in proto3
-        well_formed = false;
-    }
-  }
-  if (!well_formed ||
-      in.CurrentPosition() != static_cast<int>(snapshot.size())) {
-    return absl::DataLossError(
-        absl::StrCat("stored task ", task_id, " does not parse"));
+      })) {
+    return SnapshotDoesNotParse(task_id);
   }
   return last_event_seq;
 }
@@ -745,8 +722,7 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
   ASSIGN_OR_RETURN(const std::string bytes, GetTaskBytes(request));
   Task task;
   if (!task.ParseFromString(bytes)) {
-    return absl::DataLossError(
-        absl::StrCat("stored task ", request.task_id(), " does not parse"));
+    return SnapshotDoesNotParse(request.task_id());
   }
   return task;
 }
@@ -851,9 +827,20 @@ absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
 absl::StatusOr<v1::QueueStatus> Tracker::GetQueueStatus(
     const v1::GetQueueStatusRequest& request) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
-  ASSIGN_OR_RETURN(TypicalWait typical, waits_.Typical(task.model()));
-  return JudgeQueue(task, typical, clock_->Now(), options_.stale_after);
+  // Judged from the snapshot where it lies: of its fields only those the
+  // verdict needs are read.
+  v1::QueueStatus status;
+  RETURN_IF_ERROR(store_->VisitTask(
+      request.task_id(), [&](absl::string_view snapshot) -> absl::Status {
+        const absl::optional<QueueFacts> facts = ReadQueueFacts(snapshot);
+        if (!facts.has_value()) return SnapshotDoesNotParse(request.task_id());
+        ASSIGN_OR_RETURN(const TypicalWait typical,
+                         waits_.Typical(facts->model));
+        status =
+            JudgeQueue(*facts, typical, clock_->Now(), options_.stale_after);
+        return absl::OkStatus();
+      }));
+  return status;
 }
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(

@@ -377,6 +377,14 @@ absl::Status TaskStore::AppendTaskBytes(absl::string_view task_id,
   return absl::OkStatus();
 }
 
+absl::Status TaskStore::VisitTask(absl::string_view task_id,
+                                  BytesVisitor visit) const {
+  rocksdb::PinnableSlice value;
+  absl::Status read = GetTaskValue(task_id, &value);
+  if (!read.ok()) return read;
+  return visit(absl::string_view(value.data(), value.size()));
+}
+
 absl::Status TaskStore::GetTaskValue(absl::string_view task_id,
                                      rocksdb::PinnableSlice* value) const {
   rocksdb::Status status =
@@ -416,7 +424,7 @@ absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEventRange(
 
 absl::Status TaskStore::VisitEvents(absl::string_view task_id,
                                     int64_t after_seq, int limit,
-                                    EventBytesVisitor visit) const {
+                                    BytesVisitor visit) const {
   const std::string prefix = EventPrefix(task_id);
   const std::string start = EventKey(task_id, after_seq + 1);
   std::string upper = prefix;
@@ -439,7 +447,7 @@ absl::Status TaskStore::VisitEvents(absl::string_view task_id,
 
 absl::Status TaskStore::VisitEventRange(absl::string_view task_id,
                                         int64_t first_seq, int64_t last_seq,
-                                        EventBytesVisitor visit) const {
+                                        BytesVisitor visit) const {
   if (last_seq < first_seq) return absl::OkStatus();
   const size_t count = static_cast<size_t>(last_seq - first_seq + 1);
   std::vector<std::string> keys;

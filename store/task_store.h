@@ -171,6 +171,15 @@ class TaskStore {
   absl::Status AppendTaskBytes(absl::string_view task_id,
                                std::string* out) const;
 
+  // Called with stored bytes, valid only during the call. An error stops
+  // the visit and is returned.
+  using BytesVisitor = absl::FunctionRef<absl::Status(absl::string_view)>;
+
+  // Calls `visit` with the bytes AppendTaskBytes would append, where they
+  // lie (no copy), and returns what it returns. NOT_FOUND (without calling
+  // `visit`) when unknown; DATA_LOSS when RocksDB finds a checksum mismatch.
+  absl::Status VisitTask(absl::string_view task_id, BytesVisitor visit) const;
+
   // Returns up to `limit` events of the task with seq > after_seq, oldest
   // first. An unknown task yields an empty list.
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(
@@ -182,16 +191,13 @@ class TaskStore {
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEventRange(
       absl::string_view task_id, int64_t first_seq, int64_t last_seq) const;
 
-  // Called with the stored bytes of one event, a serialized v1::TaskEvent,
-  // valid only during the call. An error stops the visit and is returned.
-  using EventBytesVisitor = absl::FunctionRef<absl::Status(absl::string_view)>;
-
   // ReadEvents and ReadEventRange without parsing: `visit` is called with
-  // each event they would return, in the same order.
+  // the stored bytes (a serialized v1::TaskEvent) of each event they would
+  // return, in the same order.
   absl::Status VisitEvents(absl::string_view task_id, int64_t after_seq,
-                           int limit, EventBytesVisitor visit) const;
+                           int limit, BytesVisitor visit) const;
   absl::Status VisitEventRange(absl::string_view task_id, int64_t first_seq,
-                               int64_t last_seq, EventBytesVisitor visit) const;
+                               int64_t last_seq, BytesVisitor visit) const;
 
   // Returns the record of `event_id` for the task, or nullopt when unseen.
   absl::StatusOr<absl::optional<EventIdRecord>> GetEventIdRecord(

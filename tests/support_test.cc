@@ -94,8 +94,15 @@ v1::Task MakeTask(const Snapshot& s) {
   return task;
 }
 
+// Judged as GetQueueStatus judges: from the serialized snapshot's facts.
 v1::QueueStatus Judge(const Snapshot& s, const TypicalWait& typical) {
-  return JudgeQueue(MakeTask(s), typical, kNow, kStale);
+  const std::string snapshot = MakeTask(s).SerializeAsString();
+  const absl::optional<QueueFacts> facts = ReadQueueFacts(snapshot);
+  if (!facts.has_value()) {
+    ADD_FAILURE() << "the snapshot's facts do not read";
+    return v1::QueueStatus();
+  }
+  return JudgeQueue(*facts, typical, kNow, kStale);
 }
 
 // ---------------------------------------------------------------------------

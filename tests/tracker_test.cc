@@ -117,7 +117,7 @@ TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
   EXPECT_EQ(replay->task().poll_count(), 2);
 }
 
-TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossWithOrWithoutEvents) {
+TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossOnEveryRead) {
   const std::string id = Submit();
   ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "").ok());
   v1::GetTaskRequest get;
@@ -138,6 +138,10 @@ TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossWithOrWithoutEvents) {
     EXPECT_EQ(tracker_->GetTask(get).status().code(),
               absl::StatusCode::kDataLoss);
   }
+  v1::GetQueueStatusRequest queue;
+  queue.set_task_id(id);
+  EXPECT_EQ(tracker_->GetQueueStatus(queue).status().code(),
+            absl::StatusCode::kDataLoss);
 }
 
 TEST_F(TrackerTest, ActorIsRecordedOnEveryEvent) {
