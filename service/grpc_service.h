@@ -13,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "grpcpp/support/message_allocator.h"
 #include "service/access.h"
 #include "service/event_hub.h"
 #include "service/tracker.h"
@@ -119,6 +120,10 @@ class TaskTrackerService final
   EventHub* const hub_;
   WorkPool* const writes_;
   const EdgeOptions options_;
+  // GetQueueStatus's request and response live on one arena per call.
+  const std::unique_ptr<
+      grpc::MessageAllocator<v1::GetQueueStatusRequest, v1::QueueStatus>>
+      queue_status_allocator_;
   std::atomic<int> in_flight_{0};
 };
 

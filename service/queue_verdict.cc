@@ -138,10 +138,10 @@ absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
   };
   const auto merge_span = [](absl::string_view payload, Span* span) {
     // Timestamp and Duration number their fields alike.
-    static_assert(google::protobuf::Timestamp::kSecondsFieldNumber ==
-                      google::protobuf::Duration::kSecondsFieldNumber &&
-                  google::protobuf::Timestamp::kNanosFieldNumber ==
-                      google::protobuf::Duration::kNanosFieldNumber);
+    static_assert(int{google::protobuf::Timestamp::kSecondsFieldNumber} ==
+                      int{google::protobuf::Duration::kSecondsFieldNumber} &&
+                  int{google::protobuf::Timestamp::kNanosFieldNumber} ==
+                      int{google::protobuf::Duration::kNanosFieldNumber});
     return ForEachWireField(payload, [span](const WireField& field) {
       if (field.type != WireType::kVarint) return;
       if (field.number == google::protobuf::Timestamp::kSecondsFieldNumber) {
@@ -241,31 +241,31 @@ absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
   return facts;
 }
 
-v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
-                           absl::Time now, absl::Duration stale_after) {
-  v1::QueueStatus status;
-  status.set_task_id(task.task_id.data(), task.task_id.size());
-  status.set_state(task.state);
-  status.set_queued(task.state == v1::TASK_STATE_SUBMITTED ||
-                    task.state == v1::TASK_STATE_QUEUED);
+void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
+                absl::Time now, absl::Duration stale_after,
+                v1::QueueStatus* status) {
+  status->set_task_id(task.task_id.data(), task.task_id.size());
+  status->set_state(task.state);
+  status->set_queued(task.state == v1::TASK_STATE_SUBMITTED ||
+                     task.state == v1::TASK_STATE_QUEUED);
   const absl::Time entered = task.queue_enter_time != absl::UnixEpoch()
                                  ? task.queue_enter_time
                                  : task.create_time;
   const absl::Time left =
       task.queue_exit_time != absl::UnixEpoch() ? task.queue_exit_time : now;
   const absl::Duration in_queue = left - entered;
-  *status.mutable_time_in_queue() = ToProtoDuration(in_queue);
+  *status->mutable_time_in_queue() = ToProtoDuration(in_queue);
   if (task.last_poll_time.has_value()) {
-    *status.mutable_last_poll_time() = ToProtoTime(*task.last_poll_time);
+    *status->mutable_last_poll_time() = ToProtoTime(*task.last_poll_time);
   }
-  status.set_upstream_status(task.upstream_status.data(),
-                             task.upstream_status.size());
-  status.set_queue_position(task.queue_position);
-  *status.mutable_typical_wait_p50() = ToProtoDuration(typical.p50);
-  *status.mutable_typical_wait_p90() = ToProtoDuration(typical.p90);
-  status.set_typical_wait_samples(typical.samples);
+  status->set_upstream_status(task.upstream_status.data(),
+                              task.upstream_status.size());
+  status->set_queue_position(task.queue_position);
+  *status->mutable_typical_wait_p50() = ToProtoDuration(typical.p50);
+  *status->mutable_typical_wait_p90() = ToProtoDuration(typical.p90);
+  status->set_typical_wait_samples(typical.samples);
   if (task.upstream_eta.has_value() && !IsFinished(task.state)) {
-    *status.mutable_upstream_eta() = ToProtoDuration(*task.upstream_eta);
+    *status->mutable_upstream_eta() = ToProtoDuration(*task.upstream_eta);
   }
 
   const std::string poll =
@@ -274,46 +274,46 @@ v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                          " ago")
           : ", not polled yet";
   if (IsFinished(task.state)) {
-    status.set_verdict(v1::QUEUE_VERDICT_FINISHED);
-    status.set_resubmit_advised(task.state == v1::TASK_STATE_FAILED &&
-                                task.failure_retryable);
-    status.set_advice(FinishedAdvice(task));
-    return status;
+    status->set_verdict(v1::QUEUE_VERDICT_FINISHED);
+    status->set_resubmit_advised(task.state == v1::TASK_STATE_FAILED &&
+                                 task.failure_retryable);
+    status->set_advice(FinishedAdvice(task));
+    return;
   }
   const bool upstream_side = task.state == v1::TASK_STATE_QUEUED ||
                              task.state == v1::TASK_STATE_RUNNING;
   const absl::Time last_upstream = task.last_upstream_event_time;
   if (upstream_side && now - last_upstream > stale_after) {
     // An estimate older than the stale limit is no estimate.
-    status.clear_upstream_eta();
-    status.set_verdict(v1::QUEUE_VERDICT_POLLING_STALLED);
-    status.set_advice(absl::StrCat(
+    status->clear_upstream_eta();
+    status->set_verdict(v1::QUEUE_VERDICT_POLLING_STALLED);
+    status->set_advice(absl::StrCat(
         "No update from the provider for ", HumanSpan(now - last_upstream),
         " (more than ", HumanSpan(stale_after),
         "): the gateway's poller has probably stopped polling it. Escalate to "
         "the gateway team first (do not report it to the provider yet); "
         "resubmitting would only add a second charge."));
-    return status;
+    return;
   }
   switch (task.state) {
     case v1::TASK_STATE_SUBMITTED:
-      status.set_verdict(v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM);
-      status.set_advice(absl::StrCat(
+      status->set_verdict(v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM);
+      status->set_advice(absl::StrCat(
           "Submitted ", HumanSpan(in_queue),
           " ago and not yet accepted by the provider; do not resubmit, that "
           "would only add a second charge.",
           EtaText(task)));
       break;
     case v1::TASK_STATE_RUNNING:
-      status.set_verdict(v1::QUEUE_VERDICT_RUNNING);
-      status.set_advice(absl::StrCat("The provider is generating (progress ",
-                                     task.progress_percent, "%", poll,
-                                     "); do not resubmit.", EtaText(task)));
+      status->set_verdict(v1::QUEUE_VERDICT_RUNNING);
+      status->set_advice(absl::StrCat("The provider is generating (progress ",
+                                      task.progress_percent, "%", poll,
+                                      "); do not resubmit.", EtaText(task)));
       break;
     default:
       if (typical.samples >= kMinSamplesForVerdict && in_queue > typical.p90) {
-        status.set_verdict(v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL);
-        status.set_advice(absl::StrCat(
+        status->set_verdict(v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL);
+        status->set_advice(absl::StrCat(
             "Queued at the provider for ", HumanSpan(in_queue),
             PositionText(task), poll, "; that is longer than usual (",
             TypicalText(task, typical),
@@ -321,8 +321,8 @@ v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
             "charged job; wait, or cancel and refund.",
             EtaText(task)));
       } else {
-        status.set_verdict(v1::QUEUE_VERDICT_QUEUED_NORMAL);
-        status.set_advice(
+        status->set_verdict(v1::QUEUE_VERDICT_QUEUED_NORMAL);
+        status->set_advice(
             absl::StrCat("Queued at the provider for ", HumanSpan(in_queue),
                          PositionText(task), poll, "; ",
                          typical.samples >= kMinSamplesForVerdict
@@ -332,7 +332,6 @@ v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                          "). Do not resubmit.", EtaText(task)));
       }
   }
-  return status;
 }
 
 }  // namespace tasktrail

@@ -67,8 +67,10 @@ QueueFacts QueueFactsOf(const v1::Task& task);
 // that is not UTF-8, which a full parse would refuse, is read as it is).
 absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot);
 
-v1::QueueStatus JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
-                           absl::Time now, absl::Duration stale_after);
+// Fills `status`, which is expected empty (it may live on an arena).
+void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
+                absl::Time now, absl::Duration stale_after,
+                v1::QueueStatus* status);
 
 // "45s", "12m", "1h05m": a span in the words support uses.
 std::string HumanSpan(absl::Duration span);

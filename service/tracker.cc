@@ -824,23 +824,21 @@ absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
   return response;
 }
 
-absl::StatusOr<v1::QueueStatus> Tracker::GetQueueStatus(
-    const v1::GetQueueStatusRequest& request) {
+absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
+                                     v1::QueueStatus* status) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   // Judged from the snapshot where it lies: of its fields only those the
   // verdict needs are read.
-  v1::QueueStatus status;
-  RETURN_IF_ERROR(store_->VisitTask(
+  return store_->VisitTask(
       request.task_id(), [&](absl::string_view snapshot) -> absl::Status {
         const absl::optional<QueueFacts> facts = ReadQueueFacts(snapshot);
         if (!facts.has_value()) return SnapshotDoesNotParse(request.task_id());
         ASSIGN_OR_RETURN(const TypicalWait typical,
                          waits_.Typical(facts->model));
-        status =
-            JudgeQueue(*facts, typical, clock_->Now(), options_.stale_after);
+        JudgeQueue(*facts, typical, clock_->Now(), options_.stale_after,
+                   status);
         return absl::OkStatus();
-      }));
-  return status;
+      });
 }
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(

@@ -146,9 +146,13 @@ class Tracker {
   absl::StatusOr<v1::ListTasksResponse> ListTasks(
       const v1::ListTasksRequest& request) const;
 
-  // "Is it still queued, and is that normal?" NOT_FOUND when unknown.
-  absl::StatusOr<v1::QueueStatus> GetQueueStatus(
-      const v1::GetQueueStatusRequest& request);
+  // "Is it still queued, and is that normal?": fills `status` (expected
+  // empty; it may live on the call's arena) with JudgeQueue's answer.
+  // INVALID_ARGUMENT for a malformed task id, NOT_FOUND when unknown,
+  // DATA_LOSS when the stored snapshot is not well formed; `status` is
+  // unchanged on error.
+  absl::Status GetQueueStatus(const v1::GetQueueStatusRequest& request,
+                              v1::QueueStatus* status);
 
   // Counts, failures, queue waits and incident hints over a recent window
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).

@@ -102,7 +102,9 @@ v1::QueueStatus Judge(const Snapshot& s, const TypicalWait& typical) {
     ADD_FAILURE() << "the snapshot's facts do not read";
     return v1::QueueStatus();
   }
-  return JudgeQueue(*facts, typical, kNow, kStale);
+  v1::QueueStatus status;
+  JudgeQueue(*facts, typical, kNow, kStale, &status);
+  return status;
 }
 
 // ---------------------------------------------------------------------------
@@ -525,9 +527,10 @@ class TrackerFixture : public TrackerFixtureBase {
   v1::QueueStatus Status(const std::string& id) {
     v1::GetQueueStatusRequest request;
     request.set_task_id(id);
-    auto status = tracker_->GetQueueStatus(request);
-    EXPECT_TRUE(status.ok()) << status.status();
-    return status.ok() ? *status : v1::QueueStatus();
+    v1::QueueStatus status;
+    const absl::Status judged = tracker_->GetQueueStatus(request, &status);
+    EXPECT_TRUE(judged.ok()) << judged;
+    return status;
   }
 
   v1::Task Get(const std::string& id) {
@@ -748,7 +751,8 @@ TEST_F(QueueTrackerTest, ResubmitAdvisedFollowsTheFailure) {
 TEST_F(QueueTrackerTest, UnknownTaskIsNotFound) {
   v1::GetQueueStatusRequest request;
   request.set_task_id("01ZZZZZZZZZZZZZZZZZZZZZZZZ");
-  EXPECT_EQ(tracker_->GetQueueStatus(request).status().code(),
+  v1::QueueStatus status;
+  EXPECT_EQ(tracker_->GetQueueStatus(request, &status).code(),
             absl::StatusCode::kNotFound);
 }
 

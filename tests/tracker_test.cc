@@ -140,8 +140,10 @@ TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossOnEveryRead) {
   }
   v1::GetQueueStatusRequest queue;
   queue.set_task_id(id);
-  EXPECT_EQ(tracker_->GetQueueStatus(queue).status().code(),
+  v1::QueueStatus status;
+  EXPECT_EQ(tracker_->GetQueueStatus(queue, &status).code(),
             absl::StatusCode::kDataLoss);
+  EXPECT_EQ(status.ByteSizeLong(), 0u);
 }
 
 TEST_F(TrackerTest, ActorIsRecordedOnEveryEvent) {
