@@ -31,7 +31,7 @@ std::string PositionText(const QueueFacts& task) {
 std::string EtaText(const QueueFacts& task) {
   if (!task.upstream_eta.has_value()) return "";
   return absl::StrCat(" The provider itself estimates about ",
-                      HumanSpan(*task.upstream_eta),
+                      HumanSpan(task.upstream_eta->AsDuration()),
                       " remaining (its estimate, not a promise).");
 }
 
@@ -67,6 +67,14 @@ std::string FinishedAdvice(const QueueFacts& task) {
   }
 }
 
+ProtoSpan SpanOf(const google::protobuf::Timestamp& time) {
+  return ProtoSpan{time.seconds(), time.nanos()};
+}
+
+ProtoSpan SpanOf(const google::protobuf::Duration& duration) {
+  return ProtoSpan{duration.seconds(), duration.nanos()};
+}
+
 }  // namespace
 
 std::string HumanSpan(absl::Duration span) {
@@ -86,20 +94,17 @@ QueueFacts QueueFactsOf(const v1::Task& task) {
   facts.task_id = task.task_id();
   facts.model = task.model();
   facts.state = task.state();
-  facts.create_time = FromProtoTime(task.create_time());
-  facts.queue_enter_time = FromProtoTime(task.queue_enter_time());
-  facts.queue_exit_time = FromProtoTime(task.queue_exit_time());
-  facts.last_upstream_event_time =
-      FromProtoTime(task.last_upstream_event_time());
+  facts.create_time = SpanOf(task.create_time());
+  facts.queue_enter_time = SpanOf(task.queue_enter_time());
+  facts.queue_exit_time = SpanOf(task.queue_exit_time());
+  facts.last_upstream_event_time = SpanOf(task.last_upstream_event_time());
   if (task.has_last_poll_time()) {
-    facts.last_poll_time = FromProtoTime(task.last_poll_time());
+    facts.last_poll_time = SpanOf(task.last_poll_time());
   }
   facts.upstream_status = task.upstream_status();
   facts.queue_position = task.queue_position();
   facts.progress_percent = task.progress_percent();
-  if (task.has_upstream_eta()) {
-    facts.upstream_eta = FromProtoDuration(task.upstream_eta());
-  }
+  if (task.has_upstream_eta()) facts.upstream_eta = SpanOf(task.upstream_eta());
   facts.failure_category = task.failure().category();
   facts.failure_message = task.failure().message();
   facts.failure_cause = task.failure().cause();
@@ -125,19 +130,10 @@ bool operator==(const QueueFacts& a, const QueueFacts& b) {
 }
 
 absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
-  // Timestamps and Durations are read as their two fields, so that a
+  // A Timestamp's or Duration's fields are merged into `span`, so that a
   // submessage repeated on the wire merges field by field as protobuf's
   // parser merges it.
-  struct Span {
-    int64_t seconds = 0;
-    int32_t nanos = 0;
-    absl::Duration Length() const {
-      return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
-    }
-    absl::Time Time() const { return absl::UnixEpoch() + Length(); }
-  };
-  const auto merge_span = [](absl::string_view payload, Span* span) {
-    // Timestamp and Duration number their fields alike.
+  const auto merge_span = [](absl::string_view payload, ProtoSpan* span) {
     static_assert(int{google::protobuf::Timestamp::kSecondsFieldNumber} ==
                       int{google::protobuf::Duration::kSecondsFieldNumber} &&
                   int{google::protobuf::Timestamp::kNanosFieldNumber} ==
@@ -152,10 +148,14 @@ absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
       }
     });
   };
+  // A span that may be absent: present once it occurs on the wire.
+  const auto merge_optional_span = [&merge_span](
+                                       absl::string_view payload,
+                                       absl::optional<ProtoSpan>* span) {
+    if (!span->has_value()) span->emplace();
+    return merge_span(payload, &**span);
+  };
   QueueFacts facts;
-  Span create, enter, exit, upstream, poll, eta;
-  bool has_poll = false;
-  bool has_eta = false;
   bool well_formed = true;
   const auto read_failure = [&facts](const WireField& field) {
     using v1::Failure;
@@ -192,52 +192,49 @@ absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
       return;
     }
     if (field.type != WireType::kLengthDelimited) return;
-    Span* span = nullptr;
     switch (field.number) {
       case Task::kTaskIdFieldNumber:
         facts.task_id = field.payload;
-        return;
+        break;
       case Task::kModelFieldNumber:
         facts.model = field.payload;
-        return;
+        break;
       case Task::kUpstreamStatusFieldNumber:
         facts.upstream_status = field.payload;
-        return;
+        break;
       case Task::kFailureFieldNumber:
         well_formed &= ForEachWireField(field.payload, read_failure);
-        return;
+        break;
       case Task::kCreateTimeFieldNumber:
-        span = &create;
+        well_formed &= merge_span(field.payload, &facts.create_time);
         break;
       case Task::kQueueEnterTimeFieldNumber:
-        span = &enter;
+        well_formed &= merge_span(field.payload, &facts.queue_enter_time);
         break;
       case Task::kQueueExitTimeFieldNumber:
-        span = &exit;
+        well_formed &= merge_span(field.payload, &facts.queue_exit_time);
         break;
       case Task::kLastUpstreamEventTimeFieldNumber:
-        span = &upstream;
+        well_formed &=
+            merge_span(field.payload, &facts.last_upstream_event_time);
         break;
       case Task::kLastPollTimeFieldNumber:
-        has_poll = true;
-        span = &poll;
+        well_formed &=
+            merge_optional_span(field.payload, &facts.last_poll_time);
         break;
       case Task::kUpstreamEtaFieldNumber:
-        has_eta = true;
-        span = &eta;
+        well_formed &= merge_optional_span(field.payload, &facts.upstream_eta);
         break;
-      default:
-        return;
     }
-    well_formed &= merge_span(field.payload, span);
   });
-  if (!framed || !well_formed) return absl::nullopt;
-  facts.create_time = create.Time();
-  facts.queue_enter_time = enter.Time();
-  facts.queue_exit_time = exit.Time();
-  facts.last_upstream_event_time = upstream.Time();
-  if (has_poll) facts.last_poll_time = poll.Time();
-  if (has_eta) facts.upstream_eta = eta.Length();
+  // The strings are copied into the answer, whose string fields must hold
+  // UTF-8 as much as the snapshot's.
+  if (!framed || !well_formed || !IsValidUtf8(facts.task_id) ||
+      !IsValidUtf8(facts.model) || !IsValidUtf8(facts.upstream_status) ||
+      !IsValidUtf8(facts.failure_message) ||
+      !IsValidUtf8(facts.failure_cause)) {
+    return absl::nullopt;
+  }
   return facts;
 }
 
@@ -248,15 +245,16 @@ void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
   status->set_state(task.state);
   status->set_queued(task.state == v1::TASK_STATE_SUBMITTED ||
                      task.state == v1::TASK_STATE_QUEUED);
-  const absl::Time entered = task.queue_enter_time != absl::UnixEpoch()
-                                 ? task.queue_enter_time
-                                 : task.create_time;
+  const absl::Time entered = task.queue_enter_time.IsSet()
+                                 ? task.queue_enter_time.AsTime()
+                                 : task.create_time.AsTime();
   const absl::Time left =
-      task.queue_exit_time != absl::UnixEpoch() ? task.queue_exit_time : now;
+      task.queue_exit_time.IsSet() ? task.queue_exit_time.AsTime() : now;
   const absl::Duration in_queue = left - entered;
   *status->mutable_time_in_queue() = ToProtoDuration(in_queue);
   if (task.last_poll_time.has_value()) {
-    *status->mutable_last_poll_time() = ToProtoTime(*task.last_poll_time);
+    status->mutable_last_poll_time()->set_seconds(task.last_poll_time->seconds);
+    status->mutable_last_poll_time()->set_nanos(task.last_poll_time->nanos);
   }
   status->set_upstream_status(task.upstream_status.data(),
                               task.upstream_status.size());
@@ -265,13 +263,14 @@ void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
   *status->mutable_typical_wait_p90() = ToProtoDuration(typical.p90);
   status->set_typical_wait_samples(typical.samples);
   if (task.upstream_eta.has_value() && !IsFinished(task.state)) {
-    *status->mutable_upstream_eta() = ToProtoDuration(*task.upstream_eta);
+    status->mutable_upstream_eta()->set_seconds(task.upstream_eta->seconds);
+    status->mutable_upstream_eta()->set_nanos(task.upstream_eta->nanos);
   }
 
   const std::string poll =
       task.last_poll_time.has_value()
-          ? absl::StrCat(", last poll ", HumanSpan(now - *task.last_poll_time),
-                         " ago")
+          ? absl::StrCat(", last poll ",
+                         HumanSpan(now - task.last_poll_time->AsTime()), " ago")
           : ", not polled yet";
   if (IsFinished(task.state)) {
     status->set_verdict(v1::QUEUE_VERDICT_FINISHED);
@@ -282,7 +281,7 @@ void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
   }
   const bool upstream_side = task.state == v1::TASK_STATE_QUEUED ||
                              task.state == v1::TASK_STATE_RUNNING;
-  const absl::Time last_upstream = task.last_upstream_event_time;
+  const absl::Time last_upstream = task.last_upstream_event_time.AsTime();
   if (upstream_side && now - last_upstream > stale_after) {
     // An estimate older than the stale limit is no estimate.
     status->clear_upstream_eta();

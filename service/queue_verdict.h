@@ -32,22 +32,42 @@ namespace tasktrail {
 // The fewest samples for which a wait is judged against the model's p90.
 inline constexpr int64_t kMinSamplesForVerdict = 5;
 
-// What JudgeQueue reads of a task: its fields of those names. A time that
-// is not set is the Unix epoch. The strings view the v1::Task or the
-// snapshot bytes they were read from and are valid as long as those are.
+// A google.protobuf.Timestamp or Duration as stored: kept as its two fields
+// so that what is echoed is exactly what was recorded.
+struct ProtoSpan {
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+
+  // Since the Unix epoch, for a Timestamp.
+  absl::Time AsTime() const {
+    return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+  }
+  absl::Duration AsDuration() const {
+    return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+  }
+  // A Timestamp left at its default (the epoch) counts as not set.
+  bool IsSet() const { return seconds != 0 || nanos != 0; }
+  friend bool operator==(const ProtoSpan& a, const ProtoSpan& b) {
+    return a.seconds == b.seconds && a.nanos == b.nanos;
+  }
+};
+
+// What JudgeQueue reads of a task: its fields of those names. The strings
+// view the v1::Task or the snapshot bytes they were read from and are valid
+// as long as those are.
 struct QueueFacts {
   absl::string_view task_id;
   absl::string_view model;
   v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
-  absl::Time create_time = absl::UnixEpoch();
-  absl::Time queue_enter_time = absl::UnixEpoch();
-  absl::Time queue_exit_time = absl::UnixEpoch();
-  absl::Time last_upstream_event_time = absl::UnixEpoch();
-  absl::optional<absl::Time> last_poll_time;
+  ProtoSpan create_time;
+  ProtoSpan queue_enter_time;
+  ProtoSpan queue_exit_time;
+  ProtoSpan last_upstream_event_time;
+  absl::optional<ProtoSpan> last_poll_time;
   absl::string_view upstream_status;
   int64_t queue_position = 0;
   int32_t progress_percent = 0;
-  absl::optional<absl::Duration> upstream_eta;
+  absl::optional<ProtoSpan> upstream_eta;
   // failure.category, failure.message, failure.cause, failure.retryable.
   v1::FailureCategory failure_category = v1::FAILURE_CATEGORY_UNSPECIFIED;
   absl::string_view failure_message;
@@ -62,9 +82,11 @@ QueueFacts QueueFactsOf(const v1::Task& task);
 
 // The facts of a serialized v1::Task (a stored snapshot), read from its
 // fields without parsing the rest: what QueueFactsOf would return for the
-// parsed task. nullopt when the bytes are not well-formed wire format (see
-// ForEachWireField); the fields it reads are not checked further (a string
-// that is not UTF-8, which a full parse would refuse, is read as it is).
+// parsed task. nullopt when the snapshot's fields are not well-formed wire
+// format (see ForEachWireField), or the fields it reads are not (a
+// submessage's own fields, a string that is not UTF-8): what a full parse
+// would refuse in them. Fields it does not read are not looked into, so a
+// snapshot whose other fields a full parse would refuse still has facts.
 absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot);
 
 // Fills `status`, which is expected empty (it may live on an arena).

@@ -147,10 +147,11 @@ class Tracker {
       const v1::ListTasksRequest& request) const;
 
   // "Is it still queued, and is that normal?": fills `status` (expected
-  // empty; it may live on the call's arena) with JudgeQueue's answer.
+  // empty; it may live on the call's arena) with JudgeQueue's answer, from
+  // the snapshot's fields the verdict reads (ReadQueueFacts).
   // INVALID_ARGUMENT for a malformed task id, NOT_FOUND when unknown,
-  // DATA_LOSS when the stored snapshot is not well formed; `status` is
-  // unchanged on error.
+  // DATA_LOSS when the snapshot's fields or those read are not well formed
+  // (other fields are not looked into); `status` is unchanged on error.
   absl::Status GetQueueStatus(const v1::GetQueueStatusRequest& request,
                               v1::QueueStatus* status);
 

@@ -1,5 +1,7 @@
 #include "service/wire_fields.h"
 
+#include <climits>
+
 #include "google/protobuf/io/coded_stream.h"
 
 namespace tasktrail {
@@ -11,11 +13,31 @@ using google::protobuf::io::CodedInputStream;
 // nesting deeper than 100.
 constexpr int kMaxGroupDepth = 128;
 
-// Reads one field after its tag. `field->number` is set; returns false when
-// the field is not well formed. A group (wire type 3) is skipped through its
-// end tag and reported as `*group`.
+// Tags and lengths are varints of at most 5 bytes, as protobuf's parser
+// reads them (a longer encoding is refused, not truncated).
+constexpr int kMaxTagOrLengthBytes = 5;
+
+// Reads a tag or a length; false when it is longer than 5 bytes or cut off.
+bool ReadShortVarint(CodedInputStream* in, uint64_t* value) {
+  const int start = in->CurrentPosition();
+  return in->ReadVarint64(value) &&
+         in->CurrentPosition() - start <= kMaxTagOrLengthBytes;
+}
+
+// Reads one field after its tag into `field` (its number already set);
+// returns false when it is not well formed. A group (wire type 3) is skipped
+// through its end tag and reported as `*group`.
 bool ReadField(absl::string_view message, uint32_t tag, int depth,
                CodedInputStream* in, WireField* field, bool* group);
+
+// Reads a tag as protobuf's parser does: at most 5 bytes, the bits past 32
+// dropped. False at a malformed tag or field number 0.
+bool ReadTag(CodedInputStream* in, uint32_t* tag) {
+  uint64_t value = 0;
+  if (!ReadShortVarint(in, &value)) return false;
+  *tag = static_cast<uint32_t>(value);
+  return (*tag >> 3) != 0;
+}
 
 // Skips the fields of a group up to and including its end tag.
 bool SkipGroup(absl::string_view message, int number, int depth,
@@ -23,7 +45,8 @@ bool SkipGroup(absl::string_view message, int number, int depth,
   if (depth >= kMaxGroupDepth) return false;
   const int size = static_cast<int>(message.size());
   while (in->CurrentPosition() < size) {
-    const uint32_t tag = in->ReadTagNoLastTag();
+    uint32_t tag = 0;
+    if (!ReadTag(in, &tag)) return false;
     if ((tag & 7) == 4) return static_cast<int>(tag >> 3) == number;
     WireField field;
     bool group = false;
@@ -35,7 +58,6 @@ bool SkipGroup(absl::string_view message, int number, int depth,
 bool ReadField(absl::string_view message, uint32_t tag, int depth,
                CodedInputStream* in, WireField* field, bool* group) {
   field->number = static_cast<int>(tag >> 3);
-  if (field->number == 0) return false;  // also a malformed tag
   switch (tag & 7) {
     case 0:
       field->type = WireType::kVarint;
@@ -45,13 +67,10 @@ bool ReadField(absl::string_view message, uint32_t tag, int depth,
       return in->ReadLittleEndian64(&field->value);
     case 2: {
       field->type = WireType::kLengthDelimited;
-      uint32_t length = 0;
-      if (!in->ReadVarint32(&length)) return false;
+      uint64_t length = 0;
+      if (!ReadShortVarint(in, &length)) return false;
       const int at = in->CurrentPosition();
-      if (length >
-          static_cast<uint32_t>(static_cast<int>(message.size()) - at)) {
-        return false;
-      }
+      if (length > message.size() - static_cast<size_t>(at)) return false;
       field->payload = message.substr(at, length);
       return in->Skip(static_cast<int>(length));
     }
@@ -74,14 +93,57 @@ bool ReadField(absl::string_view message, uint32_t tag, int depth,
 
 bool ForEachWireField(absl::string_view message,
                       absl::FunctionRef<void(const WireField&)> visit) {
+  if (message.size() > static_cast<size_t>(INT_MAX)) return false;
   const int size = static_cast<int>(message.size());
   CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()), size);
   while (in.CurrentPosition() < size) {
-    const uint32_t tag = in.ReadTagNoLastTag();
+    uint32_t tag = 0;
+    if (!ReadTag(&in, &tag)) return false;
     WireField field;
     bool group = false;
     if (!ReadField(message, tag, 0, &in, &field, &group)) return false;
     if (!group) visit(field);
+  }
+  return true;
+}
+
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const uint8_t lead = static_cast<uint8_t>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t continuation = 0;
+    uint32_t code_point = 0;
+    uint32_t smallest = 0;  // below it, the encoding is overlong
+    if ((lead & 0xE0) == 0xC0) {
+      continuation = 1;
+      code_point = lead & 0x1F;
+      smallest = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      continuation = 2;
+      code_point = lead & 0x0F;
+      smallest = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      continuation = 3;
+      code_point = lead & 0x07;
+      smallest = 0x10000;
+    } else {
+      return false;
+    }
+    if (text.size() - i <= continuation) return false;
+    for (size_t k = 1; k <= continuation; ++k) {
+      const uint8_t byte = static_cast<uint8_t>(text[i + k]);
+      if ((byte & 0xC0) != 0x80) return false;
+      code_point = (code_point << 6) | (byte & 0x3F);
+    }
+    if (code_point < smallest || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF)) {
+      return false;
+    }
+    i += continuation + 1;
   }
   return true;
 }

@@ -3,7 +3,8 @@
 // snapshot, where a full parse would allocate every string and submessage.
 //
 // Only the framing is checked (tags, varints, lengths, wire types), not what
-// a field holds: a string's UTF-8 or an enum's range is the reader's concern.
+// a field holds: a string's UTF-8 (IsValidUtf8) or an enum's range is the
+// reader's concern.
 //
 // Thread safety: pure.
 #ifndef TASKTRAIL_SERVICE_WIRE_FIELDS_H_
@@ -41,12 +42,18 @@ struct WireField {
 // (which proto3 never writes, but protobuf's parser keeps as unknown fields)
 // are skipped, not visited.
 // Returns false, having visited the fields before it, at the first field
-// that is not well formed: a truncated tag, varint or payload, field number
-// 0, a group without its end tag or nested more than 128 deep, an end tag
-// outside a group, or wire type 6 or 7. Every message protobuf's parser
-// accepts is well formed.
+// that is not well formed: a truncated tag, varint or payload, a tag or
+// length longer than 5 bytes, field number 0, a group without its end tag
+// or nested more than 128 deep, an end tag outside a group, or wire type 6
+// or 7 (and for a message of 2 GiB or more). Every message protobuf's
+// parser accepts is well formed; payloads are not looked into.
 bool ForEachWireField(absl::string_view message,
                       absl::FunctionRef<void(const WireField&)> visit);
+
+// True when `text` is UTF-8 as RFC 3629 defines it (no overlong encodings,
+// surrogates or code points past U+10FFFF), which protobuf's parser
+// requires of a proto3 string field.
+bool IsValidUtf8(absl::string_view text);
 
 }  // namespace tasktrail
 

@@ -226,7 +226,9 @@ rocksdb::ColumnFamilyOptions FamilyOptions(
     table.data_block_index_type =
         rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
     // A lookup that reaches the last level will find its key there, so that
-    // level's bloom filter is skipped (and, written there, not built).
+    // level's bloom filter is skipped (and, written there, not built). The
+    // price is paid by lookups of unknown task ids (NOT_FOUND): an index
+    // partition and a data block of the last level instead of a filter.
     options.optimize_filters_for_hits = true;
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));

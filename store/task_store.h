@@ -175,9 +175,11 @@ class TaskStore {
   // the visit and is returned.
   using BytesVisitor = absl::FunctionRef<absl::Status(absl::string_view)>;
 
-  // Calls `visit` with the bytes AppendTaskBytes would append, where they
-  // lie (no copy), and returns what it returns. NOT_FOUND (without calling
-  // `visit`) when unknown; DATA_LOSS when RocksDB finds a checksum mismatch.
+  // Calls `visit` with the bytes AppendTaskBytes would append, and returns
+  // what it returns. The bytes are pinned where they lie when they come
+  // from the block cache (no copy); a memtable's value is copied into the
+  // pin first. NOT_FOUND (without calling `visit`) when unknown; DATA_LOSS
+  // when RocksDB finds a checksum mismatch.
   absl::Status VisitTask(absl::string_view task_id, BytesVisitor visit) const;
 
   // Returns up to `limit` events of the task with seq > after_seq, oldest

@@ -117,7 +117,7 @@ TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
   EXPECT_EQ(replay->task().poll_count(), 2);
 }
 
-TEST_F(TrackerTest, SnapshotThatDoesNotParseIsDataLossOnEveryRead) {
+TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
   const std::string id = Submit();
   ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "").ok());
   v1::GetTaskRequest get;

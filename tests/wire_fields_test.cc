@@ -19,25 +19,29 @@
 
 namespace tasktrail {
 
+void PrintTo(const ProtoSpan& span, std::ostream* out) {
+  *out << span.seconds << "s+" << span.nanos << "ns";
+}
+
 void PrintTo(const QueueFacts& facts, std::ostream* out) {
-  auto optional_time = [](const absl::optional<absl::Time>& time) {
-    return time.has_value() ? absl::FormatTime(*time) : "none";
+  auto span = [](const ProtoSpan& span) {
+    return absl::StrCat(span.seconds, "s+", span.nanos, "ns");
+  };
+  auto optional_span = [&span](const absl::optional<ProtoSpan>& optional) {
+    return optional.has_value() ? span(*optional) : "none";
   };
   *out << "{task_id=" << facts.task_id << " model=" << facts.model
-       << " state=" << facts.state
-       << " create=" << absl::FormatTime(facts.create_time)
-       << " enter=" << absl::FormatTime(facts.queue_enter_time)
-       << " exit=" << absl::FormatTime(facts.queue_exit_time)
-       << " upstream=" << absl::FormatTime(facts.last_upstream_event_time)
-       << " poll=" << optional_time(facts.last_poll_time)
+       << " state=" << facts.state << " create=" << span(facts.create_time)
+       << " enter=" << span(facts.queue_enter_time)
+       << " exit=" << span(facts.queue_exit_time)
+       << " upstream=" << span(facts.last_upstream_event_time)
+       << " poll=" << optional_span(facts.last_poll_time)
        << " upstream_status=" << facts.upstream_status
        << " position=" << facts.queue_position
-       << " progress=" << facts.progress_percent << " eta="
-       << (facts.upstream_eta.has_value()
-               ? absl::FormatDuration(*facts.upstream_eta)
-               : "none")
-       << " failure={" << facts.failure_category << " " << facts.failure_message
-       << " " << facts.failure_cause << " " << facts.failure_retryable << "}}";
+       << " progress=" << facts.progress_percent
+       << " eta=" << optional_span(facts.upstream_eta) << " failure={"
+       << facts.failure_category << " " << facts.failure_message << " "
+       << facts.failure_cause << " " << facts.failure_retryable << "}}";
 }
 
 namespace {
@@ -160,6 +164,9 @@ TEST(WireFieldsTest, MalformedMessagesAreRefusedAsProtobufRefusesThem) {
       {"group without its end", Tag(5, 3) + Tag(1, 0) + Varint(1), 0},
       {"group ended by another number", Tag(5, 3) + Tag(6, 4), 0},
       {"groups nested 129 deep", NestedGroups(129), 0},
+      {"tag of 6 bytes", std::string("\x88\x80\x80\x80\x80\x00", 6), 0},
+      {"length of 6 bytes",
+       Tag(3, 2) + std::string("\x83\x80\x80\x80\x80\x00", 6) + "abc", 0},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
@@ -172,10 +179,47 @@ TEST(WireFieldsTest, MalformedMessagesAreRefusedAsProtobufRefusesThem) {
 }
 
 TEST(WireFieldsTest, GroupsNestedAsDeepAsProtobufAllowsAreSkipped) {
-  const std::string message = NestedGroups(100) + Tag(2, 0) + Varint(4);
+  const std::string message = NestedGroups(99) + Tag(2, 0) + Varint(4);
+  v1::Task task;
+  ASSERT_TRUE(task.ParseFromString(message));
   bool well_formed = false;
   EXPECT_EQ(Walk(message, &well_formed).size(), 1u);
   EXPECT_TRUE(well_formed);
+  // The walker's own limit lies beyond protobuf's.
+  EXPECT_FALSE(task.ParseFromString(NestedGroups(128)));
+  EXPECT_EQ(Walk(NestedGroups(128), &well_formed).size(), 0u);
+  EXPECT_TRUE(well_formed);
+}
+
+TEST(WireFieldsTest, Utf8IsValidExactlyWhereProtobufAcceptsAStringField) {
+  const struct {
+    const char* name;
+    std::string text;
+    bool valid;
+  } cases[] = {
+      {"empty", "", true},
+      {"ascii", "queued at the provider", true},
+      {"two bytes", "caf\xC3\xA9", true},
+      {"three bytes", "\xE2\x80\xA6", true},
+      {"four bytes", "\xF0\x9F\x98\x80", true},
+      {"last code point", "\xF4\x8F\xBF\xBF", true},
+      {"cut short", "caf\xC3", false},
+      {"lone continuation byte", "\x80", false},
+      {"overlong two bytes", "\xC0\xAF", false},
+      {"overlong three bytes", "\xE0\x80\xAF", false},
+      {"surrogate", "\xED\xA0\x80", false},
+      {"past U+10FFFF", "\xF4\x90\x80\x80", false},
+      {"five-byte form", "\xF8\x88\x80\x80\x80", false},
+      {"byte FF", "\xFF", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(IsValidUtf8(c.text), c.valid);
+    v1::Task task;
+    EXPECT_EQ(task.ParseFromString(
+                  Delimited(v1::Task::kUpstreamStatusFieldNumber, c.text)),
+              c.valid);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -252,10 +296,9 @@ TEST(QueueFactsTest, ReadFromTheBytesTheyAreThoseOfTheParsedTask) {
   ASSERT_TRUE(read.has_value());
   EXPECT_EQ(read->task_id, "01TESTTASK0000000000000001");
   EXPECT_EQ(read->state, v1::TASK_STATE_RUNNING);
-  EXPECT_EQ(read->queue_exit_time, absl::FromUnixSeconds(1009));
-  EXPECT_EQ(read->last_poll_time,
-            absl::FromUnixSeconds(1003) + absl::Nanoseconds(5));
-  EXPECT_EQ(read->upstream_eta, absl::Seconds(95));
+  EXPECT_EQ(read->queue_exit_time, (ProtoSpan{1009, 0}));
+  EXPECT_EQ(read->last_poll_time, (ProtoSpan{1003, 5}));
+  EXPECT_EQ(read->upstream_eta, (ProtoSpan{95, 0}));
   EXPECT_EQ(read->failure_cause, "the provider was busy");
   EXPECT_TRUE(read->failure_retryable);
 }
@@ -329,10 +372,59 @@ TEST(QueueFactsTest, FieldsRepeatedOnTheWireResolveAsProtobufResolvesThem) {
 }
 
 TEST(QueueFactsTest, KnownFieldWithAnotherWireTypeIsIgnoredAsProtobufDoes) {
-  // protobuf keeps such a field as an unknown field.
+  // protobuf keeps such a field as an unknown field, at every level.
   ExpectFactsOfParse(Delimited(v1::Task::kStateFieldNumber, "x") +
                      Tag(v1::Task::kModelFieldNumber, 0) + Varint(1) +
                      Tag(v1::Task::kCreateTimeFieldNumber, 0) + Varint(2));
+  ExpectFactsOfParse(Delimited(v1::Task::kQueueEnterTimeFieldNumber,
+                               Delimited(1, "x") + Tag(2, 0) + Varint(5)));
+  ExpectFactsOfParse(
+      Delimited(v1::Task::kFailureFieldNumber,
+                Tag(v1::Failure::kCauseFieldNumber, 0) + Varint(1) +
+                    Delimited(v1::Failure::kCategoryFieldNumber, "x") +
+                    Tag(v1::Failure::kRetryableFieldNumber, 0) + Varint(1)));
+}
+
+TEST(QueueFactsTest, TimesAndEtaAreEchoedAsStored) {
+  // Not normalized, and an ETA past what absl::Duration holds in
+  // nanoseconds: the facts keep both as they are on the wire.
+  v1::Task task;
+  task.mutable_last_poll_time()->set_seconds(1);
+  task.mutable_last_poll_time()->set_nanos(-1000000000);
+  task.mutable_upstream_eta()->set_seconds(1000000000000);
+  const std::string snapshot = task.SerializeAsString();
+  ExpectFactsOfParse(snapshot);
+  const absl::optional<QueueFacts> read = ReadQueueFacts(snapshot);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->last_poll_time, (ProtoSpan{1, -1000000000}));
+  EXPECT_EQ(read->upstream_eta, (ProtoSpan{1000000000000, 0}));
+}
+
+TEST(QueueFactsTest, StringsReadMustBeUtf8OthersAreNotLookedInto) {
+  // A string the facts hold (and the answer would copy) that is not UTF-8:
+  // no facts, as a full parse would refuse the snapshot.
+  const std::string bad_model =
+      Delimited(v1::Task::kModelFieldNumber, "veo\xFF");
+  EXPECT_FALSE(ReadQueueFacts(bad_model).has_value());
+  const std::string bad_cause =
+      Delimited(v1::Task::kFailureFieldNumber,
+                Delimited(v1::Failure::kCauseFieldNumber, "\xC3"));
+  EXPECT_FALSE(ReadQueueFacts(bad_cause).has_value());
+  // Fields the facts do not read are not looked into: a full parse refuses
+  // these snapshots, the facts are still read.
+  const std::string bad_account =
+      Delimited(v1::Task::kModelFieldNumber, "veo-3") +
+      Delimited(v1::Task::kAccountIdFieldNumber, "\xFF");
+  const std::string cut_params =
+      Delimited(v1::Task::kModelFieldNumber, "veo-3") +
+      Delimited(v1::Task::kParamsFieldNumber, Tag(1, 2) + Varint(9) + "ab");
+  for (const std::string& snapshot : {bad_account, cut_params}) {
+    v1::Task task;
+    EXPECT_FALSE(task.ParseFromString(snapshot));
+    const absl::optional<QueueFacts> read = ReadQueueFacts(snapshot);
+    ASSERT_TRUE(read.has_value());
+    EXPECT_EQ(read->model, "veo-3");
+  }
 }
 
 TEST(QueueFactsTest, SnapshotThatIsNotWellFormedHasNoFacts) {
