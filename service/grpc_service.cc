@@ -205,8 +205,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
 };
 
 // Allocates each call's request and response on one protobuf arena whose
-// first block is part of the holder: one allocation per call instead of one
-// for every message, submessage and string. The handler must build its
+// first block is part of the holder. The holder is one heap allocation (by
+// default gRPC places the messages on the call's own arena without one);
+// in exchange the submessages and string objects of both messages, each a
+// heap allocation by default, come from the block (a string's characters
+// past 15 bytes still come from the heap). The handler must build its
 // answer in the response it is given (a message moved in from the heap
 // would be copied). Thread safety: AllocateMessages may be called
 // concurrently; each holder belongs to one call.
