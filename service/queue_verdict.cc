@@ -1,6 +1,7 @@
 #include "service/queue_verdict.h"
 
 #include <string>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -113,20 +114,15 @@ QueueFacts QueueFactsOf(const v1::Task& task) {
 }
 
 bool operator==(const QueueFacts& a, const QueueFacts& b) {
-  return a.task_id == b.task_id && a.model == b.model && a.state == b.state &&
-         a.create_time == b.create_time &&
-         a.queue_enter_time == b.queue_enter_time &&
-         a.queue_exit_time == b.queue_exit_time &&
-         a.last_upstream_event_time == b.last_upstream_event_time &&
-         a.last_poll_time == b.last_poll_time &&
-         a.upstream_status == b.upstream_status &&
-         a.queue_position == b.queue_position &&
-         a.progress_percent == b.progress_percent &&
-         a.upstream_eta == b.upstream_eta &&
-         a.failure_category == b.failure_category &&
-         a.failure_message == b.failure_message &&
-         a.failure_cause == b.failure_cause &&
-         a.failure_retryable == b.failure_retryable;
+  const auto fields = [](const QueueFacts& f) {
+    return std::tie(f.task_id, f.model, f.state, f.create_time,
+                    f.queue_enter_time, f.queue_exit_time,
+                    f.last_upstream_event_time, f.last_poll_time,
+                    f.upstream_status, f.queue_position, f.progress_percent,
+                    f.upstream_eta, f.failure_category, f.failure_message,
+                    f.failure_cause, f.failure_retryable);
+  };
+  return fields(a) == fields(b);
 }
 
 absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {

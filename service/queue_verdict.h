@@ -24,6 +24,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "service/queue_waits.h"
+#include "service/time_util.h"
 #include "tasktrail/v1/task.pb.h"
 #include "tasktrail/v1/tracker.pb.h"
 
@@ -39,13 +40,12 @@ struct ProtoSpan {
   int32_t nanos = 0;
 
   // Since the Unix epoch, for a Timestamp.
-  absl::Time AsTime() const {
-    return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
-  }
+  absl::Time AsTime() const { return TimeFromParts(seconds, nanos); }
   absl::Duration AsDuration() const {
-    return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+    return DurationFromParts(seconds, nanos);
   }
-  // A Timestamp left at its default (the epoch) counts as not set.
+  // A Timestamp left at its default (the epoch) counts as not set, as
+  // IsSet(Timestamp) counts it.
   bool IsSet() const { return seconds != 0 || nanos != 0; }
   friend bool operator==(const ProtoSpan& a, const ProtoSpan& b) {
     return a.seconds == b.seconds && a.nanos == b.nanos;

@@ -4,6 +4,8 @@
 #ifndef TASKTRAIL_SERVICE_TIME_UTIL_H_
 #define TASKTRAIL_SERVICE_TIME_UTIL_H_
 
+#include <cstdint>
+
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -24,9 +26,16 @@ inline google::protobuf::Timestamp ToProtoTime(absl::Time time) {
   return proto;
 }
 
+// A Timestamp's or a Duration's two fields, as absl types.
+inline absl::Time TimeFromParts(int64_t seconds, int32_t nanos) {
+  return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+}
+inline absl::Duration DurationFromParts(int64_t seconds, int32_t nanos) {
+  return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+}
+
 inline absl::Time FromProtoTime(const google::protobuf::Timestamp& proto) {
-  return absl::FromUnixSeconds(proto.seconds()) +
-         absl::Nanoseconds(proto.nanos());
+  return TimeFromParts(proto.seconds(), proto.nanos());
 }
 
 // True when the timestamp is set to something other than the epoch.
@@ -44,7 +53,7 @@ inline google::protobuf::Duration ToProtoDuration(absl::Duration duration) {
 
 inline absl::Duration FromProtoDuration(
     const google::protobuf::Duration& proto) {
-  return absl::Seconds(proto.seconds()) + absl::Nanoseconds(proto.nanos());
+  return DurationFromParts(proto.seconds(), proto.nanos());
 }
 
 }  // namespace tasktrail

@@ -731,7 +731,11 @@ absl::StatusOr<std::string> Tracker::GetTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   std::string bytes;
-  RETURN_IF_ERROR(store_->AppendTaskBytes(request.task_id(), &bytes));
+  RETURN_IF_ERROR(
+      store_->VisitTask(request.task_id(), [&bytes](absl::string_view stored) {
+        bytes.assign(stored.data(), stored.size());
+        return absl::OkStatus();
+      }));
   ASSIGN_OR_RETURN(const int64_t last_event_seq,
                    ReadLastEventSeq(request.task_id(), bytes));
   if (!request.include_events()) return bytes;

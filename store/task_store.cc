@@ -380,45 +380,29 @@ TaskStore::~TaskStore() {
 }
 
 absl::StatusOr<Task> TaskStore::GetTask(absl::string_view task_id) const {
-  // Pinned: the value is parsed where it lies (block cache or memtable).
-  rocksdb::PinnableSlice value;
-  absl::Status read = GetTaskValue(task_id, &value);
-  if (!read.ok()) return read;
   Task task;
-  if (!task.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-    return absl::DataLossError(
-        absl::StrCat("stored task ", task_id, " does not parse"));
-  }
-  return task;
-}
-
-absl::Status TaskStore::AppendTaskBytes(absl::string_view task_id,
-                                        std::string* out) const {
-  rocksdb::PinnableSlice value;
-  absl::Status read = GetTaskValue(task_id, &value);
+  absl::Status read = VisitTask(task_id, [&](absl::string_view bytes) {
+    if (!task.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(
+          absl::StrCat("stored task ", task_id, " does not parse"));
+    }
+    return absl::OkStatus();
+  });
   if (!read.ok()) return read;
-  out->append(value.data(), value.size());
-  return absl::OkStatus();
+  return task;
 }
 
 absl::Status TaskStore::VisitTask(absl::string_view task_id,
                                   BytesVisitor visit) const {
   rocksdb::PinnableSlice value;
-  absl::Status read = GetTaskValue(task_id, &value);
-  if (!read.ok()) return read;
-  return visit(absl::string_view(value.data(), value.size()));
-}
-
-absl::Status TaskStore::GetTaskValue(absl::string_view task_id,
-                                     rocksdb::PinnableSlice* value) const {
   rocksdb::Status status =
       db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks),
-               rocksdb::Slice(task_id.data(), task_id.size()), value);
+               rocksdb::Slice(task_id.data(), task_id.size()), &value);
   if (status.IsNotFound()) {
     return absl::NotFoundError(absl::StrCat("task ", task_id, " not found"));
   }
   if (!status.ok()) return FromRocks(status, "reading task");
-  return absl::OkStatus();
+  return visit(absl::string_view(value.data(), value.size()));
 }
 
 absl::StatusOr<std::vector<TaskEvent>> TaskStore::ReadEvents(

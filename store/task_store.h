@@ -164,19 +164,13 @@ class TaskStore {
   // DATA_LOSS when the stored snapshot does not parse.
   absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
 
-  // Appends the stored snapshot of the task, a serialized v1::Task without
-  // events, to `out` as it is stored (not parsed). NOT_FOUND when unknown;
-  // DATA_LOSS when RocksDB finds a checksum mismatch; `out` is unchanged on
-  // error.
-  absl::Status AppendTaskBytes(absl::string_view task_id,
-                               std::string* out) const;
-
   // Called with stored bytes, valid only during the call. An error stops
   // the visit and is returned.
   using BytesVisitor = absl::FunctionRef<absl::Status(absl::string_view)>;
 
-  // Calls `visit` with the bytes AppendTaskBytes would append, and returns
-  // what it returns. The bytes are pinned where they lie when they come
+  // Calls `visit` with the stored snapshot of the task, a serialized
+  // v1::Task without events (not parsed), and returns what it returns. The
+  // bytes are pinned where they lie when they come
   // from the block cache (no copy); a memtable's value is copied into the
   // pin first. NOT_FOUND (without calling `visit`) when unknown; DATA_LOSS
   // when RocksDB finds a checksum mismatch.
@@ -274,11 +268,6 @@ class TaskStore {
  private:
   TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
             std::vector<rocksdb::ColumnFamilyHandle*> handles);
-
-  // Reads the stored snapshot of the task into `value`. NOT_FOUND when
-  // unknown.
-  absl::Status GetTaskValue(absl::string_view task_id,
-                            rocksdb::PinnableSlice* value) const;
 
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,
