@@ -335,13 +335,16 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
   if (!caller.has_value()) return reactor;
-  writes_->Schedule([this, reactor, response, caller = *std::move(caller),
-                     start = std::move(start)]() mutable {
-    start(caller, [this, reactor, response](absl::StatusOr<Response> result) {
-      const grpc::Status status = Respond(std::move(result), response);
-      in_flight_.fetch_sub(1);
-      reactor->Finish(status);
-    });
+  Completion<Response> done = [this, reactor,
+                               response](absl::StatusOr<Response> result) {
+    const grpc::Status status = Respond(std::move(result), response);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(status);
+  };
+  if (start(*caller, LockWait::kNever, &done)) return reactor;
+  writes_->Schedule([caller = *std::move(caller), start = std::move(start),
+                     done = std::move(done)]() mutable {
+    start(caller, LockWait::kWait, &done);
   });
   return reactor;
 }
@@ -350,10 +353,10 @@ grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
     grpc::CallbackServerContext* context, const v1::SubmitTaskRequest* request,
     v1::SubmitTaskResponse* response) {
   return ServeWrite(context, Rpc::kSubmitTask, response,
-                    [this, request](const Caller& caller,
-                                    Completion<v1::SubmitTaskResponse> done) {
-                      tracker_->SubmitTask(*request, caller.name,
-                                           std::move(done));
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::SubmitTaskResponse>* done) {
+                      return tracker_->SubmitTask(*request, caller.name, wait,
+                                                  done);
                     });
 }
 
@@ -361,21 +364,22 @@ grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
     grpc::CallbackServerContext* context, const v1::RecordEventRequest* request,
     v1::RecordEventResponse* response) {
   return ServeWrite(context, Rpc::kRecordEvent, response,
-                    [this, request](const Caller& caller,
-                                    Completion<v1::RecordEventResponse> done) {
-                      tracker_->RecordEvent(*request, caller.name,
-                                            std::move(done));
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::RecordEventResponse>* done) {
+                      return tracker_->RecordEvent(*request, caller.name, wait,
+                                                   done);
                     });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
     grpc::CallbackServerContext* context, const v1::AddNoteRequest* request,
     v1::Task* response) {
-  return ServeWrite(
-      context, Rpc::kAddNote, response,
-      [this, request](const Caller& caller, Completion<v1::Task> done) {
-        tracker_->AddNote(*request, caller.name, std::move(done));
-      });
+  return ServeWrite(context, Rpc::kAddNote, response,
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::Task>* done) {
+                      return tracker_->AddNote(*request, caller.name, wait,
+                                               done);
+                    });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetTask(

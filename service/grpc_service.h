@@ -1,8 +1,10 @@
 // TaskTrackerService: the gRPC edge of tasktrail (callback API). Each handler
 // only translates between gRPC and the Tracker. Reads run on gRPC's thread.
-// Writes are prepared on a WorkPool (preparing may wait for another write to
-// the same task to become durable) and answered from the store's commit
-// thread once durable, so that no gRPC thread waits for the disk.
+// A write is prepared on gRPC's thread when the locks it needs are free, and
+// otherwise on a WorkPool (preparing it there may wait for another write to
+// the same task or account to become durable); either way it is answered
+// from the store's commit thread once durable, so that no gRPC thread waits
+// for a lock or for the disk.
 //
 // Thread safety: safe for concurrent calls, as gRPC requires.
 #ifndef TASKTRAIL_SERVICE_GRPC_SERVICE_H_
@@ -108,9 +110,11 @@ class TaskTrackerService final
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
                                   Work work);
 
-  // Admits the call and runs `start(caller, done)` on the write pool; the
-  // call is finished when `done` is given the answer (a Completion<Response>
-  // that fills `response`).
+  // Admits the call and runs `start(caller, LockWait::kNever, &done)` on
+  // this thread; when that returns false (a lock is busy), runs
+  // `start(caller, LockWait::kWait, &done)` on the write pool. The call is
+  // finished when `done` is given the answer (a Completion<Response> that
+  // fills `response`).
   template <typename Response, typename Start>
   grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* context,
                                        Rpc rpc, Response* response,

@@ -18,6 +18,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/optional.h"
 
 namespace tasktrail {
 
@@ -26,7 +27,7 @@ class StripeLocks {
   struct Stripe;
 
  public:
-  static constexpr size_t kStripes = 256;
+  static constexpr size_t kStripes = 4096;
 
   // Holds one stripe until destroyed or Release()d. Movable, not copyable.
   class Lease {
@@ -63,10 +64,20 @@ class StripeLocks {
 
   // Waits until the stripe of `key` is free and takes it.
   Lease Acquire(absl::string_view key) {
-    Stripe& stripe = stripes_[absl::HashOf(key) % kStripes];
+    Stripe& stripe = StripeOf(key);
     stripe.mutex.LockWhen(absl::Condition(&IsFree, &stripe));
     stripe.held = true;
     stripe.mutex.Unlock();
+    return Lease(&stripe);
+  }
+
+  // Takes the stripe of `key` when it is free now; nullopt, at once, when
+  // another lease holds it. Never waits for a lease to be released.
+  absl::optional<Lease> TryAcquire(absl::string_view key) {
+    Stripe& stripe = StripeOf(key);
+    absl::MutexLock lock(&stripe.mutex);
+    if (stripe.held) return absl::nullopt;
+    stripe.held = true;
     return Lease(&stripe);
   }
 
@@ -75,6 +86,10 @@ class StripeLocks {
     absl::Mutex mutex;
     bool held ABSL_GUARDED_BY(mutex) = false;
   };
+
+  Stripe& StripeOf(absl::string_view key) {
+    return stripes_[absl::HashOf(key) % kStripes];
+  }
 
   static bool IsFree(Stripe* stripe) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     return !stripe->held;

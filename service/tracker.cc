@@ -212,6 +212,20 @@ void Tracker::Complete(Pending<Response> pending, Completion<Response> done) {
   });
 }
 
+template <typename Response>
+bool Tracker::Start(Pending<Response> pending, Completion<Response>* done) {
+  if (pending.lock_busy) return false;
+  Complete(std::move(pending), std::move(*done));
+  return true;
+}
+
+absl::optional<StripeLocks::Lease> Tracker::Lock(StripeLocks& locks,
+                                                 absl::string_view key,
+                                                 LockWait wait) {
+  if (wait == LockWait::kNever) return locks.TryAcquire(key);
+  return locks.Acquire(key);
+}
+
 absl::StatusOr<absl::optional<store::DedupRecord>> Tracker::LookupDedup(
     const std::string& key, absl::Time now) const {
   ASSIGN_OR_RETURN(absl::optional<std::string> raw,
@@ -242,8 +256,12 @@ bool Tracker::BlocksContent(const Task& original, absl::Time now) const {
 Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
     const std::string& task_id, v1::DedupReason reason,
     const v1::SubmitTaskRequest& request, absl::string_view actor,
-    std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease) {
-  StripeLocks::Lease task_lease = task_locks_.Acquire(task_id);
+    std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
+    LockWait wait) {
+  absl::optional<StripeLocks::Lease> task_lease =
+      Lock(task_locks_, task_id, wait);
+  if (!task_lease.has_value())
+    return Pending<v1::SubmitTaskResponse>::LockBusy();
   ASSIGN_OR_RETURN(Task task, store_->GetTask(task_id));
   TaskEvent event;
   event.set_type(v1::EVENT_TYPE_DUPLICATE_BLOCKED);
@@ -261,7 +279,7 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
   RETURN_IF_ERROR(
       PrepareAppend(previous, &task, &event, "", std::move(extra), &write));
   write.leases.push_back(std::move(account_lease));
-  write.leases.push_back(std::move(task_lease));
+  write.leases.push_back(*std::move(task_lease));
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
   response.set_deduplicated(true);
@@ -272,7 +290,13 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
 void Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
                          absl::string_view actor,
                          Completion<v1::SubmitTaskResponse> done) {
-  Complete(PrepareSubmit(request, actor), std::move(done));
+  Complete(PrepareSubmit(request, actor, LockWait::kWait), std::move(done));
+}
+
+bool Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
+                         absl::string_view actor, LockWait wait,
+                         Completion<v1::SubmitTaskResponse>* done) {
+  return Start(PrepareSubmit(request, actor, wait), done);
 }
 
 absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
@@ -284,7 +308,8 @@ absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
 }
 
 Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
-    const v1::SubmitTaskRequest& request, absl::string_view actor) {
+    const v1::SubmitTaskRequest& request, absl::string_view actor,
+    LockWait wait) {
   std::vector<v1::FieldViolation> violations;
   CheckString("account_id", request.account_id(), true, kMaxIdBytes,
               &violations);
@@ -307,7 +332,11 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     return InvalidArgument(kInvalidRequest, request.model(), violations);
   }
   const std::string& account = request.account_id();
-  StripeLocks::Lease account_lease = account_locks_.Acquire(account);
+  absl::optional<StripeLocks::Lease> account_lease =
+      Lock(account_locks_, account, wait);
+  if (!account_lease.has_value()) {
+    return Pending<v1::SubmitTaskResponse>::LockBusy();
+  }
   const absl::Time now = clock_->Now();
 
   // 1. A request_id seen before: the original answer, whatever else changed.
@@ -331,7 +360,7 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
       }
       return PrepareBlockDuplicate(seen->task_id,
                                    v1::DEDUP_REASON_SAME_REQUEST_ID, request,
-                                   actor, {}, std::move(account_lease));
+                                   actor, {}, *std::move(account_lease), wait);
     }
   }
 
@@ -380,7 +409,7 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
       if (original.ok() && BlocksContent(*original, now)) {
         return PrepareBlockDuplicate(
             seen->task_id, v1::DEDUP_REASON_SAME_CONTENT, request, actor,
-            request_binding(seen->task_id), std::move(account_lease));
+            request_binding(seen->task_id), *std::move(account_lease), wait);
       }
     }
   }
@@ -420,12 +449,16 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
            ""})});
   PendingWrite write;
   {
-    StripeLocks::Lease task_lease = task_locks_.Acquire(task.task_id());
+    absl::optional<StripeLocks::Lease> task_lease =
+        Lock(task_locks_, task.task_id(), wait);
+    if (!task_lease.has_value()) {
+      return Pending<v1::SubmitTaskResponse>::LockBusy();
+    }
     Task previous;  // empty: the task is new
     RETURN_IF_ERROR(
         PrepareAppend(previous, &task, &event, "", std::move(extra), &write));
-    write.leases.push_back(std::move(account_lease));
-    write.leases.push_back(std::move(task_lease));
+    write.leases.push_back(*std::move(account_lease));
+    write.leases.push_back(*std::move(task_lease));
   }
   v1::SubmitTaskResponse response;
   *response.mutable_task() = std::move(task);
@@ -607,7 +640,13 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
 void Tracker::RecordEvent(const v1::RecordEventRequest& request,
                           absl::string_view actor,
                           Completion<v1::RecordEventResponse> done) {
-  Complete(PrepareEvent(request, actor), std::move(done));
+  Complete(PrepareEvent(request, actor, LockWait::kWait), std::move(done));
+}
+
+bool Tracker::RecordEvent(const v1::RecordEventRequest& request,
+                          absl::string_view actor, LockWait wait,
+                          Completion<v1::RecordEventResponse>* done) {
+  return Start(PrepareEvent(request, actor, wait), done);
 }
 
 absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
@@ -619,7 +658,8 @@ absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
 }
 
 Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
-    const v1::RecordEventRequest& request, absl::string_view actor) {
+    const v1::RecordEventRequest& request, absl::string_view actor,
+    LockWait wait) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   if (request.event_id().size() > kMaxIdBytes) {
     return InvalidField(
@@ -637,7 +677,11 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
   const std::string digest =
       request.event_id().empty() ? "" : RequestDigest(request);
 
-  StripeLocks::Lease task_lease = task_locks_.Acquire(request.task_id());
+  absl::optional<StripeLocks::Lease> task_lease =
+      Lock(task_locks_, request.task_id(), wait);
+  if (!task_lease.has_value()) {
+    return Pending<v1::RecordEventResponse>::LockBusy();
+  }
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
 
   // Replays are recognised before any other check, so that a late retry of
@@ -708,7 +752,7 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
   task.set_state(next);
   PendingWrite write;
   RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, digest, {}, &write));
-  write.leases.push_back(std::move(task_lease));
+  write.leases.push_back(*std::move(task_lease));
 
   v1::RecordEventResponse response;
   response.set_applied(true);
@@ -908,7 +952,13 @@ absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
 
 void Tracker::AddNote(const v1::AddNoteRequest& request,
                       absl::string_view actor, Completion<Task> done) {
-  Complete(PrepareNote(request, actor), std::move(done));
+  Complete(PrepareNote(request, actor, LockWait::kWait), std::move(done));
+}
+
+bool Tracker::AddNote(const v1::AddNoteRequest& request,
+                      absl::string_view actor, LockWait wait,
+                      Completion<Task>* done) {
+  return Start(PrepareNote(request, actor, wait), done);
 }
 
 absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
@@ -918,7 +968,8 @@ absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
 }
 
 Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
-                                            absl::string_view actor) {
+                                            absl::string_view actor,
+                                            LockWait wait) {
   std::vector<v1::FieldViolation> violations;
   CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
   CheckString("text", request.text(), true, kMaxTextBytes, &violations);
@@ -928,7 +979,9 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }
-  StripeLocks::Lease task_lease = task_locks_.Acquire(request.task_id());
+  absl::optional<StripeLocks::Lease> task_lease =
+      Lock(task_locks_, request.task_id(), wait);
+  if (!task_lease.has_value()) return Pending<Task>::LockBusy();
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
   TaskEvent event;
   event.set_type(v1::EVENT_TYPE_NOTE_ADDED);
@@ -943,7 +996,7 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
   const Task previous = task;
   PendingWrite write;
   RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, "", {}, &write));
-  write.leases.push_back(std::move(task_lease));
+  write.leases.push_back(*std::move(task_lease));
   return Pending<Task>(std::move(task), std::move(write));
 }
 

@@ -74,6 +74,13 @@ struct TrackerOptions {
   absl::Duration dedup_content_ttl = absl::Hours(24);
 };
 
+// Whether preparing a write may wait for a lock that an earlier write to the
+// same task (or a submission of the same account) holds until it is durable.
+enum class LockWait {
+  kWait,   // wait for it: for threads that may block
+  kNever,  // never wait: give the write up, having done nothing
+};
+
 // Receives the answer of an asynchronous write: exactly once, from the store's
 // commit thread, or from the calling thread when nothing had to be written or
 // the request failed before its write. It must not block.
@@ -114,6 +121,13 @@ class Tracker {
   // `request` and `actor` need only live until the call returns.
   void SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
                   Completion<v1::SubmitTaskResponse> done);
+  // The same, or with LockWait::kNever, when a lock it needs is held by a
+  // write not yet durable, nothing: it returns false at once, and `*done` is
+  // neither called nor moved from (call again with kWait on a thread that
+  // may block). Returns true when it took the request: `*done` was moved
+  // from and is called as SubmitTask's `done` is.
+  bool SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
+                  LockWait wait, Completion<v1::SubmitTaskResponse>* done);
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
       const v1::SubmitTaskRequest& request, absl::string_view actor);
 
@@ -124,6 +138,10 @@ class Tracker {
   void RecordEvent(const v1::RecordEventRequest& request,
                    absl::string_view actor,
                    Completion<v1::RecordEventResponse> done);
+  // With LockWait, as SubmitTask's.
+  bool RecordEvent(const v1::RecordEventRequest& request,
+                   absl::string_view actor, LockWait wait,
+                   Completion<v1::RecordEventResponse>* done);
   absl::StatusOr<v1::RecordEventResponse> RecordEvent(
       const v1::RecordEventRequest& request, absl::string_view actor);
 
@@ -172,6 +190,9 @@ class Tracker {
   // Appends a support note. When `actor` is non-empty it is the author.
   void AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
                Completion<v1::Task> done);
+  // With LockWait, as SubmitTask's.
+  bool AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
+               LockWait wait, Completion<v1::Task>* done);
   absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
                                    absl::string_view actor);
 
@@ -202,20 +223,40 @@ class Tracker {
     Pending(absl::Status status) : result(std::move(status)) {}  // NOLINT
     Pending(Response response, PendingWrite pending_write = {})  // NOLINT
         : result(std::move(response)), write(std::move(pending_write)) {}
+    // Nothing was prepared: a lock was held and LockWait::kNever given.
+    static Pending LockBusy() {
+      Pending busy(absl::AbortedError("a lock is held by another write"));
+      busy.lock_busy = true;
+      return busy;
+    }
     absl::StatusOr<Response> result;
     PendingWrite write;
+    bool lock_busy = false;
   };
 
   Pending<v1::SubmitTaskResponse> PrepareSubmit(
-      const v1::SubmitTaskRequest& request, absl::string_view actor);
+      const v1::SubmitTaskRequest& request, absl::string_view actor,
+      LockWait wait);
   Pending<v1::RecordEventResponse> PrepareEvent(
-      const v1::RecordEventRequest& request, absl::string_view actor);
+      const v1::RecordEventRequest& request, absl::string_view actor,
+      LockWait wait);
   Pending<v1::Task> PrepareNote(const v1::AddNoteRequest& request,
-                                absl::string_view actor);
+                                absl::string_view actor, LockWait wait);
 
   // Commits `pending.write` (if any), then answers `done`.
   template <typename Response>
   void Complete(Pending<Response> pending, Completion<Response> done);
+
+  // Completes `pending` with `*done` and returns true, unless it is
+  // LockBusy: then returns false and leaves `*done` as it is.
+  template <typename Response>
+  bool Start(Pending<Response> pending, Completion<Response>* done);
+
+  // The lease of `key`: waited for with kWait; with kNever nullopt when
+  // another write holds it.
+  static absl::optional<StripeLocks::Lease> Lock(StripeLocks& locks,
+                                                 absl::string_view key,
+                                                 LockWait wait);
 
   // Appends `event` (seq, times and state_after filled in here) to `task`
   // and prepares its write, together with `extra`, into `write`; watchers are
@@ -237,7 +278,8 @@ class Tracker {
   Pending<v1::SubmitTaskResponse> PrepareBlockDuplicate(
       const std::string& task_id, v1::DedupReason reason,
       const v1::SubmitTaskRequest& request, absl::string_view actor,
-      std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease);
+      std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
+      LockWait wait);
 
   // True when an identical submission is still the original's intent.
   bool BlocksContent(const v1::Task& original, absl::Time now) const;

@@ -1,5 +1,7 @@
 #include "service/work_pool.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 namespace tasktrail {
@@ -17,7 +19,7 @@ WorkPool::~WorkPool() {
   for (std::thread& thread : threads_) thread.join();
 }
 
-void WorkPool::Schedule(std::function<void()> work) {
+void WorkPool::Schedule(absl::AnyInvocable<void() &&> work) {
   absl::MutexLock lock(&mutex_);
   queue_.push_back(std::move(work));
 }
@@ -28,8 +30,9 @@ size_t WorkPool::queued() const {
 }
 
 void WorkPool::Run() {
+  pthread_setname_np(pthread_self(), "tt-write");
   while (true) {
-    std::function<void()> work;
+    absl::AnyInvocable<void() &&> work;
     {
       absl::MutexLock lock(&mutex_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
@@ -40,7 +43,7 @@ void WorkPool::Run() {
       work = std::move(queue_.front());
       queue_.pop_front();
     }
-    work();
+    std::move(work)();
   }
 }
 

@@ -1,6 +1,9 @@
 // WorkPool: a fixed set of threads that run closures. The service prepares
-// writes on it, because preparing may wait for an earlier write to the same
-// task to become durable, and gRPC's threads must never wait.
+// on it the writes whose preparation must wait for an earlier write to the
+// same task (or account) to become durable, since gRPC's threads must never
+// wait.
+//
+// Its threads are named "tt-write".
 //
 // Thread safety: Schedule may be called from any thread. The destructor runs
 // the closures already scheduled, then joins the threads.
@@ -8,11 +11,11 @@
 #define TASKTRAIL_SERVICE_WORK_POOL_H_
 
 #include <deque>
-#include <functional>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 
 namespace tasktrail {
@@ -26,7 +29,7 @@ class WorkPool {
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
 
-  void Schedule(std::function<void()> work);
+  void Schedule(absl::AnyInvocable<void() &&> work);
 
   // Closures scheduled and not yet started.
   size_t queued() const;
@@ -35,7 +38,7 @@ class WorkPool {
   void Run();
 
   mutable absl::Mutex mutex_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mutex_);
+  std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   std::vector<std::thread> threads_;
 };

@@ -1,5 +1,7 @@
 #include "store/commit_queue.h"
 
+#include <pthread.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -63,6 +65,7 @@ CommitQueue::Counts CommitQueue::counts() const {
 }
 
 void CommitQueue::Run() {
+  pthread_setname_np(pthread_self(), "tt-commit");
   std::vector<Entry> group;
   std::vector<rocksdb::WriteBatch*> batches;
   while (true) {

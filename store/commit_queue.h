@@ -13,6 +13,8 @@
 // one group succeed or fail together (they are one WriteBatch).
 // Order: batches are applied in the order Enqueue was called.
 //
+// The queue's thread is named "tt-commit" (as `top -H` and `perf` show it).
+//
 // Thread safety: Enqueue may be called from any thread, including from a
 // callback. Callbacks run on the queue's thread, one at a time, in queue
 // order; a callback must not wait for a later queued write (that write waits

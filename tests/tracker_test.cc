@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/stripe_locks.h"
@@ -276,6 +277,120 @@ TEST_F(TrackerTest, AsyncEventsAreAnsweredInOrderOnceReadable) {
   mutex.Await(absl::Condition(&all_answered));
   EXPECT_EQ(readable, kEvents);
   for (int i = 0; i < kEvents; ++i) EXPECT_EQ(seqs[i], i + 2);  // 1: SUBMITTED
+}
+
+TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
+  const std::string busy_task = Submit("acct-a");
+  const std::string other_task = Submit("acct-c");
+
+  // The commit thread runs answers in queue order: while the first one is
+  // held here, every write queued after it keeps its locks.
+  absl::Notification holding, release;
+  tracker_->RecordEvent(Poll(other_task, 1), "",
+                        [&](absl::StatusOr<v1::RecordEventResponse> answer) {
+                          EXPECT_TRUE(answer.ok()) << answer.status();
+                          holding.Notify();
+                          release.WaitForNotification();
+                        });
+  holding.WaitForNotification();
+  absl::Notification event_done, submit_done;
+  tracker_->RecordEvent(Poll(busy_task, 2), "",
+                        [&](absl::StatusOr<v1::RecordEventResponse> answer) {
+                          EXPECT_TRUE(answer.ok()) << answer.status();
+                          event_done.Notify();
+                        });
+  v1::SubmitTaskRequest first;
+  first.set_account_id("acct-b");
+  first.set_model("veo-3");
+  first.mutable_params()->set_prompt("a fox in the snow");
+  tracker_->SubmitTask(first, "",
+                       [&](absl::StatusOr<v1::SubmitTaskResponse> answer) {
+                         EXPECT_TRUE(answer.ok()) << answer.status();
+                         submit_done.Notify();
+                       });
+
+  // The task's and the account's locks are held: nothing is done, and the
+  // completions are left to the caller, uncalled.
+  absl::Mutex mutex;
+  int answers = 0;
+  auto count = [&] {
+    absl::MutexLock lock(&mutex);
+    ++answers;
+  };
+  auto await_answers = [&](int n) {
+    absl::MutexLock lock(&mutex);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
+      return answers == n;
+    };
+    mutex.Await(absl::Condition(&reached));
+  };
+  Completion<v1::RecordEventResponse> event_answer =
+      [&](absl::StatusOr<v1::RecordEventResponse> answer) {
+        EXPECT_TRUE(answer.ok()) << answer.status();
+        if (answer.ok()) EXPECT_EQ(answer->seq(), 3);
+        count();
+      };
+  EXPECT_FALSE(tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
+                                     &event_answer));
+  EXPECT_TRUE(static_cast<bool>(event_answer));
+  v1::SubmitTaskRequest second = first;
+  second.mutable_params()->set_prompt("a hare in the snow");
+  Completion<v1::SubmitTaskResponse> submit_answer =
+      [&](absl::StatusOr<v1::SubmitTaskResponse> answer) {
+        EXPECT_TRUE(answer.ok()) << answer.status();
+        count();
+      };
+  EXPECT_FALSE(
+      tracker_->SubmitTask(second, "", LockWait::kNever, &submit_answer));
+  EXPECT_TRUE(static_cast<bool>(submit_answer));
+  v1::AddNoteRequest note;
+  note.set_task_id(busy_task);
+  note.set_text("looking");
+  Completion<v1::Task> note_answer = [&](absl::StatusOr<v1::Task> answer) {
+    EXPECT_TRUE(answer.ok()) << answer.status();
+    count();
+  };
+  EXPECT_FALSE(tracker_->AddNote(note, "", LockWait::kNever, &note_answer));
+  EXPECT_TRUE(static_cast<bool>(note_answer));
+  await_answers(0);
+
+  // Once the earlier writes are durable the same calls go through (each
+  // awaited, since each holds the task's lock until it is durable).
+  release.Notify();
+  event_done.WaitForNotification();
+  submit_done.WaitForNotification();
+  ASSERT_TRUE(tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
+                                    &event_answer));
+  await_answers(1);
+  ASSERT_TRUE(
+      tracker_->SubmitTask(second, "", LockWait::kNever, &submit_answer));
+  ASSERT_TRUE(tracker_->AddNote(note, "", LockWait::kNever, &note_answer));
+  await_answers(3);
+
+  // The refused tries left no trace: one entry per accepted write.
+  v1::GetTaskRequest get;
+  get.set_task_id(busy_task);
+  get.set_include_events(true);
+  auto task = tracker_->GetTask(get);
+  ASSERT_TRUE(task.ok()) << task.status();
+  ASSERT_EQ(task->events_size(), 4);  // submitted, two polls, the note
+  EXPECT_EQ(task->poll_count(), 2);
+  EXPECT_EQ(task->events(3).type(), v1::EVENT_TYPE_NOTE_ADDED);
+  v1::ListTasksRequest list;
+  list.set_account_id("acct-b");
+  auto tasks = tracker_->ListTasks(list);
+  ASSERT_TRUE(tasks.ok()) << tasks.status();
+  EXPECT_EQ(tasks->tasks_size(), 2);
+}
+
+TEST(StripeLocksTest, TryAcquireTakesOnlyAFreeStripe) {
+  StripeLocks locks;
+  absl::optional<StripeLocks::Lease> first = locks.TryAcquire("task-1");
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(locks.TryAcquire("task-1").has_value());
+  first->Release();
+  absl::optional<StripeLocks::Lease> again = locks.TryAcquire("task-1");
+  EXPECT_TRUE(again.has_value());
 }
 
 TEST(StripeLocksTest, ALeaseReleasedOnAnotherThreadAdmitsTheWaiter) {
