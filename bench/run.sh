@@ -7,7 +7,10 @@
 #                           workload, 10,000 tasks preloaded, plus health and
 #                           get at concurrency 1 and the store-level submit
 #                           ceiling; prints each ratio against its target
-#                           (PASS/BELOW, informational only). ROUNDS=N runs
+#                           (PASS/BELOW, informational only). The workloads
+#                           are measured in ROTATIONS (5) turns of
+#                           DURATION/ROTATIONS s each, so that the two sides
+#                           of a ratio share the same seconds. ROUNDS=N runs
 #                           the whole table N times, each on fresh stores
 #                           and a fresh server, and prints each ratio's
 #                           median and range
@@ -21,7 +24,7 @@
 #                           server RSS max, restart and settle time
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
-# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, LARGE_TASKS, SETTLE_MAX (longest
+# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, LARGE_TASKS, SETTLE_MAX (longest
 # wait for compactions, s; default 900), WARMUP (--large: unmeasured seconds
 # before each run, default 10), SERVER_ARGS (extra
 # tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1 keeps the temp dir.
@@ -153,15 +156,15 @@ echo "load average before: $(loadavg)  (cores: $(nproc))"
 if [[ "$mode" == smoke ]]; then
   out="$tmp/smoke.jsonl"
   start_server "$tmp/db"
+  # Two rotations, as the table measures (each workload reported once).
   run_bench "$out" --workload \
-    health,get,get-timeline,queue-status,event,submit,submit-dup,mixed \
+    health,get,get-timeline,queue-status,event,submit,submit-dup,mixed,store-submit \
+    --db "$tmp/store-db" --rotations 2 \
     --concurrency 4 --duration 1 --warmup 0.2 --preload 200 \
     --preload-concurrency 16 || status=1
-  "$bench" --workload store-submit --db "$tmp/store-db" --concurrency 4 \
-    --duration 1 --warmup 0.2 --json --quiet >>"$out" || status=1
   stop_server
   print_table "$out"
-  # Every workload must have run, made calls and seen no errors.
+  # Every workload must have run once, made calls and seen no errors.
   "$python" - "$out" <<'EOF' || status=1
 import json, sys
 want = {"preload", "health", "get", "get-timeline", "queue-status", "event",
@@ -169,6 +172,8 @@ want = {"preload", "health", "get", "get-timeline", "queue-status", "event",
 seen, bad = set(), []
 for line in open(sys.argv[1]):
     r = json.loads(line)
+    if r["workload"] in seen:
+        bad.append(f"{r['workload']}: reported more than once")
     seen.add(r["workload"])
     if r["errors"] or not r["calls"]:
         bad.append(f"{r['workload']}: calls={r['calls']} errors={r['errors']}")
@@ -189,26 +194,27 @@ if [[ "$mode" == table ]]; then
   duration="${DURATION:-5}"
   preload="${PRELOAD:-10000}"
   rounds="${ROUNDS:-1}"
+  rotations="${ROTATIONS:-5}"
   files=()
   for round in $(seq 1 "$rounds"); do
     out="$tmp/table.$round.jsonl"
     files+=("$out")
-    # The store-level ceiling first, on its own store, with nothing else
-    # running; then a fresh server and store for the service's workloads.
-    "$bench" --workload store-submit --db "$tmp/store-db.$round" \
-      --concurrency "$conc" --duration "$duration" --json --quiet \
-      >>"$out" || status=1
-    rm -rf "$tmp/store-db.$round"
+    # A fresh server and store for the service's workloads; the store-level
+    # ceiling runs inside the load generator on a store of its own, while
+    # the server idles, in the same rotations as the service's workloads.
     start_server "$tmp/db.$round"
-    workloads="health@1,get@1,get-timeline@1,health,get,get-timeline"
-    workloads+=",queue-status,event,submit,submit-dup,mixed"
+    workloads="health@1,get@1,get-timeline@1,store-submit,submit,health,get"
+    workloads+=",get-timeline,queue-status,event,submit-dup,mixed"
     run_bench "$out" --preload "$preload" --duration "$duration" \
+      --rotations "$rotations" --db "$tmp/store-db.$round" \
       --concurrency "$conc" --workload "$workloads" || status=1
     rss=$(rss_kb "$server_pid")
     stop_server
-    rm -rf "$tmp/db.$round"
+    rm -rf "$tmp/db.$round" "$tmp/store-db.$round"
   done
   echo "load average after:  $(loadavg)"
+  echo "each workload measured in $rotations rotations of" \
+    "$("$python" -c "print($duration / $rotations)") s"
   print_table "${files[@]}"
   echo "server RSS after the table: $((rss / 1024)) MB"
   echo

@@ -23,6 +23,12 @@
 //   store-submit  no gRPC: Tracker::SubmitTask on a TaskStore opened on --db,
 //                 from `concurrency` threads: the ceiling for durable submits
 //
+// --rotations N measures the whole list N times over, each run for
+// --duration / N seconds, and reports each run once, merged over the
+// rotations: workloads that are compared with each other (a read against
+// health, submit against store-submit) are then measured within the same
+// seconds rather than a minute apart, while the machine's speed drifts.
+//
 // --save-tasks FILE keeps the preloaded task ids; --load-tasks FILE reuses
 // them in a later process against the same store (so that a store can be
 // loaded once, the server restarted, and only then measured). With
@@ -102,6 +108,7 @@ struct Flags {
   bool probe = false;
   std::string save_tasks;
   std::string load_tasks;
+  int rotations = 1;
 };
 
 // What one workload run measured.
@@ -115,6 +122,15 @@ struct RunResult {
   LatencyHistogram latency;
 
   uint64_t errors() const { return calls - codes[0]; }
+
+  // Adds another run of the same workload and concurrency.
+  void Merge(const RunResult& other) {
+    seconds += other.seconds;
+    calls += other.calls;
+    for (int c = 0; c < kStatusCodes; ++c) codes[c] += other.codes[c];
+    deduplicated += other.deduplicated;
+    latency.Merge(other.latency);
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -600,76 +616,94 @@ class Engine {
 
 // ---------------------------------------------------------------------------
 // store-submit: SubmitTask's own work (validation, dedup lookups, the durable
-// WriteBatch) from `concurrency` threads, without gRPC.
+// WriteBatch) from `concurrency` threads, without gRPC. The store is opened
+// by the first run and kept open for the next ones (--rotations).
+class StoreCeiling {
+ public:
+  explicit StoreCeiling(const Flags& flags) : flags_(flags) {}
 
-absl::StatusOr<RunResult> StoreSubmit(const Flags& flags, int concurrency,
-                                      const std::string& nonce) {
-  store::StoreOptions options;
-  options.path = flags.db;
-  options.sync_writes = flags.sync;
-  absl::StatusOr<std::unique_ptr<store::TaskStore>> opened =
-      store::TaskStore::Open(options);
-  if (!opened.ok()) return opened.status();
-  std::unique_ptr<store::TaskStore> task_store = std::move(opened).value();
-  CatalogHolder catalog(Catalog::BuiltIn());
-  EventHub hub;
-  TrackerOptions tracker_options;
-  tracker_options.id_seed = 0;  // from the OS: ids stay unique across runs
-  Tracker tracker(task_store.get(), &catalog, SystemClock::Get(), &hub,
-                  tracker_options);
-
-  std::atomic<Phase> phase{Phase::kWarmup};
-  struct Worker {
-    uint64_t calls = 0;
-    std::array<uint64_t, kStatusCodes> codes{};
-    uint64_t deduplicated = 0;
-    LatencyHistogram latency;
-  };
-  std::vector<Worker> workers(concurrency);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < concurrency; ++i) {
-    threads.emplace_back([&, i] {
-      Worker& worker = workers[i];
-      std::mt19937_64 rng(flags.seed * 1000003 + i);
-      for (uint64_t n = 0; phase != Phase::kStop; ++n) {
-        const v1::SubmitTaskRequest request = MakeSubmit(
-            rng, absl::StrCat(nonce, "-s", concurrency, "-", i, "-", n), 1000);
-        const SteadyClock::time_point began = SteadyClock::now();
-        absl::StatusOr<v1::SubmitTaskResponse> response =
-            tracker.SubmitTask(request, "bench");
-        const auto micros =
-            std::chrono::duration_cast<std::chrono::microseconds>(
-                SteadyClock::now() - began)
-                .count();
-        if (phase == Phase::kMeasure) {
-          ++worker.calls;
-          ++worker.codes[CodeIndex(static_cast<int>(response.status().code()))];
-          if (response.ok() && response->deduplicated()) ++worker.deduplicated;
-          worker.latency.Record(static_cast<uint64_t>(micros));
+  // Measures `seconds` after --warmup. `nonce` must differ between runs, so
+  // that request ids never repeat.
+  absl::StatusOr<RunResult> Run(int concurrency, double seconds,
+                                const std::string& nonce) {
+    if (tracker_ == nullptr) {
+      store::StoreOptions options;
+      options.path = flags_.db;
+      options.sync_writes = flags_.sync;
+      absl::StatusOr<std::unique_ptr<store::TaskStore>> opened =
+          store::TaskStore::Open(options);
+      if (!opened.ok()) return opened.status();
+      store_ = std::move(opened).value();
+      TrackerOptions tracker_options;
+      tracker_options.id_seed = 0;  // from the OS: ids stay unique across runs
+      tracker_ = std::make_unique<Tracker>(
+          store_.get(), &catalog_, SystemClock::Get(), &hub_, tracker_options);
+    }
+    Tracker& tracker = *tracker_;
+    const Flags& flags = flags_;
+    std::atomic<Phase> phase{Phase::kWarmup};
+    struct Worker {
+      uint64_t calls = 0;
+      std::array<uint64_t, kStatusCodes> codes{};
+      uint64_t deduplicated = 0;
+      LatencyHistogram latency;
+    };
+    std::vector<Worker> workers(concurrency);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < concurrency; ++i) {
+      threads.emplace_back([&, i] {
+        Worker& worker = workers[i];
+        std::mt19937_64 rng(flags.seed * 1000003 + i);
+        for (uint64_t n = 0; phase != Phase::kStop; ++n) {
+          const v1::SubmitTaskRequest request = MakeSubmit(
+              rng, absl::StrCat(nonce, "-s", concurrency, "-", i, "-", n),
+              1000);
+          const SteadyClock::time_point began = SteadyClock::now();
+          absl::StatusOr<v1::SubmitTaskResponse> response =
+              tracker.SubmitTask(request, "bench");
+          const auto micros =
+              std::chrono::duration_cast<std::chrono::microseconds>(
+                  SteadyClock::now() - began)
+                  .count();
+          if (phase == Phase::kMeasure) {
+            ++worker.calls;
+            ++worker
+                  .codes[CodeIndex(static_cast<int>(response.status().code()))];
+            if (response.ok() && response->deduplicated())
+              ++worker.deduplicated;
+            worker.latency.Record(static_cast<uint64_t>(micros));
+          }
         }
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::duration<double>(flags.warmup));
-  const SteadyClock::time_point start = SteadyClock::now();
-  phase = Phase::kMeasure;
-  std::this_thread::sleep_for(std::chrono::duration<double>(flags.duration));
-  const SteadyClock::time_point end = SteadyClock::now();
-  phase = Phase::kStop;
-  for (std::thread& thread : threads) thread.join();
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(flags.warmup));
+    const SteadyClock::time_point start = SteadyClock::now();
+    phase = Phase::kMeasure;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    const SteadyClock::time_point end = SteadyClock::now();
+    phase = Phase::kStop;
+    for (std::thread& thread : threads) thread.join();
 
-  RunResult result;
-  result.workload = "store-submit";
-  result.concurrency = concurrency;
-  result.seconds = std::chrono::duration<double>(end - start).count();
-  for (const Worker& worker : workers) {
-    result.calls += worker.calls;
-    for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += worker.codes[c];
-    result.deduplicated += worker.deduplicated;
-    result.latency.Merge(worker.latency);
+    RunResult result;
+    result.workload = "store-submit";
+    result.concurrency = concurrency;
+    result.seconds = std::chrono::duration<double>(end - start).count();
+    for (const Worker& worker : workers) {
+      result.calls += worker.calls;
+      for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += worker.codes[c];
+      result.deduplicated += worker.deduplicated;
+      result.latency.Merge(worker.latency);
+    }
+    return result;
   }
-  return result;
-}
+
+ private:
+  const Flags& flags_;
+  CatalogHolder catalog_{Catalog::BuiltIn()};
+  EventHub hub_;
+  std::unique_ptr<store::TaskStore> store_;
+  std::unique_ptr<Tracker> tracker_;
+};
 
 // ---------------------------------------------------------------------------
 // Reporting.
@@ -843,6 +877,11 @@ int Main(int argc, char** argv) {
   app.add_option("--load-tasks", flags.load_tasks,
                  "use the task ids in this file (written by --save-tasks "
                  "against the same store) instead of preloading");
+  app.add_option("--rotations", flags.rotations,
+                 "measure the runs in this many rotations of --duration / N "
+                 "s each; each run is reported once, merged")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_flag("--quiet", flags.quiet, "no progress on stderr");
   app.add_flag("--probe", flags.probe,
                "one health check (waiting for the server up to --deadline); "
@@ -978,11 +1017,18 @@ int Main(int argc, char** argv) {
     engine->set_ids(&ids);
   }
 
-  for (const auto& [workload, concurrency] : runs) {
-    {
+  // Each run is reported after its last rotation (with one rotation, as soon
+  // as it ends).
+  const double seconds = flags.duration / flags.rotations;
+  StoreCeiling ceiling(flags);
+  std::vector<RunResult> merged(runs.size());
+  for (int rotation = 0; rotation < flags.rotations; ++rotation) {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const auto& [workload, concurrency] = runs[i];
       RunResult result;
       if (workload == "store-submit") {
-        absl::StatusOr<RunResult> run = StoreSubmit(flags, concurrency, nonce);
+        absl::StatusOr<RunResult> run = ceiling.Run(
+            concurrency, seconds, absl::StrCat(nonce, "-", rotation, "-", i));
         if (!run.ok()) {
           fprintf(stderr, "store-submit: %s\n",
                   run.status().ToString().c_str());
@@ -990,10 +1036,16 @@ int Main(int argc, char** argv) {
         }
         result = std::move(run).value();
       } else {
-        result = engine->Run(workload, concurrency, flags.duration);
+        result = engine->Run(workload, concurrency, seconds);
       }
-      Report(result, flags, static_cast<int64_t>(ids.size()));
-      if (result.errors() > 0 || result.calls == 0) failed = true;
+      if (rotation == 0) {
+        merged[i] = std::move(result);
+      } else {
+        merged[i].Merge(result);
+      }
+      if (rotation + 1 < flags.rotations) continue;
+      Report(merged[i], flags, static_cast<int64_t>(ids.size()));
+      if (merged[i].errors() > 0 || merged[i].calls == 0) failed = true;
     }
   }
   return failed ? 1 : 0;
