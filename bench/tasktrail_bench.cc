@@ -281,7 +281,11 @@ class Engine {
       slot->engine = this;
       slot->index = i;
       slot->connection = &(*connections_)[i % connections_->size()];
-      slot->rng.seed(flags_.seed * 1000003 + i);
+      // Each run draws its own sequence (a rotation does not replay the
+      // previous one's task ids), deterministically from --seed.
+      std::seed_seq seed{static_cast<uint64_t>(flags_.seed),
+                         static_cast<uint64_t>(run_), static_cast<uint64_t>(i)};
+      slot->rng.seed(seed);
       slots_.push_back(std::move(slot));
     }
     active_ = concurrency;
@@ -486,8 +490,11 @@ class Engine {
       Submit(slot, MakeSubmit(slot->rng, Tag(slot), kAccounts));
     } else if (w == "submit-dup") {
       if (slot->fixed_submit.account_id().empty()) {
-        slot->fixed_submit = MakeSubmit(
-            slot->rng, absl::StrCat(nonce_, "-dup-", slot->index), 1);
+        // The same request in every run (and rotation) of this slot: its
+        // own sequence, not the run's.
+        std::mt19937_64 rng(flags_.seed * 1000003 + slot->index);
+        slot->fixed_submit =
+            MakeSubmit(rng, absl::StrCat(nonce_, "-dup-", slot->index), 1);
         slot->fixed_submit.set_account_id(
             absl::StrCat("dup-", nonce_, "-", slot->index));
       }
@@ -641,6 +648,7 @@ class StoreCeiling {
     }
     Tracker& tracker = *tracker_;
     const Flags& flags = flags_;
+    const int run = ++runs_;
     std::atomic<Phase> phase{Phase::kWarmup};
     struct Worker {
       uint64_t calls = 0;
@@ -653,7 +661,10 @@ class StoreCeiling {
     for (int i = 0; i < concurrency; ++i) {
       threads.emplace_back([&, i] {
         Worker& worker = workers[i];
-        std::mt19937_64 rng(flags.seed * 1000003 + i);
+        std::seed_seq seed{static_cast<uint64_t>(flags.seed),
+                           static_cast<uint64_t>(run),
+                           static_cast<uint64_t>(i)};
+        std::mt19937_64 rng(seed);
         for (uint64_t n = 0; phase != Phase::kStop; ++n) {
           const v1::SubmitTaskRequest request = MakeSubmit(
               rng, absl::StrCat(nonce, "-s", concurrency, "-", i, "-", n),
@@ -703,6 +714,7 @@ class StoreCeiling {
   EventHub hub_;
   std::unique_ptr<store::TaskStore> store_;
   std::unique_ptr<Tracker> tracker_;
+  int runs_ = 0;  // distinguishes the random sequences of successive runs
 };
 
 // ---------------------------------------------------------------------------

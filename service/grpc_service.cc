@@ -344,7 +344,11 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
   if (start(*caller, LockWait::kNever, &done)) return reactor;
   writes_->Schedule([caller = *std::move(caller), start = std::move(start),
                      done = std::move(done)]() mutable {
-    start(caller, LockWait::kWait, &done);
+    // A write that may wait is never given back; if it were, the call must
+    // still be answered.
+    if (!start(caller, LockWait::kWait, &done)) {
+      std::move(done)(absl::InternalError("a write was not taken"));
+    }
   });
   return reactor;
 }

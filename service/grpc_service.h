@@ -3,8 +3,9 @@
 // A write is prepared on gRPC's thread when the locks it needs are free, and
 // otherwise on a WorkPool (preparing it there may wait for another write to
 // the same task or account to become durable); either way it is answered
-// from the store's commit thread once durable, so that no gRPC thread waits
-// for a lock or for the disk.
+// from the store's commit thread once durable. No gRPC thread waits for a
+// lease or for an fsync; like reads, preparing a write reads the store (the
+// disk on a cache miss) and takes short mutexes.
 //
 // Thread safety: safe for concurrent calls, as gRPC requires.
 #ifndef TASKTRAIL_SERVICE_GRPC_SERVICE_H_

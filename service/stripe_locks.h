@@ -6,7 +6,13 @@
 // prepared the write moves on at once. Keys that share a stripe exclude each
 // other (harmless: only less concurrency).
 //
-// Not reentrant: holding two leases of one StripeLocks at once may deadlock.
+// A lease is either waited for (Acquire) or taken only when it is free at
+// once (TryAcquire). A stripe that someone waits for is not free to
+// TryAcquire, so that tries never overtake a waiter: a waiter takes the
+// stripe next.
+//
+// Not reentrant: a thread that holds a lease and Acquires another of the
+// same StripeLocks may deadlock (TryAcquire never waits).
 // Thread safety: all methods are safe to call concurrently.
 #ifndef TASKTRAIL_SERVICE_STRIPE_LOCKS_H_
 #define TASKTRAIL_SERVICE_STRIPE_LOCKS_H_
@@ -65,26 +71,37 @@ class StripeLocks {
   // Waits until the stripe of `key` is free and takes it.
   Lease Acquire(absl::string_view key) {
     Stripe& stripe = StripeOf(key);
-    stripe.mutex.LockWhen(absl::Condition(&IsFree, &stripe));
+    absl::MutexLock lock(&stripe.mutex);
+    ++stripe.waiting;
+    stripe.mutex.Await(absl::Condition(&IsFree, &stripe));
+    --stripe.waiting;
     stripe.held = true;
-    stripe.mutex.Unlock();
     return Lease(&stripe);
   }
 
   // Takes the stripe of `key` when it is free now; nullopt, at once, when
-  // another lease holds it. Never waits for a lease to be released.
+  // another lease holds it or an Acquire waits for it. Never waits for a
+  // lease to be released.
   absl::optional<Lease> TryAcquire(absl::string_view key) {
     Stripe& stripe = StripeOf(key);
     absl::MutexLock lock(&stripe.mutex);
-    if (stripe.held) return absl::nullopt;
+    if (stripe.held || stripe.waiting > 0) return absl::nullopt;
     stripe.held = true;
     return Lease(&stripe);
+  }
+
+  // How many Acquire calls wait for the stripe of `key` now (for tests).
+  int Waiting(absl::string_view key) {
+    Stripe& stripe = StripeOf(key);
+    absl::MutexLock lock(&stripe.mutex);
+    return stripe.waiting;
   }
 
  private:
   struct Stripe {
     absl::Mutex mutex;
     bool held ABSL_GUARDED_BY(mutex) = false;
+    int waiting ABSL_GUARDED_BY(mutex) = 0;
   };
 
   Stripe& StripeOf(absl::string_view key) {

@@ -11,7 +11,9 @@
 //
 // Writes come in two forms. The asynchronous one prepares the write on the
 // calling thread and answers through a callback once the write is durable;
-// the calling thread never waits for an fsync. The synchronous one waits.
+// the calling thread never waits for its own fsync, though with
+// LockWait::kWait it may wait for a lock that an earlier write holds until
+// that one is durable. The synchronous one waits for the answer.
 //
 // Thread safety: all methods are safe to call concurrently. Writes to one
 // task (and submissions of one account) are serialised by striped locks held
@@ -74,11 +76,12 @@ struct TrackerOptions {
   absl::Duration dedup_content_ttl = absl::Hours(24);
 };
 
-// Whether preparing a write may wait for a lock that an earlier write to the
-// same task (or a submission of the same account) holds until it is durable.
+// Whether preparing a write may wait for a lock that another write holds
+// until it is durable: one to the same task or a submission of the same
+// account, or an unrelated one whose key shares the lock's stripe.
 enum class LockWait {
   kWait,   // wait for it: for threads that may block
-  kNever,  // never wait: give the write up, having done nothing
+  kNever,  // never wait: give the write up, having recorded nothing
 };
 
 // Receives the answer of an asynchronous write: exactly once, from the store's
@@ -121,11 +124,12 @@ class Tracker {
   // `request` and `actor` need only live until the call returns.
   void SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
                   Completion<v1::SubmitTaskResponse> done);
-  // The same, or with LockWait::kNever, when a lock it needs is held by a
-  // write not yet durable, nothing: it returns false at once, and `*done` is
-  // neither called nor moved from (call again with kWait on a thread that
-  // may block). Returns true when it took the request: `*done` was moved
-  // from and is called as SubmitTask's `done` is.
+  // The same, or with LockWait::kNever, when a lock it needs is held (see
+  // LockWait), nothing: it returns false at once, having recorded and
+  // counted nothing (at most a task id was drawn and is skipped), and
+  // `*done` is neither called nor moved from (call again with kWait on a
+  // thread that may block). Returns true when it took the request: `*done`
+  // was moved from and is called as SubmitTask's `done` is.
   bool SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
                   LockWait wait, Completion<v1::SubmitTaskResponse>* done);
   absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(

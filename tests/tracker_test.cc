@@ -14,6 +14,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "service/stripe_locks.h"
@@ -279,93 +281,136 @@ TEST_F(TrackerTest, AsyncEventsAreAnsweredInOrderOnceReadable) {
   for (int i = 0; i < kEvents; ++i) EXPECT_EQ(seqs[i], i + 2);  // 1: SUBMITTED
 }
 
+// While a write's leases are held, a write that may not wait for them is
+// given back untouched; once they are free it goes through. Every call here
+// is LockWait::kNever, so each one's result is determined: a wrong answer
+// fails the test instead of blocking it.
 TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
-  const std::string busy_task = Submit("acct-a");
-  const std::string other_task = Submit("acct-c");
-
-  // The commit thread runs answers in queue order: while the first one is
-  // held here, every write queued after it keeps its locks.
-  absl::Notification holding, release;
-  tracker_->RecordEvent(Poll(other_task, 1), "",
-                        [&](absl::StatusOr<v1::RecordEventResponse> answer) {
-                          EXPECT_TRUE(answer.ok()) << answer.status();
-                          holding.Notify();
-                          release.WaitForNotification();
-                        });
-  holding.WaitForNotification();
-  absl::Notification event_done, submit_done;
-  tracker_->RecordEvent(Poll(busy_task, 2), "",
-                        [&](absl::StatusOr<v1::RecordEventResponse> answer) {
-                          EXPECT_TRUE(answer.ok()) << answer.status();
-                          event_done.Notify();
-                        });
-  v1::SubmitTaskRequest first;
-  first.set_account_id("acct-b");
-  first.set_model("veo-3");
-  first.mutable_params()->set_prompt("a fox in the snow");
-  tracker_->SubmitTask(first, "",
-                       [&](absl::StatusOr<v1::SubmitTaskResponse> answer) {
-                         EXPECT_TRUE(answer.ok()) << answer.status();
-                         submit_done.Notify();
-                       });
-
-  // The task's and the account's locks are held: nothing is done, and the
-  // completions are left to the caller, uncalled.
-  absl::Mutex mutex;
-  int answers = 0;
-  auto count = [&] {
-    absl::MutexLock lock(&mutex);
-    ++answers;
+  // What the answers touch lives on the heap: an answer still pending when
+  // an assertion ends the test runs later, when the fixture closes the store.
+  struct Shared {
+    absl::Mutex mutex;
+    int answers ABSL_GUARDED_BY(mutex) = 0;
+    absl::Notification stalled[2];
+    absl::Notification resume[2];
   };
-  auto await_answers = [&](int n) {
-    absl::MutexLock lock(&mutex);
-    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
-      return answers == n;
+  auto shared = std::make_shared<Shared>();
+  struct ResumeOnExit {
+    Shared* shared;
+    ~ResumeOnExit() {
+      for (absl::Notification& resume : shared->resume) {
+        if (!resume.HasBeenNotified()) resume.Notify();
+      }
+    }
+  } resume_on_exit{shared.get()};
+  constexpr absl::Duration kPatience = absl::Seconds(60);
+  auto answers_reach = [shared, kPatience](int n) {
+    absl::MutexLock lock(&shared->mutex);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared->mutex) {
+      return shared->answers >= n;
     };
-    mutex.Await(absl::Condition(&reached));
+    return shared->mutex.AwaitWithTimeout(absl::Condition(&reached), kPatience);
   };
-  Completion<v1::RecordEventResponse> event_answer =
-      [&](absl::StatusOr<v1::RecordEventResponse> answer) {
-        EXPECT_TRUE(answer.ok()) << answer.status();
-        if (answer.ok()) EXPECT_EQ(answer->seq(), 3);
-        count();
-      };
-  EXPECT_FALSE(tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
-                                     &event_answer));
-  EXPECT_TRUE(static_cast<bool>(event_answer));
-  v1::SubmitTaskRequest second = first;
-  second.mutable_params()->set_prompt("a hare in the snow");
-  Completion<v1::SubmitTaskResponse> submit_answer =
-      [&](absl::StatusOr<v1::SubmitTaskResponse> answer) {
-        EXPECT_TRUE(answer.ok()) << answer.status();
-        count();
-      };
-  EXPECT_FALSE(
-      tracker_->SubmitTask(second, "", LockWait::kNever, &submit_answer));
-  EXPECT_TRUE(static_cast<bool>(submit_answer));
+  auto answers = [shared] {
+    absl::MutexLock lock(&shared->mutex);
+    return shared->answers;
+  };
+  // A completion that expects success and counts its answer.
+  auto counted = [shared](auto check) {
+    return [shared, check](auto answer) {
+      EXPECT_TRUE(answer.ok()) << answer.status();
+      if (answer.ok()) check(*answer);
+      absl::MutexLock lock(&shared->mutex);
+      ++shared->answers;
+    };
+  };
+  auto any = [](const auto&) {};
+
+  v1::SubmitTaskRequest original;
+  original.set_account_id("acct-a");
+  original.set_model("veo-3");
+  original.set_request_id("rq-busy");
+  original.mutable_params()->set_prompt("a fox in the snow");
+  auto submitted = tracker_->SubmitTask(original, "");
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string busy_task = submitted->task().task_id();
+  const std::string other_task = Submit("acct-c");
+  v1::SubmitTaskRequest fresh = original;
+  fresh.set_request_id("rq-fresh");
+  fresh.mutable_params()->set_prompt("a hare in the snow");
   v1::AddNoteRequest note;
   note.set_task_id(busy_task);
   note.set_text("looking");
-  Completion<v1::Task> note_answer = [&](absl::StatusOr<v1::Task> answer) {
-    EXPECT_TRUE(answer.ok()) << answer.status();
-    count();
-  };
-  EXPECT_FALSE(tracker_->AddNote(note, "", LockWait::kNever, &note_answer));
-  EXPECT_TRUE(static_cast<bool>(note_answer));
-  await_answers(0);
 
-  // Once the earlier writes are durable the same calls go through (each
-  // awaited, since each holds the task's lock until it is durable).
-  release.Notify();
-  event_done.WaitForNotification();
-  submit_done.WaitForNotification();
-  ASSERT_TRUE(tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
-                                    &event_answer));
-  await_answers(1);
+  // The commit thread answers writes in queue order: while it is held in
+  // the answer of a write to another task, every write queued after that
+  // one keeps its leases.
+  auto stall_commits = [&](int stall, int progress) {
+    Completion<v1::RecordEventResponse> hold =
+        [shared, stall, kPatience](absl::StatusOr<v1::RecordEventResponse>) {
+          shared->stalled[stall].Notify();
+          shared->resume[stall].WaitForNotificationWithTimeout(kPatience);
+        };
+    EXPECT_TRUE(tracker_->RecordEvent(Poll(other_task, progress), "",
+                                      LockWait::kNever, &hold));
+    return shared->stalled[stall].WaitForNotificationWithTimeout(kPatience);
+  };
+
+  // 1. The task's lease held by a poll: events, notes and a duplicate of
+  // the task's submission (whose account lease is free) are given back.
+  ASSERT_TRUE(stall_commits(0, 1));
+  Completion<v1::RecordEventResponse> holding_poll =
+      counted([](const v1::RecordEventResponse& r) { EXPECT_EQ(r.seq(), 2); });
+  ASSERT_TRUE(tracker_->RecordEvent(Poll(busy_task, 2), "", LockWait::kNever,
+                                    &holding_poll));
+  Completion<v1::RecordEventResponse> poll =
+      counted([](const v1::RecordEventResponse& r) { EXPECT_EQ(r.seq(), 4); });
+  EXPECT_FALSE(
+      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  Completion<v1::Task> noted = counted(any);
+  EXPECT_FALSE(tracker_->AddNote(note, "", LockWait::kNever, &noted));
+  auto blocked_as_duplicate = [busy_task](const v1::SubmitTaskResponse& r) {
+    EXPECT_TRUE(r.deduplicated());
+    EXPECT_EQ(r.task().task_id(), busy_task);
+  };
+  Completion<v1::SubmitTaskResponse> duplicate = counted(blocked_as_duplicate);
+  EXPECT_FALSE(
+      tracker_->SubmitTask(original, "", LockWait::kNever, &duplicate));
+  EXPECT_EQ(answers(), 0);
+  shared->resume[0].Notify();
+  ASSERT_TRUE(answers_reach(1));
+
+  // 2. The account's and the task's leases held by a duplicate submission
+  // (which also shows that the refused duplicate above left the account's
+  // lease free): a new submission of the account is given back.
+  ASSERT_TRUE(stall_commits(1, 2));
+  Completion<v1::SubmitTaskResponse> holding_duplicate =
+      counted(blocked_as_duplicate);
   ASSERT_TRUE(
-      tracker_->SubmitTask(second, "", LockWait::kNever, &submit_answer));
-  ASSERT_TRUE(tracker_->AddNote(note, "", LockWait::kNever, &note_answer));
-  await_answers(3);
+      tracker_->SubmitTask(original, "", LockWait::kNever, &holding_duplicate));
+  Completion<v1::SubmitTaskResponse> new_task =
+      counted([busy_task](const v1::SubmitTaskResponse& r) {
+        EXPECT_FALSE(r.deduplicated());
+        EXPECT_NE(r.task().task_id(), busy_task);
+      });
+  EXPECT_FALSE(tracker_->SubmitTask(fresh, "", LockWait::kNever, &new_task));
+  EXPECT_FALSE(
+      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  EXPECT_EQ(answers(), 1);
+  shared->resume[1].Notify();
+  ASSERT_TRUE(answers_reach(2));
+
+  // 3. Nothing held: the writes given back go through, each answered once
+  // (each is awaited, as each holds the task's lease until it is durable).
+  ASSERT_TRUE(
+      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  ASSERT_TRUE(answers_reach(3));
+  ASSERT_TRUE(tracker_->AddNote(note, "", LockWait::kNever, &noted));
+  ASSERT_TRUE(answers_reach(4));
+  ASSERT_TRUE(tracker_->SubmitTask(original, "", LockWait::kNever, &duplicate));
+  ASSERT_TRUE(answers_reach(5));
+  ASSERT_TRUE(tracker_->SubmitTask(fresh, "", LockWait::kNever, &new_task));
+  ASSERT_TRUE(answers_reach(6));
 
   // The refused tries left no trace: one entry per accepted write.
   v1::GetTaskRequest get;
@@ -373,11 +418,19 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
   get.set_include_events(true);
   auto task = tracker_->GetTask(get);
   ASSERT_TRUE(task.ok()) << task.status();
-  ASSERT_EQ(task->events_size(), 4);  // submitted, two polls, the note
+  std::vector<v1::EventType> types;
+  for (const v1::TaskEvent& event : task->events()) {
+    types.push_back(event.type());
+  }
+  EXPECT_THAT(types,
+              ::testing::ElementsAre(
+                  v1::EVENT_TYPE_SUBMITTED, v1::EVENT_TYPE_POLLED,
+                  v1::EVENT_TYPE_DUPLICATE_BLOCKED, v1::EVENT_TYPE_POLLED,
+                  v1::EVENT_TYPE_NOTE_ADDED, v1::EVENT_TYPE_DUPLICATE_BLOCKED));
   EXPECT_EQ(task->poll_count(), 2);
-  EXPECT_EQ(task->events(3).type(), v1::EVENT_TYPE_NOTE_ADDED);
+  EXPECT_EQ(task->duplicate_count(), 2);
   v1::ListTasksRequest list;
-  list.set_account_id("acct-b");
+  list.set_account_id("acct-a");
   auto tasks = tracker_->ListTasks(list);
   ASSERT_TRUE(tasks.ok()) << tasks.status();
   EXPECT_EQ(tasks->tasks_size(), 2);
@@ -391,6 +444,25 @@ TEST(StripeLocksTest, TryAcquireTakesOnlyAFreeStripe) {
   first->Release();
   absl::optional<StripeLocks::Lease> again = locks.TryAcquire("task-1");
   EXPECT_TRUE(again.has_value());
+}
+
+TEST(StripeLocksTest, TryAcquireDoesNotOvertakeAWaiter) {
+  StripeLocks locks;
+  absl::optional<StripeLocks::Lease> first = locks.TryAcquire("task-1");
+  ASSERT_TRUE(first.has_value());
+  absl::Notification checked;
+  std::thread waiter([&] {
+    StripeLocks::Lease second = locks.Acquire("task-1");
+    checked.WaitForNotification();
+  });
+  while (locks.Waiting("task-1") == 0) std::this_thread::yield();
+  first->Release();
+  // Free of its lease, the stripe is the waiter's: still waited for, or
+  // already held by the waiter.
+  EXPECT_FALSE(locks.TryAcquire("task-1").has_value());
+  checked.Notify();
+  waiter.join();
+  EXPECT_TRUE(locks.TryAcquire("task-1").has_value());
 }
 
 TEST(StripeLocksTest, ALeaseReleasedOnAnotherThreadAdmitsTheWaiter) {
