@@ -123,7 +123,14 @@ struct RunResult {
 
   uint64_t errors() const { return calls - codes[0]; }
 
-  // Adds another run of the same workload and concurrency.
+  // Counts one call that ended with status `code` after `micros`.
+  void Record(int code, uint64_t micros) {
+    ++calls;
+    ++codes[CodeIndex(code)];
+    latency.Record(micros);
+  }
+
+  // Adds the calls of another run (or of one slot or thread of this run).
   void Merge(const RunResult& other) {
     seconds += other.seconds;
     calls += other.calls;
@@ -143,6 +150,15 @@ const char* const kSubjects[] = {"a red fox",     "an old lighthouse",
 const char* const kActions[] = {"in falling snow",   "under a storm",
                                 "at golden hour",    "in slow motion",
                                 "seen from a drone", "drawn in ink"};
+
+// The random sequence of slot (or thread) `index` in the `run`-th run:
+// deterministic from --seed, and different in every run, so that a rotation
+// does not replay the previous one's choices.
+std::mt19937_64 RunRng(uint64_t seed, int run, int index) {
+  std::seed_seq sequence{seed, static_cast<uint64_t>(run),
+                         static_cast<uint64_t>(index)};
+  return std::mt19937_64(sequence);
+}
 
 std::string RunNonce() {
   return absl::StrCat(getpid(), "-",
@@ -236,10 +252,7 @@ struct Slot {
   std::mt19937_64 rng;
   uint64_t sequence = 0;
   // Measured-window tallies (only this slot's completions touch them).
-  uint64_t calls = 0;
-  std::array<uint64_t, kStatusCodes> codes{};
-  uint64_t deduplicated = 0;
-  LatencyHistogram latency;
+  RunResult tally;
   // Workload state.
   int step = 0;
   int polls_done = 0;
@@ -281,11 +294,7 @@ class Engine {
       slot->engine = this;
       slot->index = i;
       slot->connection = &(*connections_)[i % connections_->size()];
-      // Each run draws its own sequence (a rotation does not replay the
-      // previous one's task ids), deterministically from --seed.
-      std::seed_seq seed{static_cast<uint64_t>(flags_.seed),
-                         static_cast<uint64_t>(run_), static_cast<uint64_t>(i)};
-      slot->rng.seed(seed);
+      slot->rng = RunRng(flags_.seed, run_, i);
       slots_.push_back(std::move(slot));
     }
     active_ = concurrency;
@@ -327,12 +336,7 @@ class Engine {
     result.workload = workload;
     result.concurrency = concurrency;
     result.seconds = std::chrono::duration<double>(end - start).count();
-    for (auto& slot : slots_) {
-      result.calls += slot->calls;
-      for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += slot->codes[c];
-      result.deduplicated += slot->deduplicated;
-      result.latency.Merge(slot->latency);
-    }
+    for (auto& slot : slots_) result.Merge(slot->tally);
     return result;
   }
 
@@ -363,9 +367,8 @@ class Engine {
                     SteadyClock::now() - pending->began)
                     .count();
             if (phase_ == Phase::kMeasure) {
-              ++slot->calls;
-              ++slot->codes[CodeIndex(status.error_code())];
-              slot->latency.Record(static_cast<uint64_t>(micros));
+              slot->tally.Record(status.error_code(),
+                                 static_cast<uint64_t>(micros));
             }
             if (!status.ok()) ReportFirstError(status);
             then(status, pending->response);
@@ -405,7 +408,7 @@ class Engine {
                      const v1::SubmitTaskResponse& response) {
           if (status.ok()) {
             if (response.deduplicated() && phase_ == Phase::kMeasure) {
-              ++slot->deduplicated;
+              ++slot->tally.deduplicated;
             }
             slot->task_id = response.task().task_id();
           }
@@ -646,48 +649,36 @@ class StoreCeiling {
       tracker_ = std::make_unique<Tracker>(
           store_.get(), &catalog_, SystemClock::Get(), &hub_, tracker_options);
     }
-    Tracker& tracker = *tracker_;
-    const Flags& flags = flags_;
     const int run = ++runs_;
     std::atomic<Phase> phase{Phase::kWarmup};
-    struct Worker {
-      uint64_t calls = 0;
-      std::array<uint64_t, kStatusCodes> codes{};
-      uint64_t deduplicated = 0;
-      LatencyHistogram latency;
-    };
-    std::vector<Worker> workers(concurrency);
+    std::vector<RunResult> workers(concurrency);
     std::vector<std::thread> threads;
     for (int i = 0; i < concurrency; ++i) {
       threads.emplace_back([&, i] {
-        Worker& worker = workers[i];
-        std::seed_seq seed{static_cast<uint64_t>(flags.seed),
-                           static_cast<uint64_t>(run),
-                           static_cast<uint64_t>(i)};
-        std::mt19937_64 rng(seed);
+        RunResult& worker = workers[i];
+        std::mt19937_64 rng = RunRng(flags_.seed, run, i);
         for (uint64_t n = 0; phase != Phase::kStop; ++n) {
           const v1::SubmitTaskRequest request = MakeSubmit(
               rng, absl::StrCat(nonce, "-s", concurrency, "-", i, "-", n),
               1000);
           const SteadyClock::time_point began = SteadyClock::now();
           absl::StatusOr<v1::SubmitTaskResponse> response =
-              tracker.SubmitTask(request, "bench");
+              tracker_->SubmitTask(request, "bench");
           const auto micros =
               std::chrono::duration_cast<std::chrono::microseconds>(
                   SteadyClock::now() - began)
                   .count();
           if (phase == Phase::kMeasure) {
-            ++worker.calls;
-            ++worker
-                  .codes[CodeIndex(static_cast<int>(response.status().code()))];
-            if (response.ok() && response->deduplicated())
+            worker.Record(static_cast<int>(response.status().code()),
+                          static_cast<uint64_t>(micros));
+            if (response.ok() && response->deduplicated()) {
               ++worker.deduplicated;
-            worker.latency.Record(static_cast<uint64_t>(micros));
+            }
           }
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::duration<double>(flags.warmup));
+    std::this_thread::sleep_for(std::chrono::duration<double>(flags_.warmup));
     const SteadyClock::time_point start = SteadyClock::now();
     phase = Phase::kMeasure;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -699,12 +690,7 @@ class StoreCeiling {
     result.workload = "store-submit";
     result.concurrency = concurrency;
     result.seconds = std::chrono::duration<double>(end - start).count();
-    for (const Worker& worker : workers) {
-      result.calls += worker.calls;
-      for (int c = 0; c < kStatusCodes; ++c) result.codes[c] += worker.codes[c];
-      result.deduplicated += worker.deduplicated;
-      result.latency.Merge(worker.latency);
-    }
+    for (const RunResult& worker : workers) result.Merge(worker);
     return result;
   }
 

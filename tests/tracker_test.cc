@@ -29,13 +29,17 @@ using ::testing::HasSubstr;
 
 class TrackerTest : public TrackerFixtureBase {
  protected:
-  std::string Submit(const std::string& account = "acct") {
+  static v1::SubmitTaskRequest SubmitRequest(const std::string& account) {
     v1::SubmitTaskRequest request;
     request.set_account_id(account);
     request.set_model("veo-3");
     request.set_charge_units(10);
     request.mutable_params()->set_prompt("a fox in the snow");
-    auto response = tracker_->SubmitTask(request, "backend-1");
+    return request;
+  }
+
+  std::string Submit(const std::string& account = "acct") {
+    auto response = tracker_->SubmitTask(SubmitRequest(account), "backend-1");
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->task().task_id() : "";
   }
@@ -326,11 +330,8 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
   };
   auto any = [](const auto&) {};
 
-  v1::SubmitTaskRequest original;
-  original.set_account_id("acct-a");
-  original.set_model("veo-3");
+  v1::SubmitTaskRequest original = SubmitRequest("acct-a");
   original.set_request_id("rq-busy");
-  original.mutable_params()->set_prompt("a fox in the snow");
   auto submitted = tracker_->SubmitTask(original, "");
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   const std::string busy_task = submitted->task().task_id();
