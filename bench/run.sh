@@ -19,15 +19,19 @@
 #                           no calls (for the test script)
 #   bench/run.sh --large    10,000 vs LARGE_TASKS (1,000,000) preloaded tasks,
 #                           each preloaded, restarted and left to finish its
-#                           compactions before get p99 and submit calls/s are
-#                           measured after a warm-up, DURATION (20) s each;
-#                           server RSS max, restart and settle time
+#                           compactions; then get p99 and submit calls/s are
+#                           measured after a warm-up, DURATION (20) s each, in
+#                           LARGE_ROUNDS (3) rounds on fresh replicas of the
+#                           two stores, alternating, and each ratio's median
+#                           and range printed; server RSS max, restart and
+#                           settle time
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
-# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, LARGE_TASKS, SETTLE_MAX (longest
-# wait for compactions, s; default 900), WARMUP (--large: unmeasured seconds
-# before each run, default 10), SERVER_ARGS (extra
-# tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1 keeps the temp dir.
+# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, LARGE_TASKS,
+# LARGE_ROUNDS, SETTLE_MAX (longest wait for compactions, s; default 900),
+# WARMUP (--large: unmeasured seconds before each run, default 10),
+# SERVER_ARGS (extra tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1
+# keeps the temp dir.
 #
 # Exit status: 0 when every run completed without errors; 1 when a run
 # reported errors or the server could not be started; 2 on a usage error.
@@ -266,16 +270,22 @@ fi
 
 # --large: the same procedure on a 10,000-task store and on a LARGE_TASKS
 # store: preload, stop the server, start it again (timed), wait until its
-# background work (flushes, compactions) has finished, then measure. A store
-# of that size is grown over days, not in minutes: measuring right after a
-# bulk load would measure the compaction of the load, so that is reported
-# separately as the settle time.
+# background work (flushes, compactions) has finished. A store of that size
+# is grown over days, not in minutes: measuring right after a bulk load
+# would measure the compaction of the load, so that is reported separately
+# as the settle time. The settled stores are then measured in LARGE_ROUNDS
+# rounds, the two stores alternating (10k first in odd rounds, last in even
+# ones), each round on fresh replicas of the settled stores (their immutable
+# files hard-linked, as a RocksDB checkpoint does) served by a fresh
+# tasktraild: every round starts from the same two stores, and the machine's
+# drift over the run falls on both sides of each ratio.
 large="${LARGE_TASKS:-1000000}"
 # Longer than the table's runs: a 5 s submit run on the large store can fall
 # between two of its compactions, or into one.
 duration="${DURATION:-20}"
 settle_max="${SETTLE_MAX:-900}"
 warmup="${WARMUP:-10}"
+large_rounds="${LARGE_ROUNDS:-3}"
 
 # cpu_ticks PID: user+system clock ticks the process has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -301,15 +311,17 @@ settle() {
   settle_seconds=$("$python" -c "print(f'{$(now) - $t0:.1f}')")
 }
 
-# measure_store NAME TASKS: the procedure above on a fresh store; writes
-# $tmp/NAME.jsonl and sets load_rss_kb, shutdown_seconds, restart_seconds,
+# prepare_store NAME TASKS: preloads $tmp/db-NAME with TASKS tasks (their ids
+# in $tmp/NAME.ids), restarts the server on it (timed) and waits for its
+# background work; sets load_rss_kb, shutdown_seconds, restart_seconds,
 # settle_seconds.
-measure_store() {
+prepare_store() {
   local name="$1" tasks="$2" t_term
   start_server "$tmp/db-$name"
   echo "$server_pid" >"$tmp/server.pid"
-  run_bench "$tmp/$name.jsonl" --preload "$tasks" --preload-concurrency 128 \
-    --save-tasks "$tmp/$name.ids" --workload none || status=1
+  run_bench "$tmp/$name.preload.jsonl" --preload "$tasks" \
+    --preload-concurrency 128 --save-tasks "$tmp/$name.ids" \
+    --workload none || status=1
   load_rss_kb=$(rss_kb "$server_pid")
   t_term=$(now)
   stop_server
@@ -319,18 +331,50 @@ measure_store() {
   restart_seconds=$startup_seconds
   settle
   echo "$name: restart ${restart_seconds} s, settled after ${settle_seconds} s" >&2
-  # A freshly started server has an empty block cache: each run is preceded
-  # by WARMUP s of the same calls, unmeasured, as on a server that has been
-  # up for a while (the same for both stores).
-  run_bench "$tmp/$name.jsonl" --load-tasks "$tmp/$name.ids" \
+  stop_server
+  rm -f "$tmp/server.pid"
+}
+
+# replicate SRC DST: DST becomes a store with SRC's contents; SST files are
+# immutable and hard-linked, every other file (MANIFEST, CURRENT, OPTIONS,
+# WAL) is copied, so that SRC is left as it was.
+replicate() {
+  local src="$1" dst="$2" file
+  rm -rf "$dst"
+  mkdir "$dst"
+  for file in "$src"/*; do
+    case "$file" in
+      *.sst) ln "$file" "$dst/" ;;
+      *) cp -pr "$file" "$dst/" ;;
+    esac
+  done
+  sync
+}
+
+# measure_round NAME ROUND: serves a replica of the settled store NAME with a
+# fresh server and measures the reads and submit on it into
+# $tmp/NAME.ROUND.jsonl. A freshly started server has an empty block cache:
+# each run is preceded by WARMUP s of the same calls, unmeasured, as on a
+# server that has been up for a while (the same for both stores).
+measure_round() {
+  local name="$1" round="$2" replica="$tmp/replica"
+  replicate "$tmp/db-$name" "$replica"
+  start_server "$replica"
+  # Only the large store's servers count towards its resident memory.
+  [[ "$name" == large ]] && echo "$server_pid" >"$tmp/server.pid"
+  settle
+  run_bench "$tmp/$name.$round.jsonl" --load-tasks "$tmp/$name.ids" \
     --duration "$duration" --warmup "$warmup" \
     --workload "get,get@1,get-timeline,get-timeline@1,submit" \
     --concurrency "$conc" || status=1
   stop_server
+  rm -f "$tmp/server.pid"
+  rm -rf "$replica"
 }
 
-# The server's resident memory, sampled every second whichever server runs.
+# The large store's server's resident memory, sampled every second.
 rss_log="$tmp/rss.log"
+: >"$rss_log"
 (
   while sleep 1; do
     pid=$(cat "$tmp/server.pid" 2>/dev/null || true)
@@ -339,54 +383,87 @@ rss_log="$tmp/rss.log"
 ) &
 sampler=$!
 
-measure_store base 10000
+prepare_store base 10000
+rm -f "$tmp/server.pid"
 : >"$rss_log"
-measure_store large "$large"
+prepare_store large "$large"
+large_restart_seconds=$restart_seconds
+large_shutdown_seconds=$shutdown_seconds
+large_settle_seconds=$settle_seconds
+large_load_rss_kb=$load_rss_kb
+base_files=()
+large_files=()
+for round in $(seq 1 "$large_rounds"); do
+  if ((round % 2)); then order="base large"; else order="large base"; fi
+  for name in $order; do
+    measure_round "$name" "$round"
+    echo "round $round: $name measured" >&2
+  done
+  base_files+=("$tmp/base.$round.jsonl")
+  large_files+=("$tmp/large.$round.jsonl")
+done
 kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 rss_max=$(sort -n "$rss_log" | tail -1)
 du_db=$(du -sm "$tmp/db-large" | cut -f1)
 echo "load average after:  $(loadavg)"
 
-echo "== 10,000 tasks"
-print_table "$tmp/base.jsonl"
-echo "== $large tasks"
-print_table "$tmp/large.jsonl"
+echo "== 10,000 tasks ($large_rounds rounds)"
+print_table "$tmp/base.preload.jsonl" "${base_files[@]}"
+echo "== $large tasks ($large_rounds rounds)"
+print_table "$tmp/large.preload.jsonl" "${large_files[@]}"
 echo
 echo "store size: ${du_db} MB; server RSS max $((rss_max / 1024)) MB" \
-  "(at the end of the preload $((load_rss_kb / 1024)) MB)"
-echo "shutdown (TERM to exit): ${shutdown_seconds} s; restart (start to port" \
-  "file + health SERVING): ${restart_seconds} s; background work after the" \
-  "restart finished in ${settle_seconds} s"
+  "(at the end of the preload $((large_load_rss_kb / 1024)) MB)"
+echo "shutdown (TERM to exit): ${large_shutdown_seconds} s; restart (start to" \
+  "port file + health SERVING): ${large_restart_seconds} s; background work" \
+  "after the restart finished in ${large_settle_seconds} s"
 echo
-"$python" - "$tmp/base.jsonl" "$tmp/large.jsonl" "$conc" "$rss_max" \
-  "$restart_seconds" <<'EOF'
-import json, sys
+"$python" - "$conc" "$rss_max" "$large_restart_seconds" \
+  "$tmp/large.preload.jsonl" "${base_files[@]}" "${large_files[@]}" <<'EOF'
+import json, statistics, sys
+c = int(sys.argv[1])
+rss_mb = int(sys.argv[2]) / 1024
+restart = float(sys.argv[3])
 def load(path):
     runs = {}
     for line in open(path):
         r = json.loads(line)
         runs[(r["workload"], r.get("concurrency"))] = r
     return runs
-base, big = load(sys.argv[1]), load(sys.argv[2])
-c = int(sys.argv[3])
-rss_mb = int(sys.argv[4]) / 1024
-restart = float(sys.argv[5])
-pre = big[("preload", None)]
+pre = load(sys.argv[4])[("preload", None)]
+files = sys.argv[5:]
+n = len(files) // 2
+pairs = list(zip(map(load, files[:n]), map(load, files[n:])))
 print(f"preload: {pre['tasks']} tasks, {pre['calls']} calls in {pre['seconds']:.0f} s "
       f"({pre['calls_per_second']:.0f} calls/s, {pre['tasks'] / pre['seconds']:.0f} tasks/s)")
-def p99_ratio(w, n): return big[(w, n)]["p99_us"] / base[(w, n)]["p99_us"]
+def p99_ratio(w, n):
+    return lambda base, big: big[(w, n)]["p99_us"] / base[(w, n)]["p99_us"]
+def rate_ratio(w, n):
+    return lambda base, big: (big[(w, n)]["calls_per_second"] /
+                              base[(w, n)]["calls_per_second"])
 checks = [
     (f"get p99 large / 10k (c={c})", p99_ratio("get", c), "<=", 1.2),
     ("get p99 large / 10k (c=1)", p99_ratio("get", 1), "<=", 1.2),
-    (f"get-timeline p99 large / 10k (c={c})", p99_ratio("get-timeline", c), "<=", 1.2),
-    ("get-timeline p99 large / 10k (c=1)", p99_ratio("get-timeline", 1), "<=", 1.2),
-    (f"submit calls/s large / 10k (c={c})", big[("submit", c)]["calls_per_second"] / base[("submit", c)]["calls_per_second"], ">=", 0.8),
-    ("server RSS max, MB", rss_mb, "<=", 300),
-    ("restart, s", restart, "<", 3),
+    (f"get-timeline p99 large / 10k (c={c})", p99_ratio("get-timeline", c), None, None),
+    ("get-timeline p99 large / 10k (c=1)", p99_ratio("get-timeline", 1), None, None),
+    (f"submit calls/s large / 10k (c={c})", rate_ratio("submit", c), ">=", 0.8),
 ]
-for name, value, op, target in checks:
+if n > 1:
+    print(f"median of {n} rounds (min-max of the rounds' own ratios)")
+def verdict(value, op, target):
     ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
-    print(f"{name:<38} {value:8.2f}  target {op} {target:<4}  {'PASS' if ok else 'BELOW'}")
+    return f"target {op} {target:<4}  {'PASS' if ok else 'BELOW'}"
+for name, ratio, op, target in checks:
+    values = [ratio(base, big) for base, big in pairs]
+    value = statistics.median(values)
+    spread = f"  ({min(values):.2f}-{max(values):.2f})" if n > 1 else ""
+    # get-timeline has no target of its own (the issue's is on get); its
+    # ratio is reported so that the timeline read's cost stays visible.
+    tail = "(no target)" if op is None else verdict(value, op, target)
+    print(f"{name:<38} {value:8.2f}  {tail}{spread}")
+for name, value, op, target in [("server RSS max, MB", rss_mb, "<=", 300),
+                                ("restart, s", restart, "<", 3)]:
+    print(f"{name:<38} {value:8.2f}  {verdict(value, op, target)}")
 EOF
 exit $status
