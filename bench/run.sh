@@ -375,6 +375,8 @@ sampler=$!
 prepare_store base 10000
 # Prepared last, so what prepare_store sets is the large store's.
 prepare_store large "$large"
+# The sampler's last sample may precede the preload's end by up to 1 s.
+echo "$load_rss_kb" >>"$rss_log"
 base_files=()
 large_files=()
 for round in $(seq 1 "$large_rounds"); do
