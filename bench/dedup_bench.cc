@@ -10,8 +10,8 @@
 #include <string>
 
 #include "benchmark/benchmark.h"
-#include "service/fingerprint.h"
-#include "service/tracker.h"
+#include "service/rules/fingerprint.h"
+#include "service/tracker/tracker.h"
 #include "store/keys.h"
 
 namespace tasktrail {

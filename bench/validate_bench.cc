@@ -3,8 +3,8 @@
 //
 //   build/bench/validate_bench --benchmark_min_time=1
 #include "benchmark/benchmark.h"
-#include "service/catalog.h"
-#include "service/validator.h"
+#include "service/rules/catalog.h"
+#include "service/rules/validator.h"
 
 namespace tasktrail {
 namespace {

@@ -10,8 +10,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
-#include "service/catalog.h"
-#include "service/validator.h"
+#include "service/rules/catalog.h"
+#include "service/rules/validator.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace {

@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "service/failure_rules.h"
+#include "service/rules/failure_rules.h"
 #include "tasktrail/v1/task.pb.h"
 
 namespace {

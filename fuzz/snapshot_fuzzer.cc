@@ -8,7 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
-#include "service/queue_verdict.h"
+#include "service/rules/queue_verdict.h"
 #include "tasktrail/v1/task.pb.h"
 
 namespace {

@@ -13,8 +13,8 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "service/catalog.h"
-#include "service/validator.h"
+#include "service/rules/catalog.h"
+#include "service/rules/validator.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace {

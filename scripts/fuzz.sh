@@ -44,6 +44,10 @@ for target in "${targets[@]}"; do
   artifacts="$build/artifacts/$target"
   log="$build/logs/$target.log"
   mkdir -p "$corpus" "$artifacts" "$(dirname "$log")"
+  # The built-in catalog seeds the catalog target from its one source.
+  if [[ "$target" == catalog ]]; then
+    cp service/rules/default_catalog.json "$corpus/default_catalog.json"
+  fi
   inputs=("$corpus")
   for dir in "fuzz/corpus/$target" "fuzz/regressions/$target"; do
     [[ -d "$dir" ]] && inputs+=("$dir")

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --test
-bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=ON
+bash scripts/build.sh -DTASKTRAIL_BUILD_TESTS=ON -DTASKTRAIL_WERROR=ON
 ctest --test-dir build --output-on-failure --timeout 300 -j2
 
 # The API protos follow the style rules external clients rely on.

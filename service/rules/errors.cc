@@ -1,0 +1,74 @@
+#include "service/rules/errors.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/rpc/error_details.pb.h"
+
+namespace tasktrail {
+
+v1::FieldViolation Violation(absl::string_view field, absl::string_view reason,
+                             absl::string_view description) {
+  v1::FieldViolation violation;
+  violation.set_field(std::string(field));
+  violation.set_reason(std::string(reason));
+  violation.set_description(std::string(description));
+  return violation;
+}
+
+absl::Status InvalidArgument(
+    absl::string_view error_reason, absl::string_view model,
+    const std::vector<v1::FieldViolation>& violations) {
+  google::rpc::BadRequest bad_request;
+  std::vector<std::string> lines;
+  for (const v1::FieldViolation& violation : violations) {
+    auto* out = bad_request.add_field_violations();
+    out->set_field(violation.field());
+    out->set_description(violation.description());
+    out->set_reason(violation.reason());
+    lines.push_back(
+        absl::StrCat(violation.field(), ": ", violation.description()));
+  }
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(error_reason));
+  info.set_domain(std::string(kErrorDomain));
+  (*info.mutable_metadata())["model"] = std::string(model);
+  (*info.mutable_metadata())["violations"] = absl::StrCat(violations.size());
+
+  const std::string message =
+      violations.size() == 1
+          ? lines.front()
+          : absl::StrCat(violations.size(),
+                         " problems: ", absl::StrJoin(lines, "; "));
+  absl::Status status = absl::InvalidArgumentError(message);
+  status.SetPayload(kBadRequestTypeUrl,
+                    absl::Cord(bad_request.SerializeAsString()));
+  status.SetPayload(kErrorInfoTypeUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+absl::Status InvalidField(absl::string_view field, absl::string_view reason,
+                          absl::string_view description) {
+  return InvalidArgument(kInvalidRequest, "",
+                         {Violation(field, reason, description)});
+}
+
+void CheckString(absl::string_view field, absl::string_view value,
+                 bool required, size_t max_bytes,
+                 std::vector<v1::FieldViolation>* violations) {
+  if (value.empty()) {
+    if (required) {
+      violations->push_back(Violation(field, "FIELD_REQUIRED",
+                                      absl::StrCat(field, " is required")));
+    }
+    return;
+  }
+  if (value.size() > max_bytes) {
+    violations->push_back(
+        Violation(field, "FIELD_TOO_LONG",
+                  absl::StrCat(field, " is ", value.size(), " bytes; at most ",
+                               max_bytes, " are allowed")));
+  }
+}
+
+}  // namespace tasktrail

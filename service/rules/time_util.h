@@ -1,0 +1,61 @@
+// Conversions between absl time types and protobuf well-known types.
+//
+// Thread safety: all functions are pure.
+#ifndef TASKTRAIL_SERVICE_RULES_TIME_UTIL_H_
+#define TASKTRAIL_SERVICE_RULES_TIME_UTIL_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
+
+namespace tasktrail {
+
+inline google::protobuf::Timestamp ToProtoTime(absl::Time time) {
+  google::protobuf::Timestamp proto;
+  const int64_t nanos = absl::ToUnixNanos(time);
+  int64_t seconds = nanos / 1000000000;
+  int64_t remainder = nanos % 1000000000;
+  if (remainder < 0) {
+    remainder += 1000000000;
+    --seconds;
+  }
+  proto.set_seconds(seconds);
+  proto.set_nanos(static_cast<int32_t>(remainder));
+  return proto;
+}
+
+// A Timestamp's or a Duration's two fields, as absl types.
+inline absl::Time TimeFromParts(int64_t seconds, int32_t nanos) {
+  return absl::FromUnixSeconds(seconds) + absl::Nanoseconds(nanos);
+}
+inline absl::Duration DurationFromParts(int64_t seconds, int32_t nanos) {
+  return absl::Seconds(seconds) + absl::Nanoseconds(nanos);
+}
+
+inline absl::Time FromProtoTime(const google::protobuf::Timestamp& proto) {
+  return TimeFromParts(proto.seconds(), proto.nanos());
+}
+
+// True when the timestamp is set to something other than the epoch.
+inline bool IsSet(const google::protobuf::Timestamp& proto) {
+  return proto.seconds() != 0 || proto.nanos() != 0;
+}
+
+inline google::protobuf::Duration ToProtoDuration(absl::Duration duration) {
+  google::protobuf::Duration proto;
+  const int64_t nanos = absl::ToInt64Nanoseconds(duration);
+  proto.set_seconds(nanos / 1000000000);
+  proto.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return proto;
+}
+
+inline absl::Duration FromProtoDuration(
+    const google::protobuf::Duration& proto) {
+  return DurationFromParts(proto.seconds(), proto.nanos());
+}
+
+}  // namespace tasktrail
+
+#endif  // TASKTRAIL_SERVICE_RULES_TIME_UTIL_H_

@@ -1,0 +1,320 @@
+#include "service/rules/timeline.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "service/rules/digests.h"
+#include "service/rules/errors.h"
+#include "service/rules/lifecycle.h"
+#include "service/rules/limits.h"
+#include "service/rules/scrubber.h"
+#include "service/rules/time_util.h"
+
+namespace tasktrail {
+namespace {
+
+using v1::RecordEventRequest;
+using v1::Task;
+using v1::TaskEvent;
+
+absl::Status CheckProgress(absl::string_view field, int32_t progress) {
+  if (progress < 0 || progress > 100) {
+    return InvalidField(field, "FIELD_OUT_OF_RANGE",
+                        absl::StrCat(field, " is ", progress,
+                                     "; it must be between 0 and 100"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNonNegative(absl::string_view field, int64_t value) {
+  if (value < 0) {
+    return InvalidField(
+        field, "FIELD_OUT_OF_RANGE",
+        absl::StrCat(field, " is ", value, "; it must not be negative"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckHttpStatus(absl::string_view field, int32_t status) {
+  if (status != 0 && (status < 100 || status > 599)) {
+    return InvalidField(field, "FIELD_OUT_OF_RANGE",
+                        absl::StrCat(field, " is ", status,
+                                     "; it must be 0 (none) or 100-599"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value,
+                         size_t max_bytes) {
+  std::vector<v1::FieldViolation> violations;
+  CheckString(field, value, /*required=*/false, max_bytes, &violations);
+  if (violations.empty()) return absl::OkStatus();
+  return InvalidArgument(kInvalidRequest, "", violations);
+}
+
+#define TT_CHECK(expr)                     \
+  do {                                     \
+    absl::Status tt_check_ = (expr);       \
+    if (!tt_check_.ok()) return tt_check_; \
+  } while (false)
+
+}  // namespace
+
+absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
+  TaskEvent event;
+  switch (request.event_case()) {
+    case RecordEventRequest::kQueued: {
+      const auto& d = request.queued();
+      TT_CHECK(CheckLength("queued.upstream_task_id", d.upstream_task_id(),
+                           kMaxIdBytes));
+      TT_CHECK(CheckNonNegative("queued.queue_position", d.queue_position()));
+      event.set_type(v1::EVENT_TYPE_QUEUED);
+      *event.mutable_queued() = d;
+      break;
+    }
+    case RecordEventRequest::kStarted:
+      TT_CHECK(CheckProgress("started.progress_percent",
+                             request.started().progress_percent()));
+      event.set_type(v1::EVENT_TYPE_STARTED);
+      *event.mutable_started() = request.started();
+      break;
+    case RecordEventRequest::kPolled: {
+      const auto& d = request.polled();
+      TT_CHECK(CheckLength("polled.upstream_status", d.upstream_status(),
+                           kMaxIdBytes));
+      TT_CHECK(CheckProgress("polled.progress_percent", d.progress_percent()));
+      TT_CHECK(CheckNonNegative("polled.queue_position", d.queue_position()));
+      TT_CHECK(CheckHttpStatus("polled.http_status", d.http_status()));
+      if (d.eta().seconds() < 0 || d.eta().nanos() < 0 ||
+          d.eta().nanos() > 999999999) {
+        return InvalidField("polled.eta", "FIELD_OUT_OF_RANGE",
+                            "polled.eta must not be negative");
+      }
+      event.set_type(v1::EVENT_TYPE_POLLED);
+      *event.mutable_polled() = d;
+      break;
+    }
+    case RecordEventRequest::kCompleted: {
+      const auto& d = request.completed();
+      if (d.result_uris_size() > kMaxResultUris) {
+        return InvalidField("completed.result_uris", "FIELD_TOO_LONG",
+                            absl::StrCat("at most ", kMaxResultUris,
+                                         " result URIs are allowed"));
+      }
+      for (int i = 0; i < d.result_uris_size(); ++i) {
+        TT_CHECK(CheckLength(absl::StrCat("completed.result_uris[", i, "]"),
+                             d.result_uris(i), kMaxUriBytes));
+      }
+      event.set_type(v1::EVENT_TYPE_COMPLETED);
+      *event.mutable_completed() = d;
+      break;
+    }
+    case RecordEventRequest::kFailed: {
+      const auto& d = request.failed();
+      TT_CHECK(CheckHttpStatus("failed.http_status", d.http_status()));
+      TT_CHECK(CheckLength("failed.error_code", d.error_code(), kMaxIdBytes));
+      TT_CHECK(CheckLength("failed.message", d.message(), kMaxTextBytes));
+      event.set_type(v1::EVENT_TYPE_FAILED);
+      *event.mutable_failed() = d;
+      break;
+    }
+    case RecordEventRequest::kDownloaded: {
+      const auto& d = request.downloaded();
+      TT_CHECK(CheckLength("downloaded.uri", d.uri(), kMaxUriBytes));
+      TT_CHECK(CheckLength("downloaded.client", d.client(), kMaxIdBytes));
+      event.set_type(v1::EVENT_TYPE_DOWNLOADED);
+      *event.mutable_downloaded() = d;
+      break;
+    }
+    case RecordEventRequest::kCanceled:
+      TT_CHECK(CheckLength("canceled.reason", request.canceled().reason(),
+                           kMaxTextBytes));
+      event.set_type(v1::EVENT_TYPE_CANCELED);
+      *event.mutable_canceled() = request.canceled();
+      break;
+    case RecordEventRequest::kRefunded:
+      TT_CHECK(CheckNonNegative("refunded.units", request.refunded().units()));
+      TT_CHECK(CheckLength("refunded.reason", request.refunded().reason(),
+                           kMaxTextBytes));
+      event.set_type(v1::EVENT_TYPE_REFUNDED);
+      *event.mutable_refunded() = request.refunded();
+      break;
+    case RecordEventRequest::EVENT_NOT_SET:
+      return InvalidField(
+          "event", "FIELD_REQUIRED",
+          "one event (queued, started, polled, completed, "
+          "failed, downloaded, canceled, refunded) is required");
+  }
+  return event;
+}
+
+void ScrubEventText(TaskEvent* event) {
+  auto scrub = [](std::string* text) {
+    if (ContainsSecret(*text)) *text = ScrubSecrets(*text);
+  };
+  switch (event->detail_case()) {
+    case TaskEvent::kPolled:
+      scrub(event->mutable_polled()->mutable_upstream_status());
+      break;
+    case TaskEvent::kCompleted:
+      for (std::string& uri :
+           *event->mutable_completed()->mutable_result_uris()) {
+        scrub(&uri);
+      }
+      break;
+    case TaskEvent::kFailed:
+      scrub(event->mutable_failed()->mutable_message());
+      scrub(event->mutable_failed()->mutable_error_code());
+      break;
+    case TaskEvent::kDownloaded:
+      scrub(event->mutable_downloaded()->mutable_uri());
+      scrub(event->mutable_downloaded()->mutable_client());
+      break;
+    case TaskEvent::kCanceled:
+      scrub(event->mutable_canceled()->mutable_reason());
+      break;
+    case TaskEvent::kRefunded:
+      scrub(event->mutable_refunded()->mutable_reason());
+      break;
+    case TaskEvent::kNote:
+      scrub(event->mutable_note()->mutable_text());
+      scrub(event->mutable_note()->mutable_final_cause());
+      break;
+    default:
+      break;
+  }
+}
+
+void ApplyToSnapshot(const TaskEvent& event, Task* task) {
+  const google::protobuf::Timestamp& time = event.time();
+  const absl::Time when = FromProtoTime(time);
+  if (IsUpstreamReported(event.type()) &&
+      (!IsSet(task->last_upstream_event_time()) ||
+       FromProtoTime(task->last_upstream_event_time()) < when)) {
+    *task->mutable_last_upstream_event_time() = time;
+  }
+  auto leave_queue = [&] {
+    if (!IsSet(task->queue_exit_time()))
+      *task->mutable_queue_exit_time() = time;
+  };
+  switch (event.type()) {
+    case v1::EVENT_TYPE_QUEUED:
+      if (!event.queued().upstream_task_id().empty()) {
+        task->set_upstream_task_id(event.queued().upstream_task_id());
+      }
+      task->set_queue_position(event.queued().queue_position());
+      *task->mutable_queue_enter_time() = time;
+      break;
+    case v1::EVENT_TYPE_STARTED:
+      task->set_progress_percent(event.started().progress_percent());
+      task->set_queue_position(0);
+      leave_queue();
+      break;
+    case v1::EVENT_TYPE_POLLED: {
+      const auto& d = event.polled();
+      if (!d.upstream_status().empty()) {
+        task->set_upstream_status(d.upstream_status());
+      }
+      task->set_progress_percent(d.progress_percent());
+      task->set_queue_position(d.queue_position());
+      *task->mutable_last_poll_time() = time;
+      task->set_poll_count(task->poll_count() + 1);
+      if (d.has_eta()) {
+        *task->mutable_upstream_eta() = d.eta();
+      } else {
+        task->clear_upstream_eta();
+      }
+      break;
+    }
+    case v1::EVENT_TYPE_COMPLETED:
+      *task->mutable_result_uris() = event.completed().result_uris();
+      if (event.completed().has_expire_time()) {
+        *task->mutable_result_expire_time() = event.completed().expire_time();
+      }
+      task->set_progress_percent(100);
+      task->set_queue_position(0);
+      task->clear_upstream_eta();
+      leave_queue();
+      *task->mutable_finish_time() = time;
+      break;
+    case v1::EVENT_TYPE_FAILED: {
+      const auto& d = event.failed();
+      v1::Failure* failure = task->mutable_failure();
+      failure->set_http_status(d.http_status());
+      failure->set_error_code(d.error_code());
+      failure->set_message(d.message());
+      if (failure->category() == v1::FAILURE_CATEGORY_UNSPECIFIED) {
+        failure->set_category(v1::FAILURE_CATEGORY_UNKNOWN);
+        failure->set_origin(v1::FAILURE_ORIGIN_UNKNOWN);
+      }
+      if (d.refunded() && !task->refunded()) {
+        task->set_refunded(true);
+        *task->mutable_refund_time() = event.record_time();
+        task->set_refunded_units(task->charge_units());
+      }
+      task->clear_upstream_eta();
+      leave_queue();
+      *task->mutable_finish_time() = time;
+      break;
+    }
+    case v1::EVENT_TYPE_CANCELED: {
+      v1::Failure* failure = task->mutable_failure();
+      failure->set_category(v1::FAILURE_CATEGORY_CANCELED);
+      failure->set_origin(v1::FAILURE_ORIGIN_UNKNOWN);
+      failure->set_message(event.canceled().reason());
+      failure->set_cause(event.canceled().reason().empty()
+                             ? "the task was canceled"
+                             : absl::StrCat("the task was canceled: ",
+                                            event.canceled().reason()));
+      task->clear_upstream_eta();
+      leave_queue();
+      *task->mutable_finish_time() = time;
+      break;
+    }
+    case v1::EVENT_TYPE_DOWNLOADED:
+      task->set_download_count(task->download_count() + 1);
+      *task->mutable_last_download_time() = time;
+      break;
+    case v1::EVENT_TYPE_REFUNDED:
+      task->set_refunded(true);
+      *task->mutable_refund_time() = event.record_time();
+      task->set_refunded_units(event.refunded().units() > 0
+                                   ? event.refunded().units()
+                                   : task->charge_units());
+      break;
+    case v1::EVENT_TYPE_NOTE_ADDED:
+      *task->add_notes() = event.note();
+      break;
+    case v1::EVENT_TYPE_DUPLICATE_BLOCKED:
+      task->set_duplicate_count(task->duplicate_count() + 1);
+      *task->mutable_last_duplicate_time() = time;
+      break;
+    default:
+      break;
+  }
+}
+
+bool FoldsInto(const TaskEvent& last, const TaskEvent& poll) {
+  if (last.type() != v1::EVENT_TYPE_POLLED ||
+      poll.type() != v1::EVENT_TYPE_POLLED) {
+    return false;
+  }
+  return google::protobuf::util::MessageDifferencer::Equals(last.polled(),
+                                                            poll.polled());
+}
+
+void Fold(const TaskEvent& poll, TaskEvent* last) {
+  last->set_repeat_count(std::max<int64_t>(last->repeat_count(), 1) + 1);
+  *last->mutable_last_time() = poll.time();
+}
+
+std::string RequestDigest(const RecordEventRequest& request) {
+  RecordEventRequest body = request;
+  body.clear_task_id();
+  body.clear_event_id();
+  return Sha256(DeterministicBytes(body));
+}
+
+}  // namespace tasktrail

@@ -1,0 +1,47 @@
+// Timeline rules: turning a RecordEventRequest into a TaskEvent, applying an
+// event to a task snapshot, folding repeated polls, and the digest that tells
+// an event_id replay from a conflict.
+//
+// Thread safety: all functions are pure.
+#ifndef TASKTRAIL_SERVICE_RULES_TIMELINE_H_
+#define TASKTRAIL_SERVICE_RULES_TIMELINE_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "tasktrail/v1/tracker.pb.h"
+
+namespace tasktrail {
+
+// Builds the event (type and detail) carried by `request`, checking the
+// detail's fields. Errors: INVALID_ARGUMENT (with a field violation) when no
+// event is set or a field is out of range or too long.
+absl::StatusOr<v1::TaskEvent> EventFromRequest(
+    const v1::RecordEventRequest& request);
+
+// Scrubs secrets (API keys, bearer tokens, signed-URL parameters) from the
+// free text and URIs of an event's detail before it is stored: upstream
+// status and messages, reasons, clients, result and download URIs.
+void ScrubEventText(v1::TaskEvent* event);
+
+// Updates the snapshot fields that `event` carries (upstream id and status,
+// progress, polls, results, downloads, failure, refund, notes, duplicates,
+// the queue and finish times). Does not touch `state`, `last_event_seq` or
+// `update_time`. REQUIRES: event.time() is set.
+void ApplyToSnapshot(const v1::TaskEvent& event, v1::Task* task);
+
+// True when `poll` repeats `last` (both polls with the same upstream status,
+// progress, queue position, HTTP status and ETA) and can be folded into it.
+bool FoldsInto(const v1::TaskEvent& last, const v1::TaskEvent& poll);
+
+// Folds `poll` into `last`: one more repeat, `last_time` moves to the poll's
+// time. REQUIRES: FoldsInto(*last, poll).
+void Fold(const v1::TaskEvent& poll, v1::TaskEvent* last);
+
+// A digest of the request body (the event and occur_time; not task_id or
+// event_id), stable across processes.
+std::string RequestDigest(const v1::RecordEventRequest& request);
+
+}  // namespace tasktrail
+
+#endif  // TASKTRAIL_SERVICE_RULES_TIMELINE_H_

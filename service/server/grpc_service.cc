@@ -1,0 +1,487 @@
+#include "service/server/grpc_service.h"
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "google/protobuf/arena.h"
+#include "grpcpp/alarm.h"
+#include "service/rules/errors.h"
+#include "service/rules/lifecycle.h"
+#include "service/server/grpc_status.h"
+
+namespace tasktrail {
+namespace {
+
+// Events read from the store per refill of a watch stream's buffer.
+constexpr int kWatchBatch = 64;
+
+// Copies a domain result into `response`, or converts its error.
+template <typename T, typename Response>
+grpc::Status Respond(absl::StatusOr<T> result, Response* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = std::move(result).value();
+  return grpc::Status::OK;
+}
+
+// Parses a request that arrived as bytes, as a typed method would; false
+// when it does not parse.
+template <typename Request>
+bool ParseRequest(const grpc::ByteBuffer& bytes, Request* request) {
+  grpc::ByteBuffer readable(bytes);  // shares the slices; Deserialize drains it
+  return grpc::SerializationTraits<Request>::Deserialize(&readable, request)
+      .ok();
+}
+
+// A WatchTask stream: the stored timeline after `after_seq`, then live events,
+// until the event that finished the task has been sent (or, for a task that
+// was already finished, until the stored timeline has been sent).
+//
+// Thread safety: the hub's listener, gRPC's callbacks and Pump may run on
+// different threads; all state is guarded by mutex_. Finish is called once.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
+ public:
+  WatchReactor(Tracker* tracker, EventHub* hub, std::string task_id,
+               int64_t after_seq, absl::Duration max_lifetime)
+      : tracker_(tracker),
+        hub_(hub),
+        task_id_(std::move(task_id)),
+        last_sent_seq_(after_seq) {
+    // The stream ends UNAVAILABLE after its maximum lifetime; the client
+    // resumes with after_seq. The alarm's callback runs exactly once (also
+    // when cancelled), so it holds one of the two references.
+    lifetime_.Set(
+        std::chrono::system_clock::now() +
+            std::chrono::microseconds(absl::ToInt64Microseconds(max_lifetime)),
+        [this, max_lifetime](bool expired) {
+          if (expired) {
+            int64_t sent = 0;
+            {
+              absl::MutexLock lock(&mutex_);
+              sent = last_sent_seq_;
+            }
+            FinishOnce(grpc::Status(
+                grpc::StatusCode::UNAVAILABLE,
+                absl::StrCat("the stream reached its maximum lifetime of ",
+                             absl::FormatDuration(max_lifetime),
+                             "; resume WatchTask with after_seq=", sent)));
+          }
+          Release();
+        });
+    const uint64_t handle = hub_->Subscribe(task_id_, [this](bool closing) {
+      {
+        absl::MutexLock lock(&mutex_);
+        if (closing) closing_ = true;
+        refill_ = true;
+      }
+      Pump();
+    });
+    {
+      absl::MutexLock lock(&mutex_);
+      handle_ = handle;
+      subscribed_ = true;
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the client stopped reading"));
+      return;
+    }
+    {
+      absl::MutexLock lock(&mutex_);
+      writing_ = false;
+    }
+    Pump();
+  }
+
+  void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    hub_->Unsubscribe(handle_);
+    lifetime_.Cancel();
+    Release();
+  }
+
+ private:
+  // Sends the next event, or finishes the stream when nothing remains. gRPC
+  // is called outside mutex_, so that a reaction run inline cannot deadlock.
+  void Pump() {
+    bool write = false;
+    absl::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mutex_);
+      if (!subscribed_ || writing_ || finished_) return;
+      if (closing_) {
+        finish = grpc::Status(
+            grpc::StatusCode::UNAVAILABLE,
+            absl::StrCat("tasktraild is shutting down; resume WatchTask with "
+                         "after_seq=",
+                         last_sent_seq_));
+      } else {
+        if (next_ >= buffer_.size() && (refill_ || !primed_)) {
+          absl::Status read = RefillLocked();
+          if (!read.ok()) finish = ToGrpcStatus(read);
+        }
+        if (finish.has_value()) {
+          // The read failed; the stream ends with its error.
+        } else if (next_ < buffer_.size()) {
+          current_ = std::move(buffer_[next_++]);
+          last_sent_seq_ = current_.seq();
+          if (IsFinishingEvent(current_.type())) sent_finish_ = true;
+          writing_ = true;
+          write = true;
+        } else if (sent_finish_ || task_finished_) {
+          finish = grpc::Status::OK;
+        }
+      }
+      if (finish.has_value()) finished_ = true;
+    }
+    if (write) StartWrite(&current_);
+    if (finish.has_value()) Finish(*finish);
+  }
+
+  // Reads the next batch of stored events after last_sent_seq_.
+  absl::Status RefillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    refill_ = false;
+    primed_ = true;
+    // Read the snapshot first: if it is finished now, every event up to the
+    // finishing one is already in the store and is read below.
+    absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(task_id_);
+    if (!task.ok()) return task.status();
+    absl::StatusOr<std::vector<v1::TaskEvent>> events =
+        tracker_->ReadEvents(task_id_, last_sent_seq_, kWatchBatch);
+    if (!events.ok()) return events.status();
+    task_finished_ = IsFinished(task->state());
+    buffer_ = std::move(events).value();
+    next_ = 0;
+    // A full batch may have more behind it.
+    if (static_cast<int>(buffer_.size()) == kWatchBatch) refill_ = true;
+    return absl::OkStatus();
+  }
+
+  // Deletes this once both OnDone and the alarm's callback have run.
+  void Release() {
+    if (references_.fetch_sub(1) == 1) delete this;
+  }
+
+  void FinishOnce(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mutex_);
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  Tracker* const tracker_;
+  EventHub* const hub_;
+  const std::string task_id_;
+  grpc::Alarm lifetime_;
+  std::atomic<int> references_{2};
+
+  absl::Mutex mutex_;
+  uint64_t handle_ = 0;  // written once, before any Finish
+  bool subscribed_ ABSL_GUARDED_BY(mutex_) = false;
+  bool primed_ ABSL_GUARDED_BY(mutex_) = false;
+  bool refill_ ABSL_GUARDED_BY(mutex_) = false;
+  bool closing_ ABSL_GUARDED_BY(mutex_) = false;
+  bool writing_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  bool sent_finish_ ABSL_GUARDED_BY(mutex_) = false;
+  bool task_finished_ ABSL_GUARDED_BY(mutex_) = false;
+  int64_t last_sent_seq_ ABSL_GUARDED_BY(mutex_);
+  std::vector<v1::TaskEvent> buffer_ ABSL_GUARDED_BY(mutex_);
+  size_t next_ ABSL_GUARDED_BY(mutex_) = 0;
+  v1::TaskEvent current_ ABSL_GUARDED_BY(mutex_);
+};
+
+// Allocates each call's request and response on one protobuf arena whose
+// first block is part of the holder. The holder is one heap allocation (by
+// default gRPC places the messages on the call's own arena without one);
+// in exchange the submessages and string objects of both messages, each a
+// heap allocation by default, come from the block (a string's characters
+// past 15 bytes still come from the heap). The handler must build its
+// answer in the response it is given (a message moved in from the heap
+// would be copied). Thread safety: AllocateMessages may be called
+// concurrently; each holder belongs to one call.
+template <typename Request, typename Response>
+class ArenaMessageAllocator final
+    : public grpc::MessageAllocator<Request, Response> {
+ public:
+  grpc::MessageHolder<Request, Response>* AllocateMessages() override {
+    return new Holder();
+  }
+
+ private:
+  // What a QueueStatus with its request takes, with room to spare; a call
+  // that needs more gets further blocks from the heap.
+  static constexpr size_t kFirstBlockBytes = 2048;
+
+  class Holder final : public grpc::MessageHolder<Request, Response> {
+   public:
+    Holder() : arena_(FirstBlock(first_block_)) {
+      this->set_request(
+          google::protobuf::Arena::CreateMessage<Request>(&arena_));
+      this->set_response(
+          google::protobuf::Arena::CreateMessage<Response>(&arena_));
+    }
+    void Release() override { delete this; }
+
+   private:
+    static google::protobuf::ArenaOptions FirstBlock(char* block) {
+      google::protobuf::ArenaOptions options;
+      options.initial_block = block;
+      options.initial_block_size = kFirstBlockBytes;
+      return options;
+    }
+
+    alignas(16) char first_block_[kFirstBlockBytes];
+    google::protobuf::Arena arena_;  // after the block it starts with
+  };
+};
+
+// A stream that fails at once (unknown task, bad request).
+class FailedWatch final : public grpc::ServerWriteReactor<v1::TaskEvent> {
+ public:
+  explicit FailedWatch(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
+                                       WorkPool* writes, EdgeOptions options)
+    : tracker_(tracker),
+      hub_(hub),
+      writes_(writes),
+      options_(std::move(options)),
+      queue_status_allocator_(
+          std::make_unique<ArenaMessageAllocator<v1::GetQueueStatusRequest,
+                                                 v1::QueueStatus>>()) {
+  SetMessageAllocatorFor_GetQueueStatus(queue_status_allocator_.get());
+}
+
+absl::StatusOr<Caller> TaskTrackerService::Admit(
+    grpc::CallbackServerContext* context, Rpc rpc) {
+  Caller caller;
+  if (options_.access != nullptr) {
+    absl::string_view authorization;
+    const auto& metadata = context->client_metadata();
+    auto it = metadata.find("authorization");
+    if (it != metadata.end()) {
+      authorization = absl::string_view(it->second.data(), it->second.size());
+    }
+    absl::StatusOr<Caller> authenticated =
+        options_.access->Authenticate(authorization);
+    if (!authenticated.ok()) return authenticated.status();
+    caller = *std::move(authenticated);
+    absl::Status allowed = Authorize(caller, rpc);
+    if (!allowed.ok()) return allowed;
+  }
+  if (in_flight_.fetch_add(1) >= options_.max_in_flight) {
+    in_flight_.fetch_sub(1);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("tasktraild is overloaded (", options_.max_in_flight,
+                     " calls in flight); retry with backoff"));
+  }
+  return caller;
+}
+
+absl::optional<Caller> TaskTrackerService::AdmitOrFinish(
+    grpc::CallbackServerContext* context, Rpc rpc,
+    grpc::ServerUnaryReactor* reactor) {
+  absl::StatusOr<Caller> caller = Admit(context, rpc);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return absl::nullopt;
+  }
+  return *std::move(caller);
+}
+
+void TaskTrackerService::AuditRead(const Caller& caller,
+                                   absl::string_view task_id, Rpc rpc) {
+  if (options_.access == nullptr || caller.role == Role::kBackend) return;
+  // A lost audit record must not fail the read it describes.
+  tracker_
+      ->RecordAudit(task_id, caller.name, RoleName(caller.role), RpcName(rpc))
+      .IgnoreError();
+}
+
+template <typename Work>
+grpc::ServerUnaryReactor* TaskTrackerService::Serve(
+    grpc::CallbackServerContext* context, Rpc rpc, Work work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
+  if (!caller.has_value()) return reactor;
+  const grpc::Status status = work(*caller);
+  in_flight_.fetch_sub(1);
+  reactor->Finish(status);
+  return reactor;
+}
+
+template <typename Response, typename Start>
+grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
+    grpc::CallbackServerContext* context, Rpc rpc, Response* response,
+    Start start) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
+  if (!caller.has_value()) return reactor;
+  Completion<Response> done = [this, reactor,
+                               response](absl::StatusOr<Response> result) {
+    const grpc::Status status = Respond(std::move(result), response);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(status);
+  };
+  if (start(*caller, LockWait::kNever, &done)) return reactor;
+  writes_->Schedule([caller = *std::move(caller), start = std::move(start),
+                     done = std::move(done)]() mutable {
+    // A write that may wait is never given back; if it were, the call must
+    // still be answered.
+    if (!start(caller, LockWait::kWait, &done)) {
+      std::move(done)(absl::InternalError("a write was not taken"));
+    }
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
+    grpc::CallbackServerContext* context, const v1::SubmitTaskRequest* request,
+    v1::SubmitTaskResponse* response) {
+  return ServeWrite(context, Rpc::kSubmitTask, response,
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::SubmitTaskResponse>* done) {
+                      return tracker_->SubmitTask(*request, caller.name, wait,
+                                                  done);
+                    });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
+    grpc::CallbackServerContext* context, const v1::RecordEventRequest* request,
+    v1::RecordEventResponse* response) {
+  return ServeWrite(context, Rpc::kRecordEvent, response,
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::RecordEventResponse>* done) {
+                      return tracker_->RecordEvent(*request, caller.name, wait,
+                                                   done);
+                    });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
+    grpc::CallbackServerContext* context, const v1::AddNoteRequest* request,
+    v1::Task* response) {
+  return ServeWrite(context, Rpc::kAddNote, response,
+                    [this, request](const Caller& caller, LockWait wait,
+                                    Completion<v1::Task>* done) {
+                      return tracker_->AddNote(*request, caller.name, wait,
+                                               done);
+                    });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
+  return Serve(context, Rpc::kGetTask,
+               [this, request_bytes, response](const Caller& caller) {
+                 v1::GetTaskRequest request;
+                 if (!ParseRequest(*request_bytes, &request)) {
+                   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "the GetTaskRequest does not parse");
+                 }
+                 absl::StatusOr<std::string> task =
+                     tracker_->GetTaskBytes(request);
+                 if (!task.ok()) return ToGrpcStatus(task.status());
+                 AuditRead(caller, request.task_id(), Rpc::kGetTask);
+                 grpc::Slice slice(*task);
+                 *response = grpc::ByteBuffer(&slice, 1);
+                 return grpc::Status::OK;
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
+    grpc::CallbackServerContext* context, const v1::ListTasksRequest* request,
+    v1::ListTasksResponse* response) {
+  return Serve(context, Rpc::kListTasks,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ListTasks(*request), response);
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
+    grpc::CallbackServerContext* context,
+    const v1::ValidateTaskRequest* request,
+    v1::ValidateTaskResponse* response) {
+  return Serve(context, Rpc::kValidateTask,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ValidateTask(*request), response);
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
+    grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
+    v1::ListModelsResponse* response) {
+  return Serve(context, Rpc::kListModels,
+               [this, request, response](const Caller&) {
+                 *response = tracker_->ListModels(*request);
+                 return grpc::Status::OK;
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
+    grpc::CallbackServerContext* context,
+    const v1::GetQueueStatusRequest* request, v1::QueueStatus* response) {
+  return Serve(context, Rpc::kGetQueueStatus,
+               [this, request, response](const Caller& caller) {
+                 const absl::Status judged =
+                     tracker_->GetQueueStatus(*request, response);
+                 if (!judged.ok()) return ToGrpcStatus(judged);
+                 AuditRead(caller, request->task_id(), Rpc::kGetQueueStatus);
+                 return grpc::Status::OK;
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
+    grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
+    v1::Stats* response) {
+  return Serve(context, Rpc::kGetStats,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->GetStats(*request), response);
+               });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
+    grpc::CallbackServerContext* context, const v1::ListAuditRequest* request,
+    v1::ListAuditResponse* response) {
+  return Serve(context, Rpc::kListAudit,
+               [this, request, response](const Caller&) {
+                 return Respond(tracker_->ListAudit(*request), response);
+               });
+}
+
+grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
+    grpc::CallbackServerContext* context, const v1::WatchTaskRequest* request) {
+  absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);
+  if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status()));
+  // A stream is not counted as in flight for its whole life: its cost is a
+  // subscription, bounded by the stream lifetime cap.
+  in_flight_.fetch_sub(1);
+  absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());
+  if (!task.ok()) return new FailedWatch(ToGrpcStatus(task.status()));
+  if (request->after_seq() < 0) {
+    return new FailedWatch(ToGrpcStatus(InvalidField(
+        "after_seq", "FIELD_OUT_OF_RANGE", "after_seq must not be negative")));
+  }
+  AuditRead(*caller, request->task_id(), Rpc::kWatchTask);
+  return new WatchReactor(tracker_, hub_, request->task_id(),
+                          request->after_seq(), options_.watch_max_lifetime);
+}
+
+}  // namespace tasktrail

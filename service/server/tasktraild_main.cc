@@ -1,0 +1,420 @@
+// tasktraild: the tasktrail server. Parses flags, opens the store, serves
+// TaskTracker, health and reflection over gRPC, and shuts down cleanly on
+// SIGTERM or SIGINT (signals are handled on a dedicated thread).
+#include <signal.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "service/rules/catalog.h"
+#include "service/rules/clock.h"
+#include "service/server/access.h"
+#include "service/server/grpc_service.h"
+#include "service/server/work_pool.h"
+#include "service/tracker/event_hub.h"
+#include "service/tracker/tracker.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+#include "store/task_store.h"
+
+namespace tasktrail {
+namespace {
+
+constexpr char kServiceName[] = "tasktrail.v1.TaskTracker";
+
+struct DaemonFlags {
+  std::string listen = "127.0.0.1:50051";
+  std::string db = "./data";
+  bool sync = true;
+  std::string port_file;
+  std::string catalog;
+  std::string failure_rules;
+  std::string auth_file;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  bool insecure = false;
+  int max_concurrent_streams = 256;
+  EdgeOptions edge;
+  int block_cache_mb = 128;
+  int write_threads = 32;
+  int max_receive_bytes = 64 * 1024;
+  int shutdown_grace_seconds = 3;
+  TrackerOptions tracker;
+};
+
+// Adds a flag whose value is a span of time written like 90s, 5m or 24h.
+void AddDurationOption(CLI::App& app, const std::string& name,
+                       absl::Duration* target, const std::string& help) {
+  app.add_option_function<std::string>(
+         name,
+         [target, name](const std::string& text) {
+           absl::Duration parsed;
+           if (!absl::ParseDuration(text, &parsed) ||
+               parsed < absl::ZeroDuration()) {
+             throw CLI::ValidationError(
+                 name, "expected a span like 90s, 5m or 24h, got " + text);
+           }
+           *target = parsed;
+         },
+         help)
+      ->default_str(absl::FormatDuration(*target));
+}
+
+// Writes `port` to `path` atomically (write then rename), so that a reader
+// never sees a partial file.
+bool WritePortFile(const std::string& path, int port) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(temporary.c_str(), path.c_str()) == 0;
+}
+
+// The listen address with the port the kernel picked.
+std::string BoundAddress(const std::string& listen, int port) {
+  const size_t colon = listen.rfind(':');
+  return absl::StrCat(
+      colon == std::string::npos ? listen : listen.substr(0, colon), ":", port);
+}
+
+// True when `listen` (HOST:PORT) binds a loopback address only.
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// The listening credentials: TLS when a certificate is given (mutual TLS
+// with --tls-client-ca), else plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const DaemonFlags& flags) {
+  if (flags.tls_cert.empty() && flags.tls_key.empty()) {
+    if (!flags.tls_client_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "--tls-client-ca needs --tls-cert and --tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (flags.tls_cert.empty() || flags.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  grpc::SslServerCredentialsOptions options;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  pair.cert_chain = ReadFileOrEmpty(flags.tls_cert);
+  pair.private_key = ReadFileOrEmpty(flags.tls_key);
+  if (pair.cert_chain.empty() || pair.private_key.empty()) {
+    return absl::InvalidArgumentError("cannot read --tls-cert or --tls-key");
+  }
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!flags.tls_client_ca.empty()) {
+    options.pem_root_certs = ReadFileOrEmpty(flags.tls_client_ca);
+    if (options.pem_root_certs.empty()) {
+      return absl::InvalidArgumentError("cannot read --tls-client-ca");
+    }
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+// Who may connect. Without --auth-file every caller has every role, which is
+// allowed on loopback only, unless --insecure says otherwise.
+absl::Status CheckAccessPolicy(DaemonFlags* flags) {
+  if (!flags->auth_file.empty()) {
+    absl::StatusOr<std::shared_ptr<const AccessTable>> table =
+        AccessTable::FromFile(flags->auth_file);
+    if (!table.ok()) return table.status();
+    spdlog::info("access control on auth_file={} principals={}",
+                 flags->auth_file, (*table)->size());
+    flags->edge.access = *std::move(table);
+    return absl::OkStatus();
+  }
+  if (IsLoopback(flags->listen)) {
+    spdlog::warn(
+        "no --auth-file: every local client may call every RPC; "
+        "serving on loopback only");
+    return absl::OkStatus();
+  }
+  if (!flags->insecure) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "refusing to serve ", flags->listen,
+        " without --auth-file: anyone who can reach it could read and write "
+        "billing evidence; give --auth-file, listen on 127.0.0.1, or pass "
+        "--insecure to accept the risk"));
+  }
+  spdlog::warn(
+      "INSECURE: serving {} without --auth-file; every client may "
+      "call every RPC (--insecure)",
+      flags->listen);
+  return absl::OkStatus();
+}
+
+// Reloads the catalog file on SIGHUP. A bad file is rejected with the path
+// of the offending field and the catalog in force stays.
+void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
+  if (path.empty()) {
+    spdlog::info("SIGHUP: serving the built-in catalog; nothing to reload");
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
+      Catalog::FromFile(path);
+  if (!loaded.ok()) {
+    spdlog::error("catalog reload rejected path={} kept={} error=\"{}\"", path,
+                  holder->Get()->version(),
+                  std::string(loaded.status().message()));
+    return;
+  }
+  spdlog::info("catalog reloaded path={} version={} models={}", path,
+               (*loaded)->version(), (*loaded)->document().models_size());
+  holder->Set(*std::move(loaded));
+}
+
+int Run(DaemonFlags flags) {
+  // Block the shutdown signals before any thread starts, so that only the
+  // signal thread receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
+    spdlog::error("{}", std::string(policy.message()));
+    return 1;
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentials(flags);
+  if (!credentials.ok()) {
+    spdlog::error("{}", std::string(credentials.status().message()));
+    return 1;
+  }
+
+  store::StoreOptions store_options;
+  store_options.path = flags.db;
+  store_options.sync_writes = flags.sync;
+  store_options.block_cache_mb = flags.block_cache_mb;
+  // Set once the server runs; a store failure before that stops startup.
+  std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
+  store_options.on_failure = [&health_service](const absl::Status& failure) {
+    spdlog::error(
+        "store failed; refusing writes, health NOT_SERVING "
+        "error=\"{}\"",
+        std::string(failure.message()));
+    if (grpc::HealthCheckServiceInterface* health = health_service.load()) {
+      health->SetServingStatus("", false);
+      health->SetServingStatus(kServiceName, false);
+    }
+  };
+  absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
+      store::TaskStore::Open(store_options);
+  if (!store.ok()) {
+    spdlog::error("cannot open store db={} error=\"{}\"", flags.db,
+                  std::string(store.status().message()));
+    return 1;
+  }
+  if (!flags.sync) {
+    spdlog::warn(
+        "sync=false: acknowledged writes may be lost on a crash; "
+        "use only for benchmarks");
+  }
+
+  std::shared_ptr<const Catalog> initial_catalog = Catalog::BuiltIn();
+  if (!flags.catalog.empty()) {
+    absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
+        Catalog::FromFile(flags.catalog);
+    if (!loaded.ok()) {
+      spdlog::error("cannot load catalog path={} error=\"{}\"", flags.catalog,
+                    std::string(loaded.status().message()));
+      return 1;
+    }
+    initial_catalog = *std::move(loaded);
+  }
+  CatalogHolder catalog(initial_catalog);
+  TrackerOptions tracker_options = flags.tracker;
+  spdlog::info("catalog loaded source={} version={} models={}",
+               flags.catalog.empty() ? "built-in" : flags.catalog,
+               initial_catalog->version(),
+               initial_catalog->document().models_size());
+
+  if (!flags.failure_rules.empty()) {
+    absl::StatusOr<std::shared_ptr<const FailureClassifier>> rules =
+        FailureClassifier::FromFile(flags.failure_rules);
+    if (!rules.ok()) {
+      spdlog::error("cannot load failure rules path={} error=\"{}\"",
+                    flags.failure_rules, std::string(rules.status().message()));
+      return 1;
+    }
+    tracker_options.failure_rules = *std::move(rules);
+  }
+
+  EventHub hub;
+  Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
+                  tracker_options);
+  auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
+  TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(flags.listen, *credentials, &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(flags.max_receive_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             flags.max_concurrent_streams);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    spdlog::error("cannot listen listen={} (address in use or invalid)",
+                  flags.listen);
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(kServiceName, true);
+  health_service.store(health);
+
+  const std::string address = BoundAddress(flags.listen, port);
+  if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {
+    spdlog::error("cannot write port file path={}", flags.port_file);
+    server->Shutdown();
+    return 1;
+  }
+  spdlog::info(
+      "tasktraild started version={} listen={} db={} sync={} tls={} "
+      "auth={}",
+      TASKTRAIL_VERSION, address, flags.db, flags.sync,
+      flags.tls_cert.empty() ? "off" : "on",
+      flags.edge.access == nullptr ? "off" : "on");
+
+  std::thread signal_thread([&] {
+    while (true) {
+      int received = 0;
+      if (sigwait(&signals, &received) != 0) continue;
+      if (received == SIGHUP) {
+        ReloadCatalog(flags.catalog, &catalog);
+        continue;
+      }
+      spdlog::info("shutting down signal={}", strsignal(received));
+      break;
+    }
+    health->SetServingStatus("", false);
+    health->SetServingStatus(kServiceName, false);
+    hub.Close();  // ends open WatchTask streams with UNAVAILABLE
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(flags.shutdown_grace_seconds));
+  });
+
+  server->Wait();
+  signal_thread.join();
+  write_pool.reset();  // runs the writes already accepted
+  const store::CommitQueue::Counts commits = (*store)->commit_counts();
+  spdlog::info("tasktraild stopped writes={} fsync_groups={}", commits.writes,
+               commits.groups);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  DaemonFlags flags;
+  CLI::App app{
+      "tasktraild: the evidence trail of image and video generation "
+      "jobs (gRPC server on an embedded RocksDB store)"};
+  app.add_option("--listen", flags.listen, "HOST:PORT to serve on")
+      ->capture_default_str();
+  app.add_option("--db", flags.db, "data directory (created when missing)")
+      ->capture_default_str();
+  app.add_option("--sync", flags.sync,
+                 "fsync every write before acknowledging it; false is unsafe "
+                 "(acknowledged writes may be lost on a crash), for benchmarks")
+      ->capture_default_str();
+  app.add_option("--catalog", flags.catalog,
+                 "model catalog JSON (the format `tasktrail models --json` "
+                 "prints); SIGHUP reloads it. Default: the built-in catalog");
+  app.add_option("--failure-rules", flags.failure_rules,
+                 "failure classification rules JSON; default: the built-in "
+                 "table");
+  app.add_option("--auth-file", flags.auth_file,
+                 "access control: lines `ROLE PRINCIPAL SHA256HEX` (roles "
+                 "backend, support, admin; the SHA-256 of the bearer token)");
+  app.add_option("--tls-cert", flags.tls_cert, "server certificate chain PEM");
+  app.add_option("--tls-key", flags.tls_key, "server private key PEM");
+  app.add_option("--tls-client-ca", flags.tls_client_ca,
+                 "CA PEM for client certificates: require mutual TLS");
+  app.add_flag("--insecure", flags.insecure,
+               "serve a non-loopback address without --auth-file");
+  app.add_option("--max-in-flight", flags.edge.max_in_flight,
+                 "calls admitted at once; more get RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  app.add_option("--max-concurrent-streams", flags.max_concurrent_streams,
+                 "HTTP/2 streams per connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--port-file", flags.port_file,
+                 "write the bound port to this file once serving");
+  app.add_option("--block-cache-mb", flags.block_cache_mb,
+                 "RocksDB block cache size in MiB")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 65536));
+  app.add_option("--write-threads", flags.write_threads,
+                 "threads that prepare writes (a write to a task waits "
+                 "there until the previous one to that task is durable)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-receive-bytes", flags.max_receive_bytes,
+                 "largest request accepted, in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 64 << 20));
+  AddDurationOption(app, "--watch-max-lifetime", &flags.edge.watch_max_lifetime,
+                    "a WatchTask stream ends UNAVAILABLE after this long; "
+                    "clients resume with after_seq");
+  AddDurationOption(app, "--stale-after", &flags.tracker.stale_after,
+                    "a queued or running task with no upstream event for "
+                    "longer than this is reported as POLLING_STALLED");
+  AddDurationOption(app, "--dedup-retention", &flags.tracker.dedup_retention,
+                    "how long a request_id keeps returning its task");
+  AddDurationOption(app, "--dedup-window-after-success",
+                    &flags.tracker.dedup_window_after_success,
+                    "how long after an original succeeded an identical "
+                    "submission is still blocked as a double click");
+  CLI11_PARSE(app, argc, argv);
+
+  // Debian's abseil checks every Mutex acquisition for lock-order cycles;
+  // that costs a few percent of CPU on every call and finds nothing the
+  // tests do not.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  return Run(std::move(flags));
+}
+
+}  // namespace
+}  // namespace tasktrail
+
+int main(int argc, char** argv) { return tasktrail::Main(argc, argv); }

@@ -1,0 +1,121 @@
+#include "service/tracker/stats.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "service/rules/queue_verdict.h"
+#include "service/rules/time_util.h"
+#include "store/keys.h"
+
+namespace tasktrail {
+namespace {
+
+int64_t Get(const google::protobuf::Map<std::string, int64_t>& map,
+            const std::string& key) {
+  auto it = map.find(key);
+  return it == map.end() ? 0 : it->second;
+}
+
+// Adds one counter to the model's stats by its name.
+void Count(absl::string_view name, int64_t value, v1::ModelStats* stats) {
+  auto add = [value](google::protobuf::Map<std::string, int64_t>* map,
+                     absl::string_view key) {
+    (*map)[std::string(key)] += value;
+  };
+  if (absl::StartsWith(name, kEnteredStatePrefix)) {
+    add(stats->mutable_tasks_by_state(),
+        name.substr(kEnteredStatePrefix.size()));
+  } else if (absl::StartsWith(name, kFailureCategoryPrefix)) {
+    add(stats->mutable_failures_by_category(),
+        name.substr(kFailureCategoryPrefix.size()));
+  } else if (absl::StartsWith(name, kFailureOriginPrefix)) {
+    add(stats->mutable_failures_by_origin(),
+        name.substr(kFailureOriginPrefix.size()));
+  } else if (absl::StartsWith(name, kRejectedPrefix)) {
+    add(stats->mutable_rejections_by_reason(),
+        name.substr(kRejectedPrefix.size()));
+  } else if (name == kDuplicatesBlocked) {
+    stats->set_duplicates_blocked(stats->duplicates_blocked() + value);
+  }
+}
+
+// A plain sentence when the model's failures look like a provider incident.
+absl::optional<std::string> IncidentHint(const v1::ModelStats& stats,
+                                         absl::Duration window) {
+  const auto& states = stats.tasks_by_state();
+  const int64_t failed = Get(states, "FAILED");
+  const int64_t finished =
+      Get(states, "SUCCEEDED") + failed + Get(states, "CANCELED");
+  const int64_t provider = Get(stats.failures_by_origin(), "PROVIDER");
+  if (finished < kIncidentMinFinished || failed * 2 < finished ||
+      provider * 10 < failed * 8) {
+    return absl::nullopt;
+  }
+  // The provider-side categories, most frequent first.
+  std::vector<std::pair<int64_t, std::string>> categories;
+  for (const auto& [category, count] : stats.failures_by_category()) {
+    if (category == "RATE_LIMITED" || category == "TIMEOUT" ||
+        category == "UPSTREAM_UNAVAILABLE" ||
+        category == "STREAM_INTERRUPTED") {
+      categories.emplace_back(-count, category);
+    }
+  }
+  std::sort(categories.begin(), categories.end());
+  std::vector<std::string> names;
+  for (const auto& [negative_count, category] : categories) {
+    names.push_back(absl::StrCat(category, " ", -negative_count));
+  }
+  return absl::StrCat(stats.model(), ": ", failed, " of ", finished,
+                      " finished tasks failed in the last ", HumanSpan(window),
+                      ", ",
+                      provider == failed ? std::string("all")
+                                         : absl::StrCat(provider, " of them"),
+                      " provider-side (", absl::StrJoin(names, ", "),
+                      ") — likely a provider incident, not configuration");
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Stats> ComputeStats(const store::TaskStore& store,
+                                       QueueWaits* waits,
+                                       absl::string_view model,
+                                       absl::Duration window, absl::Time now) {
+  const int64_t first_minute = absl::ToUnixSeconds(now - window) / 60;
+  const int64_t last_minute = absl::ToUnixSeconds(now) / 60;
+  std::map<std::string, v1::ModelStats> by_model;
+  absl::Status scanned = store.ScanRange(
+      store::ColumnFamily::kCounters, store::CounterMinuteStart(first_minute),
+      store::CounterMinuteStart(last_minute + 1),
+      [&](absl::string_view key, absl::string_view value) {
+        absl::optional<store::ParsedCounterKey> parsed =
+            store::ParseCounterKey(key);
+        if (!parsed.has_value()) return true;
+        if (!model.empty() && parsed->model != model) return true;
+        v1::ModelStats& stats = by_model[parsed->model];
+        stats.set_model(parsed->model);
+        Count(parsed->name, store::DecodeInt64(value), &stats);
+        return true;
+      });
+  if (!scanned.ok()) return scanned;
+
+  v1::Stats stats;
+  *stats.mutable_window() = ToProtoDuration(window);
+  *stats.mutable_compute_time() = ToProtoTime(now);
+  for (auto& [name, model_stats] : by_model) {
+    absl::StatusOr<TypicalWait> waited = waits->Since(name, now - window);
+    if (!waited.ok()) return waited.status();
+    *model_stats.mutable_queue_wait_p50() = ToProtoDuration(waited->p50);
+    *model_stats.mutable_queue_wait_p90() = ToProtoDuration(waited->p90);
+    if (absl::optional<std::string> hint = IncidentHint(model_stats, window)) {
+      stats.add_incidents(*std::move(hint));
+    }
+    *stats.add_models() = std::move(model_stats);
+  }
+  return stats;
+}
+
+}  // namespace tasktrail

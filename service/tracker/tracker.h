@@ -1,0 +1,312 @@
+// Tracker: the domain of tasktrail. It registers tasks, applies lifecycle
+// events under the rules in lifecycle.h, and answers reads, on top of a
+// TaskStore. It knows nothing of gRPC: every method returns absl::Status.
+//
+// Error codes (callers translate them unchanged):
+//   INVALID_ARGUMENT    the request is malformed (details carry BadRequest)
+//   NOT_FOUND           unknown task
+//   FAILED_PRECONDITION the event is not allowed in the task's state
+//   ALREADY_EXISTS      an event_id replayed with a different body
+//   UNAVAILABLE         the store failed; retry later
+//
+// Writes come in two forms. The asynchronous one prepares the write on the
+// calling thread and answers through a callback once the write is durable;
+// the calling thread never waits for its own fsync, though with
+// LockWait::kWait it may wait for a lock that an earlier write holds until
+// that one is durable. The synchronous one waits for the answer.
+//
+// Thread safety: all methods are safe to call concurrently. Writes to one
+// task (and submissions of one account) are serialised by striped locks held
+// from the read of the current state until the write is durable; writes to
+// different tasks are committed together (one fsync per group).
+#ifndef TASKTRAIL_SERVICE_TRACKER_TRACKER_H_
+#define TASKTRAIL_SERVICE_TRACKER_TRACKER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "service/rules/catalog.h"
+#include "service/rules/clock.h"
+#include "service/rules/failure_rules.h"
+#include "service/rules/limits.h"
+#include "service/rules/task_id.h"
+#include "service/tracker/event_hub.h"
+#include "service/tracker/queue_waits.h"
+#include "service/tracker/stripe_locks.h"
+#include "store/task_store.h"
+#include "tasktrail/v1/tracker.pb.h"
+
+namespace tasktrail {
+
+struct TrackerOptions {
+  // How far in the future an `occur_time` may be (clock skew allowance).
+  absl::Duration max_future_skew = absl::Seconds(5);
+
+  // At most this many timeline entries are returned by GetTask.
+  int max_events_returned = 10000;
+
+  // Seed of the task id generator; 0 seeds from the OS. For tests.
+  uint64_t id_seed = 0;
+
+  // How long a request_id keeps returning its task (AIP-155 retention).
+  absl::Duration dedup_retention = absl::Hours(24);
+
+  // How long after an original SUCCEEDED an identical submission is still
+  // blocked as a double click.
+  absl::Duration dedup_window_after_success = absl::Minutes(2);
+
+  // A queued or running task with no upstream event for longer than this is
+  // POLLING_STALLED.
+  absl::Duration stale_after = absl::Minutes(5);
+
+  // The failure classification table; nullptr: the built-in one.
+  std::shared_ptr<const FailureClassifier> failure_rules;
+
+  // How long a content fingerprint is remembered at all. An original still
+  // unfinished after this long no longer blocks identical submissions.
+  absl::Duration dedup_content_ttl = absl::Hours(24);
+};
+
+// Whether preparing a write may wait for a lock that another write holds
+// until it is durable: one to the same task or a submission of the same
+// account, or an unrelated one whose key shares the lock's stripe.
+enum class LockWait {
+  kWait,   // wait for it: for threads that may block
+  kNever,  // never wait: give the write up, having recorded nothing
+};
+
+// Receives the answer of an asynchronous write: exactly once, from the store's
+// commit thread, or from the calling thread when nothing had to be written or
+// the request failed before its write. It must not block.
+template <typename Response>
+using Completion = absl::AnyInvocable<void(absl::StatusOr<Response>)>;
+
+class Tracker {
+ public:
+  // REQUIRES: `store`, `catalog`, `clock` and `hub` outlive the Tracker.
+  Tracker(store::TaskStore* store, const CatalogHolder* catalog,
+          const Clock* clock, EventHub* hub, TrackerOptions options = {});
+
+  Tracker(const Tracker&) = delete;
+  Tracker& operator=(const Tracker&) = delete;
+
+  // Checks model, group and params against the catalog in force. Always OK
+  // unless the request itself is malformed; records and counts nothing.
+  absl::StatusOr<v1::ValidateTaskResponse> ValidateTask(
+      const v1::ValidateTaskRequest& request) const;
+
+  // The catalog in force, filtered by kind.
+  v1::ListModelsResponse ListModels(const v1::ListModelsRequest& request) const;
+
+  // Registers one task per user intent. In order:
+  //  1. a `request_id` this account used before (within dedup_retention)
+  //     returns the original task (deduplicated, SAME_REQUEST_ID), or
+  //     ALREADY_EXISTS naming the fields that differ;
+  //  2. catalog validation: violations are INVALID_ARGUMENT (ErrorInfo
+  //     INVALID_TASK_PARAMETERS), counted per model and reason;
+  //  3. unless `force_new`, identical content from the same account returns
+  //     the original (SAME_CONTENT) while it is SUBMITTED, QUEUED or RUNNING,
+  //     or SUCCEEDED less than dedup_window_after_success ago; the
+  //     request_id, if any, is bound to the original;
+  //  4. otherwise a new task in SUBMITTED with its first timeline entry.
+  // Every blocked duplicate appends DUPLICATE_BLOCKED to the original. The
+  // check and the insert are atomic per account (a lock held across the
+  // durable write). `actor` is the authenticated principal ("" if unknown).
+  // `request` and `actor` need only live until the call returns.
+  void SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
+                  Completion<v1::SubmitTaskResponse> done);
+  // The same, or with LockWait::kNever, when a lock it needs is held (see
+  // LockWait), nothing: it returns false at once, having recorded and
+  // counted nothing (at most a task id was drawn and is skipped), and
+  // `*done` is neither called nor moved from (call again with kWait on a
+  // thread that may block). Returns true when it took the request: `*done`
+  // was moved from and is called as SubmitTask's `done` is.
+  bool SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
+                  LockWait wait, Completion<v1::SubmitTaskResponse>* done);
+  absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
+      const v1::SubmitTaskRequest& request, absl::string_view actor);
+
+  // Appends one lifecycle event. Replays of an `event_id` with the same body
+  // answer applied=false; with another body ALREADY_EXISTS. Checks, in order:
+  // request shape, task exists, event_id replay, event body, occur_time,
+  // lifecycle (and refund-once).
+  void RecordEvent(const v1::RecordEventRequest& request,
+                   absl::string_view actor,
+                   Completion<v1::RecordEventResponse> done);
+  // With LockWait, as SubmitTask's.
+  bool RecordEvent(const v1::RecordEventRequest& request,
+                   absl::string_view actor, LockWait wait,
+                   Completion<v1::RecordEventResponse>* done);
+  absl::StatusOr<v1::RecordEventResponse> RecordEvent(
+      const v1::RecordEventRequest& request, absl::string_view actor);
+
+  // One task; its timeline when `include_events`. NOT_FOUND when unknown,
+  // INVALID_ARGUMENT for a malformed id, DATA_LOSS when what is stored does
+  // not parse or RocksDB finds a checksum mismatch.
+  absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
+
+  // GetTask's answer serialized, composed from the stored bytes (what the
+  // gRPC edge sends): the snapshot, followed by each event of the timeline
+  // as an entry of Task.events (a message followed by a field of the same
+  // message parses as their merge). Only the snapshot's framing is read
+  // (for last_event_seq); the bytes are not parsed, so beyond RocksDB's
+  // block checksums a malformed field inside them reaches the client as it
+  // is. Errors as GetTask's.
+  absl::StatusOr<std::string> GetTaskBytes(
+      const v1::GetTaskRequest& request) const;
+
+  // Tasks newest first, filtered through the most selective index.
+  absl::StatusOr<v1::ListTasksResponse> ListTasks(
+      const v1::ListTasksRequest& request) const;
+
+  // "Is it still queued, and is that normal?": fills `status` (expected
+  // empty; it may live on the call's arena) with JudgeQueue's answer, from
+  // the snapshot's fields the verdict reads (ReadQueueFacts).
+  // INVALID_ARGUMENT for a malformed task id, NOT_FOUND when unknown,
+  // DATA_LOSS when the snapshot's fields or those read are not well formed
+  // (other fields are not looked into); `status` is unchanged on error.
+  absl::Status GetQueueStatus(const v1::GetQueueStatusRequest& request,
+                              v1::QueueStatus* status);
+
+  // Counts, failures, queue waits and incident hints over a recent window
+  // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
+  absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
+
+  // Records that `principal` (with `role`) read `task_id` through `rpc`, in
+  // the audit log (not the timeline), without waiting for an fsync.
+  absl::Status RecordAudit(absl::string_view task_id,
+                           absl::string_view principal, absl::string_view role,
+                           absl::string_view rpc);
+
+  // The audit log of a task, newest first.
+  absl::StatusOr<v1::ListAuditResponse> ListAudit(
+      const v1::ListAuditRequest& request) const;
+
+  // Appends a support note. When `actor` is non-empty it is the author.
+  void AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
+               Completion<v1::Task> done);
+  // With LockWait, as SubmitTask's.
+  bool AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
+               LockWait wait, Completion<v1::Task>* done);
+  absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
+                                   absl::string_view actor);
+
+  // Timeline entries with seq > after_seq, oldest first, at most `limit`.
+  absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(
+      absl::string_view task_id, int64_t after_seq, int limit) const;
+
+  // The snapshot without events. NOT_FOUND when unknown.
+  absl::StatusOr<v1::Task> GetSnapshot(absl::string_view task_id) const;
+
+  const Clock* clock() const { return clock_; }
+
+ private:
+  // A write that must be durable before an answer is given, with the locks
+  // held until then and the in-memory effects of the write.
+  struct PendingWrite {
+    absl::optional<store::PreparedWrite> prepared;  // nullopt: nothing to write
+    std::vector<StripeLocks::Lease> leases;
+    // Run after the write is durable, before the leases are released.
+    std::vector<std::function<void()>> after_commit;
+  };
+
+  // A prepared answer: `result` is given once `write` (if any) is durable.
+  // When the write fails, an OK result becomes the write's error; an error
+  // result (a rejection whose counters are written) stays as it is.
+  template <typename Response>
+  struct Pending {
+    Pending(absl::Status status) : result(std::move(status)) {}  // NOLINT
+    Pending(Response response, PendingWrite pending_write = {})  // NOLINT
+        : result(std::move(response)), write(std::move(pending_write)) {}
+    // Nothing was prepared: a lock was held and LockWait::kNever given.
+    static Pending LockBusy() {
+      Pending busy(absl::AbortedError("a lock is held by another write"));
+      busy.lock_busy = true;
+      return busy;
+    }
+    absl::StatusOr<Response> result;
+    PendingWrite write;
+    bool lock_busy = false;
+  };
+
+  Pending<v1::SubmitTaskResponse> PrepareSubmit(
+      const v1::SubmitTaskRequest& request, absl::string_view actor,
+      LockWait wait);
+  Pending<v1::RecordEventResponse> PrepareEvent(
+      const v1::RecordEventRequest& request, absl::string_view actor,
+      LockWait wait);
+  Pending<v1::Task> PrepareNote(const v1::AddNoteRequest& request,
+                                absl::string_view actor, LockWait wait);
+
+  // Commits `pending.write` (if any), then answers `done`.
+  template <typename Response>
+  void Complete(Pending<Response> pending, Completion<Response> done);
+
+  // Completes `pending` with `*done` and returns true, unless it is
+  // LockBusy: then returns false and leaves `*done` as it is.
+  template <typename Response>
+  bool Start(Pending<Response> pending, Completion<Response>* done);
+
+  // The lease of `key`: waited for with kWait; with kNever nullopt when
+  // another write holds it.
+  static absl::optional<StripeLocks::Lease> Lock(StripeLocks& locks,
+                                                 absl::string_view key,
+                                                 LockWait wait);
+
+  // Appends `event` (seq, times and state_after filled in here) to `task`
+  // and prepares its write, together with `extra`, into `write`; watchers are
+  // woken once it is durable. On return `event` is the stored entry.
+  // REQUIRES: the lease of task_id held (and moved into `write` by the
+  // caller).
+  absl::Status PrepareAppend(const v1::Task& previous, v1::Task* task,
+                             v1::TaskEvent* event,
+                             const std::string& event_id_digest,
+                             std::vector<store::RawMutation> extra,
+                             PendingWrite* write);
+
+  // The dedup record under `key`, unless absent or expired at `now`.
+  absl::StatusOr<absl::optional<store::DedupRecord>> LookupDedup(
+      const std::string& key, absl::Time now) const;
+
+  // Records a blocked duplicate on the original task and answers with it.
+  // `account_lease` is the submitting account's lease.
+  Pending<v1::SubmitTaskResponse> PrepareBlockDuplicate(
+      const std::string& task_id, v1::DedupReason reason,
+      const v1::SubmitTaskRequest& request, absl::string_view actor,
+      std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
+      LockWait wait);
+
+  // True when an identical submission is still the original's intent.
+  bool BlocksContent(const v1::Task& original, absl::Time now) const;
+
+  // The write that counts a rejected submission per model and reason.
+  store::PreparedWrite CountRejection(
+      absl::string_view model,
+      const std::vector<v1::FieldViolation>& violations);
+
+  store::TaskStore* const store_;
+  const CatalogHolder* const catalog_;
+  const Clock* const clock_;
+  EventHub* const hub_;
+  const TrackerOptions options_;
+  const std::shared_ptr<const FailureClassifier> failure_rules_;
+  QueueWaits waits_;
+  TaskIdGenerator ids_;
+  StripeLocks task_locks_;
+  std::atomic<uint64_t> audit_nonce_{0};
+  // Taken before a task lock, never after one.
+  StripeLocks account_locks_;
+};
+
+}  // namespace tasktrail
+
+#endif  // TASKTRAIL_SERVICE_TRACKER_TRACKER_H_

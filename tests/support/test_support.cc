@@ -1,0 +1,193 @@
+#include "tests/support/test_support.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "grpcpp/grpcpp.h"
+
+namespace tasktrail::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::vector<char*> ToArgv(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& arg : args)
+    argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+  return argv;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = getenv("TMPDIR");
+  std::string pattern =
+      std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+      "/tasktrail-test-XXXXXX";
+  char* made = mkdtemp(pattern.data());
+  if (made == nullptr) {
+    perror("mkdtemp");
+    abort();
+  }
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+ServerProcess::ServerProcess(std::string db_dir,
+                             std::vector<std::string> extra_args)
+    : db_dir_(std::move(db_dir)), extra_args_(std::move(extra_args)) {}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Kill();
+}
+
+bool ServerProcess::Start(std::string* error) {
+  const std::string port_file = run_dir_.File("port");
+  std::filesystem::remove(port_file);
+  std::vector<std::string> args = {DaemonPath(), "--db", db_dir_, "--port-file",
+                                   port_file};
+  const bool listen_given = std::find(extra_args_.begin(), extra_args_.end(),
+                                      "--listen") != extra_args_.end();
+  if (!listen_given) {
+    args.push_back("--listen");
+    args.push_back("127.0.0.1:0");
+  }
+  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+  const std::string log_path = run_dir_.File("stderr.log");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd >= 0) {
+      dup2(log_fd, 2);
+      dup2(log_fd, 1);
+    }
+    std::vector<char*> argv = ToArgv(args);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string port = ReadFile(port_file);
+    if (!port.empty() && port.back() == '\n') {
+      port.pop_back();
+      address_ = "127.0.0.1:" + port;
+      return true;
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (error != nullptr) *error = "tasktraild exited: " + Log();
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (error != nullptr) *error = "tasktraild did not listen in 30 s: " + Log();
+  Kill();
+  return false;
+}
+
+int ServerProcess::Signal(int signal) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, signal);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return status;
+}
+
+void ServerProcess::Notify(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
+}
+
+bool ServerProcess::WaitForLog(const std::string& text) const {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (Log().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+int ServerProcess::Stop() {
+  const int status = Signal(SIGTERM);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::string ServerProcess::Log() const {
+  return ReadFile(run_dir_.File("stderr.log"));
+}
+
+std::unique_ptr<v1::TaskTracker::Stub> ServerProcess::NewStub() const {
+  return v1::TaskTracker::NewStub(
+      grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv_strings,
+                         const std::vector<std::string>& env) {
+  TempDir io;
+  const std::string out_path = io.File("out");
+  const std::string err_path = io.File("err");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null_fd = open("/dev/null", O_RDONLY);
+    dup2(null_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    for (const std::string& assignment : env) {
+      putenv(const_cast<char*>(assignment.c_str()));
+    }
+    std::vector<char*> argv = ToArgv(argv_strings);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  CommandResult result;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int status = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  result.out = ReadFile(out_path);
+  result.err = ReadFile(err_path);
+  return result;
+}
+
+std::string DaemonPath() { return TASKTRAILD_PATH; }
+std::string CliPath() { return TASKTRAIL_CLI_PATH; }
+
+}  // namespace tasktrail::testing

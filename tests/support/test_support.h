@@ -1,0 +1,94 @@
+// Test support: temporary directories, free ports and a real tasktraild
+// process started on loopback, plus running the tasktrail CLI.
+//
+// Thread safety: none of these classes is thread-safe; use one per test.
+#ifndef TASKTRAIL_TESTS_SUPPORT_TEST_SUPPORT_H_
+#define TASKTRAIL_TESTS_SUPPORT_TEST_SUPPORT_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tasktrail/v1/tracker.grpc.pb.h"
+
+namespace tasktrail::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
+// destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// A tasktraild child process listening on 127.0.0.1 on a port the kernel
+// picked (the daemon writes it to --port-file; the test waits for that file).
+class ServerProcess {
+ public:
+  // `db_dir` is the --db directory; `extra_args` are appended to the command
+  // (with a --listen of their own, it replaces the default 127.0.0.1:0).
+  explicit ServerProcess(std::string db_dir,
+                         std::vector<std::string> extra_args = {});
+  // Sends SIGKILL if the process still runs.
+  ~ServerProcess();
+
+  // Starts the daemon and waits (up to 30 s) until it listens. Returns false
+  // (with the daemon's stderr tail in `error`) when it exits or times out.
+  bool Start(std::string* error = nullptr);
+
+  // Sends `signal` without waiting (for SIGHUP).
+  void Notify(int signal);
+  // Waits up to 20 s until the daemon's log contains `text`.
+  bool WaitForLog(const std::string& text) const;
+
+  // Sends `signal` and waits for the process; returns the wait status.
+  int Signal(int signal);
+  // SIGKILL and reap.
+  void Kill() { Signal(9); }
+  // SIGTERM and reap; returns the exit code (or 128+signal).
+  int Stop();
+
+  bool running() const { return pid_ > 0; }
+  const std::string& address() const { return address_; }
+  // The daemon's stderr so far (its log).
+  std::string Log() const;
+
+  std::unique_ptr<v1::TaskTracker::Stub> NewStub() const;
+
+ private:
+  std::string db_dir_;
+  std::vector<std::string> extra_args_;
+  TempDir run_dir_;
+  pid_t pid_ = -1;
+  std::string address_;
+};
+
+// Result of running a program to completion.
+struct CommandResult {
+  int exit_code = -1;  // 128+signal when killed by a signal
+  std::string out;
+  std::string err;
+};
+
+// Runs `argv` (argv[0] is a path), with `env` added to the environment, and
+// waits for it (killing it after 60 s).
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         const std::vector<std::string>& env = {});
+
+// Paths of the built binaries.
+std::string DaemonPath();
+std::string CliPath();
+
+}  // namespace tasktrail::testing
+
+#endif  // TASKTRAIL_TESTS_SUPPORT_TEST_SUPPORT_H_
