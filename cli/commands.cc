@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/format.h"
@@ -30,8 +31,37 @@ void Print(const std::string& text) {
   std::fflush(stdout);
 }
 
+// Prints "tasktrail: LINE" to stderr, with control characters made visible
+// (the line may quote the server or the user).
 void PrintError(const std::string& line) {
-  std::fprintf(stderr, "tasktrail: %s\n", line.c_str());
+  std::fprintf(stderr, "tasktrail: %s\n",
+               EscapeControlCharacters(line).c_str());
+}
+
+// Prints `message` as proto3 JSON (pretty or one line). Returns kExitOk, or
+// kExitOther after saying why when it cannot be printed as JSON.
+int PrintJson(const google::protobuf::Message& message, bool pretty) {
+  absl::StatusOr<std::string> json = ToJson(message, pretty);
+  if (!json.ok()) {
+    PrintError(absl::StrCat("cannot print the answer as JSON: ",
+                            json.status().message()));
+    return kExitOther;
+  }
+  Print(*json);
+  return kExitOk;
+}
+
+// Prints `message` as JSON with --json, else `format(copy)` of a copy whose
+// strings have their control characters made visible. Returns the exit
+// status of printing (kExitOk, or kExitOther for JSON that cannot be made).
+template <typename Message, typename Format>
+int PrintAnswer(const GlobalOptions& global, const Message& message,
+                Format format) {
+  if (global.json) return PrintJson(message, /*pretty=*/true);
+  Message safe = message;
+  EscapeControlCharactersIn(&safe);
+  Print(format(safe));
+  return kExitOk;
 }
 
 // Returns the contents of `path`. Errors: InvalidArgument naming `flag`.
@@ -113,7 +143,11 @@ class Client {
   int Fail(const grpc::Status& status) const {
     PrintError(FormatRpcError(status.error_code(), status.error_message(),
                               global_.server));
-    std::fputs(FormatErrorDetails(status.error_details()).c_str(), stderr);
+    for (absl::string_view line :
+         absl::StrSplit(FormatErrorDetails(status.error_details()), '\n',
+                        absl::SkipEmpty())) {
+      std::fprintf(stderr, "%s\n", EscapeControlCharacters(line).c_str());
+    }
     return ExitCodeFor(status.error_code(), status.error_message());
   }
 
@@ -191,9 +225,9 @@ int RunGet(const GlobalOptions& global, const GetArgs& args) {
     return kExitNotFound;
   }
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(task, /*pretty=*/true)
-                    : FormatTask(task, MakeFormatOptions(global)));
-  return kExitOk;
+  return PrintAnswer(global, task, [&](const v1::Task& safe) {
+    return FormatTask(safe, MakeFormatOptions(global));
+  });
 }
 
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
@@ -204,9 +238,9 @@ int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
   v1::QueueStatus response;
   grpc::Status status = client.Call(&Stub::GetQueueStatus, request, &response);
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(response, /*pretty=*/true)
-                    : FormatQueueStatus(response, MakeFormatOptions(global)));
-  return kExitOk;
+  return PrintAnswer(global, response, [&](const v1::QueueStatus& safe) {
+    return FormatQueueStatus(safe, MakeFormatOptions(global));
+  });
 }
 
 int RunList(const GlobalOptions& global, const ListArgs& args) {
@@ -223,9 +257,9 @@ int RunList(const GlobalOptions& global, const ListArgs& args) {
   v1::ListTasksResponse response;
   grpc::Status status = client.Call(&Stub::ListTasks, request, &response);
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(response, /*pretty=*/true)
-                    : FormatTaskList(response, MakeFormatOptions(global)));
-  return kExitOk;
+  return PrintAnswer(global, response, [&](const v1::ListTasksResponse& safe) {
+    return FormatTaskList(safe, MakeFormatOptions(global));
+  });
 }
 
 int RunWatch(const GlobalOptions& global, const WatchArgs& args) {
@@ -245,8 +279,13 @@ int RunWatch(const GlobalOptions& global, const WatchArgs& args) {
     while (reader->Read(&event)) {
       progressed = true;
       if (event.seq() > after) after = event.seq();
-      Print(global.json ? ToJson(event, /*pretty=*/false)
-                        : FormatEventLine(event, MakeFormatOptions(global)));
+      if (global.json) {
+        if (PrintJson(event, /*pretty=*/false) != kExitOk) return kExitOther;
+      } else {
+        v1::TaskEvent safe = event;
+        EscapeControlCharactersIn(&safe);
+        Print(FormatEventLine(safe, MakeFormatOptions(global)));
+      }
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) return kExitOk;
@@ -299,8 +338,11 @@ int RunValidate(const GlobalOptions& global, const ValidateArgs& args) {
   v1::ValidateTaskResponse response;
   grpc::Status status = client.Call(&Stub::ValidateTask, *request, &response);
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(response, /*pretty=*/true)
-                    : FormatValidation(response, args.model));
+  const int printed =
+      PrintAnswer(global, response, [&](const v1::ValidateTaskResponse& safe) {
+        return FormatValidation(safe, EscapeControlCharacters(args.model));
+      });
+  if (printed != kExitOk) return printed;
   return response.violations_size() == 0 ? kExitOk : kExitRefused;
 }
 
@@ -313,9 +355,9 @@ int RunModels(const GlobalOptions& global, const ModelsArgs& args) {
   v1::ListModelsResponse response;
   grpc::Status status = client.Call(&Stub::ListModels, request, &response);
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(response, /*pretty=*/true)
-                    : FormatModels(response));
-  return kExitOk;
+  return PrintAnswer(global, response, [](const v1::ListModelsResponse& safe) {
+    return FormatModels(safe);
+  });
 }
 
 int RunNote(const GlobalOptions& global, const NoteArgs& args) {
@@ -329,17 +371,15 @@ int RunNote(const GlobalOptions& global, const NoteArgs& args) {
   v1::Task task;
   grpc::Status status = client.Call(&Stub::AddNote, request, &task);
   if (!status.ok()) return client.Fail(status);
-  if (global.json) {
-    Print(ToJson(task, /*pretty=*/true));
-  } else if (task.notes_size() == 0) {
-    Print(absl::StrCat("note added to ", task.task_id(), "\n"));
-  } else {
-    Print(absl::StrCat("added to ", task.task_id(), ": ",
-                       FormatNote(task.notes(task.notes_size() - 1),
-                                  MakeFormatOptions(global)),
-                       "\n"));
-  }
-  return kExitOk;
+  return PrintAnswer(global, task, [&](const v1::Task& safe) {
+    if (safe.notes_size() == 0) {
+      return absl::StrCat("note added to ", safe.task_id(), "\n");
+    }
+    return absl::StrCat("added to ", safe.task_id(), ": ",
+                        FormatNote(safe.notes(safe.notes_size() - 1),
+                                   MakeFormatOptions(global)),
+                        "\n");
+  });
 }
 
 int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
@@ -351,12 +391,9 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
   v1::ListAuditResponse response;
   grpc::Status status = client.Call(&Stub::ListAudit, request, &response);
   if (!status.ok()) return client.Fail(status);
-  if (global.json) {
-    Print(ToJson(response, /*pretty=*/true));
-  } else {
-    Print(FormatAudit(response, MakeFormatOptions(global)));
-  }
-  return kExitOk;
+  return PrintAnswer(global, response, [&](const v1::ListAuditResponse& safe) {
+    return FormatAudit(safe, MakeFormatOptions(global));
+  });
 }
 
 int RunStats(const GlobalOptions& global, const StatsArgs& args) {
@@ -377,9 +414,9 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   v1::Stats response;
   grpc::Status status = client.Call(&Stub::GetStats, request, &response);
   if (!status.ok()) return client.Fail(status);
-  Print(global.json ? ToJson(response, /*pretty=*/true)
-                    : FormatStats(response, MakeFormatOptions(global)));
-  return kExitOk;
+  return PrintAnswer(global, response, [&](const v1::Stats& safe) {
+    return FormatStats(safe, MakeFormatOptions(global));
+  });
 }
 
 }  // namespace tasktrail::cli

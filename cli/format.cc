@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <map>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -671,8 +672,13 @@ std::string FormatTask(const Task& task, const FormatOptions& opts) {
   AddField(&out, "duplicates", FormatDuplicatesLine(task, opts));
   AddField(&out, "catalog", task.catalog_version());
   if (task.events_size() > 0) {
-    absl::StrAppend(
-        &out, "\n",
+    out.append("\n");
+    if (task.omitted_event_count() > 0) {
+      absl::StrAppend(&out, "… ", task.omitted_event_count(),
+                      " earlier events omitted; `tasktrail watch ",
+                      task.task_id(), "` replays them all\n");
+    }
+    out.append(
         FormatTimeline(task.events(), ToAbslTime(task.create_time()), opts));
   }
   return out;
@@ -846,17 +852,80 @@ std::string FormatStats(const v1::Stats& stats, const FormatOptions& opts) {
   return out;
 }
 
+// ---- Terminal safety -------------------------------------------------------
+
+std::string EscapeControlCharacters(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\n') {
+      out.append("\\n");
+    } else if (c == '\r') {
+      out.append("\\r");
+    } else if (c == '\t') {
+      out.append("\\t");
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else if (c == 0xc2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      absl::StrAppendFormat(&out, "\\u%04x",
+                            static_cast<unsigned char>(text[i + 1]));
+      ++i;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+void EscapeControlCharactersIn(google::protobuf::Message* message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message->GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(*message, &fields);
+  for (const FieldDescriptor* field : fields) {
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection->FieldSize(*message, field); ++i) {
+          EscapeControlCharactersIn(
+              reflection->MutableRepeatedMessage(message, field, i));
+        }
+      } else {
+        EscapeControlCharactersIn(reflection->MutableMessage(message, field));
+      }
+    } else if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+               field->type() == FieldDescriptor::TYPE_STRING) {
+      if (field->is_repeated()) {
+        for (int i = 0; i < reflection->FieldSize(*message, field); ++i) {
+          reflection->SetRepeatedString(
+              message, field, i,
+              EscapeControlCharacters(
+                  reflection->GetRepeatedString(*message, field, i)));
+        }
+      } else {
+        reflection->SetString(
+            message, field,
+            EscapeControlCharacters(reflection->GetString(*message, field)));
+      }
+    }
+  }
+}
+
 // ---- JSON ------------------------------------------------------------------
 
-std::string ToJson(const google::protobuf::Message& message, bool pretty) {
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
+                                   bool pretty) {
   google::protobuf::util::JsonPrintOptions options;
   options.add_whitespace = pretty;
   options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   std::string json;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
-           .ok()) {
-    return "{}\n";
+  const auto printed =
+      google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!printed.ok()) {
+    return absl::InvalidArgumentError(std::string(printed.message()));
   }
   return absl::StrCat(absl::StripTrailingAsciiWhitespace(json), "\n");
 }

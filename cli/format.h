@@ -133,8 +133,9 @@ std::string FormatTimeline(
     absl::Time day_of, const FormatOptions& opts);
 
 // The one-screen report of `get`: header, notes, upstream, params, results,
-// failure, charge, duplicates, and the timeline when `task.events` is set.
-// Only set values are shown.
+// failure, charge, duplicates, and the timeline when `task.events` is set
+// (preceded by "… N earlier events omitted; `tasktrail watch ID` replays them
+// all" when the server cut it). Only set values are shown.
 std::string FormatTask(const tasktrail::v1::Task& task,
                        const FormatOptions& opts);
 
@@ -169,11 +170,29 @@ std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 std::string FormatStats(const tasktrail::v1::Stats& stats,
                         const FormatOptions& opts);
 
+// ---- Terminal safety -------------------------------------------------------
+
+// `text` with every control character made visible, so that text from the
+// server cannot move the cursor, retitle or clear the terminal it is printed
+// on: "\n", "\r" and "\t" for those three, "\xNN" for the other C0
+// characters and DEL, "\u00NN" for the C1 characters U+0080 to U+009F.
+// Everything else (printable ASCII, other UTF-8) is kept as it is.
+std::string EscapeControlCharacters(absl::string_view text);
+
+// Applies EscapeControlCharacters to every string field of `message`, at any
+// depth (repeated fields, map keys and values included). Bytes fields are
+// left alone (the human formats print none).
+void EscapeControlCharactersIn(google::protobuf::Message* message);
+
 // ---- JSON ------------------------------------------------------------------
 
 // Proto3 JSON with the proto's field names and default values printed; pretty
-// (multi-line) or compact (one line). Ends with a newline.
-std::string ToJson(const google::protobuf::Message& message, bool pretty);
+// (multi-line) or compact (one line). Ends with a newline. JSON escapes
+// control characters itself. Errors: InvalidArgument with the converter's
+// reason when the message cannot be printed as JSON (e.g. a Timestamp or
+// Duration outside protobuf's valid range).
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
+                                   bool pretty);
 
 // ---- Errors and exit statuses ----------------------------------------------
 

@@ -378,11 +378,80 @@ TEST(StatsTest, ModelsAndIncidents) {
 TEST(JsonTest, ProtoFieldNamesAndDefaults) {
   v1::Task task;
   task.set_task_id("tt_1");
-  std::string compact = ToJson(task, /*pretty=*/false);
-  EXPECT_THAT(compact, HasSubstr("\"task_id\":\"tt_1\""));
-  EXPECT_THAT(compact, HasSubstr("\"charge_units\""));
-  EXPECT_EQ(compact.find('\n'), compact.size() - 1);
-  EXPECT_THAT(ToJson(task, /*pretty=*/true), HasSubstr("\n "));
+  absl::StatusOr<std::string> compact = ToJson(task, /*pretty=*/false);
+  ASSERT_TRUE(compact.ok()) << compact.status();
+  EXPECT_THAT(*compact, HasSubstr("\"task_id\":\"tt_1\""));
+  EXPECT_THAT(*compact, HasSubstr("\"charge_units\""));
+  EXPECT_EQ(compact->find('\n'), compact->size() - 1);
+  absl::StatusOr<std::string> pretty = ToJson(task, /*pretty=*/true);
+  ASSERT_TRUE(pretty.ok()) << pretty.status();
+  EXPECT_THAT(*pretty, HasSubstr("\n "));
+}
+
+TEST(JsonTest, ATimeOutsideProtobufsRangeIsAnErrorNotAnEmptyObject) {
+  v1::Task task;
+  task.set_task_id("tt_1");
+  task.mutable_upstream_eta()->set_seconds(INT64_MAX);
+  absl::StatusOr<std::string> json = ToJson(task, /*pretty=*/true);
+  ASSERT_FALSE(json.ok());
+  EXPECT_EQ(json.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(json.status().message().empty());
+}
+
+// ---- Terminal safety -------------------------------------------------------
+
+TEST(EscapeTest, ControlCharactersBecomeVisibleAndTheRestIsKept) {
+  EXPECT_EQ(EscapeControlCharacters("plain text, ünïcödé 视频"),
+            "plain text, ünïcödé 视频");
+  EXPECT_EQ(EscapeControlCharacters("\x1b]0;owned\x07\x1b[2J"),
+            "\\x1b]0;owned\\x07\\x1b[2J");
+  EXPECT_EQ(EscapeControlCharacters("a\nb\rc\td"), "a\\nb\\rc\\td");
+  EXPECT_EQ(EscapeControlCharacters(std::string("nul\0del\x7f", 8)),
+            "nul\\x00del\\x7f");
+  // U+009B (CSI in C1) is \xc2\x9b in UTF-8; U+00A0 (\xc2\xa0) is printable.
+  EXPECT_EQ(EscapeControlCharacters("\xc2\x9b"
+                                    "2J\xc2\xa0"),
+            "\\u009b2J\xc2\xa0");
+}
+
+TEST(EscapeTest, EveryStringFieldOfAMessageIsEscapedAtAnyDepth) {
+  v1::Task task;
+  task.set_account_id("acct\x1b[2J");
+  task.mutable_params()->set_prompt("line1\nline2");
+  task.add_result_uris("https://cdn.example.com/\x07");
+  v1::Note* note = task.add_notes();
+  note->set_text("\x1b]0;title\x07");
+  v1::TaskEvent* event = task.add_events();
+  event->mutable_failed()->set_message("boom\x1b[31m");
+  v1::Stats stats;
+  (*stats.add_models()->mutable_rejections_by_reason())["R\x1b"] = 1;
+
+  EscapeControlCharactersIn(&task);
+  EscapeControlCharactersIn(&stats);
+  EXPECT_EQ(task.account_id(), "acct\\x1b[2J");
+  EXPECT_EQ(task.params().prompt(), "line1\\nline2");
+  EXPECT_EQ(task.result_uris(0), "https://cdn.example.com/\\x07");
+  EXPECT_EQ(task.notes(0).text(), "\\x1b]0;title\\x07");
+  EXPECT_EQ(task.events(0).failed().message(), "boom\\x1b[31m");
+  EXPECT_EQ(stats.models(0).rejections_by_reason().count("R\\x1b"), 1u);
+  EXPECT_EQ(stats.models(0).rejections_by_reason().count("R\x1b"), 0u);
+
+  const std::string report = FormatTask(task, Opts());
+  EXPECT_EQ(report.find('\x1b'), std::string::npos);
+  EXPECT_EQ(report.find('\x07'), std::string::npos);
+}
+
+TEST(FormatTaskTest, SaysHowManyEventsTheServerOmittedAndHowToSeeThem) {
+  v1::Task task;
+  task.set_task_id("tt_long");
+  task.add_events()->set_seq(1);
+  task.add_events()->set_seq(20002);
+  task.set_omitted_event_count(20000);
+  EXPECT_THAT(FormatTask(task, Opts()),
+              HasSubstr("… 20000 earlier events omitted; `tasktrail watch "
+                        "tt_long` replays them all"));
+  task.set_omitted_event_count(0);
+  EXPECT_THAT(FormatTask(task, Opts()), Not(HasSubstr("omitted")));
 }
 
 // ---- Exit statuses and errors ----------------------------------------------
