@@ -3,9 +3,6 @@
 // dedup lookups) against a whole durable SubmitTask on the same store.
 //
 //   build/bench/dedup_bench --benchmark_min_time=2
-#include <stdlib.h>
-
-#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -13,6 +10,7 @@
 #include "service/rules/fingerprint.h"
 #include "service/tracker/tracker.h"
 #include "store/keys.h"
+#include "tests/support/tracker_setup.h"
 
 namespace tasktrail {
 namespace {
@@ -31,33 +29,8 @@ v1::SubmitTaskRequest Request(int64_t n) {
   return request;
 }
 
-class Fixture {
- public:
-  Fixture() {
-    std::string pattern =
-        std::filesystem::temp_directory_path().string() + "/dedup-bench-XXXXXX";
-    dir_ = mkdtemp(pattern.data());
-    store::StoreOptions options;
-    options.path = dir_;
-    store_ = std::move(store::TaskStore::Open(options)).value();
-    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_,
-                                         SystemClock::Get(), &hub_);
-  }
-  ~Fixture() {
-    tracker_.reset();
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
-  store::TaskStore* store() { return store_.get(); }
-  Tracker* tracker() { return tracker_.get(); }
-
- private:
-  std::string dir_;
-  CatalogHolder catalog_{Catalog::BuiltIn()};
-  EventHub hub_;
-  std::unique_ptr<store::TaskStore> store_;
-  std::unique_ptr<Tracker> tracker_;
-};
+// A durable store and a Tracker on it in a fresh temp directory.
+using Fixture = testing::TempTracker;
 
 void BM_SubmitTaskDurable(benchmark::State& state) {
   Fixture fixture;

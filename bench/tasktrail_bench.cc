@@ -72,6 +72,7 @@
 #include "service/tracker/tracker.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.grpc.pb.h"
+#include "tests/support/tracker_setup.h"
 
 namespace tasktrail::bench {
 namespace {
@@ -640,14 +641,13 @@ class StoreCeiling {
       store::StoreOptions options;
       options.path = flags_.db;
       options.sync_writes = flags_.sync;
-      absl::StatusOr<std::unique_ptr<store::TaskStore>> opened =
-          store::TaskStore::Open(options);
-      if (!opened.ok()) return opened.status();
-      store_ = std::move(opened).value();
       TrackerOptions tracker_options;
       tracker_options.id_seed = 0;  // from the OS: ids stay unique across runs
-      tracker_ = std::make_unique<Tracker>(
-          store_.get(), &catalog_, SystemClock::Get(), &hub_, tracker_options);
+      absl::StatusOr<testing::OpenedTracker> opened = testing::OpenTracker(
+          options, &catalog_, SystemClock::Get(), &hub_, tracker_options);
+      if (!opened.ok()) return opened.status();
+      store_ = std::move(opened->store);
+      tracker_ = std::move(opened->tracker);
     }
     const int run = ++runs_;
     std::atomic<Phase> phase{Phase::kWarmup};

@@ -1,7 +1,6 @@
 // Who may do what, through the real server: bearer tokens and roles, the
 // principal recorded as actor and author, the audit log of support reads,
 // the loopback-only rule without an auth file, TLS and mutual TLS.
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -22,7 +21,6 @@ constexpr char kAdminToken[] = "admin-token-c0ffee11";
 
 // SHA-256 of the tokens above (sha256sum of the token without newline).
 std::string Sha256Hex(const std::string& text) {
-  TempDir dir;
   CommandResult result = RunCommand(
       {"/bin/sh", "-c",
        "printf '%s' \"$0\" | openssl dgst -sha256 -r | cut -d' ' -f1", text});
@@ -33,21 +31,16 @@ std::string Sha256Hex(const std::string& text) {
   return digest;
 }
 
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
-
 class AccessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auth_file_ = files_.File("auth");
-    WriteFile(auth_file_,
-              "# role principal sha256(token)\n"
-              "backend gateway-1 " +
-                  Sha256Hex(kBackendToken) + "\n" + "support alice " +
-                  Sha256Hex(kSupportToken) + "\n\n" + "admin root " +
-                  Sha256Hex(kAdminToken) + "\n");
+    auth_file_ =
+        files_.Write("auth",
+                     "# role principal sha256(token)\n"
+                     "backend gateway-1 " +
+                         Sha256Hex(kBackendToken) + "\n" + "support alice " +
+                         Sha256Hex(kSupportToken) + "\n\n" + "admin root " +
+                         Sha256Hex(kAdminToken) + "\n");
     server_ = std::make_unique<ServerProcess>(
         db_.path(), std::vector<std::string>{"--auth-file", auth_file_});
     std::string error;
@@ -56,9 +49,7 @@ class AccessTest : public ::testing::Test {
   }
 
   static std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() +
-                          std::chrono::seconds(10));
+    std::unique_ptr<grpc::ClientContext> context = DeadlineContext();
     if (!token.empty()) {
       context->AddMetadata("authorization", "Bearer " + token);
     }
@@ -73,11 +64,11 @@ class AccessTest : public ::testing::Test {
     return stub_->SubmitTask(As(token).get(), request, out);
   }
 
-  CommandResult Cli(const std::string& token, std::vector<std::string> args) {
-    args.insert(args.begin(), {CliPath(), "--server", server_->address()});
+  CommandResult Cli(const std::string& token,
+                    const std::vector<std::string>& args) {
     std::vector<std::string> env;
     if (!token.empty()) env.push_back("TASKTRAIL_TOKEN=" + token);
-    return RunCommand(args, env);
+    return server_->RunCli(args, env);
   }
 
   TempDir db_;
@@ -204,8 +195,8 @@ TEST(ListenPolicyTest, NonLoopbackNeedsAnAuthFileOrInsecure) {
 
 TEST(ListenPolicyTest, ABadAuthFileStopsStartupNamingTheLine) {
   TempDir dir;
-  const std::string auth = dir.File("auth");
-  WriteFile(auth, "backend gw " + Sha256Hex("x") + "\nsuperuser eve abc\n");
+  const std::string auth = dir.Write(
+      "auth", "backend gw " + Sha256Hex("x") + "\nsuperuser eve abc\n");
   CommandResult result =
       RunCommand({DaemonPath(), "--db", dir.File("data"), "--auth-file", auth});
   EXPECT_NE(result.exit_code, 0);

@@ -3,7 +3,6 @@
 // `validate` / `models` commands.
 #include <signal.h>
 
-#include <fstream>
 #include <set>
 #include <string>
 #include <utility>
@@ -23,18 +22,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
-std::unique_ptr<grpc::ClientContext> Context() {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::seconds(10));
-  return context;
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-}
-
 // A one-model catalog.
 std::string SmallCatalog(const std::string& version, const std::string& name) {
   return R"({"catalog_version": ")" + version + R"(", "models": [{"name": ")" +
@@ -53,16 +40,16 @@ class CatalogE2eTest : public ::testing::Test {
     stub_ = server_->NewStub();
   }
 
-  CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {CliPath(), "--server", server_->address()});
-    return RunCommand(args);
+  CommandResult Cli(const std::vector<std::string>& args) {
+    return server_->RunCli(args);
   }
 
   std::string Version() {
     v1::ListModelsResponse models;
-    EXPECT_TRUE(
-        stub_->ListModels(Context().get(), v1::ListModelsRequest(), &models)
-            .ok());
+    EXPECT_TRUE(stub_
+                    ->ListModels(DeadlineContext().get(),
+                                 v1::ListModelsRequest(), &models)
+                    .ok());
     return models.catalog_version();
   }
 
@@ -91,7 +78,7 @@ TEST_F(CatalogE2eTest,
   StartServer();
   v1::SubmitTaskResponse response;
   grpc::Status status =
-      stub_->SubmitTask(Context().get(), BadKlingRequest(), &response);
+      stub_->SubmitTask(DeadlineContext().get(), BadKlingRequest(), &response);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("3 problems"));
 
@@ -122,7 +109,8 @@ TEST_F(CatalogE2eTest,
 
   v1::ListTasksResponse tasks;
   ASSERT_TRUE(
-      stub_->ListTasks(Context().get(), v1::ListTasksRequest(), &tasks).ok());
+      stub_->ListTasks(DeadlineContext().get(), v1::ListTasksRequest(), &tasks)
+          .ok());
   EXPECT_EQ(tasks.tasks_size(), 0);
 }
 
@@ -131,7 +119,8 @@ TEST_F(CatalogE2eTest, ValidateAnswersOkWithViolationsAndRecordsNothing) {
   v1::ValidateTaskRequest request;
   request.set_model("veo3");
   v1::ValidateTaskResponse response;
-  ASSERT_TRUE(stub_->ValidateTask(Context().get(), request, &response).ok());
+  ASSERT_TRUE(
+      stub_->ValidateTask(DeadlineContext().get(), request, &response).ok());
   ASSERT_EQ(response.violations_size(), 1);
   EXPECT_EQ(response.violations(0).field(), "model");
   EXPECT_EQ(response.violations(0).reason(), "MODEL_UNKNOWN");
@@ -140,7 +129,8 @@ TEST_F(CatalogE2eTest, ValidateAnswersOkWithViolationsAndRecordsNothing) {
 
   request.set_model("veo-3");
   request.mutable_params()->set_prompt("waves");
-  ASSERT_TRUE(stub_->ValidateTask(Context().get(), request, &response).ok());
+  ASSERT_TRUE(
+      stub_->ValidateTask(DeadlineContext().get(), request, &response).ok());
   EXPECT_EQ(response.violations_size(), 0);
 }
 
@@ -152,7 +142,8 @@ TEST_F(CatalogE2eTest, AcceptedTaskRecordsKindCatalogVersionAndDefaults) {
   request.mutable_params()->set_prompt("a lighthouse");
   request.mutable_params()->set_resolution("1080P");
   v1::SubmitTaskResponse response;
-  ASSERT_TRUE(stub_->SubmitTask(Context().get(), request, &response).ok());
+  ASSERT_TRUE(
+      stub_->SubmitTask(DeadlineContext().get(), request, &response).ok());
   EXPECT_EQ(response.task().kind(), v1::TASK_KIND_VIDEO);
   EXPECT_EQ(response.task().catalog_version(), Version());
   EXPECT_EQ(response.task().params().aspect_ratio(), "16:9");
@@ -165,7 +156,8 @@ TEST_F(CatalogE2eTest, ListModelsFiltersByKind) {
   v1::ListModelsRequest request;
   request.set_kind(v1::TASK_KIND_IMAGE);
   v1::ListModelsResponse response;
-  ASSERT_TRUE(stub_->ListModels(Context().get(), request, &response).ok());
+  ASSERT_TRUE(
+      stub_->ListModels(DeadlineContext().get(), request, &response).ok());
   std::set<std::string> names;
   for (const auto& model : response.models()) names.insert(model.name());
   EXPECT_EQ(names, (std::set<std::string>{"gpt-image-1", "dall-e-3"}));
@@ -175,8 +167,7 @@ TEST_F(CatalogE2eTest, ModelsJsonIsACatalogTheServerAccepts) {
   StartServer();
   CommandResult models = Cli({"models", "--json"});
   ASSERT_EQ(models.exit_code, 0) << models.err;
-  const std::string path = files_.File("catalog.json");
-  WriteFile(path, models.out);
+  const std::string path = files_.Write("catalog.json", models.out);
   const std::string version = Version();
 
   TempDir other_db;
@@ -185,16 +176,16 @@ TEST_F(CatalogE2eTest, ModelsJsonIsACatalogTheServerAccepts) {
   ASSERT_TRUE(second.Start(&error)) << error;
   auto stub = second.NewStub();
   v1::ListModelsResponse reloaded;
-  ASSERT_TRUE(
-      stub->ListModels(Context().get(), v1::ListModelsRequest(), &reloaded)
-          .ok());
+  ASSERT_TRUE(stub->ListModels(DeadlineContext().get(), v1::ListModelsRequest(),
+                               &reloaded)
+                  .ok());
   EXPECT_EQ(reloaded.catalog_version(), version);
   EXPECT_EQ(reloaded.models_size(), 7);
 }
 
 TEST_F(CatalogE2eTest, BadCatalogFileStopsStartupWithTheFieldPath) {
-  const std::string path = files_.File("bad.json");
-  WriteFile(path, R"({"models": [{"name": "x", "kind": "TASK_KIND_VIDEO",
+  const std::string path = files_.Write(
+      "bad.json", R"({"models": [{"name": "x", "kind": "TASK_KIND_VIDEO",
       "aspect_ratios": ["16-9"], "durations": [5]}]})");
   ServerProcess server(db_.path(), {"--catalog", path});
   std::string error;
@@ -203,17 +194,17 @@ TEST_F(CatalogE2eTest, BadCatalogFileStopsStartupWithTheFieldPath) {
 }
 
 TEST_F(CatalogE2eTest, SighupReloadsAGoodCatalogAndKeepsTheOldOnABadOne) {
-  const std::string path = files_.File("catalog.json");
-  WriteFile(path, SmallCatalog("v1", "model-a"));
+  const std::string path =
+      files_.Write("catalog.json", SmallCatalog("v1", "model-a"));
   StartServer({"--catalog", path});
   EXPECT_EQ(Version(), "v1");
 
-  WriteFile(path, SmallCatalog("v2", "model-b"));
+  files_.Write("catalog.json", SmallCatalog("v2", "model-b"));
   server_->Notify(SIGHUP);
   ASSERT_TRUE(server_->WaitForLog("catalog reloaded path=")) << server_->Log();
   EXPECT_EQ(Version(), "v2");
 
-  WriteFile(path, R"({"models": [{"name": "broken"}]})");
+  files_.Write("catalog.json", R"({"models": [{"name": "broken"}]})");
   server_->Notify(SIGHUP);
   ASSERT_TRUE(server_->WaitForLog("catalog reload rejected"));
   EXPECT_THAT(server_->Log(), HasSubstr("models[0].kind"));
@@ -222,7 +213,8 @@ TEST_F(CatalogE2eTest, SighupReloadsAGoodCatalogAndKeepsTheOldOnABadOne) {
   request.set_model("model-b");
   request.mutable_params()->set_prompt("still here");
   v1::ValidateTaskResponse response;
-  ASSERT_TRUE(stub_->ValidateTask(Context().get(), request, &response).ok());
+  ASSERT_TRUE(
+      stub_->ValidateTask(DeadlineContext().get(), request, &response).ok());
   EXPECT_EQ(response.violations_size(), 0);
 }
 

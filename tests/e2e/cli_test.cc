@@ -23,9 +23,8 @@ class CliTest : public ::testing::Test {
     stub_ = server_->NewStub();
   }
 
-  CommandResult Cli(std::vector<std::string> args) {
-    args.insert(args.begin(), {CliPath(), "--server", server_->address()});
-    return RunCommand(args, {"TZ=UTC"});
+  CommandResult Cli(const std::vector<std::string>& args) {
+    return server_->RunCli(args, {"TZ=UTC"});
   }
 
   std::string SubmitFailedTask() { return SubmitFailedTaskFor("acct-42"); }

@@ -28,13 +28,6 @@ using v1::RecordEventRequest;
 using v1::Task;
 using v1::TaskEvent;
 
-std::unique_ptr<grpc::ClientContext> Context(int seconds = 10) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::seconds(seconds));
-  return context;
-}
-
 class E2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,7 +52,7 @@ class E2eTest : public ::testing::Test {
     request.mutable_params()->set_aspect_ratio("16:9");
     v1::SubmitTaskResponse response;
     grpc::Status status =
-        stub_->SubmitTask(Context().get(), request, &response);
+        stub_->SubmitTask(DeadlineContext().get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return response.task();
   }
@@ -67,7 +60,7 @@ class E2eTest : public ::testing::Test {
   grpc::Status Record(const RecordEventRequest& request,
                       v1::RecordEventResponse* response = nullptr) {
     v1::RecordEventResponse ignored;
-    return stub_->RecordEvent(Context().get(), request,
+    return stub_->RecordEvent(DeadlineContext().get(), request,
                               response != nullptr ? response : &ignored);
   }
 
@@ -117,7 +110,8 @@ class E2eTest : public ::testing::Test {
     request.set_task_id(task_id);
     request.set_include_events(events);
     Task task;
-    grpc::Status status = stub_->GetTask(Context().get(), request, &task);
+    grpc::Status status =
+        stub_->GetTask(DeadlineContext().get(), request, &task);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return task;
   }
@@ -234,7 +228,8 @@ TEST_F(E2eTest, SecretsNeverReachStorageOrTheCli) {
   submit.set_api_key_id(key);
   submit.mutable_params()->set_prompt("a quiet harbour");
   v1::SubmitTaskResponse submitted;
-  ASSERT_TRUE(stub_->SubmitTask(Context().get(), submit, &submitted).ok());
+  ASSERT_TRUE(
+      stub_->SubmitTask(DeadlineContext().get(), submit, &submitted).ok());
   const std::string id = submitted.task().task_id();
   EXPECT_THAT(submitted.task().api_key_id(), ::testing::StartsWith("fp:"));
 
@@ -248,7 +243,7 @@ TEST_F(E2eTest, SecretsNeverReachStorageOrTheCli) {
   note.set_task_id(id);
   note.set_text("user pasted Bearer " + key + " into the form");
   Task noted;
-  ASSERT_TRUE(stub_->AddNote(Context().get(), note, &noted).ok());
+  ASSERT_TRUE(stub_->AddNote(DeadlineContext().get(), note, &noted).ok());
 
   const Task task = Get(id);
   const std::string stored = task.DebugString();
@@ -271,8 +266,9 @@ TEST_F(E2eTest, UnknownTaskIsNotFound) {
   Task task;
   v1::GetTaskRequest request;
   request.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
-  EXPECT_EQ(stub_->GetTask(Context().get(), request, &task).error_code(),
-            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(
+      stub_->GetTask(DeadlineContext().get(), request, &task).error_code(),
+      grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Record(Polled("01ARZ3NDEKTSV4RRFFQ69G5FAV", "x", 1)).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
@@ -280,7 +276,8 @@ TEST_F(E2eTest, UnknownTaskIsNotFound) {
 TEST_F(E2eTest, MissingFieldsAreInvalidArgumentWithBadRequestDetails) {
   v1::SubmitTaskRequest request;  // no account_id, no model
   v1::SubmitTaskResponse response;
-  grpc::Status status = stub_->SubmitTask(Context().get(), request, &response);
+  grpc::Status status =
+      stub_->SubmitTask(DeadlineContext().get(), request, &response);
   ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   google::rpc::Status details;
@@ -409,7 +406,7 @@ TEST_F(E2eTest, ListTasksFiltersThroughIndexesNewestFirstAndPages) {
     while (true) {
       v1::ListTasksResponse response;
       grpc::Status status =
-          stub_->ListTasks(Context().get(), request, &response);
+          stub_->ListTasks(DeadlineContext().get(), request, &response);
       EXPECT_TRUE(status.ok()) << status.error_message();
       for (const Task& task : response.tasks()) ids.push_back(task.task_id());
       if (response.next_page_token().empty() || !status.ok()) break;
@@ -448,9 +445,9 @@ TEST_F(E2eTest, ListTasksFiltersThroughIndexesNewestFirstAndPages) {
   v1::ListTasksRequest bad_token;
   bad_token.set_page_token("not-a-token");
   v1::ListTasksResponse response;
-  EXPECT_EQ(
-      stub_->ListTasks(Context().get(), bad_token, &response).error_code(),
-      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(stub_->ListTasks(DeadlineContext().get(), bad_token, &response)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(E2eTest, AddNoteAppearsOnTaskAndTimeline) {
@@ -462,7 +459,7 @@ TEST_F(E2eTest, AddNoteAppearsOnTaskAndTimeline) {
   note.set_text("user asked why it failed");
   note.set_final_cause("remote service returned a temporary capacity error");
   Task task;
-  ASSERT_TRUE(stub_->AddNote(Context().get(), note, &task).ok());
+  ASSERT_TRUE(stub_->AddNote(DeadlineContext().get(), note, &task).ok());
   ASSERT_EQ(task.notes_size(), 1);
   EXPECT_EQ(task.notes(0).author(), "alice");
   EXPECT_EQ(task.notes(0).final_cause(),
@@ -590,7 +587,8 @@ TEST_F(E2eTest, HealthServesAndReflectionIsOn) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
-    ASSERT_TRUE(health->Check(Context().get(), request, &response).ok());
+    ASSERT_TRUE(
+        health->Check(DeadlineContext().get(), request, &response).ok());
     EXPECT_EQ(response.status(),
               grpc::health::v1::HealthCheckResponse::SERVING);
   }

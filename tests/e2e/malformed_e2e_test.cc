@@ -21,13 +21,6 @@ namespace {
 using ::testing::HasSubstr;
 using Stub = v1::TaskTracker::Stub;
 
-std::unique_ptr<grpc::ClientContext> Context() {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() +
-                        std::chrono::seconds(10));
-  return context;
-}
-
 v1::SubmitTaskRequest ValidSubmit() {
   v1::SubmitTaskRequest request;
   request.set_account_id("acct-1");
@@ -49,7 +42,7 @@ grpc::Status Submit(Stub* stub,
   v1::SubmitTaskRequest request = ValidSubmit();
   edit(&request);
   v1::SubmitTaskResponse response;
-  return stub->SubmitTask(Context().get(), request, &response);
+  return stub->SubmitTask(DeadlineContext().get(), request, &response);
 }
 
 grpc::Status Record(Stub* stub, const std::string& task_id,
@@ -58,7 +51,7 @@ grpc::Status Record(Stub* stub, const std::string& task_id,
   request.set_task_id(task_id);
   edit(&request);
   v1::RecordEventResponse response;
-  return stub->RecordEvent(Context().get(), request, &response);
+  return stub->RecordEvent(DeadlineContext().get(), request, &response);
 }
 
 std::vector<MalformedCase> Cases() {
@@ -78,8 +71,8 @@ std::vector<MalformedCase> Cases() {
       {"submit: empty", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::SubmitTaskResponse response;
-         return stub->SubmitTask(Context().get(), v1::SubmitTaskRequest(),
-                                 &response);
+         return stub->SubmitTask(DeadlineContext().get(),
+                                 v1::SubmitTaskRequest(), &response);
        }},
       {"submit: no account", kInvalid,
        submit([](auto* r) { r->clear_account_id(); })},
@@ -208,47 +201,48 @@ std::vector<MalformedCase> Cases() {
       {"get: empty id", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::Task task;
-         return stub->GetTask(Context().get(), v1::GetTaskRequest(), &task);
+         return stub->GetTask(DeadlineContext().get(), v1::GetTaskRequest(),
+                              &task);
        }},
       {"get: id of 1000 bytes", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::GetTaskRequest request;
          request.set_task_id(std::string(1000, 'x'));
          v1::Task task;
-         return stub->GetTask(Context().get(), request, &task);
+         return stub->GetTask(DeadlineContext().get(), request, &task);
        }},
       {"get: unknown id", Code::NOT_FOUND,
        [](Stub* stub, const std::string&) {
          v1::GetTaskRequest request;
          request.set_task_id("not-a-task");
          v1::Task task;
-         return stub->GetTask(Context().get(), request, &task);
+         return stub->GetTask(DeadlineContext().get(), request, &task);
        }},
       {"list: negative page size", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::ListTasksRequest request;
          request.set_page_size(-1);
          v1::ListTasksResponse response;
-         return stub->ListTasks(Context().get(), request, &response);
+         return stub->ListTasks(DeadlineContext().get(), request, &response);
        }},
       {"list: forged page token", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::ListTasksRequest request;
          request.set_page_token("AAAA");
          v1::ListTasksResponse response;
-         return stub->ListTasks(Context().get(), request, &response);
+         return stub->ListTasks(DeadlineContext().get(), request, &response);
        }},
       {"list: state 99", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::ListTasksRequest request;
          request.set_state(static_cast<v1::TaskState>(99));
          v1::ListTasksResponse response;
-         return stub->ListTasks(Context().get(), request, &response);
+         return stub->ListTasks(DeadlineContext().get(), request, &response);
        }},
       {"queue status: empty id", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::QueueStatus status;
-         return stub->GetQueueStatus(Context().get(),
+         return stub->GetQueueStatus(DeadlineContext().get(),
                                      v1::GetQueueStatusRequest(), &status);
        }},
       {"note: empty text", kInvalid,
@@ -256,7 +250,7 @@ std::vector<MalformedCase> Cases() {
          v1::AddNoteRequest request;
          request.set_task_id(id);
          v1::Task task;
-         return stub->AddNote(Context().get(), request, &task);
+         return stub->AddNote(DeadlineContext().get(), request, &task);
        }},
       {"note: text over 4 KiB", kInvalid,
        [](Stub* stub, const std::string& id) {
@@ -264,7 +258,7 @@ std::vector<MalformedCase> Cases() {
          request.set_task_id(id);
          request.set_text(std::string(5000, 'n'));
          v1::Task task;
-         return stub->AddNote(Context().get(), request, &task);
+         return stub->AddNote(DeadlineContext().get(), request, &task);
        }},
       {"note: unknown task", Code::NOT_FOUND,
        [](Stub* stub, const std::string&) {
@@ -272,21 +266,21 @@ std::vector<MalformedCase> Cases() {
          request.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
          request.set_text("hello");
          v1::Task task;
-         return stub->AddNote(Context().get(), request, &task);
+         return stub->AddNote(DeadlineContext().get(), request, &task);
        }},
       {"stats: window 48h", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::GetStatsRequest request;
          request.mutable_window()->set_seconds(48 * 3600);
          v1::Stats stats;
-         return stub->GetStats(Context().get(), request, &stats);
+         return stub->GetStats(DeadlineContext().get(), request, &stats);
        }},
       {"stats: negative window", kInvalid,
        [](Stub* stub, const std::string&) {
          v1::GetStatsRequest request;
          request.mutable_window()->set_seconds(-60);
          v1::Stats stats;
-         return stub->GetStats(Context().get(), request, &stats);
+         return stub->GetStats(DeadlineContext().get(), request, &stats);
        }},
       {"validate: prompt over 32 KiB", kInvalid,
        [](Stub* stub, const std::string&) {
@@ -294,14 +288,14 @@ std::vector<MalformedCase> Cases() {
          request.set_model("veo-3");
          request.mutable_params()->set_prompt(std::string(40 * 1024, 'p'));
          v1::ValidateTaskResponse response;
-         return stub->ValidateTask(Context().get(), request, &response);
+         return stub->ValidateTask(DeadlineContext().get(), request, &response);
        }},
       {"watch: negative after_seq", kInvalid,
        [](Stub* stub, const std::string& id) {
          v1::WatchTaskRequest request;
          request.set_task_id(id);
          request.set_after_seq(-1);
-         auto context = Context();
+         auto context = DeadlineContext();
          auto reader = stub->WatchTask(context.get(), request);
          v1::TaskEvent event;
          while (reader->Read(&event)) {
@@ -312,7 +306,7 @@ std::vector<MalformedCase> Cases() {
        [](Stub* stub, const std::string&) {
          v1::WatchTaskRequest request;
          request.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
-         auto context = Context();
+         auto context = DeadlineContext();
          auto reader = stub->WatchTask(context.get(), request);
          v1::TaskEvent event;
          while (reader->Read(&event)) {
@@ -330,7 +324,8 @@ TEST(MalformedTest, EveryMalformedRequestGetsItsOwnCodeAndTheServerStaysUp) {
   ASSERT_TRUE(server.Start(&error)) << error;
   auto stub = server.NewStub();
   v1::SubmitTaskResponse valid;
-  ASSERT_TRUE(stub->SubmitTask(Context().get(), ValidSubmit(), &valid).ok());
+  ASSERT_TRUE(
+      stub->SubmitTask(DeadlineContext().get(), ValidSubmit(), &valid).ok());
   const std::string task_id = valid.task().task_id();
 
   const std::vector<MalformedCase> cases = Cases();
@@ -348,19 +343,20 @@ TEST(MalformedTest, EveryMalformedRequestGetsItsOwnCodeAndTheServerStaysUp) {
       server.address(), grpc::InsecureChannelCredentials()));
   grpc::health::v1::HealthCheckResponse response;
   ASSERT_TRUE(health
-                  ->Check(Context().get(),
+                  ->Check(DeadlineContext().get(),
                           grpc::health::v1::HealthCheckRequest(), &response)
                   .ok());
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
   v1::ListTasksResponse tasks;
   ASSERT_TRUE(
-      stub->ListTasks(Context().get(), v1::ListTasksRequest(), &tasks).ok());
+      stub->ListTasks(DeadlineContext().get(), v1::ListTasksRequest(), &tasks)
+          .ok());
   ASSERT_EQ(tasks.tasks_size(), 1);
   v1::GetTaskRequest get;
   get.set_task_id(task_id);
   get.set_include_events(true);
   v1::Task task;
-  ASSERT_TRUE(stub->GetTask(Context().get(), get, &task).ok());
+  ASSERT_TRUE(stub->GetTask(DeadlineContext().get(), get, &task).ok());
   EXPECT_EQ(task.events_size(), 1);
   EXPECT_EQ(task.state(), v1::TASK_STATE_SUBMITTED);
 }
@@ -377,7 +373,7 @@ TEST(MalformedTest, GetTaskBytesThatDoNotParseAreInvalidArgument) {
   grpc::Slice slice(truncated);
   const grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
-  auto context = Context();
+  auto context = DeadlineContext();
   grpc::Status status;
   absl::Notification answered;
   generic.UnaryCall(context.get(), "/tasktrail.v1.TaskTracker/GetTask",
@@ -396,7 +392,7 @@ TEST(MalformedTest, GetTaskBytesThatDoNotParseAreInvalidArgument) {
   v1::GetTaskRequest get;
   get.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
   v1::Task task;
-  EXPECT_EQ(stub->GetTask(Context().get(), get, &task).error_code(),
+  EXPECT_EQ(stub->GetTask(DeadlineContext().get(), get, &task).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
 
@@ -419,7 +415,7 @@ TEST(OverloadTest, CallsOverTheInFlightCapAreRefusedQuickly) {
             "https://cdn.example.com/" + std::to_string(t * 100 + i) + ".png");
         v1::SubmitTaskResponse response;
         grpc::Status status =
-            stub->SubmitTask(Context().get(), request, &response);
+            stub->SubmitTask(DeadlineContext().get(), request, &response);
         if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
           refused.fetch_add(1);
         } else if (!status.ok()) {

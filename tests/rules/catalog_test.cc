@@ -6,10 +6,6 @@
 
 #include "service/rules/catalog.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "service/rules/media_shapes.h"
 #include "service/rules/validator.h"
+#include "tests/support/temp_dir.h"
 
 namespace tasktrail {
 namespace {
@@ -306,21 +303,11 @@ TEST(CatalogTest, BrokenCatalogsAreRefusedNamingTheFileAndField) {
 
 class CatalogFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path().string() +
-                          "/catalog-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
+    return dir_.Write(name, text);
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"catalog-test"};
 };
 
 TEST_F(CatalogFileTest, ReadsAFileAndNamesItInErrors) {
@@ -335,7 +322,7 @@ TEST_F(CatalogFileTest, ReadsAFileAndNamesItInErrors) {
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr(bad));
 
-  const auto missing = Catalog::FromFile(dir_ + "/missing.json");
+  const auto missing = Catalog::FromFile(dir_.File("missing.json"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr("missing.json"));
 }
@@ -371,7 +358,7 @@ TEST(CatalogTest, SuggestFindsTheIntendedModel) {
   for (const SuggestCase& c : cases) {
     SCOPED_TRACE(c.input);
     const std::vector<std::string> suggestions = catalog->Suggest(c.input);
-    EXPECT_THAT(suggestions, SizeIs(testing::Le(3)));
+    EXPECT_THAT(suggestions, SizeIs(::testing::Le(3)));
     if (std::string(c.first).empty()) {
       EXPECT_THAT(suggestions, IsEmpty());
     } else {

@@ -8,11 +8,6 @@
 
 #include "service/rules/failure_rules.h"
 
-#include <stdlib.h>
-#include <unistd.h>
-
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -24,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/temp_dir.h"
 
 namespace tasktrail {
 namespace {
@@ -650,34 +646,26 @@ TEST(FailureRulesTest, VersionIsExplicitOrTheContentHash) {
 
 class FailureRulesFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char pattern[] = "/tmp/failure_rules_test.XXXXXX";
-    ASSERT_NE(mkdtemp(pattern), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string dir_;
+  testing::TempDir dir_{"failure-rules-test"};
 };
 
 TEST_F(FailureRulesFileTest, LoadsAFileAndNamesItInErrors) {
-  const std::string good = dir_ + "/rules.json";
-  std::ofstream(good) << kCustomRules;
+  const std::string good = dir_.Write("rules.json", kCustomRules);
   const auto loaded = FailureClassifier::FromFile(good);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ((*loaded)->version(), "acme-3");
   EXPECT_EQ((*loaded)->Classify(0, "gpu_melted", "").category(), kUnavailable);
 
-  const std::string bad = dir_ + "/bad.json";
-  std::ofstream(bad) << TwoRules(R"({"http_statuses": [700], )" +
-                                 std::string(kTail) + "}");
+  const std::string bad = dir_.Write(
+      "bad.json",
+      TwoRules(R"({"http_statuses": [700], )" + std::string(kTail) + "}"));
   const auto refused = FailureClassifier::FromFile(bad);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(refused.status().message()),
               StartsWith(bad + ": rules[1].http_statuses[0]"));
 
-  const auto missing = FailureClassifier::FromFile(dir_ + "/missing.json");
+  const auto missing = FailureClassifier::FromFile(dir_.File("missing.json"));
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()),

@@ -1,10 +1,7 @@
 // Faults under the store: disk full and I/O errors injected through a
 // rocksdb::FileSystemWrapper (tests run as root, so permissions cannot make
 // a write fail), and a corrupted data directory.
-#include <stdlib.h>
-
 #include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -15,6 +12,8 @@
 #include "rocksdb/file_system.h"
 #include "service/tracker/tracker.h"
 #include "store/task_store.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tracker_setup.h"
 
 namespace tasktrail {
 namespace {
@@ -86,17 +85,9 @@ class FullDiskFileSystem final : public rocksdb::FileSystemWrapper {
 
 class FaultTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern =
-        std::filesystem::temp_directory_path().string() + "/fault-test-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   store::StoreOptions Options(bool faulty) {
     store::StoreOptions options;
-    options.path = dir_;
+    options.path = dir_.path();
     if (faulty) {
       options.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(
           std::make_shared<FullDiskFileSystem>(failing_)));
@@ -116,7 +107,7 @@ class FaultTest : public ::testing::Test {
     return request;
   }
 
-  std::string dir_;
+  testing::TempDir dir_{"fault-test"};
   std::shared_ptr<std::atomic<bool>> failing_ =
       std::make_shared<std::atomic<bool>>(false);
   int failures_reported_ = 0;
@@ -128,9 +119,11 @@ class FaultTest : public ::testing::Test {
 TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
   std::string acknowledged;
   {
-    auto store = store::TaskStore::Open(Options(/*faulty=*/true));
-    ASSERT_TRUE(store.ok()) << store.status();
-    Tracker tracker(store->get(), &catalog_, SystemClock::Get(), &hub_);
+    auto opened = testing::OpenTracker(Options(/*faulty=*/true), &catalog_,
+                                       SystemClock::Get(), &hub_);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store::TaskStore* store = opened->store.get();
+    Tracker& tracker = *opened->tracker;
     auto first = tracker.SubmitTask(Submit("before the disk filled"), "");
     ASSERT_TRUE(first.ok()) << first.status();
     acknowledged = first->task().task_id();
@@ -139,7 +132,7 @@ TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
     auto refused = tracker.SubmitTask(Submit("after the disk filled"), "");
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(refused.status().message(), HasSubstr("space"));
-    EXPECT_TRUE((*store)->failed());
+    EXPECT_TRUE(store->failed());
     EXPECT_EQ(failures_reported_, 1);
 
     // Once failed, the store refuses writes even if the disk recovers, so a
@@ -177,13 +170,13 @@ TEST_F(FaultTest, ACorruptedDirectoryFailsToOpenWithAClearError) {
   }
   // CURRENT names the manifest; garbage there is a corrupted directory.
   {
-    std::ofstream current(dir_ + "/CURRENT", std::ios::trunc);
+    std::ofstream current(dir_.File("CURRENT"), std::ios::trunc);
     current << "MANIFEST-999999\n";
   }
   auto reopened = store::TaskStore::Open(Options(/*faulty=*/false));
   ASSERT_FALSE(reopened.ok());
   EXPECT_NE(reopened.status().code(), absl::StatusCode::kOk);
-  EXPECT_THAT(reopened.status().message(), HasSubstr(dir_));
+  EXPECT_THAT(reopened.status().message(), HasSubstr(dir_.path()));
 }
 
 TEST_F(FaultTest, AFullDiskAtOpenFailsWithAClearError) {

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -35,24 +35,6 @@ std::vector<char*> ToArgv(const std::vector<std::string>& args) {
 }
 
 }  // namespace
-
-TempDir::TempDir() {
-  const char* base = getenv("TMPDIR");
-  std::string pattern =
-      std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-      "/tasktrail-test-XXXXXX";
-  char* made = mkdtemp(pattern.data());
-  if (made == nullptr) {
-    perror("mkdtemp");
-    abort();
-  }
-  path_ = made;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
 
 ServerProcess::ServerProcess(std::string db_dir,
                              std::vector<std::string> extra_args)
@@ -148,6 +130,13 @@ std::unique_ptr<v1::TaskTracker::Stub> ServerProcess::NewStub() const {
       grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
 }
 
+CommandResult ServerProcess::RunCli(const std::vector<std::string>& args,
+                                   const std::vector<std::string>& env) const {
+  std::vector<std::string> argv = {CliPath(), "--server", address_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, env);
+}
+
 CommandResult RunCommand(const std::vector<std::string>& argv_strings,
                          const std::vector<std::string>& env) {
   TempDir io;
@@ -185,6 +174,13 @@ CommandResult RunCommand(const std::vector<std::string>& argv_strings,
   result.out = ReadFile(out_path);
   result.err = ReadFile(err_path);
   return result;
+}
+
+std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(seconds));
+  return context;
 }
 
 std::string DaemonPath() { return TASKTRAILD_PATH; }

@@ -1,7 +1,10 @@
-// Test support: temporary directories, free ports and a real tasktraild
-// process started on loopback, plus running the tasktrail CLI.
+// End-to-end test support: a real tasktraild process started on loopback on
+// a port the kernel picks, running the tasktrail CLI and other programs, and
+// client contexts with a deadline. Temporary directories are TempDir
+// (temp_dir.h, included here).
 //
 // Thread safety: none of these classes is thread-safe; use one per test.
+// RunCommand and DeadlineContext may be called from any thread.
 #ifndef TASKTRAIL_TESTS_SUPPORT_TEST_SUPPORT_H_
 #define TASKTRAIL_TESTS_SUPPORT_TEST_SUPPORT_H_
 
@@ -11,24 +14,17 @@
 #include <string>
 #include <vector>
 
+#include "grpcpp/client_context.h"
 #include "tasktrail/v1/tracker.grpc.pb.h"
+#include "tests/support/temp_dir.h"
 
 namespace tasktrail::testing {
 
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
-// destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+// Result of running a program to completion.
+struct CommandResult {
+  int exit_code = -1;  // 128+signal when killed by a signal
+  std::string out;
+  std::string err;
 };
 
 // A tasktraild child process listening on 127.0.0.1 on a port the kernel
@@ -65,6 +61,11 @@ class ServerProcess {
 
   std::unique_ptr<v1::TaskTracker::Stub> NewStub() const;
 
+  // Runs the tasktrail CLI against this server: `tasktrail --server ADDRESS
+  // ARGS...`, with `env` added to its environment (see RunCommand).
+  CommandResult RunCli(const std::vector<std::string>& args,
+                       const std::vector<std::string>& env = {}) const;
+
  private:
   std::string db_dir_;
   std::vector<std::string> extra_args_;
@@ -73,17 +74,14 @@ class ServerProcess {
   std::string address_;
 };
 
-// Result of running a program to completion.
-struct CommandResult {
-  int exit_code = -1;  // 128+signal when killed by a signal
-  std::string out;
-  std::string err;
-};
-
 // Runs `argv` (argv[0] is a path), with `env` added to the environment, and
 // waits for it (killing it after 60 s).
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {});
+
+// A client context whose deadline is `seconds` from now, so that a test
+// against a hung server fails instead of hanging.
+std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds = 10);
 
 // Paths of the built binaries.
 std::string DaemonPath();

@@ -1,18 +1,16 @@
 // A Tracker on a real RocksDB store in a fresh temp directory, with a manual
 // clock starting at a fixed time and the built-in catalog. The directory is
-// removed after the test.
+// removed after the test. Built on tracker_setup.h and temp_dir.h.
 //
 // Thread safety: the fixture itself is used by the test's thread; the
 // Tracker it builds is thread-safe.
 #ifndef TASKTRAIL_TESTS_SUPPORT_TRACKER_FIXTURE_H_
 #define TASKTRAIL_TESTS_SUPPORT_TRACKER_FIXTURE_H_
 
-#include <stdlib.h>
-
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "service/rules/catalog.h"
@@ -20,23 +18,18 @@
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
 #include "store/task_store.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/tracker_setup.h"
 
 namespace tasktrail {
 
 class TrackerFixtureBase : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = std::filesystem::temp_directory_path().string() +
-                          "/tasktrail-tracker-XXXXXX";
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    Open(/*sync_writes=*/true);
-  }
+  void SetUp() override { Open(/*sync_writes=*/true); }
 
   void TearDown() override {
     tracker_.reset();
     store_.reset();
-    std::filesystem::remove_all(dir_);
   }
 
   // Opens the store on dir_ and a Tracker on it. Each opening seeds the id
@@ -45,13 +38,13 @@ class TrackerFixtureBase : public ::testing::Test {
     store::StoreOptions options;
     options.path = dir_;
     options.sync_writes = sync_writes;
-    auto store = store::TaskStore::Open(options);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(store).value();
     TrackerOptions tracker_options;
     tracker_options.id_seed = 1000 + ++openings_;
-    tracker_ = std::make_unique<Tracker>(store_.get(), &catalog_, &clock_,
-                                         &hub_, tracker_options);
+    absl::StatusOr<testing::OpenedTracker> opened = testing::OpenTracker(
+        options, &catalog_, &clock_, &hub_, tracker_options);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    store_ = std::move(opened->store);
+    tracker_ = std::move(opened->tracker);
   }
 
   // Closes the Tracker and the store and opens both again on the same dir.
@@ -61,7 +54,12 @@ class TrackerFixtureBase : public ::testing::Test {
     Open(sync_writes);
   }
 
-  std::string dir_;
+ private:
+  // Declared first: made before dir_ is read, removed after the store closes.
+  testing::TempDir temp_dir_{"tasktrail-tracker"};
+
+ protected:
+  std::string dir_ = temp_dir_.path();
   CatalogHolder catalog_{Catalog::BuiltIn()};
   ManualClock clock_{absl::FromUnixSeconds(1790000000)};
   EventHub hub_;
