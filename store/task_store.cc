@@ -1,6 +1,9 @@
 #include "store/task_store.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,7 +11,9 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/listener.h"
 #include "rocksdb/merge_operator.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
@@ -40,6 +45,63 @@ absl::Status RefusedAfterFailure() {
   return absl::UnavailableError(
       "the store failed an earlier write and refuses writes until restart");
 }
+
+// The failure reported for RocksDB's `status` of a failed write.
+absl::Status WriteFailure(const rocksdb::Status& status) {
+  return absl::UnavailableError(
+      absl::StrCat(status.ToString(),
+                   "; the store refuses writes until tasktraild is restarted"));
+}
+
+// Hands RocksDB's warnings and errors to StoreOptions::log, in place of
+// RocksDB's LOG file in the data directory. That file is written through a
+// WritableFileWriter, like the WAL, on the same file system: when the disk is
+// full, the line about the failed write fails to be written too, and the
+// next line (from the thread that polls for free space to recover) finds
+// the writer failed and aborts the process on librocksdb's assertion
+// `sync_without_flush_called_`. Nothing here touches the disk.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  using Sink = std::function<void(absl::LogSeverity, absl::string_view)>;
+
+  explicit ForwardingLogger(Sink sink)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL),
+        sink_(std::move(sink)) {}
+
+  // Lines without a level are INFO lines and headers (the options dump).
+  void Logv(const char* /*format*/, va_list /*ap*/) override {}
+  void LogHeader(const char* /*format*/, va_list /*ap*/) override {}
+
+  void Logv(const rocksdb::InfoLogLevel level, const char* format,
+            va_list ap) override {
+    if (sink_ == nullptr || level < GetInfoLogLevel() ||
+        level >= rocksdb::InfoLogLevel::HEADER_LEVEL) {
+      return;
+    }
+    char line[1024];
+    va_list copy;
+    va_copy(copy, ap);
+    const int length = std::vsnprintf(line, sizeof(line), format, copy);
+    va_end(copy);
+    if (length < 0) return;
+    std::string message;
+    if (static_cast<size_t>(length) < sizeof(line)) {
+      message.assign(line, static_cast<size_t>(length));
+    } else {
+      message.resize(static_cast<size_t>(length) + 1);
+      std::vsnprintf(message.data(), message.size(), format, ap);
+      message.resize(static_cast<size_t>(length));
+    }
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    sink_(level == rocksdb::InfoLogLevel::WARN_LEVEL
+              ? absl::LogSeverity::kWarning
+              : absl::LogSeverity::kError,
+          message);
+  }
+
+ private:
+  const Sink sink_;
+};
 
 // `status` with `what` (the write it answers) before its message.
 absl::Status NamingTheWrite(absl::string_view what,
@@ -245,6 +307,45 @@ rocksdb::ColumnFamilyOptions FamilyOptions(
 
 }  // namespace
 
+// The store's failure state. RocksDB calls it as a listener, so that a flush
+// or compaction that fails leaves the store failed as a failed commit does,
+// and so that RocksDB's automatic recovery from the error is declined: as
+// soon as the file system reports free space, that recovery syncs the WAL
+// whose append failed, flushes the memtables and writes the MANIFEST, all
+// through a database the store has given up on.
+class TaskStore::FailureLatch final : public rocksdb::EventListener {
+ public:
+  explicit FailureLatch(std::function<void(const absl::Status&)> on_failure)
+      : on_failure_(std::move(on_failure)) {}
+
+  // Marks the store failed; the first call reports `failure` to on_failure.
+  void Trip(const absl::Status& failure) {
+    if (!tripped_.exchange(true, std::memory_order_acq_rel) &&
+        on_failure_ != nullptr) {
+      on_failure_(failure);
+    }
+  }
+
+  bool tripped() const { return tripped_.load(std::memory_order_acquire); }
+
+  const char* Name() const override { return "tasktrail.FailureLatch"; }
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason /*reason*/,
+                         rocksdb::Status* bg_error) override {
+    Trip(WriteFailure(*bg_error));
+  }
+
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason /*reason*/,
+                            rocksdb::Status /*bg_error*/,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+
+ private:
+  const std::function<void(const absl::Status&)> on_failure_;
+  std::atomic<bool> tripped_{false};
+};
+
 absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
     const StoreOptions& options) {
   if (options.path.empty()) {
@@ -267,8 +368,12 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   db_options.max_total_wal_size = 64 << 20;
-  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.keep_log_file_num = 2;
+  db_options.info_log = std::make_shared<ForwardingLogger>(options.log);
+  // After a failed write the store refuses writes until it is reopened, and
+  // RocksDB does not try to resume on its own (see FailureLatch).
+  auto failure = std::make_shared<FailureLatch>(options.on_failure);
+  db_options.listeners.push_back(failure);
+  db_options.max_bgerror_resume_count = 0;
   // Memtables of all families together stay within half the block cache and
   // are charged to it, so memory is bounded by --block-cache-mb.
   db_options.write_buffer_manager =
@@ -320,6 +425,13 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
   // level 1 is rewritten, at the cost of 4 more files to merge in a scan.
   families[static_cast<int>(ColumnFamily::kIndexes)]
       .options.level0_file_num_compaction_trigger = 8;
+  // RocksDB creates a missing directory too, but only after logging an error
+  // about it (to StoreOptions::log).
+  rocksdb::Status created = db_options.env->CreateDirIfMissing(options.path);
+  if (!created.ok()) {
+    return FromRocks(
+        created, absl::StrCat("creating database directory ", options.path));
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw_db = nullptr;
   rocksdb::Status status =
@@ -333,8 +445,8 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
     return FromRocks(status, absl::StrCat("opening database ", options.path));
   }
   std::unique_ptr<rocksdb::DB> db(raw_db);
-  std::unique_ptr<TaskStore> store(
-      new TaskStore(options, std::move(db), std::move(handles)));
+  std::unique_ptr<TaskStore> store(new TaskStore(
+      options, std::move(db), std::move(handles), std::move(failure)));
   store->counter_expiry_ = std::move(expiry);
 
   // Check, or on a fresh store write, the format version.
@@ -362,10 +474,12 @@ PreparedWrite& PreparedWrite::operator=(PreparedWrite&&) noexcept = default;
 PreparedWrite::~PreparedWrite() = default;
 
 TaskStore::TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-                     std::vector<rocksdb::ColumnFamilyHandle*> handles)
+                     std::vector<rocksdb::ColumnFamilyHandle*> handles,
+                     std::shared_ptr<FailureLatch> failure)
     : options_(std::move(options)),
       db_(std::move(db)),
       handles_(std::move(handles)),
+      failure_(std::move(failure)),
       commit_queue_(std::make_unique<CommitQueue>(
           [this](rocksdb::WriteBatch* batch, bool sync) {
             return ApplyBatch(batch, sync);
@@ -553,7 +667,7 @@ PreparedWrite TaskStore::PrepareRaw(
 
 void TaskStore::Commit(PreparedWrite prepared,
                        absl::AnyInvocable<void(absl::Status)> done) {
-  if (failed_.load(std::memory_order_acquire)) {
+  if (failure_->tripped()) {
     std::move(done)(RefusedAfterFailure());
     return;
   }
@@ -732,24 +846,20 @@ void TaskStore::AddMutations(const std::vector<RawMutation>& mutations,
 }
 
 absl::Status TaskStore::ApplyBatch(rocksdb::WriteBatch* batch, bool sync) {
-  if (failed_.load(std::memory_order_acquire)) return RefusedAfterFailure();
+  if (failure_->tripped()) return RefusedAfterFailure();
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, batch);
   if (!status.ok()) {
-    absl::Status failure = absl::UnavailableError(absl::StrCat(
-        status.ToString(),
-        "; the store refuses writes until tasktraild is restarted"));
-    if (!failed_.exchange(true, std::memory_order_acq_rel) &&
-        options_.on_failure) {
-      options_.on_failure(failure);
-    }
+    absl::Status failure = WriteFailure(status);
+    failure_->Trip(failure);
     return failure;
   }
   return absl::OkStatus();
 }
 
 absl::Status TaskStore::Compact(ColumnFamily family) {
+  if (failure_->tripped()) return RefusedAfterFailure();
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction =
       rocksdb::BottommostLevelCompaction::kForce;
@@ -761,8 +871,6 @@ CommitQueue::Counts TaskStore::commit_counts() const {
   return commit_queue_->counts();
 }
 
-bool TaskStore::failed() const {
-  return failed_.load(std::memory_order_acquire);
-}
+bool TaskStore::failed() const { return failure_->tripped(); }
 
 }  // namespace tasktrail::store

@@ -10,19 +10,28 @@
 // is busy are applied together, with one fsync. Commit() does not block;
 // Write() and WriteRaw() wait for the result.
 //
+// Failure: the first write that fails (disk full, I/O error), a commit or
+// RocksDB's own flush or compaction, leaves the store failed until it is
+// reopened. From then on nothing more is written through the database:
+// commits (those already queued too), WriteRaw and Compact answer
+// UNAVAILABLE without reaching RocksDB, RocksDB's automatic recovery (which
+// would sync the failed WAL and flush the memtables) is off, and closing the
+// store writes or syncs nothing. Reads go on answering from what was
+// written.
+//
 // Thread safety: all methods are safe to call concurrently. Write() applies
 // whatever it is given; callers that read-modify-write one task must serialise
 // those sequences themselves (the service holds a per-task lock).
 #ifndef TASKTRAIL_STORE_TASK_STORE_H_
 #define TASKTRAIL_STORE_TASK_STORE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/base/log_severity.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -58,9 +67,19 @@ struct StoreOptions {
   // one wrapping a FileSystem that injects faults (disk full, I/O errors).
   std::shared_ptr<rocksdb::Env> env;
 
-  // Called once, from the writing thread, when a write fails and the store
-  // starts refusing writes (for example to report NOT_SERVING).
+  // Called once, when a write fails (a commit, or RocksDB's own flush or
+  // compaction) and the store starts refusing writes (for example to report
+  // NOT_SERVING). Runs on the thread that saw the failure: the commit thread,
+  // a caller of WriteRaw, or a RocksDB background thread; it must not call
+  // back into the store's writes.
   std::function<void(const absl::Status&)> on_failure;
+
+  // Receives RocksDB's own warnings and errors, one message each (without a
+  // newline), from any thread, including while a write fails. nullptr: they
+  // are dropped. RocksDB keeps no LOG file of its own in `path`: on a full
+  // disk that file fails like any other, and librocksdb aborts the process
+  // on the next line written to a log file that failed once.
+  std::function<void(absl::LogSeverity, absl::string_view)> log;
 
   // Per-minute counters (CounterKey) older than this are dropped by
   // compaction, which keeps the counters bounded without any scan.
@@ -255,6 +274,7 @@ class TaskStore {
 
   // Compacts the whole column family now (expired counters and dedup records
   // are dropped). For tests and maintenance; compaction also runs on its own.
+  // UNAVAILABLE once the store failed (compacting flushes the memtable).
   absl::Status Compact(ColumnFamily family);
 
   // True once a write failed; the store refuses writes from then on.
@@ -266,8 +286,13 @@ class TaskStore {
   const StoreOptions& options() const { return options_; }
 
  private:
+  // The failure state, shared with the listener that RocksDB calls from its
+  // own threads.
+  class FailureLatch;
+
   TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
-            std::vector<rocksdb::ColumnFamilyHandle*> handles);
+            std::vector<rocksdb::ColumnFamilyHandle*> handles,
+            std::shared_ptr<FailureLatch> failure);
 
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,
@@ -284,7 +309,7 @@ class TaskStore {
   const StoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::atomic<bool> failed_{false};
+  const std::shared_ptr<FailureLatch> failure_;
   // Reset first by ~TaskStore, so that it drains before the database closes.
   std::unique_ptr<CommitQueue> commit_queue_;
   // Kept alive for the DB, which holds a raw pointer to it.

@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/base/log_severity.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -220,7 +222,8 @@ int Run(DaemonFlags flags) {
   store_options.path = flags.db;
   store_options.sync_writes = flags.sync;
   store_options.block_cache_mb = flags.block_cache_mb;
-  // Set once the server runs; a store failure before that stops startup.
+  // Set once the server runs; a failure reported before that is checked for
+  // then.
   std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
   store_options.on_failure = [&health_service](const absl::Status& failure) {
     spdlog::error(
@@ -231,6 +234,12 @@ int Run(DaemonFlags flags) {
       health->SetServingStatus("", false);
       health->SetServingStatus(kServiceName, false);
     }
+  };
+  store_options.log = [](absl::LogSeverity severity,
+                         absl::string_view message) {
+    spdlog::log(severity >= absl::LogSeverity::kError ? spdlog::level::err
+                                                      : spdlog::level::warn,
+                "rocksdb message=\"{}\"", std::string(message));
   };
   absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
       store::TaskStore::Open(store_options);
@@ -299,6 +308,12 @@ int Run(DaemonFlags flags) {
   health->SetServingStatus("", true);
   health->SetServingStatus(kServiceName, true);
   health_service.store(health);
+  // A failure reported before the health service was known (RocksDB's own
+  // threads may fail a flush at any time) did not reach it.
+  if ((*store)->failed()) {
+    health->SetServingStatus("", false);
+    health->SetServingStatus(kServiceName, false);
+  }
 
   const std::string address = BoundAddress(flags.listen, port);
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {
