@@ -271,7 +271,7 @@ class FaultTest : public ::testing::Test {
   // Options on a ByteBudgetFileSystem drawing on `budget_`.
   store::StoreOptions BudgetOptions() {
     store::StoreOptions options;
-    options.path = dir_;
+    options.path = dir_.path();
     options.env = std::shared_ptr<rocksdb::Env>(rocksdb::NewCompositeEnv(
         std::make_shared<ByteBudgetFileSystem>(budget_)));
     return WithFailureHook(std::move(options));
