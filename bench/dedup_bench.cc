@@ -63,7 +63,8 @@ void BM_SubmitTaskDurable(benchmark::State& state) {
   Fixture fixture;
   int64_t n = 0;
   for (auto _ : state) {
-    auto response = fixture.tracker()->SubmitTask(Request(++n), "");
+    auto response =
+        AwaitWrite(*fixture.tracker(), &Tracker::SubmitTask, Request(++n), "");
     if (!response.ok()) state.SkipWithError("submit failed");
   }
 }
@@ -72,7 +73,9 @@ BENCHMARK(BM_SubmitTaskDurable)->UseRealTime();
 void BM_DuplicateGuardWork(benchmark::State& state) {
   Fixture fixture;
   for (int64_t n = 0; n < 1000; ++n)
-    fixture.tracker()->SubmitTask(Request(n), "").status().IgnoreError();
+    AwaitWrite(*fixture.tracker(), &Tracker::SubmitTask, Request(n), "")
+        .status()
+        .IgnoreError();
   int64_t n = 1000;
   for (auto _ : state) {
     const v1::SubmitTaskRequest request = Request(++n);

@@ -341,12 +341,14 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
     in_flight_.fetch_sub(1);
     reactor->Finish(status);
   };
-  if (start(*caller, LockWait::kNever, &done)) return reactor;
+  done = start(*caller, LockWait::kNever, std::move(done));
+  if (done == nullptr) return reactor;
   writes_->Schedule([caller = *std::move(caller), start = std::move(start),
                      done = std::move(done)]() mutable {
     // A write that may wait is never given back; if it were, the call must
     // still be answered.
-    if (!start(caller, LockWait::kWait, &done)) {
+    done = start(caller, LockWait::kWait, std::move(done));
+    if (done != nullptr) {
       std::move(done)(absl::InternalError("a write was not taken"));
     }
   });
@@ -358,9 +360,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
     v1::SubmitTaskResponse* response) {
   return ServeWrite(context, Rpc::kSubmitTask, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::SubmitTaskResponse>* done) {
+                                    Completion<v1::SubmitTaskResponse> done) {
                       return tracker_->SubmitTask(*request, caller.name, wait,
-                                                  done);
+                                                  std::move(done));
                     });
 }
 
@@ -369,9 +371,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
     v1::RecordEventResponse* response) {
   return ServeWrite(context, Rpc::kRecordEvent, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::RecordEventResponse>* done) {
+                                    Completion<v1::RecordEventResponse> done) {
                       return tracker_->RecordEvent(*request, caller.name, wait,
-                                                   done);
+                                                   std::move(done));
                     });
 }
 
@@ -380,9 +382,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
     v1::Task* response) {
   return ServeWrite(context, Rpc::kAddNote, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::Task>* done) {
+                                    Completion<v1::Task> done) {
                       return tracker_->AddNote(*request, caller.name, wait,
-                                               done);
+                                               std::move(done));
                     });
 }
 

@@ -111,9 +111,9 @@ class TaskTrackerService final
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
                                   Work work);
 
-  // Admits the call and runs `start(caller, LockWait::kNever, &done)` on
-  // this thread; when that returns false (a lock is busy), runs
-  // `start(caller, LockWait::kWait, &done)` on the write pool. The call is
+  // Admits the call and runs `start(caller, LockWait::kNever, done)` on
+  // this thread; when that gives `done` back (a lock is busy), runs
+  // `start(caller, LockWait::kWait, done)` on the write pool. The call is
   // finished when `done` is given the answer (a Completion<Response> that
   // fills `response`).
   template <typename Response, typename Start>

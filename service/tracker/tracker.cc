@@ -1,5 +1,5 @@
 // The Tracker's construction, the plumbing every write goes through (locks,
-// Complete/Start, the waiting forms) and PrepareAppend, the one place a
+// Complete/Start, the write entry points) and PrepareAppend, the one place a
 // timeline entry is appended with its counters and queue-wait sample. The
 // other concerns live beside it: tracker_submit.cc (submission, dedup,
 // validation), tracker_events.cc (RecordEvent and its rules),
@@ -11,7 +11,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "service/rules/errors.h"
 #include "service/rules/lifecycle.h"
@@ -46,19 +45,6 @@ namespace {
 
 using v1::Task;
 using v1::TaskEvent;
-
-// Runs an asynchronous write and waits for its answer.
-template <typename Response, typename Start>
-absl::StatusOr<Response> AwaitAnswer(Start start) {
-  absl::Notification answered;
-  absl::StatusOr<Response> answer;
-  start([&](absl::StatusOr<Response> result) {
-    answer = std::move(result);
-    answered.Notify();
-  });
-  answered.WaitForNotification();
-  return answer;
-}
 
 }  // namespace
 
@@ -99,10 +85,11 @@ void Tracker::Complete(Pending<Response> pending, Completion<Response> done) {
 }
 
 template <typename Response>
-bool Tracker::Start(Pending<Response> pending, Completion<Response>* done) {
-  if (pending.lock_busy) return false;
-  Complete(std::move(pending), std::move(*done));
-  return true;
+Completion<Response> Tracker::Start(Pending<Response> pending,
+                                    Completion<Response> done) {
+  if (pending.lock_busy) return done;
+  Complete(std::move(pending), std::move(done));
+  return nullptr;
 }
 
 absl::optional<StripeLocks::Lease> Tracker::Lock(StripeLocks& locks,
@@ -112,61 +99,22 @@ absl::optional<StripeLocks::Lease> Tracker::Lock(StripeLocks& locks,
   return locks.Acquire(key);
 }
 
-void Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
-                         absl::string_view actor,
-                         Completion<v1::SubmitTaskResponse> done) {
-  Complete(PrepareSubmit(request, actor, LockWait::kWait), std::move(done));
+Completion<v1::SubmitTaskResponse> Tracker::SubmitTask(
+    const v1::SubmitTaskRequest& request, absl::string_view actor,
+    LockWait wait, Completion<v1::SubmitTaskResponse> done) {
+  return Start(PrepareSubmit(request, actor, wait), std::move(done));
 }
 
-bool Tracker::SubmitTask(const v1::SubmitTaskRequest& request,
-                         absl::string_view actor, LockWait wait,
-                         Completion<v1::SubmitTaskResponse>* done) {
-  return Start(PrepareSubmit(request, actor, wait), done);
+Completion<v1::RecordEventResponse> Tracker::RecordEvent(
+    const v1::RecordEventRequest& request, absl::string_view actor,
+    LockWait wait, Completion<v1::RecordEventResponse> done) {
+  return Start(PrepareEvent(request, actor, wait), std::move(done));
 }
 
-absl::StatusOr<v1::SubmitTaskResponse> Tracker::SubmitTask(
-    const v1::SubmitTaskRequest& request, absl::string_view actor) {
-  return AwaitAnswer<v1::SubmitTaskResponse>(
-      [&](Completion<v1::SubmitTaskResponse> done) {
-        SubmitTask(request, actor, std::move(done));
-      });
-}
-
-void Tracker::RecordEvent(const v1::RecordEventRequest& request,
-                          absl::string_view actor,
-                          Completion<v1::RecordEventResponse> done) {
-  Complete(PrepareEvent(request, actor, LockWait::kWait), std::move(done));
-}
-
-bool Tracker::RecordEvent(const v1::RecordEventRequest& request,
-                          absl::string_view actor, LockWait wait,
-                          Completion<v1::RecordEventResponse>* done) {
-  return Start(PrepareEvent(request, actor, wait), done);
-}
-
-absl::StatusOr<v1::RecordEventResponse> Tracker::RecordEvent(
-    const v1::RecordEventRequest& request, absl::string_view actor) {
-  return AwaitAnswer<v1::RecordEventResponse>(
-      [&](Completion<v1::RecordEventResponse> done) {
-        RecordEvent(request, actor, std::move(done));
-      });
-}
-
-void Tracker::AddNote(const v1::AddNoteRequest& request,
-                      absl::string_view actor, Completion<Task> done) {
-  Complete(PrepareNote(request, actor, LockWait::kWait), std::move(done));
-}
-
-bool Tracker::AddNote(const v1::AddNoteRequest& request,
-                      absl::string_view actor, LockWait wait,
-                      Completion<Task>* done) {
-  return Start(PrepareNote(request, actor, wait), done);
-}
-
-absl::StatusOr<Task> Tracker::AddNote(const v1::AddNoteRequest& request,
-                                      absl::string_view actor) {
-  return AwaitAnswer<Task>(
-      [&](Completion<Task> done) { AddNote(request, actor, std::move(done)); });
+Completion<v1::Task> Tracker::AddNote(const v1::AddNoteRequest& request,
+                                      absl::string_view actor, LockWait wait,
+                                      Completion<v1::Task> done) {
+  return Start(PrepareNote(request, actor, wait), std::move(done));
 }
 
 absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
