@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "service/rules/fingerprint.h"
 #include "service/tracker/tracker.h"
@@ -81,15 +82,15 @@ void BM_DuplicateGuardWork(benchmark::State& state) {
     const v1::SubmitTaskRequest request = Request(++n);
     const std::string shape = RequestShape(
         CanonicalParts(request.model(), request.endpoint(), request.params()));
-    auto by_request = fixture.store()->GetRaw(
-        store::ColumnFamily::kDedup,
-        store::DedupKey("r:" + request.account_id(), request.request_id()));
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    auto by_request = fixture.store()->GetDedupRecord(
+        store::RequestIdDedupKey(request.account_id(), request.request_id()),
+        now);
     const std::string fingerprint = ContentFingerprint(
         request.account_id(),
         CanonicalParts(request.model(), request.endpoint(), request.params()));
-    auto by_content = fixture.store()->GetRaw(
-        store::ColumnFamily::kDedup,
-        store::DedupKey("c:" + request.account_id(), fingerprint));
+    auto by_content = fixture.store()->GetDedupRecord(
+        store::ContentDedupKey(request.account_id(), fingerprint), now);
     benchmark::DoNotOptimize(shape);
     benchmark::DoNotOptimize(by_request);
     benchmark::DoNotOptimize(by_content);

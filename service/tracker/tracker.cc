@@ -19,7 +19,6 @@
 #include "service/rules/time_util.h"
 #include "service/rules/timeline.h"
 #include "service/rules/validator.h"
-#include "service/tracker/stats.h"
 #include "service/tracker/tracker_internal.h"
 
 namespace tasktrail {
@@ -158,28 +157,20 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   // it was recorded; the queue wait of a task that left the queue.
   const int64_t minute = absl::ToUnixSeconds(now) / 60;
   if (is_new_task || previous.state() != task->state()) {
-    extra.push_back(store::RawMutation::Add(
-        store::CounterKey(
-            minute, task->model(),
-            absl::StrCat(kEnteredStatePrefix, StateName(task->state()))),
-        1));
+    extra.push_back(store::RawMutation::CountOne(
+        minute, task->model(), store::CounterKind::kEnteredState,
+        StateName(task->state())));
     if (task->state() == v1::TASK_STATE_FAILED) {
       const std::string& category =
           v1::FailureCategory_Name(task->failure().category());
       const std::string& origin =
           v1::FailureOrigin_Name(task->failure().origin());
-      extra.push_back(store::RawMutation::Add(
-          store::CounterKey(
-              minute, task->model(),
-              absl::StrCat(kFailureCategoryPrefix,
-                           absl::StripPrefix(category, "FAILURE_CATEGORY_"))),
-          1));
-      extra.push_back(store::RawMutation::Add(
-          store::CounterKey(
-              minute, task->model(),
-              absl::StrCat(kFailureOriginPrefix,
-                           absl::StripPrefix(origin, "FAILURE_ORIGIN_"))),
-          1));
+      extra.push_back(store::RawMutation::CountOne(
+          minute, task->model(), store::CounterKind::kFailureCategory,
+          absl::StripPrefix(category, "FAILURE_CATEGORY_")));
+      extra.push_back(store::RawMutation::CountOne(
+          minute, task->model(), store::CounterKind::kFailureOrigin,
+          absl::StripPrefix(origin, "FAILURE_ORIGIN_")));
     }
   }
   const bool left_queue = !is_new_task &&

@@ -268,10 +268,6 @@ class Tracker {
                              std::vector<store::RawMutation> extra,
                              PendingWrite* write);
 
-  // The dedup record under `key`, unless absent or expired at `now`.
-  absl::StatusOr<absl::optional<store::DedupRecord>> LookupDedup(
-      const std::string& key, absl::Time now) const;
-
   // Records a blocked duplicate on the original task and answers with it.
   // `account_lease` is the submitting account's lease.
   Pending<v1::SubmitTaskResponse> PrepareBlockDuplicate(

@@ -32,11 +32,8 @@ absl::Status Tracker::RecordAudit(absl::string_view task_id,
   entry.set_principal(std::string(principal));
   entry.set_role(std::string(role));
   entry.set_rpc(std::string(rpc));
-  return store_->WriteRaw(
-      {{store::ColumnFamily::kAudit,
-        store::AuditKey(task_id, absl::ToUnixMicros(now), ++audit_nonce_),
-        entry.SerializeAsString()}},
-      store::TaskStore::Durability::kBuffered);
+  return store_->WriteAudit(task_id, absl::ToUnixMicros(now), ++audit_nonce_,
+                            entry.SerializeAsString());
 }
 
 absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
@@ -46,15 +43,13 @@ absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
                         ? 100
                         : std::min(request.page_size(), kMaxPageSize);
   std::vector<v1::AuditEntry> entries;
-  RETURN_IF_ERROR(store_->ScanRaw(
-      store::ColumnFamily::kAudit, store::EventPrefix(request.task_id()),
-      [&](absl::string_view, absl::string_view value) {
+  RETURN_IF_ERROR(
+      store_->ScanAudit(request.task_id(), [&](absl::string_view value) {
         v1::AuditEntry entry;
         if (entry.ParseFromArray(value.data(),
                                  static_cast<int>(value.size()))) {
           entries.push_back(std::move(entry));
         }
-        return true;
       }));
   v1::ListAuditResponse response;
   for (auto it = entries.rbegin();

@@ -13,7 +13,6 @@
 #include "service/rules/status_macros.h"
 #include "service/rules/time_util.h"
 #include "service/rules/validator.h"
-#include "service/tracker/stats.h"
 #include "service/tracker/tracker.h"
 #include "service/tracker/tracker_internal.h"
 
@@ -56,19 +55,6 @@ void CheckParamSizes(const v1::TaskParams& params,
 
 }  // namespace
 
-absl::StatusOr<absl::optional<store::DedupRecord>> Tracker::LookupDedup(
-    const std::string& key, absl::Time now) const {
-  ASSIGN_OR_RETURN(absl::optional<std::string> raw,
-                   store_->GetRaw(store::ColumnFamily::kDedup, key));
-  if (!raw.has_value()) return absl::optional<store::DedupRecord>();
-  absl::optional<store::DedupRecord> record = store::DecodeDedupRecord(*raw);
-  if (record.has_value() && record->expire_unix_micros != 0 &&
-      record->expire_unix_micros <= absl::ToUnixMicros(now)) {
-    record.reset();
-  }
-  return record;
-}
-
 bool Tracker::BlocksContent(const Task& original, absl::Time now) const {
   switch (original.state()) {
     case v1::TASK_STATE_SUBMITTED:
@@ -100,10 +86,9 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
   detail->set_reason(reason);
   detail->set_request_id(request.request_id());
   detail->set_client(request.endpoint());
-  extra.push_back(store::RawMutation::Add(
-      store::CounterKey(absl::ToUnixSeconds(clock_->Now()) / 60, task.model(),
-                        kDuplicatesBlocked),
-      1));
+  extra.push_back(store::RawMutation::CountOne(
+      absl::ToUnixSeconds(clock_->Now()) / 60, task.model(),
+      store::CounterKind::kDuplicatesBlocked));
   const Task previous = task;
   PendingWrite write;
   RETURN_IF_ERROR(
@@ -151,14 +136,15 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
 
   // 1. A request_id seen before: the original answer, whatever else changed.
   const std::string request_key =
-      store::DedupKey(absl::StrCat("r:", account), request.request_id());
+      store::RequestIdDedupKey(account, request.request_id());
   const std::string request_shape = RequestShape(
       CanonicalParts(request.model(), request.endpoint(), request.params()));
   const store::DedupRecord request_record{
       absl::ToUnixMicros(now + options_.dedup_retention), "", request_shape};
   if (!request.request_id().empty()) {
-    ASSIGN_OR_RETURN(absl::optional<store::DedupRecord> seen,
-                     LookupDedup(request_key, now));
+    ASSIGN_OR_RETURN(
+        absl::optional<store::DedupRecord> seen,
+        store_->GetDedupRecord(request_key, absl::ToUnixMicros(now)));
     if (seen.has_value()) {
       if (seen->payload != request_shape) {
         return absl::AlreadyExistsError(absl::StrCat(
@@ -197,20 +183,18 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     if (!request.request_id().empty()) {
       store::DedupRecord record = request_record;
       record.task_id = task_id;
-      extra.push_back(store::RawMutation{store::ColumnFamily::kDedup,
-                                         request_key,
-                                         store::EncodeDedupRecord(record)});
+      extra.push_back(store::RawMutation::PutDedup(request_key, record));
     }
     return extra;
   };
-  const std::string content_key = store::DedupKey(
-      absl::StrCat("c:", account),
-      ContentFingerprint(account,
-                         CanonicalParts(request.model(), request.endpoint(),
-                                        validation.effective)));
+  const std::string content_key = store::ContentDedupKey(
+      account, ContentFingerprint(
+                   account, CanonicalParts(request.model(), request.endpoint(),
+                                           validation.effective)));
   if (!request.force_new()) {
-    ASSIGN_OR_RETURN(absl::optional<store::DedupRecord> seen,
-                     LookupDedup(content_key, now));
+    ASSIGN_OR_RETURN(
+        absl::optional<store::DedupRecord> seen,
+        store_->GetDedupRecord(content_key, absl::ToUnixMicros(now)));
     if (seen.has_value()) {
       absl::StatusOr<Task> original = store_->GetTask(seen->task_id);
       if (!original.ok() && !absl::IsNotFound(original.status())) {
@@ -252,11 +236,9 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
   detail->set_charge_units(request.charge_units());
 
   std::vector<store::RawMutation> extra = request_binding(task.task_id());
-  extra.push_back(store::RawMutation{
-      store::ColumnFamily::kDedup, content_key,
-      store::EncodeDedupRecord(
-          {absl::ToUnixMicros(now + options_.dedup_content_ttl), task.task_id(),
-           ""})});
+  extra.push_back(store::RawMutation::PutDedup(
+      content_key, {absl::ToUnixMicros(now + options_.dedup_content_ttl),
+                    task.task_id(), ""}));
   PendingWrite write;
   {
     absl::optional<StripeLocks::Lease> task_lease =
@@ -280,8 +262,8 @@ store::PreparedWrite Tracker::CountRejection(
     const std::vector<v1::FieldViolation>& violations) {
   const int64_t minute = absl::ToUnixSeconds(clock_->Now()) / 60;
   std::vector<store::RawMutation> counts;
-  counts.push_back(
-      store::RawMutation::Add(store::CounterKey(minute, model, kRejected), 1));
+  counts.push_back(store::RawMutation::CountOne(minute, model,
+                                                store::CounterKind::kRejected));
   std::vector<std::string> reasons;
   for (const v1::FieldViolation& violation : violations) {
     if (std::find(reasons.begin(), reasons.end(), violation.reason()) !=
@@ -289,10 +271,9 @@ store::PreparedWrite Tracker::CountRejection(
       continue;
     }
     reasons.push_back(violation.reason());
-    counts.push_back(store::RawMutation::Add(
-        store::CounterKey(minute, model,
-                          absl::StrCat(kRejectedPrefix, violation.reason())),
-        1));
+    counts.push_back(store::RawMutation::CountOne(
+        minute, model, store::CounterKind::kRejectedReason,
+        violation.reason()));
   }
   // The rejection is answered whether or not it could be counted (Complete
   // keeps an error result); a store that fails here also fails the next
