@@ -361,7 +361,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
                                        "the GetTaskRequest does not parse");
                  }
                  absl::StatusOr<std::string> task =
-                     tracker_->GetTaskBytes(request);
+                     tracker_->GetStoredTaskBytes(request);
                  if (!task.ok()) return ToGrpcStatus(task.status());
                  AuditRead(caller, request.task_id(), Rpc::kGetTask);
                  grpc::Slice slice(*task);

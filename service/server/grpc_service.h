@@ -39,8 +39,8 @@ struct EdgeOptions {
   absl::Duration watch_max_lifetime = absl::Hours(1);
 };
 
-// GetTask is served raw (ByteBuffer in and out): its answer is composed
-// from the stored bytes (Tracker::GetTaskBytes), so no Task is parsed and
+// GetTask is served raw (ByteBuffer in and out): its answer is the stored
+// bytes as they are (Tracker::GetStoredTaskBytes), so no Task is parsed and
 // serialized again. On the wire it is the same method with the same
 // messages.
 class TaskTrackerService final

@@ -150,14 +150,14 @@ class Tracker {
   // not parse or RocksDB finds a checksum mismatch.
   absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
 
-  // GetTask's answer serialized, composed from the stored bytes (what the
-  // gRPC edge sends): the snapshot, followed by each event of the timeline
-  // as an entry of Task.events (a message followed by a field of the same
-  // message parses as their merge). Only the snapshot's framing is read
-  // (for last_event_seq); the bytes are not parsed, so beyond RocksDB's
-  // block checksums a malformed field inside them reaches the client as it
-  // is. Errors as GetTask's.
-  absl::StatusOr<std::string> GetTaskBytes(
+  // The stored snapshot's bytes, followed, when `include_events`, by the
+  // stored bytes of each event of the timeline framed as an entry of
+  // Task.events: a serialized v1::Task equal to GetTask's answer (a message
+  // followed by a field of the same message parses as their merge). Only
+  // the snapshot's framing is read (for last_event_seq); the bytes are not
+  // parsed, so beyond RocksDB's block checksums a malformed field inside
+  // them reaches the caller as it is. Errors as GetTask's.
+  absl::StatusOr<std::string> GetStoredTaskBytes(
       const v1::GetTaskRequest& request) const;
 
   // Tasks newest first, filtered through the most selective index.

@@ -20,12 +20,6 @@ using v1::TaskEvent;
 
 using tracker_internal::CheckTaskId;
 
-// A Timestamp that protobuf considers valid (years 1 to 9999).
-bool IsValidTimestamp(const google::protobuf::Timestamp& time) {
-  return time.nanos() >= 0 && time.nanos() <= 999999999 &&
-         time.seconds() >= -62135596800 && time.seconds() <= 253402300799;
-}
-
 std::string FormatTime(const google::protobuf::Timestamp& time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", FromProtoTime(time),
                           absl::UTCTimeZone());

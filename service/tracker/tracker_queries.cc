@@ -106,7 +106,7 @@ store::TaskScan ScanFor(const v1::ListTasksRequest& request) {
 }  // namespace
 
 absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
-  ASSIGN_OR_RETURN(const std::string bytes, GetTaskBytes(request));
+  ASSIGN_OR_RETURN(const std::string bytes, GetStoredTaskBytes(request));
   Task task;
   if (!task.ParseFromString(bytes)) {
     return SnapshotDoesNotParse(request.task_id());
@@ -114,7 +114,7 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
   return task;
 }
 
-absl::StatusOr<std::string> Tracker::GetTaskBytes(
+absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   std::string bytes;

@@ -132,7 +132,7 @@ TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
       AwaitWrite(*tracker_, &Tracker::RecordEvent, Poll(id, 1), "").ok());
   v1::GetTaskRequest get;
   get.set_task_id(id);
-  auto stored = tracker_->GetTaskBytes(get);
+  auto stored = tracker_->GetStoredTaskBytes(get);
   ASSERT_TRUE(stored.ok()) << stored.status();
   // The stored snapshot, cut inside its last field.
   ASSERT_TRUE(store_
@@ -143,7 +143,7 @@ TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
   for (const bool include_events : {false, true}) {
     SCOPED_TRACE(include_events);
     get.set_include_events(include_events);
-    EXPECT_EQ(tracker_->GetTaskBytes(get).status().code(),
+    EXPECT_EQ(tracker_->GetStoredTaskBytes(get).status().code(),
               absl::StatusCode::kDataLoss);
     EXPECT_EQ(tracker_->GetTask(get).status().code(),
               absl::StatusCode::kDataLoss);
