@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
 #include "service/rules/fingerprint.h"
 #include "service/tracker/tracker.h"
@@ -36,7 +37,8 @@ void BM_SubmitTaskDurable(benchmark::State& state) {
   Fixture fixture;
   int64_t n = 0;
   for (auto _ : state) {
-    auto response = fixture.tracker()->SubmitTask(Request(++n), "");
+    auto response =
+        AwaitWrite(*fixture.tracker(), &Tracker::SubmitTask, Request(++n), "");
     if (!response.ok()) state.SkipWithError("submit failed");
   }
 }
@@ -45,21 +47,23 @@ BENCHMARK(BM_SubmitTaskDurable)->UseRealTime();
 void BM_DuplicateGuardWork(benchmark::State& state) {
   Fixture fixture;
   for (int64_t n = 0; n < 1000; ++n)
-    fixture.tracker()->SubmitTask(Request(n), "").status().IgnoreError();
+    AwaitWrite(*fixture.tracker(), &Tracker::SubmitTask, Request(n), "")
+        .status()
+        .IgnoreError();
   int64_t n = 1000;
   for (auto _ : state) {
     const v1::SubmitTaskRequest request = Request(++n);
     const std::string shape = RequestShape(
         CanonicalParts(request.model(), request.endpoint(), request.params()));
-    auto by_request = fixture.store()->GetRaw(
-        store::ColumnFamily::kDedup,
-        store::DedupKey("r:" + request.account_id(), request.request_id()));
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    auto by_request = fixture.store()->GetDedupRecord(
+        store::RequestIdDedupKey(request.account_id(), request.request_id()),
+        now);
     const std::string fingerprint = ContentFingerprint(
         request.account_id(),
         CanonicalParts(request.model(), request.endpoint(), request.params()));
-    auto by_content = fixture.store()->GetRaw(
-        store::ColumnFamily::kDedup,
-        store::DedupKey("c:" + request.account_id(), fingerprint));
+    auto by_content = fixture.store()->GetDedupRecord(
+        store::ContentDedupKey(request.account_id(), fingerprint), now);
     benchmark::DoNotOptimize(shape);
     benchmark::DoNotOptimize(by_request);
     benchmark::DoNotOptimize(by_content);

@@ -663,7 +663,7 @@ class StoreCeiling {
               1000);
           const SteadyClock::time_point began = SteadyClock::now();
           absl::StatusOr<v1::SubmitTaskResponse> response =
-              tracker_->SubmitTask(request, "bench");
+              AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "bench");
           const auto micros =
               std::chrono::duration_cast<std::chrono::microseconds>(
                   SteadyClock::now() - began)

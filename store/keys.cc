@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
+
 namespace tasktrail::store {
 namespace {
 
@@ -109,6 +111,16 @@ std::string DedupKey(absl::string_view scope, absl::string_view key) {
   return encoded;
 }
 
+std::string RequestIdDedupKey(absl::string_view account,
+                              absl::string_view request_id) {
+  return DedupKey(absl::StrCat("r:", account), request_id);
+}
+
+std::string ContentDedupKey(absl::string_view account,
+                            absl::string_view fingerprint) {
+  return DedupKey(absl::StrCat("c:", account), fingerprint);
+}
+
 std::string CounterMinuteStart(int64_t unix_minute) {
   std::string key(1, kCounterTag);
   AppendBigEndian64(static_cast<uint64_t>(unix_minute), &key);
@@ -155,6 +167,19 @@ absl::optional<int64_t> QueueSampleExitMicros(absl::string_view key) {
       (static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]);
   if (key.size() < 3 + length + 8) return absl::nullopt;
   return static_cast<int64_t>(ReadBigEndian64(key.substr(3 + length)));
+}
+
+absl::optional<ParsedQueueSampleKey> ParseQueueSampleKey(
+    absl::string_view key) {
+  absl::optional<int64_t> exit_micros = QueueSampleExitMicros(key);
+  if (!exit_micros.has_value()) return absl::nullopt;
+  const size_t length =
+      (static_cast<uint8_t>(key[1]) << 8) | static_cast<uint8_t>(key[2]);
+  ParsedQueueSampleKey parsed;
+  parsed.model = std::string(key.substr(3, length));
+  parsed.exit_unix_micros = *exit_micros;
+  parsed.task_id = std::string(key.substr(3 + length + 8));
+  return parsed;
 }
 
 std::string EncodeDedupRecord(const DedupRecord& record) {

@@ -24,7 +24,7 @@ enum class ColumnFamily : int {
   kEventIds,     // EventIdKey(task_id, event_id) -> EventIdRecord
   kIndexes,      // IndexKey(index, value, task_id) -> "" (secondary indexes)
   kDedup,        // DedupKey(scope, key) -> owner of the dedup key
-  kCounters,     // counters kept by the service layer (stats, samples)
+  kCounters,     // CounterKey -> int64, QueueSampleKey -> wait (records.h)
   kMeta,         // "format_version" and other store metadata
   kAudit,        // AuditKey(task_id, time, nonce) -> AuditEntry (reads)
 };
@@ -86,6 +86,13 @@ std::string AuditKey(absl::string_view task_id, int64_t unix_micros,
 // Dedup keys: len16(scope) scope key. `scope` separates key spaces (for
 // example per account and per kind of key).
 std::string DedupKey(absl::string_view scope, absl::string_view key);
+// The two scopes in use, one of each per account (on-disk strings: "r:" and
+// "c:" followed by the account id): a request_id the account sent, and the
+// content fingerprint of a submission of the account.
+std::string RequestIdDedupKey(absl::string_view account,
+                              absl::string_view request_id);
+std::string ContentDedupKey(absl::string_view account,
+                            absl::string_view fingerprint);
 
 // Per-minute counters (ColumnFamily::kCounters): 'c' minute64 len16(model)
 // model name. Keys of one minute are contiguous and minutes sort in time
@@ -114,6 +121,13 @@ std::string QueueSampleKey(absl::string_view model, int64_t exit_unix_micros,
                            absl::string_view task_id);
 // The exit time of a sample key, or nullopt when `key` is not one.
 absl::optional<int64_t> QueueSampleExitMicros(absl::string_view key);
+// A sample key parsed, or nullopt when `key` is not one.
+struct ParsedQueueSampleKey {
+  std::string model;
+  int64_t exit_unix_micros = 0;
+  std::string task_id;
+};
+absl::optional<ParsedQueueSampleKey> ParseQueueSampleKey(absl::string_view key);
 
 // The value under a DedupKey: which task owns the key and until when.
 // Encoded as expire64 len16(task_id) task_id payload; the expiry comes first

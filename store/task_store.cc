@@ -170,10 +170,8 @@ class Int64AddOperator final : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "tasktrail.Int64Add"; }
 };
 
-constexpr int64_t kQueueSampleRetentionMinutes = 30 * 24 * 60;
-
 // Drops per-minute counters older than the retention, and queue samples
-// older than 30 days.
+// older than kQueueSampleRetentionMinutes.
 class CounterExpiryFilter final : public rocksdb::CompactionFilter {
  public:
   explicit CounterExpiryFilter(int64_t retention_minutes)
@@ -772,6 +770,67 @@ absl::StatusOr<std::string> TaskStore::Scan(
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scanning index");
   return last_visited;
+}
+
+absl::StatusOr<absl::optional<DedupRecord>> TaskStore::GetDedupRecord(
+    absl::string_view key, int64_t now_unix_micros) const {
+  absl::StatusOr<absl::optional<std::string>> raw =
+      GetRaw(ColumnFamily::kDedup, key);
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return absl::optional<DedupRecord>();
+  absl::optional<DedupRecord> record = DecodeDedupRecord(**raw);
+  if (record.has_value() && record->expire_unix_micros != 0 &&
+      record->expire_unix_micros <= now_unix_micros) {
+    record.reset();
+  }
+  return record;
+}
+
+absl::Status TaskStore::ScanCounters(
+    int64_t first_minute, int64_t end_minute,
+    const std::function<void(const ParsedCounterKey& counter, int64_t value)>&
+        visit) const {
+  return ScanRange(ColumnFamily::kCounters, CounterMinuteStart(first_minute),
+                   CounterMinuteStart(end_minute),
+                   [&visit](absl::string_view key, absl::string_view value) {
+                     absl::optional<ParsedCounterKey> parsed =
+                         ParseCounterKey(key);
+                     if (parsed.has_value()) visit(*parsed, DecodeInt64(value));
+                     return true;
+                   });
+}
+
+absl::Status TaskStore::ScanQueueSamples(
+    absl::string_view model,
+    const std::function<void(QueueSample sample)>& visit) const {
+  return ScanRaw(
+      ColumnFamily::kCounters, QueueSamplePrefix(model),
+      [&visit](absl::string_view key, absl::string_view value) {
+        absl::optional<ParsedQueueSampleKey> parsed = ParseQueueSampleKey(key);
+        if (parsed.has_value()) {
+          visit(QueueSample{parsed->exit_unix_micros,
+                            std::move(parsed->task_id), DecodeInt64(value)});
+        }
+        return true;
+      });
+}
+
+absl::Status TaskStore::WriteAudit(absl::string_view task_id,
+                                   int64_t unix_micros, uint64_t nonce,
+                                   std::string entry) {
+  return WriteRaw({{ColumnFamily::kAudit, AuditKey(task_id, unix_micros, nonce),
+                    std::move(entry)}},
+                  Durability::kBuffered);
+}
+
+absl::Status TaskStore::ScanAudit(
+    absl::string_view task_id,
+    const std::function<void(absl::string_view entry)>& visit) const {
+  return ScanRaw(ColumnFamily::kAudit, EventPrefix(task_id),
+                 [&visit](absl::string_view, absl::string_view value) {
+                   visit(value);
+                   return true;
+                 });
 }
 
 absl::StatusOr<absl::optional<std::string>> TaskStore::GetRaw(

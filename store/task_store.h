@@ -40,6 +40,7 @@
 #include "absl/types/optional.h"
 #include "store/commit_queue.h"
 #include "store/keys.h"
+#include "store/records.h"
 #include "tasktrail/v1/task.pb.h"
 
 namespace rocksdb {
@@ -108,6 +109,40 @@ struct RawMutation {
     return RawMutation{ColumnFamily::kCounters, std::move(key),
                        EncodeInt64(delta), true};
   }
+  // Counts one in the counter of `kind` (and `detail`, see CounterName) of
+  // `model` in `unix_minute`.
+  static RawMutation CountOne(int64_t unix_minute, absl::string_view model,
+                              CounterKind kind, absl::string_view detail = "") {
+    return Add(CounterKey(unix_minute, model, CounterName(kind, detail)), 1);
+  }
+  // Binds a dedup key (RequestIdDedupKey, ContentDedupKey) to `record`.
+  static RawMutation PutDedup(std::string key, const DedupRecord& record) {
+    return RawMutation{ColumnFamily::kDedup, std::move(key),
+                       EncodeDedupRecord(record)};
+  }
+  // Records, or drops, one queue-wait sample of `model`.
+  static RawMutation PutQueueSample(absl::string_view model,
+                                    int64_t exit_unix_micros,
+                                    absl::string_view task_id,
+                                    int64_t wait_micros) {
+    return RawMutation{ColumnFamily::kCounters,
+                       QueueSampleKey(model, exit_unix_micros, task_id),
+                       EncodeInt64(wait_micros)};
+  }
+  static RawMutation DeleteQueueSample(absl::string_view model,
+                                       int64_t exit_unix_micros,
+                                       absl::string_view task_id) {
+    return RawMutation{ColumnFamily::kCounters,
+                       QueueSampleKey(model, exit_unix_micros, task_id),
+                       absl::nullopt};
+  }
+};
+
+// One stored queue-wait sample of a model (see ScanQueueSamples).
+struct QueueSample {
+  int64_t exit_unix_micros = 0;
+  std::string task_id;
+  int64_t wait_micros = 0;
 };
 
 // One atomic change of one task. The store derives the index entries from the
@@ -245,6 +280,36 @@ class TaskStore {
   absl::StatusOr<std::string> Scan(
       const TaskScan& scan,
       const std::function<bool(const v1::Task&)>& visit) const;
+
+  // The dedup record under `key` (RequestIdDedupKey, ContentDedupKey);
+  // nullopt when absent, unreadable, or expired at `now_unix_micros`.
+  absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
+      absl::string_view key, int64_t now_unix_micros) const;
+
+  // Visits the per-minute counters of minutes [first_minute, end_minute) in
+  // key order (minute, then model, then name), with their values; keys that
+  // are not counter keys are skipped.
+  absl::Status ScanCounters(
+      int64_t first_minute, int64_t end_minute,
+      const std::function<void(const ParsedCounterKey& counter, int64_t value)>&
+          visit) const;
+
+  // Visits the stored queue-wait samples of `model`, oldest exit first.
+  absl::Status ScanQueueSamples(
+      absl::string_view model,
+      const std::function<void(QueueSample sample)>& visit) const;
+
+  // Appends `entry` (a serialized v1::AuditEntry) to the audit log of
+  // `task_id` at `unix_micros` (`nonce` tells apart entries of one
+  // microsecond), without waiting for an fsync (Durability::kBuffered).
+  absl::Status WriteAudit(absl::string_view task_id, int64_t unix_micros,
+                          uint64_t nonce, std::string entry);
+
+  // Visits the audit log of `task_id` (serialized v1::AuditEntry values),
+  // oldest first.
+  absl::Status ScanAudit(
+      absl::string_view task_id,
+      const std::function<void(absl::string_view entry)>& visit) const;
 
   // Reads a raw value from a service-owned column family; nullopt if absent.
   absl::StatusOr<absl::optional<std::string>> GetRaw(

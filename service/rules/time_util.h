@@ -38,6 +38,13 @@ inline absl::Time FromProtoTime(const google::protobuf::Timestamp& proto) {
   return TimeFromParts(proto.seconds(), proto.nanos());
 }
 
+// A Timestamp that protobuf considers valid (years 1 to 9999, nanos in
+// [0, 1e9)).
+inline bool IsValidTimestamp(const google::protobuf::Timestamp& time) {
+  return time.nanos() >= 0 && time.nanos() <= 999999999 &&
+         time.seconds() >= -62135596800 && time.seconds() <= 253402300799;
+}
+
 // True when the timestamp is set to something other than the epoch.
 inline bool IsSet(const google::protobuf::Timestamp& proto) {
   return proto.seconds() != 0 || proto.nanos() != 0;

@@ -10,6 +10,7 @@
 #include "service/rules/lifecycle.h"
 #include "service/rules/limits.h"
 #include "service/rules/scrubber.h"
+#include "service/rules/status_macros.h"
 #include "service/rules/time_util.h"
 
 namespace tasktrail {
@@ -54,12 +55,6 @@ absl::Status CheckLength(absl::string_view field, absl::string_view value,
   return InvalidArgument(kInvalidRequest, "", violations);
 }
 
-#define TT_CHECK(expr)                     \
-  do {                                     \
-    absl::Status tt_check_ = (expr);       \
-    if (!tt_check_.ok()) return tt_check_; \
-  } while (false)
-
 }  // namespace
 
 absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
@@ -67,26 +62,29 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
   switch (request.event_case()) {
     case RecordEventRequest::kQueued: {
       const auto& d = request.queued();
-      TT_CHECK(CheckLength("queued.upstream_task_id", d.upstream_task_id(),
-                           kMaxIdBytes));
-      TT_CHECK(CheckNonNegative("queued.queue_position", d.queue_position()));
+      RETURN_IF_ERROR(CheckLength("queued.upstream_task_id",
+                                  d.upstream_task_id(), kMaxIdBytes));
+      RETURN_IF_ERROR(
+          CheckNonNegative("queued.queue_position", d.queue_position()));
       event.set_type(v1::EVENT_TYPE_QUEUED);
       *event.mutable_queued() = d;
       break;
     }
     case RecordEventRequest::kStarted:
-      TT_CHECK(CheckProgress("started.progress_percent",
-                             request.started().progress_percent()));
+      RETURN_IF_ERROR(CheckProgress("started.progress_percent",
+                                    request.started().progress_percent()));
       event.set_type(v1::EVENT_TYPE_STARTED);
       *event.mutable_started() = request.started();
       break;
     case RecordEventRequest::kPolled: {
       const auto& d = request.polled();
-      TT_CHECK(CheckLength("polled.upstream_status", d.upstream_status(),
-                           kMaxIdBytes));
-      TT_CHECK(CheckProgress("polled.progress_percent", d.progress_percent()));
-      TT_CHECK(CheckNonNegative("polled.queue_position", d.queue_position()));
-      TT_CHECK(CheckHttpStatus("polled.http_status", d.http_status()));
+      RETURN_IF_ERROR(CheckLength("polled.upstream_status", d.upstream_status(),
+                                  kMaxIdBytes));
+      RETURN_IF_ERROR(
+          CheckProgress("polled.progress_percent", d.progress_percent()));
+      RETURN_IF_ERROR(
+          CheckNonNegative("polled.queue_position", d.queue_position()));
+      RETURN_IF_ERROR(CheckHttpStatus("polled.http_status", d.http_status()));
       if (d.eta().seconds() < 0 || d.eta().nanos() < 0 ||
           d.eta().nanos() > 999999999) {
         return InvalidField("polled.eta", "FIELD_OUT_OF_RANGE",
@@ -104,8 +102,9 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
                                          " result URIs are allowed"));
       }
       for (int i = 0; i < d.result_uris_size(); ++i) {
-        TT_CHECK(CheckLength(absl::StrCat("completed.result_uris[", i, "]"),
-                             d.result_uris(i), kMaxUriBytes));
+        RETURN_IF_ERROR(
+            CheckLength(absl::StrCat("completed.result_uris[", i, "]"),
+                        d.result_uris(i), kMaxUriBytes));
       }
       event.set_type(v1::EVENT_TYPE_COMPLETED);
       *event.mutable_completed() = d;
@@ -113,31 +112,35 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
     }
     case RecordEventRequest::kFailed: {
       const auto& d = request.failed();
-      TT_CHECK(CheckHttpStatus("failed.http_status", d.http_status()));
-      TT_CHECK(CheckLength("failed.error_code", d.error_code(), kMaxIdBytes));
-      TT_CHECK(CheckLength("failed.message", d.message(), kMaxTextBytes));
+      RETURN_IF_ERROR(CheckHttpStatus("failed.http_status", d.http_status()));
+      RETURN_IF_ERROR(
+          CheckLength("failed.error_code", d.error_code(), kMaxIdBytes));
+      RETURN_IF_ERROR(
+          CheckLength("failed.message", d.message(), kMaxTextBytes));
       event.set_type(v1::EVENT_TYPE_FAILED);
       *event.mutable_failed() = d;
       break;
     }
     case RecordEventRequest::kDownloaded: {
       const auto& d = request.downloaded();
-      TT_CHECK(CheckLength("downloaded.uri", d.uri(), kMaxUriBytes));
-      TT_CHECK(CheckLength("downloaded.client", d.client(), kMaxIdBytes));
+      RETURN_IF_ERROR(CheckLength("downloaded.uri", d.uri(), kMaxUriBytes));
+      RETURN_IF_ERROR(
+          CheckLength("downloaded.client", d.client(), kMaxIdBytes));
       event.set_type(v1::EVENT_TYPE_DOWNLOADED);
       *event.mutable_downloaded() = d;
       break;
     }
     case RecordEventRequest::kCanceled:
-      TT_CHECK(CheckLength("canceled.reason", request.canceled().reason(),
-                           kMaxTextBytes));
+      RETURN_IF_ERROR(CheckLength("canceled.reason",
+                                  request.canceled().reason(), kMaxTextBytes));
       event.set_type(v1::EVENT_TYPE_CANCELED);
       *event.mutable_canceled() = request.canceled();
       break;
     case RecordEventRequest::kRefunded:
-      TT_CHECK(CheckNonNegative("refunded.units", request.refunded().units()));
-      TT_CHECK(CheckLength("refunded.reason", request.refunded().reason(),
-                           kMaxTextBytes));
+      RETURN_IF_ERROR(
+          CheckNonNegative("refunded.units", request.refunded().units()));
+      RETURN_IF_ERROR(CheckLength("refunded.reason",
+                                  request.refunded().reason(), kMaxTextBytes));
       event.set_type(v1::EVENT_TYPE_REFUNDED);
       *event.mutable_refunded() = request.refunded();
       break;

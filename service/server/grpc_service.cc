@@ -15,12 +15,10 @@
 #include "service/rules/errors.h"
 #include "service/rules/lifecycle.h"
 #include "service/server/grpc_status.h"
+#include "service/tracker/watch_cursor.h"
 
 namespace tasktrail {
 namespace {
-
-// Events read from the store per refill of a watch stream's buffer.
-constexpr int kWatchBatch = 64;
 
 // Copies a domain result into `response`, or converts its error.
 template <typename T, typename Response>
@@ -39,20 +37,17 @@ bool ParseRequest(const grpc::ByteBuffer& bytes, Request* request) {
       .ok();
 }
 
-// A WatchTask stream: the stored timeline after `after_seq`, then live events,
-// until the event that finished the task has been sent (or, for a task that
-// was already finished, until the stored timeline has been sent).
+// A WatchTask stream: moves what its WatchCursor decides (what to send,
+// when the stream ends) onto the wire, and wakes the cursor when the hub
+// reports a new event.
 //
 // Thread safety: the hub's listener, gRPC's callbacks and Pump may run on
 // different threads; all state is guarded by mutex_. Finish is called once.
 class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
  public:
-  WatchReactor(Tracker* tracker, EventHub* hub, std::string task_id,
-               int64_t after_seq, absl::Duration max_lifetime)
-      : tracker_(tracker),
-        hub_(hub),
-        task_id_(std::move(task_id)),
-        last_sent_seq_(after_seq) {
+  WatchReactor(EventHub* hub, std::string task_id, WatchCursor cursor,
+               absl::Duration max_lifetime)
+      : hub_(hub), task_id_(std::move(task_id)), cursor_(std::move(cursor)) {
     // The stream ends UNAVAILABLE after its maximum lifetime; the client
     // resumes with after_seq. The alarm's callback runs exactly once (also
     // when cancelled), so it holds one of the two references.
@@ -61,16 +56,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
             std::chrono::microseconds(absl::ToInt64Microseconds(max_lifetime)),
         [this, max_lifetime](bool expired) {
           if (expired) {
-            int64_t sent = 0;
+            absl::Status interrupted;
             {
               absl::MutexLock lock(&mutex_);
-              sent = last_sent_seq_;
+              interrupted = cursor_.Interrupted(
+                  absl::StrCat("the stream reached its maximum lifetime of ",
+                               absl::FormatDuration(max_lifetime)));
             }
-            FinishOnce(grpc::Status(
-                grpc::StatusCode::UNAVAILABLE,
-                absl::StrCat("the stream reached its maximum lifetime of ",
-                             absl::FormatDuration(max_lifetime),
-                             "; resume WatchTask with after_seq=", sent)));
+            FinishOnce(ToGrpcStatus(interrupted));
           }
           Release();
         });
@@ -78,7 +71,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
       {
         absl::MutexLock lock(&mutex_);
         if (closing) closing_ = true;
-        refill_ = true;
+        cursor_.Wake();
       }
       Pump();
     });
@@ -115,57 +108,34 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   // Sends the next event, or finishes the stream when nothing remains. gRPC
   // is called outside mutex_, so that a reaction run inline cannot deadlock.
   void Pump() {
-    bool write = false;
+    const v1::TaskEvent* write = nullptr;
     absl::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mutex_);
       if (!subscribed_ || writing_ || finished_) return;
       if (closing_) {
-        finish = grpc::Status(
-            grpc::StatusCode::UNAVAILABLE,
-            absl::StrCat("tasktraild is shutting down; resume WatchTask with "
-                         "after_seq=",
-                         last_sent_seq_));
+        finish =
+            ToGrpcStatus(cursor_.Interrupted("tasktraild is shutting down"));
       } else {
-        if (next_ >= buffer_.size() && (refill_ || !primed_)) {
-          absl::Status read = RefillLocked();
-          if (!read.ok()) finish = ToGrpcStatus(read);
-        }
-        if (finish.has_value()) {
-          // The read failed; the stream ends with its error.
-        } else if (next_ < buffer_.size()) {
-          current_ = std::move(buffer_[next_++]);
-          last_sent_seq_ = current_.seq();
-          if (IsFinishingEvent(current_.type())) sent_finish_ = true;
-          writing_ = true;
-          write = true;
-        } else if (sent_finish_ || task_finished_) {
-          finish = grpc::Status::OK;
+        // The event stays valid until the next call of Next, which waits
+        // for this write to be done (writing_).
+        const WatchCursor::Step step = cursor_.Next();
+        switch (step.action) {
+          case WatchCursor::Action::kSend:
+            write = step.event;
+            writing_ = true;
+            break;
+          case WatchCursor::Action::kEnd:
+            finish = ToGrpcStatus(step.status);
+            break;
+          case WatchCursor::Action::kWait:
+            break;
         }
       }
       if (finish.has_value()) finished_ = true;
     }
-    if (write) StartWrite(&current_);
+    if (write != nullptr) StartWrite(write);
     if (finish.has_value()) Finish(*finish);
-  }
-
-  // Reads the next batch of stored events after last_sent_seq_.
-  absl::Status RefillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
-    refill_ = false;
-    primed_ = true;
-    // Read the snapshot first: if it is finished now, every event up to the
-    // finishing one is already in the store and is read below.
-    absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(task_id_);
-    if (!task.ok()) return task.status();
-    absl::StatusOr<std::vector<v1::TaskEvent>> events =
-        tracker_->ReadEvents(task_id_, last_sent_seq_, kWatchBatch);
-    if (!events.ok()) return events.status();
-    task_finished_ = IsFinished(task->state());
-    buffer_ = std::move(events).value();
-    next_ = 0;
-    // A full batch may have more behind it.
-    if (static_cast<int>(buffer_.size()) == kWatchBatch) refill_ = true;
-    return absl::OkStatus();
   }
 
   // Deletes this once both OnDone and the alarm's callback have run.
@@ -182,7 +152,6 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
     Finish(status);
   }
 
-  Tracker* const tracker_;
   EventHub* const hub_;
   const std::string task_id_;
   grpc::Alarm lifetime_;
@@ -191,17 +160,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   absl::Mutex mutex_;
   uint64_t handle_ = 0;  // written once, before any Finish
   bool subscribed_ ABSL_GUARDED_BY(mutex_) = false;
-  bool primed_ ABSL_GUARDED_BY(mutex_) = false;
-  bool refill_ ABSL_GUARDED_BY(mutex_) = false;
   bool closing_ ABSL_GUARDED_BY(mutex_) = false;
   bool writing_ ABSL_GUARDED_BY(mutex_) = false;
   bool finished_ ABSL_GUARDED_BY(mutex_) = false;
-  bool sent_finish_ ABSL_GUARDED_BY(mutex_) = false;
-  bool task_finished_ ABSL_GUARDED_BY(mutex_) = false;
-  int64_t last_sent_seq_ ABSL_GUARDED_BY(mutex_);
-  std::vector<v1::TaskEvent> buffer_ ABSL_GUARDED_BY(mutex_);
-  size_t next_ ABSL_GUARDED_BY(mutex_) = 0;
-  v1::TaskEvent current_ ABSL_GUARDED_BY(mutex_);
+  WatchCursor cursor_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Allocates each call's request and response on one protobuf arena whose
@@ -341,12 +303,14 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
     in_flight_.fetch_sub(1);
     reactor->Finish(status);
   };
-  if (start(*caller, LockWait::kNever, &done)) return reactor;
+  done = start(*caller, LockWait::kNever, std::move(done));
+  if (done == nullptr) return reactor;
   writes_->Schedule([caller = *std::move(caller), start = std::move(start),
                      done = std::move(done)]() mutable {
     // A write that may wait is never given back; if it were, the call must
     // still be answered.
-    if (!start(caller, LockWait::kWait, &done)) {
+    done = start(caller, LockWait::kWait, std::move(done));
+    if (done != nullptr) {
       std::move(done)(absl::InternalError("a write was not taken"));
     }
   });
@@ -358,9 +322,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
     v1::SubmitTaskResponse* response) {
   return ServeWrite(context, Rpc::kSubmitTask, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::SubmitTaskResponse>* done) {
+                                    Completion<v1::SubmitTaskResponse> done) {
                       return tracker_->SubmitTask(*request, caller.name, wait,
-                                                  done);
+                                                  std::move(done));
                     });
 }
 
@@ -369,9 +333,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
     v1::RecordEventResponse* response) {
   return ServeWrite(context, Rpc::kRecordEvent, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::RecordEventResponse>* done) {
+                                    Completion<v1::RecordEventResponse> done) {
                       return tracker_->RecordEvent(*request, caller.name, wait,
-                                                   done);
+                                                   std::move(done));
                     });
 }
 
@@ -380,9 +344,9 @@ grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
     v1::Task* response) {
   return ServeWrite(context, Rpc::kAddNote, response,
                     [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::Task>* done) {
+                                    Completion<v1::Task> done) {
                       return tracker_->AddNote(*request, caller.name, wait,
-                                               done);
+                                               std::move(done));
                     });
 }
 
@@ -397,7 +361,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
                                        "the GetTaskRequest does not parse");
                  }
                  absl::StatusOr<std::string> task =
-                     tracker_->GetTaskBytes(request);
+                     tracker_->GetStoredTaskBytes(request);
                  if (!task.ok()) return ToGrpcStatus(task.status());
                  AuditRead(caller, request.task_id(), Rpc::kGetTask);
                  grpc::Slice slice(*task);
@@ -473,15 +437,12 @@ grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
   // A stream is not counted as in flight for its whole life: its cost is a
   // subscription, bounded by the stream lifetime cap.
   in_flight_.fetch_sub(1);
-  absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(request->task_id());
-  if (!task.ok()) return new FailedWatch(ToGrpcStatus(task.status()));
-  if (request->after_seq() < 0) {
-    return new FailedWatch(ToGrpcStatus(InvalidField(
-        "after_seq", "FIELD_OUT_OF_RANGE", "after_seq must not be negative")));
-  }
+  absl::StatusOr<WatchCursor> cursor =
+      WatchCursor::Open(tracker_, request->task_id(), request->after_seq());
+  if (!cursor.ok()) return new FailedWatch(ToGrpcStatus(cursor.status()));
   AuditRead(*caller, request->task_id(), Rpc::kWatchTask);
-  return new WatchReactor(tracker_, hub_, request->task_id(),
-                          request->after_seq(), options_.watch_max_lifetime);
+  return new WatchReactor(hub_, request->task_id(), *std::move(cursor),
+                          options_.watch_max_lifetime);
 }
 
 }  // namespace tasktrail

@@ -39,8 +39,8 @@ struct EdgeOptions {
   absl::Duration watch_max_lifetime = absl::Hours(1);
 };
 
-// GetTask is served raw (ByteBuffer in and out): its answer is composed
-// from the stored bytes (Tracker::GetTaskBytes), so no Task is parsed and
+// GetTask is served raw (ByteBuffer in and out): its answer is the stored
+// bytes as they are (Tracker::GetStoredTaskBytes), so no Task is parsed and
 // serialized again. On the wire it is the same method with the same
 // messages.
 class TaskTrackerService final
@@ -111,9 +111,9 @@ class TaskTrackerService final
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
                                   Work work);
 
-  // Admits the call and runs `start(caller, LockWait::kNever, &done)` on
-  // this thread; when that returns false (a lock is busy), runs
-  // `start(caller, LockWait::kWait, &done)` on the write pool. The call is
+  // Admits the call and runs `start(caller, LockWait::kNever, done)` on
+  // this thread; when that gives `done` back (a lock is busy), runs
+  // `start(caller, LockWait::kWait, done)` on the write pool. The call is
   // finished when `done` is given the answer (a Completion<Response> that
   // fills `response`).
   template <typename Response, typename Start>

@@ -4,8 +4,6 @@
 #include <cmath>
 #include <utility>
 
-#include "store/keys.h"
-
 namespace tasktrail {
 
 absl::StatusOr<QueueWaits::ModelSamples*> QueueWaits::Load(
@@ -13,18 +11,12 @@ absl::StatusOr<QueueWaits::ModelSamples*> QueueWaits::Load(
   auto it = models_.find(model);
   if (it != models_.end()) return &it->second;
   ModelSamples loaded;
-  absl::Status scanned = store_->ScanRaw(
-      store::ColumnFamily::kCounters, store::QueueSamplePrefix(model),
-      [&](absl::string_view key, absl::string_view value) {
-        absl::optional<int64_t> exit_micros = store::QueueSampleExitMicros(key);
-        if (!exit_micros.has_value()) return true;
-        const size_t task_at = store::QueueSamplePrefix(model).size() + 8;
-        loaded.samples.push_back(
-            Sample{*exit_micros,
-                   std::string(key.substr(std::min(task_at, key.size()))),
-                   store::DecodeInt64(value)});
+  absl::Status scanned =
+      store_->ScanQueueSamples(model, [&](store::QueueSample sample) {
+        loaded.samples.push_back(Sample{sample.exit_unix_micros,
+                                        std::move(sample.task_id),
+                                        sample.wait_micros});
         if (loaded.samples.size() > kMaxSamples) loaded.samples.pop_front();
-        return true;
       });
   if (!scanned.ok()) return scanned;
   return &(models_[model] = std::move(loaded));
@@ -37,16 +29,13 @@ absl::StatusOr<std::vector<store::RawMutation>> QueueWaits::SampleMutations(
   absl::StatusOr<ModelSamples*> samples = Load(model);
   if (!samples.ok()) return samples.status();
   std::vector<store::RawMutation> mutations;
-  mutations.push_back(store::RawMutation{
-      store::ColumnFamily::kCounters,
-      store::QueueSampleKey(model, absl::ToUnixMicros(exit_time), task_id),
-      store::EncodeInt64(absl::ToInt64Microseconds(wait))});
+  mutations.push_back(store::RawMutation::PutQueueSample(
+      model, absl::ToUnixMicros(exit_time), task_id,
+      absl::ToInt64Microseconds(wait)));
   if ((*samples)->samples.size() >= kMaxSamples) {
     const Sample& oldest = (*samples)->samples.front();
-    mutations.push_back(store::RawMutation{
-        store::ColumnFamily::kCounters,
-        store::QueueSampleKey(model, oldest.exit_micros, oldest.task_id),
-        absl::nullopt});
+    mutations.push_back(store::RawMutation::DeleteQueueSample(
+        model, oldest.exit_micros, oldest.task_id));
   }
   return mutations;
 }

@@ -29,7 +29,7 @@ namespace tasktrail {
 
 class QueueWaits {
  public:
-  static constexpr size_t kMaxSamples = 1000;
+  static constexpr size_t kMaxSamples = store::kQueueSamplesKept;
 
   // REQUIRES: `store` outlives this object.
   explicit QueueWaits(store::TaskStore* store) : store_(store) {}

@@ -9,7 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "service/rules/queue_verdict.h"
 #include "service/rules/time_util.h"
-#include "store/keys.h"
+#include "store/records.h"
 
 namespace tasktrail {
 namespace {
@@ -22,24 +22,31 @@ int64_t Get(const google::protobuf::Map<std::string, int64_t>& map,
 
 // Adds one counter to the model's stats by its name.
 void Count(absl::string_view name, int64_t value, v1::ModelStats* stats) {
-  auto add = [value](google::protobuf::Map<std::string, int64_t>* map,
-                     absl::string_view key) {
-    (*map)[std::string(key)] += value;
+  const absl::optional<store::ParsedCounterName> parsed =
+      store::ParseCounterName(name);
+  if (!parsed.has_value()) return;
+  auto add = [value,
+              &parsed](google::protobuf::Map<std::string, int64_t>* map) {
+    (*map)[parsed->detail] += value;
   };
-  if (absl::StartsWith(name, kEnteredStatePrefix)) {
-    add(stats->mutable_tasks_by_state(),
-        name.substr(kEnteredStatePrefix.size()));
-  } else if (absl::StartsWith(name, kFailureCategoryPrefix)) {
-    add(stats->mutable_failures_by_category(),
-        name.substr(kFailureCategoryPrefix.size()));
-  } else if (absl::StartsWith(name, kFailureOriginPrefix)) {
-    add(stats->mutable_failures_by_origin(),
-        name.substr(kFailureOriginPrefix.size()));
-  } else if (absl::StartsWith(name, kRejectedPrefix)) {
-    add(stats->mutable_rejections_by_reason(),
-        name.substr(kRejectedPrefix.size()));
-  } else if (name == kDuplicatesBlocked) {
-    stats->set_duplicates_blocked(stats->duplicates_blocked() + value);
+  switch (parsed->kind) {
+    case store::CounterKind::kEnteredState:
+      add(stats->mutable_tasks_by_state());
+      break;
+    case store::CounterKind::kFailureCategory:
+      add(stats->mutable_failures_by_category());
+      break;
+    case store::CounterKind::kFailureOrigin:
+      add(stats->mutable_failures_by_origin());
+      break;
+    case store::CounterKind::kRejectedReason:
+      add(stats->mutable_rejections_by_reason());
+      break;
+    case store::CounterKind::kDuplicatesBlocked:
+      stats->set_duplicates_blocked(stats->duplicates_blocked() + value);
+      break;
+    case store::CounterKind::kRejected:
+      break;  // the rejections are reported by reason
   }
 }
 
@@ -87,18 +94,13 @@ absl::StatusOr<v1::Stats> ComputeStats(const store::TaskStore& store,
   const int64_t first_minute = absl::ToUnixSeconds(now - window) / 60;
   const int64_t last_minute = absl::ToUnixSeconds(now) / 60;
   std::map<std::string, v1::ModelStats> by_model;
-  absl::Status scanned = store.ScanRange(
-      store::ColumnFamily::kCounters, store::CounterMinuteStart(first_minute),
-      store::CounterMinuteStart(last_minute + 1),
-      [&](absl::string_view key, absl::string_view value) {
-        absl::optional<store::ParsedCounterKey> parsed =
-            store::ParseCounterKey(key);
-        if (!parsed.has_value()) return true;
-        if (!model.empty() && parsed->model != model) return true;
-        v1::ModelStats& stats = by_model[parsed->model];
-        stats.set_model(parsed->model);
-        Count(parsed->name, store::DecodeInt64(value), &stats);
-        return true;
+  absl::Status scanned = store.ScanCounters(
+      first_minute, last_minute + 1,
+      [&](const store::ParsedCounterKey& counter, int64_t value) {
+        if (!model.empty() && counter.model != model) return;
+        v1::ModelStats& stats = by_model[counter.model];
+        stats.set_model(counter.model);
+        Count(counter.name, value, &stats);
       });
   if (!scanned.ok()) return scanned;
 

@@ -1,6 +1,7 @@
 // Stats over a recent window, from the durable per-minute counters the
 // tracker writes in the same WriteBatch as each transition, rejection or
-// blocked duplicate (store::CounterKey), plus incident hints.
+// blocked duplicate (store::RawMutation::CountOne; the counter names are
+// store/records.h's), plus incident hints.
 //
 // A model is flagged as a likely provider incident when, in the window, it
 // has at least kIncidentMinFinished finished tasks, at least half of them
@@ -20,15 +21,6 @@
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace tasktrail {
-
-// Counter names (the last part of a CounterKey). On-disk strings: never
-// rename.
-inline constexpr absl::string_view kEnteredStatePrefix = "state:";
-inline constexpr absl::string_view kFailureCategoryPrefix = "failure_category:";
-inline constexpr absl::string_view kFailureOriginPrefix = "failure_origin:";
-inline constexpr absl::string_view kRejectedPrefix = "rejected:";
-inline constexpr absl::string_view kRejected = "rejected";
-inline constexpr absl::string_view kDuplicatesBlocked = "duplicates_blocked";
 
 inline constexpr int64_t kIncidentMinFinished = 5;
 inline constexpr absl::Duration kMaxStatsWindow = absl::Hours(24);

@@ -9,11 +9,12 @@
 //   ALREADY_EXISTS      an event_id replayed with a different body
 //   UNAVAILABLE         the store failed; retry later
 //
-// Writes come in two forms. The asynchronous one prepares the write on the
-// calling thread and answers through a callback once the write is durable;
-// the calling thread never waits for its own fsync, though with
-// LockWait::kWait it may wait for a lock that an earlier write holds until
-// that one is durable. The synchronous one waits for the answer.
+// Each write (SubmitTask, RecordEvent, AddNote) has one asynchronous form: it
+// prepares the write on the calling thread and answers through a callback
+// once the write is durable; the calling thread never waits for its own
+// fsync, though with LockWait::kWait it may wait for a lock that an earlier
+// write holds until that one is durable. AwaitWrite, below the class, runs
+// one and waits for its answer (tests, benches, threads that may block).
 //
 // Thread safety: all methods are safe to call concurrently. Writes to one
 // task (and submissions of one account) are serialised by striped locks held
@@ -26,12 +27,14 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "service/rules/catalog.h"
@@ -122,46 +125,39 @@ class Tracker {
   // check and the insert are atomic per account (a lock held across the
   // durable write). `actor` is the authenticated principal ("" if unknown).
   // `request` and `actor` need only live until the call returns.
-  void SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
-                  Completion<v1::SubmitTaskResponse> done);
-  // The same, or with LockWait::kNever, when a lock it needs is held (see
-  // LockWait), nothing: it returns false at once, having recorded and
-  // counted nothing (at most a task id was drawn and is skipped), and
-  // `*done` is neither called nor moved from (call again with kWait on a
-  // thread that may block). Returns true when it took the request: `*done`
-  // was moved from and is called as SubmitTask's `done` is.
-  bool SubmitTask(const v1::SubmitTaskRequest& request, absl::string_view actor,
-                  LockWait wait, Completion<v1::SubmitTaskResponse>* done);
-  absl::StatusOr<v1::SubmitTaskResponse> SubmitTask(
-      const v1::SubmitTaskRequest& request, absl::string_view actor);
+  //
+  // With LockWait::kWait the request is always taken: returns an empty
+  // Completion, and `done` is called as described for Completion. With
+  // LockWait::kNever, when a lock it needs is held (see LockWait), it gives
+  // the request up at once, having recorded and counted nothing (at most a
+  // task id was drawn and is skipped), and returns `done` itself, not
+  // called (call again with kWait on a thread that may block).
+  [[nodiscard]] Completion<v1::SubmitTaskResponse> SubmitTask(
+      const v1::SubmitTaskRequest& request, absl::string_view actor,
+      LockWait wait, Completion<v1::SubmitTaskResponse> done);
 
   // Appends one lifecycle event. Replays of an `event_id` with the same body
   // answer applied=false; with another body ALREADY_EXISTS. Checks, in order:
   // request shape, task exists, event_id replay, event body, occur_time,
   // lifecycle (and refund-once).
-  void RecordEvent(const v1::RecordEventRequest& request,
-                   absl::string_view actor,
-                   Completion<v1::RecordEventResponse> done);
-  // With LockWait, as SubmitTask's.
-  bool RecordEvent(const v1::RecordEventRequest& request,
-                   absl::string_view actor, LockWait wait,
-                   Completion<v1::RecordEventResponse>* done);
-  absl::StatusOr<v1::RecordEventResponse> RecordEvent(
-      const v1::RecordEventRequest& request, absl::string_view actor);
+  // LockWait and the Completion returned as SubmitTask's.
+  [[nodiscard]] Completion<v1::RecordEventResponse> RecordEvent(
+      const v1::RecordEventRequest& request, absl::string_view actor,
+      LockWait wait, Completion<v1::RecordEventResponse> done);
 
   // One task; its timeline when `include_events`. NOT_FOUND when unknown,
   // INVALID_ARGUMENT for a malformed id, DATA_LOSS when what is stored does
   // not parse or RocksDB finds a checksum mismatch.
   absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
 
-  // GetTask's answer serialized, composed from the stored bytes (what the
-  // gRPC edge sends): the snapshot, followed by each event of the timeline
-  // as an entry of Task.events (a message followed by a field of the same
-  // message parses as their merge). Only the snapshot's framing is read
-  // (for last_event_seq); the bytes are not parsed, so beyond RocksDB's
-  // block checksums a malformed field inside them reaches the client as it
-  // is. Errors as GetTask's.
-  absl::StatusOr<std::string> GetTaskBytes(
+  // The stored snapshot's bytes, followed, when `include_events`, by the
+  // stored bytes of each event of the timeline framed as an entry of
+  // Task.events: a serialized v1::Task equal to GetTask's answer (a message
+  // followed by a field of the same message parses as their merge). Only
+  // the snapshot's framing is read (for last_event_seq); the bytes are not
+  // parsed, so beyond RocksDB's block checksums a malformed field inside
+  // them reaches the caller as it is. Errors as GetTask's.
+  absl::StatusOr<std::string> GetStoredTaskBytes(
       const v1::GetTaskRequest& request) const;
 
   // Tasks newest first, filtered through the most selective index.
@@ -192,13 +188,11 @@ class Tracker {
       const v1::ListAuditRequest& request) const;
 
   // Appends a support note. When `actor` is non-empty it is the author.
-  void AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
-               Completion<v1::Task> done);
-  // With LockWait, as SubmitTask's.
-  bool AddNote(const v1::AddNoteRequest& request, absl::string_view actor,
-               LockWait wait, Completion<v1::Task>* done);
-  absl::StatusOr<v1::Task> AddNote(const v1::AddNoteRequest& request,
-                                   absl::string_view actor);
+  // LockWait and the Completion returned as SubmitTask's.
+  [[nodiscard]] Completion<v1::Task> AddNote(const v1::AddNoteRequest& request,
+                                             absl::string_view actor,
+                                             LockWait wait,
+                                             Completion<v1::Task> done);
 
   // Timeline entries with seq > after_seq, oldest first, at most `limit`.
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(
@@ -251,10 +245,11 @@ class Tracker {
   template <typename Response>
   void Complete(Pending<Response> pending, Completion<Response> done);
 
-  // Completes `pending` with `*done` and returns true, unless it is
-  // LockBusy: then returns false and leaves `*done` as it is.
+  // Completes `pending` with `done` and returns an empty Completion, unless
+  // it is LockBusy: then returns `done` as it is.
   template <typename Response>
-  bool Start(Pending<Response> pending, Completion<Response>* done);
+  Completion<Response> Start(Pending<Response> pending,
+                             Completion<Response> done);
 
   // The lease of `key`: waited for with kWait; with kNever nullopt when
   // another write holds it.
@@ -272,10 +267,6 @@ class Tracker {
                              const std::string& event_id_digest,
                              std::vector<store::RawMutation> extra,
                              PendingWrite* write);
-
-  // The dedup record under `key`, unless absent or expired at `now`.
-  absl::StatusOr<absl::optional<store::DedupRecord>> LookupDedup(
-      const std::string& key, absl::Time now) const;
 
   // Records a blocked duplicate on the original task and answers with it.
   // `account_lease` is the submitting account's lease.
@@ -306,6 +297,32 @@ class Tracker {
   // Taken before a task lock, never after one.
   StripeLocks account_locks_;
 };
+
+// Runs one of the Tracker's writes with LockWait::kWait and waits for its
+// answer, for example AwaitWrite(tracker, &Tracker::SubmitTask, request, "").
+// For tests, benches and threads that may block; never on a gRPC thread nor
+// in a Completion (it would wait for itself).
+template <typename Request, typename Response>
+absl::StatusOr<Response> AwaitWrite(
+    Tracker& tracker,
+    Completion<Response> (Tracker::*write)(const Request&, absl::string_view,
+                                           LockWait, Completion<Response>),
+    const Request& request, absl::string_view actor) {
+  absl::Notification answered;
+  absl::StatusOr<Response> answer;
+  Completion<Response> given_back =
+      (tracker.*write)(request, actor, LockWait::kWait,
+                       [&answered, &answer](absl::StatusOr<Response> result) {
+                         answer = std::move(result);
+                         answered.Notify();
+                       });
+  // A write that may wait is never given back.
+  if (given_back != nullptr) {
+    return absl::InternalError("a write that may wait was given back");
+  }
+  answered.WaitForNotification();
+  return answer;
+}
 
 }  // namespace tasktrail
 

@@ -323,12 +323,14 @@ TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
     ASSERT_TRUE(opened.ok()) << opened.status();
     store::TaskStore* store = opened->store.get();
     Tracker& tracker = *opened->tracker;
-    auto first = tracker.SubmitTask(Submit("before the disk filled"), "");
+    auto first = AwaitWrite(tracker, &Tracker::SubmitTask,
+                            Submit("before the disk filled"), "");
     ASSERT_TRUE(first.ok()) << first.status();
     acknowledged = first->task().task_id();
 
     failing_->store(true);
-    auto refused = tracker.SubmitTask(Submit("after the disk filled"), "");
+    auto refused = AwaitWrite(tracker, &Tracker::SubmitTask,
+                              Submit("after the disk filled"), "");
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(refused.status().message(), HasSubstr("space"));
     EXPECT_TRUE(store->failed());
@@ -337,7 +339,8 @@ TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
     // Once failed, the store refuses writes even if the disk recovers, so a
     // half-applied state is never built on; reads still answer.
     failing_->store(false);
-    auto later = tracker.SubmitTask(Submit("disk has room again"), "");
+    auto later = AwaitWrite(tracker, &Tracker::SubmitTask,
+                            Submit("disk has room again"), "");
     EXPECT_EQ(later.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_EQ(failures_reported(), 1);
     v1::GetTaskRequest get;
@@ -443,7 +446,8 @@ TEST_F(FaultTest, ARefusedFlushLeavesTheStoreFailed) {
     auto store = store::TaskStore::Open(BudgetOptions());
     ASSERT_TRUE(store.ok()) << store.status();
     Tracker tracker(store->get(), &catalog_, SystemClock::Get(), &hub_);
-    auto first = tracker.SubmitTask(Submit("before the disk filled"), "");
+    auto first = AwaitWrite(tracker, &Tracker::SubmitTask,
+                            Submit("before the disk filled"), "");
     ASSERT_TRUE(first.ok()) << first.status();
     acknowledged = first->task().task_id();
 
@@ -456,7 +460,8 @@ TEST_F(FaultTest, ARefusedFlushLeavesTheStoreFailed) {
     EXPECT_THAT(last_failure(), HasSubstr("space"));
 
     budget_->SetRemaining(DiskBudget::kUnlimited);
-    auto refused = tracker.SubmitTask(Submit("after the flush failed"), "");
+    auto refused = AwaitWrite(tracker, &Tracker::SubmitTask,
+                              Submit("after the flush failed"), "");
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
     EXPECT_THAT(refused.status().message(), HasSubstr("refuses writes"));
     v1::GetTaskRequest get;

@@ -25,6 +25,7 @@
 #include "service/rules/task_id.h"
 #include "service/rules/time_util.h"
 #include "service/rules/timeline.h"
+#include "store/records.h"
 #include "tasktrail/v1/task.pb.h"
 #include "tasktrail/v1/tracker.pb.h"
 
@@ -235,6 +236,58 @@ TEST(KeysTest, BigEndian64RoundTripsAndPreservesOrder) {
   std::string bytes;
   store::AppendBigEndian64(0x0102030405060708ULL, &bytes);
   EXPECT_EQ(bytes, std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8));
+}
+
+// The named dedup scopes, counter names and sample keys are the on-disk
+// strings written before they had names: a store written then reads the same.
+TEST(KeysTest, NamedDedupScopesKeepTheirOnDiskBytes) {
+  EXPECT_EQ(store::RequestIdDedupKey("acct-1", "req-9"),
+            store::DedupKey("r:acct-1", "req-9"));
+  EXPECT_EQ(store::ContentDedupKey("acct-1", "fp"),
+            store::DedupKey("c:acct-1", "fp"));
+  EXPECT_NE(store::RequestIdDedupKey("acct-1", "x"),
+            store::ContentDedupKey("acct-1", "x"));
+}
+
+TEST(KeysTest, CounterNamesKeepTheirOnDiskStringsAndParseBack) {
+  using store::CounterKind;
+  const struct {
+    CounterKind kind;
+    const char* detail;
+    const char* name;
+  } kCases[] = {
+      {CounterKind::kEnteredState, "RUNNING", "state:RUNNING"},
+      {CounterKind::kFailureCategory, "TIMEOUT", "failure_category:TIMEOUT"},
+      {CounterKind::kFailureOrigin, "PROVIDER", "failure_origin:PROVIDER"},
+      {CounterKind::kRejectedReason, "UNKNOWN_MODEL", "rejected:UNKNOWN_MODEL"},
+      {CounterKind::kRejected, "", "rejected"},
+      {CounterKind::kDuplicatesBlocked, "", "duplicates_blocked"},
+  };
+  for (const auto& c : kCases) {
+    EXPECT_EQ(store::CounterName(c.kind, c.detail), c.name);
+    absl::optional<store::ParsedCounterName> parsed =
+        store::ParseCounterName(c.name);
+    ASSERT_TRUE(parsed.has_value()) << c.name;
+    EXPECT_EQ(parsed->kind, c.kind) << c.name;
+    EXPECT_EQ(parsed->detail, c.detail) << c.name;
+  }
+  EXPECT_FALSE(store::ParseCounterName("submits").has_value());
+  EXPECT_FALSE(store::ParseCounterName("").has_value());
+}
+
+TEST(KeysTest, QueueSampleKeysParseBack) {
+  const std::string key = store::QueueSampleKey("veo-3", 1234567, "T0001");
+  absl::optional<store::ParsedQueueSampleKey> parsed =
+      store::ParseQueueSampleKey(key);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->model, "veo-3");
+  EXPECT_EQ(parsed->exit_unix_micros, 1234567);
+  EXPECT_EQ(parsed->task_id, "T0001");
+  EXPECT_FALSE(store::ParseQueueSampleKey(store::QueueSamplePrefix("veo-3"))
+                   .has_value());
+  EXPECT_FALSE(
+      store::ParseQueueSampleKey(store::CounterKey(1, "veo-3", "rejected"))
+          .has_value());
 }
 
 }  // namespace

@@ -152,7 +152,7 @@ class DedupTest : public TrackerFixtureBase {
   }
 
   v1::SubmitTaskResponse Submit(const v1::SubmitTaskRequest& request) {
-    auto response = tracker_->SubmitTask(request, "");
+    auto response = AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : v1::SubmitTaskResponse();
   }
@@ -167,7 +167,7 @@ class DedupTest : public TrackerFixtureBase {
     } else {
       event.mutable_canceled()->set_reason("user");
     }
-    ASSERT_TRUE(tracker_->RecordEvent(event, "").ok());
+    ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, event, "").ok());
   }
 };
 
@@ -203,7 +203,7 @@ TEST_F(DedupTest, SameRequestIdWithOtherParametersNamesTheDifferences) {
   Submit(Request("req-1", "waves"));
   v1::SubmitTaskRequest changed = Request("req-1", "mountains");
   changed.set_model("veo-3");
-  auto response = tracker_->SubmitTask(changed, "");
+  auto response = AwaitWrite(*tracker_, &Tracker::SubmitTask, changed, "");
   EXPECT_EQ(response.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_THAT(response.status().message(), HasSubstr("model"));
   EXPECT_THAT(response.status().message(), HasSubstr("params.prompt"));
@@ -239,7 +239,7 @@ TEST_F(DedupTest, ContentIsBlockedOnlyWhileTheOriginalIsLive) {
     } else {
       event.mutable_started();
     }
-    ASSERT_TRUE(tracker_->RecordEvent(event, "").ok());
+    ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, event, "").ok());
   }
   EXPECT_TRUE(Submit(Request()).deduplicated());  // RUNNING
   Finish(original, v1::EVENT_TYPE_FAILED);
@@ -342,7 +342,8 @@ TEST_F(DedupTest, ConcurrentIdenticalSubmitsCreateExactlyOneTask) {
     threads.emplace_back([&, i] {
       // Half carry a request_id of their own, half none: every one is the
       // same content, so all but one are blocked.
-      auto response = tracker_->SubmitTask(
+      auto response = AwaitWrite(
+          *tracker_, &Tracker::SubmitTask,
           Request(i % 2 == 0 ? "click-" + std::to_string(i) : ""), "");
       ASSERT_TRUE(response.ok()) << response.status();
       ids[i] = response->task().task_id();
@@ -367,10 +368,10 @@ TEST_F(DedupTest, ConcurrentMixedIntentsCreateOneTaskEach) {
   for (int i = 0; i < kIntents * kClicksPerIntent; ++i) {
     threads.emplace_back([&, i] {
       const int intent = i % kIntents;
-      auto response =
-          tracker_->SubmitTask(Request("", "prompt " + std::to_string(intent),
-                                       "acct-" + std::to_string(intent % 3)),
-                               "");
+      auto response = AwaitWrite(*tracker_, &Tracker::SubmitTask,
+                                 Request("", "prompt " + std::to_string(intent),
+                                         "acct-" + std::to_string(intent % 3)),
+                                 "");
       ASSERT_TRUE(response.ok()) << response.status();
       ids[i] = response->task().task_id();
     });

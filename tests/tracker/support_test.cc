@@ -454,7 +454,8 @@ class TrackerFixture : public TrackerFixtureBase {
     request.set_model(model);
     request.set_charge_units(charge_units);
     request.mutable_params()->set_prompt(absl::StrCat("scene ", ++prompts_));
-    auto response = tracker_->SubmitTask(request, "backend");
+    auto response =
+        AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "backend");
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->task().task_id() : "";
   }
@@ -462,7 +463,7 @@ class TrackerFixture : public TrackerFixtureBase {
   absl::StatusOr<v1::RecordEventResponse> Record(v1::RecordEventRequest event,
                                                  const std::string& id) {
     event.set_task_id(id);
-    return tracker_->RecordEvent(event, "poller");
+    return AwaitWrite(*tracker_, &Tracker::RecordEvent, event, "poller");
   }
 
   void MustRecord(const v1::RecordEventRequest& event, const std::string& id) {
@@ -652,7 +653,7 @@ TEST_F(QueueTrackerTest, PollResetsStalenessButNotesAndReadsDoNot) {
   note.set_task_id(id);
   note.set_author("agent-1");
   note.set_text("customer asked, looking");
-  ASSERT_TRUE(tracker_->AddNote(note, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::AddNote, note, "").ok());
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_QUEUED_NORMAL);
   Get(id);
   clock_.Advance(absl::Minutes(2));  // 6 min since queued, 2 since the note
@@ -663,7 +664,7 @@ TEST_F(QueueTrackerTest, PollResetsStalenessButNotesAndReadsDoNot) {
 
   MustRecord(Polled(0), id);
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_QUEUED_NORMAL);
-  ASSERT_TRUE(tracker_->AddNote(note, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::AddNote, note, "").ok());
   clock_.Advance(absl::Minutes(5));
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_QUEUED_NORMAL);
   clock_.Advance(absl::Seconds(1));
@@ -673,7 +674,7 @@ TEST_F(QueueTrackerTest, PollResetsStalenessButNotesAndReadsDoNot) {
   MustRecord(Started(), id);
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_RUNNING);
   clock_.Advance(absl::Minutes(3));
-  ASSERT_TRUE(tracker_->AddNote(note, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::AddNote, note, "").ok());
   clock_.Advance(absl::Minutes(3));
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_POLLING_STALLED);
   MustRecord(Polled(50), id);
@@ -685,7 +686,7 @@ TEST_F(QueueTrackerTest, FoldedPollResetsStalenessButABlockedDuplicateDoesNot) {
   request.set_account_id("acct");
   request.set_model("veo-3");
   request.mutable_params()->set_prompt("same every time");
-  auto submitted = tracker_->SubmitTask(request, "");
+  auto submitted = AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   const std::string id = submitted->task().task_id();
   MustRecord(Queued(), id);
@@ -697,7 +698,7 @@ TEST_F(QueueTrackerTest, FoldedPollResetsStalenessButABlockedDuplicateDoesNot) {
   EXPECT_EQ(folded->task().poll_count(), 2);
   clock_.Advance(absl::Minutes(4));
   // A double click is the user, not the upstream.
-  auto duplicate = tracker_->SubmitTask(request, "");
+  auto duplicate = AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
   ASSERT_TRUE(duplicate.ok()) << duplicate.status();
   EXPECT_TRUE(duplicate->deduplicated());
   EXPECT_EQ(Status(id).verdict(), v1::QUEUE_VERDICT_QUEUED_NORMAL);
@@ -936,7 +937,9 @@ class StatsTrackerTest : public TrackerFixture {
     request.mutable_params()->set_prompt("waves");
     request.mutable_params()->set_aspect_ratio(ratio);
     request.mutable_params()->set_duration_seconds(duration);
-    EXPECT_EQ(tracker_->SubmitTask(request, "").status().code(),
+    EXPECT_EQ(AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "")
+                  .status()
+                  .code(),
               absl::StatusCode::kInvalidArgument);
   }
 
@@ -1045,12 +1048,13 @@ TEST_F(StatsTrackerTest, DuplicatesBlockedAreCounted) {
   request.set_model("dall-e-3");
   request.set_request_id("req-1");
   request.mutable_params()->set_prompt("a red bicycle");
-  ASSERT_TRUE(tracker_->SubmitTask(request, "").ok());
-  auto same_request = tracker_->SubmitTask(request, "");  // same request_id
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "").ok());
+  auto same_request = AwaitWrite(*tracker_, &Tracker::SubmitTask, request,
+                                 "");  // same request_id
   ASSERT_TRUE(same_request.ok());
   EXPECT_TRUE(same_request->deduplicated());
   request.set_request_id("req-2");  // same content, new request_id
-  auto same_content = tracker_->SubmitTask(request, "");
+  auto same_content = AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
   ASSERT_TRUE(same_content.ok());
   EXPECT_TRUE(same_content->deduplicated());
   const v1::ModelStats stats = MustFind(absl::Minutes(15), "dall-e-3");

@@ -39,7 +39,8 @@ class TrackerTest : public TrackerFixtureBase {
   }
 
   std::string Submit(const std::string& account = "acct") {
-    auto response = tracker_->SubmitTask(SubmitRequest(account), "backend-1");
+    auto response = AwaitWrite(*tracker_, &Tracker::SubmitTask,
+                               SubmitRequest(account), "backend-1");
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? response->task().task_id() : "";
   }
@@ -57,12 +58,12 @@ TEST_F(TrackerTest, OccurTimeFutureLimitIsFiveSecondsExactly) {
   const std::string id = Submit();
   v1::RecordEventRequest at_limit = Poll(id, 1);
   *at_limit.mutable_occur_time() = ToProtoTime(clock_.Now() + absl::Seconds(5));
-  EXPECT_TRUE(tracker_->RecordEvent(at_limit, "").ok());
+  EXPECT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, at_limit, "").ok());
 
   v1::RecordEventRequest past_limit = Poll(id, 2);
   *past_limit.mutable_occur_time() =
       ToProtoTime(clock_.Now() + absl::Seconds(5) + absl::Milliseconds(1));
-  auto refused = tracker_->RecordEvent(past_limit, "");
+  auto refused = AwaitWrite(*tracker_, &Tracker::RecordEvent, past_limit, "");
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("occur_time"));
 }
@@ -74,23 +75,24 @@ TEST_F(TrackerTest, OccurTimeIsOrderedOnlyAgainstUpstreamEvents) {
   queued.set_task_id(id);
   queued.mutable_queued()->set_upstream_task_id("up-1");
   *queued.mutable_occur_time() = ToProtoTime(clock_.Now());
-  ASSERT_TRUE(tracker_->RecordEvent(queued, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, queued, "").ok());
 
   // A note recorded later does not move the bound.
   clock_.Advance(absl::Minutes(1));
   v1::AddNoteRequest note;
   note.set_task_id(id);
   note.set_text("looking");
-  ASSERT_TRUE(tracker_->AddNote(note, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::AddNote, note, "").ok());
 
   v1::RecordEventRequest poll = Poll(id, 5);
   *poll.mutable_occur_time() = ToProtoTime(clock_.Now() - absl::Seconds(30));
-  EXPECT_TRUE(tracker_->RecordEvent(poll, "").ok());
+  EXPECT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, poll, "").ok());
 
   v1::RecordEventRequest earlier = Poll(id, 6);
   *earlier.mutable_occur_time() = ToProtoTime(clock_.Now() - absl::Seconds(31));
-  EXPECT_EQ(tracker_->RecordEvent(earlier, "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      AwaitWrite(*tracker_, &Tracker::RecordEvent, earlier, "").status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(TrackerTest, ReplayIsRecognisedBeforeLifecycleChecks) {
@@ -99,10 +101,10 @@ TEST_F(TrackerTest, ReplayIsRecognisedBeforeLifecycleChecks) {
   completed.set_task_id(id);
   completed.set_event_id("done-1");
   completed.mutable_completed()->add_result_uris("https://cdn.example.com/a");
-  ASSERT_TRUE(tracker_->RecordEvent(completed, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, completed, "").ok());
   // The task is finished; a second completion would be FAILED_PRECONDITION,
   // but a replay of the recorded one gets its original answer.
-  auto replay = tracker_->RecordEvent(completed, "");
+  auto replay = AwaitWrite(*tracker_, &Tracker::RecordEvent, completed, "");
   ASSERT_TRUE(replay.ok()) << replay.status();
   EXPECT_FALSE(replay->applied());
   EXPECT_EQ(replay->seq(), 2);
@@ -114,11 +116,11 @@ TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
   first.set_event_id("p1");
   v1::RecordEventRequest second = Poll(id, 10);
   second.set_event_id("p2");
-  ASSERT_TRUE(tracker_->RecordEvent(first, "").ok());
-  auto folded = tracker_->RecordEvent(second, "");
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, first, "").ok());
+  auto folded = AwaitWrite(*tracker_, &Tracker::RecordEvent, second, "");
   ASSERT_TRUE(folded.ok());
   EXPECT_EQ(folded->seq(), 2);
-  auto replay = tracker_->RecordEvent(second, "");
+  auto replay = AwaitWrite(*tracker_, &Tracker::RecordEvent, second, "");
   ASSERT_TRUE(replay.ok());
   EXPECT_FALSE(replay->applied());
   EXPECT_EQ(replay->task().poll_count(), 2);
@@ -126,10 +128,11 @@ TEST_F(TrackerTest, FoldedPollKeepsItsEventIdReplayable) {
 
 TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
   const std::string id = Submit();
-  ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "").ok());
+  ASSERT_TRUE(
+      AwaitWrite(*tracker_, &Tracker::RecordEvent, Poll(id, 1), "").ok());
   v1::GetTaskRequest get;
   get.set_task_id(id);
-  auto stored = tracker_->GetTaskBytes(get);
+  auto stored = tracker_->GetStoredTaskBytes(get);
   ASSERT_TRUE(stored.ok()) << stored.status();
   // The stored snapshot, cut inside its last field.
   ASSERT_TRUE(store_
@@ -140,7 +143,7 @@ TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
   for (const bool include_events : {false, true}) {
     SCOPED_TRACE(include_events);
     get.set_include_events(include_events);
-    EXPECT_EQ(tracker_->GetTaskBytes(get).status().code(),
+    EXPECT_EQ(tracker_->GetStoredTaskBytes(get).status().code(),
               absl::StatusCode::kDataLoss);
     EXPECT_EQ(tracker_->GetTask(get).status().code(),
               absl::StatusCode::kDataLoss);
@@ -155,7 +158,9 @@ TEST_F(TrackerTest, TruncatedSnapshotIsDataLossOnEveryRead) {
 
 TEST_F(TrackerTest, ActorIsRecordedOnEveryEvent) {
   const std::string id = Submit();
-  ASSERT_TRUE(tracker_->RecordEvent(Poll(id, 1), "poller-7").ok());
+  ASSERT_TRUE(
+      AwaitWrite(*tracker_, &Tracker::RecordEvent, Poll(id, 1), "poller-7")
+          .ok());
   v1::GetTaskRequest get;
   get.set_task_id(id);
   get.set_include_events(true);
@@ -175,8 +180,8 @@ TEST_F(TrackerTest, ConcurrentEventsOnOneTaskGetGaplessSeqs) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         // Distinct progress values so that no poll folds.
-        auto result =
-            tracker_->RecordEvent(Poll(id, (t * kPerThread + i) % 100), "");
+        auto result = AwaitWrite(*tracker_, &Tracker::RecordEvent,
+                                 Poll(id, (t * kPerThread + i) % 100), "");
         EXPECT_TRUE(result.ok()) << result.status();
       }
     });
@@ -228,14 +233,15 @@ TEST_F(TrackerTest, RefundCannotExceedTheCharge) {
   v1::RecordEventRequest failed;
   failed.set_task_id(id);
   failed.mutable_failed()->set_http_status(500);
-  ASSERT_TRUE(tracker_->RecordEvent(failed, "").ok());
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, failed, "").ok());
   v1::RecordEventRequest refund;
   refund.set_task_id(id);
   refund.mutable_refunded()->set_units(11);
-  EXPECT_EQ(tracker_->RecordEvent(refund, "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      AwaitWrite(*tracker_, &Tracker::RecordEvent, refund, "").status().code(),
+      absl::StatusCode::kInvalidArgument);
   refund.mutable_refunded()->set_units(10);
-  EXPECT_TRUE(tracker_->RecordEvent(refund, "").ok());
+  EXPECT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, refund, "").ok());
 }
 
 TEST_F(TrackerTest, FailedWithRefundCountsAsTheOneRefund) {
@@ -244,13 +250,13 @@ TEST_F(TrackerTest, FailedWithRefundCountsAsTheOneRefund) {
   failed.set_task_id(id);
   failed.mutable_failed()->set_http_status(503);
   failed.mutable_failed()->set_refunded(true);
-  auto result = tracker_->RecordEvent(failed, "");
+  auto result = AwaitWrite(*tracker_, &Tracker::RecordEvent, failed, "");
   ASSERT_TRUE(result.ok());
   EXPECT_TRUE(result->task().refunded());
   v1::RecordEventRequest refund;
   refund.set_task_id(id);
   refund.mutable_refunded();
-  auto second = tracker_->RecordEvent(refund, "");
+  auto second = AwaitWrite(*tracker_, &Tracker::RecordEvent, refund, "");
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr("already refunded at"));
 }
@@ -265,16 +271,18 @@ TEST_F(TrackerTest, AsyncEventsAreAnsweredInOrderOnceReadable) {
   std::vector<int64_t> seqs;
   int readable = 0;
   for (int i = 0; i < kEvents; ++i) {
-    tracker_->RecordEvent(
-        Poll(id, i), "", [&](absl::StatusOr<v1::RecordEventResponse> response) {
-          EXPECT_TRUE(response.ok()) << response.status();
-          const int64_t seq = response.ok() ? response->seq() : -1;
-          absl::StatusOr<std::vector<v1::TaskEvent>> stored =
-              tracker_->ReadEvents(id, seq - 1, 1);
-          absl::MutexLock lock(&mutex);
-          seqs.push_back(seq);
-          if (stored.ok() && stored->size() == 1) ++readable;
-        });
+    EXPECT_EQ(tracker_->RecordEvent(
+                  Poll(id, i), "", LockWait::kWait,
+                  [&](absl::StatusOr<v1::RecordEventResponse> response) {
+                    EXPECT_TRUE(response.ok()) << response.status();
+                    const int64_t seq = response.ok() ? response->seq() : -1;
+                    absl::StatusOr<std::vector<v1::TaskEvent>> stored =
+                        tracker_->ReadEvents(id, seq - 1, 1);
+                    absl::MutexLock lock(&mutex);
+                    seqs.push_back(seq);
+                    if (stored.ok() && stored->size() == 1) ++readable;
+                  }),
+              nullptr);
   }
   absl::MutexLock lock(&mutex);
   auto all_answered = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) {
@@ -332,7 +340,7 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
 
   v1::SubmitTaskRequest original = SubmitRequest("acct-a");
   original.set_request_id("rq-busy");
-  auto submitted = tracker_->SubmitTask(original, "");
+  auto submitted = AwaitWrite(*tracker_, &Tracker::SubmitTask, original, "");
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   const std::string busy_task = submitted->task().task_id();
   const std::string other_task = Submit("acct-c");
@@ -352,8 +360,9 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
           shared->stalled[stall].Notify();
           shared->resume[stall].WaitForNotificationWithTimeout(kPatience);
         };
-    EXPECT_TRUE(tracker_->RecordEvent(Poll(other_task, progress), "",
-                                      LockWait::kNever, &hold));
+    EXPECT_EQ(tracker_->RecordEvent(Poll(other_task, progress), "",
+                                    LockWait::kNever, std::move(hold)),
+              nullptr);
     return shared->stalled[stall].WaitForNotificationWithTimeout(kPatience);
   };
 
@@ -362,21 +371,25 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
   ASSERT_TRUE(stall_commits(0, 1));
   Completion<v1::RecordEventResponse> holding_poll =
       counted([](const v1::RecordEventResponse& r) { EXPECT_EQ(r.seq(), 2); });
-  ASSERT_TRUE(tracker_->RecordEvent(Poll(busy_task, 2), "", LockWait::kNever,
-                                    &holding_poll));
+  ASSERT_EQ(tracker_->RecordEvent(Poll(busy_task, 2), "", LockWait::kNever,
+                                  std::move(holding_poll)),
+            nullptr);
   Completion<v1::RecordEventResponse> poll =
       counted([](const v1::RecordEventResponse& r) { EXPECT_EQ(r.seq(), 4); });
-  EXPECT_FALSE(
-      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  poll = tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
+                               std::move(poll));
+  EXPECT_NE(poll, nullptr);
   Completion<v1::Task> noted = counted(any);
-  EXPECT_FALSE(tracker_->AddNote(note, "", LockWait::kNever, &noted));
+  noted = tracker_->AddNote(note, "", LockWait::kNever, std::move(noted));
+  EXPECT_NE(noted, nullptr);
   auto blocked_as_duplicate = [busy_task](const v1::SubmitTaskResponse& r) {
     EXPECT_TRUE(r.deduplicated());
     EXPECT_EQ(r.task().task_id(), busy_task);
   };
   Completion<v1::SubmitTaskResponse> duplicate = counted(blocked_as_duplicate);
-  EXPECT_FALSE(
-      tracker_->SubmitTask(original, "", LockWait::kNever, &duplicate));
+  duplicate = tracker_->SubmitTask(original, "", LockWait::kNever,
+                                   std::move(duplicate));
+  EXPECT_NE(duplicate, nullptr);
   EXPECT_EQ(answers(), 0);
   shared->resume[0].Notify();
   ASSERT_TRUE(answers_reach(1));
@@ -387,30 +400,40 @@ TEST_F(TrackerTest, WritesThatMustNotWaitAreGivenBackWhileTheirLockIsHeld) {
   ASSERT_TRUE(stall_commits(1, 2));
   Completion<v1::SubmitTaskResponse> holding_duplicate =
       counted(blocked_as_duplicate);
-  ASSERT_TRUE(
-      tracker_->SubmitTask(original, "", LockWait::kNever, &holding_duplicate));
+  ASSERT_EQ(tracker_->SubmitTask(original, "", LockWait::kNever,
+                                 std::move(holding_duplicate)),
+            nullptr);
   Completion<v1::SubmitTaskResponse> new_task =
       counted([busy_task](const v1::SubmitTaskResponse& r) {
         EXPECT_FALSE(r.deduplicated());
         EXPECT_NE(r.task().task_id(), busy_task);
       });
-  EXPECT_FALSE(tracker_->SubmitTask(fresh, "", LockWait::kNever, &new_task));
-  EXPECT_FALSE(
-      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  new_task =
+      tracker_->SubmitTask(fresh, "", LockWait::kNever, std::move(new_task));
+  EXPECT_NE(new_task, nullptr);
+  poll = tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
+                               std::move(poll));
+  EXPECT_NE(poll, nullptr);
   EXPECT_EQ(answers(), 1);
   shared->resume[1].Notify();
   ASSERT_TRUE(answers_reach(2));
 
   // 3. Nothing held: the writes given back go through, each answered once
   // (each is awaited, as each holds the task's lease until it is durable).
-  ASSERT_TRUE(
-      tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever, &poll));
+  ASSERT_EQ(tracker_->RecordEvent(Poll(busy_task, 3), "", LockWait::kNever,
+                                  std::move(poll)),
+            nullptr);
   ASSERT_TRUE(answers_reach(3));
-  ASSERT_TRUE(tracker_->AddNote(note, "", LockWait::kNever, &noted));
+  ASSERT_EQ(tracker_->AddNote(note, "", LockWait::kNever, std::move(noted)),
+            nullptr);
   ASSERT_TRUE(answers_reach(4));
-  ASSERT_TRUE(tracker_->SubmitTask(original, "", LockWait::kNever, &duplicate));
+  ASSERT_EQ(tracker_->SubmitTask(original, "", LockWait::kNever,
+                                 std::move(duplicate)),
+            nullptr);
   ASSERT_TRUE(answers_reach(5));
-  ASSERT_TRUE(tracker_->SubmitTask(fresh, "", LockWait::kNever, &new_task));
+  ASSERT_EQ(
+      tracker_->SubmitTask(fresh, "", LockWait::kNever, std::move(new_task)),
+      nullptr);
   ASSERT_TRUE(answers_reach(6));
 
   // The refused tries left no trace: one entry per accepted write.

@@ -1,0 +1,27 @@
+// Helpers shared by the files that implement the Tracker (tracker.cc,
+// tracker_submit.cc, tracker_events.cc, tracker_queries.cc,
+// tracker_notes.cc), and by nothing else: include it only from those files.
+//
+// Contract: every helper here is a pure function of its arguments (no store,
+// no clock, no locks), checks or describes one request or one stored value,
+// and returns the same absl::Status codes the Tracker documents in
+// tracker.h. A helper used by one file only stays in that file's anonymous
+// namespace.
+#ifndef TASKTRAIL_SERVICE_TRACKER_TRACKER_INTERNAL_H_
+#define TASKTRAIL_SERVICE_TRACKER_TRACKER_INTERNAL_H_
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace tasktrail::tracker_internal {
+
+// INVALID_ARGUMENT (BadRequest on `task_id`) unless `task_id` is present and
+// within kMaxIdBytes.
+absl::Status CheckTaskId(absl::string_view task_id);
+
+// The DATA_LOSS of a stored snapshot of `task_id` that does not parse.
+absl::Status SnapshotDoesNotParse(absl::string_view task_id);
+
+}  // namespace tasktrail::tracker_internal
+
+#endif  // TASKTRAIL_SERVICE_TRACKER_TRACKER_INTERNAL_H_

@@ -1,0 +1,95 @@
+// Support notes (AddNote) and the audit log of reads (RecordAudit,
+// ListAudit).
+#include <algorithm>
+#include <utility>
+
+#include "absl/time/time.h"
+#include "service/rules/errors.h"
+#include "service/rules/status_macros.h"
+#include "service/rules/time_util.h"
+#include "service/rules/validator.h"
+#include "service/tracker/tracker.h"
+#include "service/tracker/tracker_internal.h"
+
+namespace tasktrail {
+namespace {
+
+using v1::Task;
+using v1::TaskEvent;
+
+using tracker_internal::CheckTaskId;
+
+}  // namespace
+
+absl::Status Tracker::RecordAudit(absl::string_view task_id,
+                                  absl::string_view principal,
+                                  absl::string_view role,
+                                  absl::string_view rpc) {
+  v1::AuditEntry entry;
+  entry.set_task_id(std::string(task_id));
+  const absl::Time now = clock_->Now();
+  *entry.mutable_time() = ToProtoTime(now);
+  entry.set_principal(std::string(principal));
+  entry.set_role(std::string(role));
+  entry.set_rpc(std::string(rpc));
+  return store_->WriteAudit(task_id, absl::ToUnixMicros(now), ++audit_nonce_,
+                            entry.SerializeAsString());
+}
+
+absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
+    const v1::ListAuditRequest& request) const {
+  RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  const int limit = request.page_size() <= 0
+                        ? 100
+                        : std::min(request.page_size(), kMaxPageSize);
+  std::vector<v1::AuditEntry> entries;
+  RETURN_IF_ERROR(
+      store_->ScanAudit(request.task_id(), [&](absl::string_view value) {
+        v1::AuditEntry entry;
+        if (entry.ParseFromArray(value.data(),
+                                 static_cast<int>(value.size()))) {
+          entries.push_back(std::move(entry));
+        }
+      }));
+  v1::ListAuditResponse response;
+  for (auto it = entries.rbegin();
+       it != entries.rend() && response.entries_size() < limit; ++it) {
+    *response.add_entries() = std::move(*it);
+  }
+  return response;
+}
+
+Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
+                                            absl::string_view actor,
+                                            LockWait wait) {
+  std::vector<v1::FieldViolation> violations;
+  CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
+  CheckString("text", request.text(), true, kMaxTextBytes, &violations);
+  CheckString("author", request.author(), false, kMaxIdBytes, &violations);
+  CheckString("final_cause", request.final_cause(), false, kMaxTextBytes,
+              &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  absl::optional<StripeLocks::Lease> task_lease =
+      Lock(task_locks_, request.task_id(), wait);
+  if (!task_lease.has_value()) return Pending<Task>::LockBusy();
+  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_NOTE_ADDED);
+  const std::string author =
+      actor.empty() ? request.author() : std::string(actor);
+  event.set_actor(author);
+  v1::Note* note = event.mutable_note();
+  note->set_author(author);
+  note->set_text(request.text());
+  note->set_final_cause(request.final_cause());
+  *note->mutable_create_time() = ToProtoTime(clock_->Now());
+  const Task previous = task;
+  PendingWrite write;
+  RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, "", {}, &write));
+  write.leases.push_back(*std::move(task_lease));
+  return Pending<Task>(std::move(task), std::move(write));
+}
+
+}  // namespace tasktrail
