@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "service/rules/digests.h"
+#include "service/rules/operator_file.h"
 
 namespace tasktrail {
 
@@ -238,7 +239,7 @@ absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::FromJson(
 
 absl::StatusOr<std::shared_ptr<const Catalog>> Catalog::FromFile(
     const std::string& path) {
-  absl::StatusOr<std::string> text = ReadDocumentFile(path, "catalog");
+  absl::StatusOr<std::string> text = ReadOperatorFile(path, "catalog");
   if (!text.ok()) return text.status();
   return FromJson(*text, path);
 }

@@ -48,8 +48,9 @@ class Catalog {
   static absl::StatusOr<std::shared_ptr<const Catalog>> FromJson(
       absl::string_view json, absl::string_view origin);
 
-  // Reads and parses a catalog file; errors as FromJson, or NOT_FOUND /
-  // UNAVAILABLE when the file cannot be read.
+  // Reads and parses a catalog file; errors as FromJson, or as
+  // ReadOperatorFile (a file that is missing, not a regular file or over
+  // 4 MiB).
   static absl::StatusOr<std::shared_ptr<const Catalog>> FromFile(
       const std::string& path);
 

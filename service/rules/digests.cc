@@ -2,9 +2,6 @@
 
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -37,21 +34,6 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message) {
 std::string ContentVersion(const google::protobuf::MessageLite& message) {
   return absl::StrCat("sha256:",
                       Sha256Hex(DeterministicBytes(message)).substr(0, 16));
-}
-
-absl::StatusOr<std::string> ReadDocumentFile(const std::string& path,
-                                             absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read ", what, " ", path));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) {
-    return absl::UnavailableError(
-        absl::StrCat("error reading ", what, " ", path));
-  }
-  return buffer.str();
 }
 
 void DocumentChecker::Fail(const std::string& path, absl::string_view problem) {

@@ -30,12 +30,6 @@ std::string DeterministicBytes(const google::protobuf::MessageLite& message);
 // deterministic serialization: the content version of a document.
 std::string ContentVersion(const google::protobuf::MessageLite& message);
 
-// The contents of the configuration document at `path`. NOT_FOUND when it
-// cannot be opened, UNAVAILABLE when reading fails; `what` names the
-// document in the message ("catalog", "failure rules").
-absl::StatusOr<std::string> ReadDocumentFile(const std::string& path,
-                                             absl::string_view what);
-
 // Collects the first problem found in a configuration document, with the
 // path of the offending field, as "ORIGIN: PATH: PROBLEM".
 class DocumentChecker {

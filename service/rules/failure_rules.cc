@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "service/rules/digests.h"
+#include "service/rules/operator_file.h"
 
 namespace tasktrail {
 
@@ -137,7 +138,7 @@ FailureClassifier::FromJson(absl::string_view json, absl::string_view origin) {
 
 absl::StatusOr<std::shared_ptr<const FailureClassifier>>
 FailureClassifier::FromFile(const std::string& path) {
-  absl::StatusOr<std::string> text = ReadDocumentFile(path, "failure rules");
+  absl::StatusOr<std::string> text = ReadOperatorFile(path, "failure rules");
   if (!text.ok()) return text.status();
   return FromJson(*text, path);
 }

@@ -50,7 +50,8 @@ class FailureClassifier {
       absl::string_view json, absl::string_view origin);
 
   // Reads and parses a rules file; errors as FromJson (with the path as
-  // origin), or NOT_FOUND / UNAVAILABLE when the file cannot be read.
+  // origin), or as ReadOperatorFile (a file that is missing, not a regular
+  // file or over 4 MiB).
   static absl::StatusOr<std::shared_ptr<const FailureClassifier>> FromFile(
       const std::string& path);
 

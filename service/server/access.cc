@@ -11,8 +11,21 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "service/rules/digests.h"
+#include "service/rules/operator_file.h"
 
 namespace tasktrail {
+namespace {
+
+// `text` without the spaces (only ' ') around it.
+absl::string_view TrimSpaces(absl::string_view text) {
+  while (absl::ConsumePrefix(&text, " ")) {
+  }
+  while (absl::ConsumeSuffix(&text, " ")) {
+  }
+  return text;
+}
+
+}  // namespace
 
 absl::string_view RoleName(Role role) {
   switch (role) {
@@ -128,7 +141,7 @@ absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::Parse(
 
 absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::FromFile(
     const std::string& path) {
-  absl::StatusOr<std::string> text = ReadDocumentFile(path, "auth file");
+  absl::StatusOr<std::string> text = ReadOperatorFile(path, "auth file");
   if (!text.ok()) return text.status();
   return Parse(*text, path);
 }
@@ -139,13 +152,28 @@ absl::StatusOr<Caller> AccessTable::Authenticate(
     return absl::UnauthenticatedError(
         "no credentials: send `authorization: Bearer TOKEN`");
   }
-  absl::string_view token = absl::StripAsciiWhitespace(authorization);
-  if (!absl::ConsumePrefix(&token, "Bearer ") &&
-      !absl::ConsumePrefix(&token, "bearer ")) {
+  // A control character is part of no scheme or token (RFC 7235 token68);
+  // CR and LF in particular are refused rather than trimmed.
+  if (std::any_of(authorization.begin(), authorization.end(), [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte < 0x20 || byte == 0x7f;
+      })) {
+    return absl::UnauthenticatedError(
+        "the authorization header contains a control character");
+  }
+  absl::string_view credentials = TrimSpaces(authorization);
+  const size_t space = credentials.find(' ');
+  const absl::string_view scheme = credentials.substr(0, space);
+  const absl::string_view token =
+      space == absl::string_view::npos
+          ? absl::string_view()
+          : TrimSpaces(credentials.substr(space + 1));
+  if (!absl::EqualsIgnoreCase(scheme, "bearer") || token.empty() ||
+      token.find(' ') != absl::string_view::npos) {
     return absl::UnauthenticatedError(
         "the authorization header must be `Bearer TOKEN`");
   }
-  auto it = by_digest_.find(TokenDigest(absl::StripAsciiWhitespace(token)));
+  auto it = by_digest_.find(TokenDigest(token));
   if (it == by_digest_.end()) {
     return absl::UnauthenticatedError("unknown token");
   }

@@ -63,7 +63,11 @@ class AccessTable {
       const std::string& path);
 
   // The caller presenting `authorization` (the metadata value, "Bearer
-  // TOKEN"). UNAUTHENTICATED when it is missing, malformed or unknown.
+  // TOKEN"). The scheme is case-insensitive (RFC 7235); spaces around the
+  // scheme and the token are ignored. UNAUTHENTICATED when it is missing,
+  // malformed (no token, a space inside it, another scheme) or unknown, and
+  // when the value holds a control character (C0, including CR, LF and TAB,
+  // or DEL).
   absl::StatusOr<Caller> Authenticate(absl::string_view authorization) const;
 
   size_t size() const { return by_digest_.size(); }

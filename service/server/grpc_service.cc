@@ -12,29 +12,63 @@
 #include "absl/types/optional.h"
 #include "google/protobuf/arena.h"
 #include "grpcpp/alarm.h"
-#include "service/rules/errors.h"
-#include "service/rules/lifecycle.h"
 #include "service/server/grpc_status.h"
 #include "service/tracker/watch_cursor.h"
 
 namespace tasktrail {
 namespace {
 
-// Copies a domain result into `response`, or converts its error.
-template <typename T, typename Response>
-grpc::Status Respond(absl::StatusOr<T> result, Response* response) {
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = std::move(result).value();
+// GetQueueStatus's request and answer live on one arena whose first block is
+// on the handler's stack: what a QueueStatus with its request takes, with
+// room to spare (a call that needs more gets further blocks from the heap).
+constexpr size_t kQueueStatusArenaBytes = 2048;
+
+// `message` serialized, as a typed method would send it.
+template <typename Message>
+grpc::ByteBuffer Serialized(const Message& message) {
+  grpc::ByteBuffer bytes;
+  bool own_buffer = false;
+  // Serializing a valid message into memory cannot fail.
+  grpc::SerializationTraits<Message>::Serialize(message, &bytes, &own_buffer)
+      .IgnoreError();
+  return bytes;
+}
+
+// Serializes `message` into `response` as the call's answer.
+template <typename Message>
+grpc::Status Reply(const Message& message, grpc::ByteBuffer* response) {
+  grpc::ByteBuffer bytes = Serialized(message);
+  response->Swap(&bytes);
   return grpc::Status::OK;
 }
 
+// Serializes a domain result into `response`, or converts its error.
+template <typename T>
+grpc::Status Respond(const absl::StatusOr<T>& result,
+                     grpc::ByteBuffer* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  return Reply(*result, response);
+}
+
 // Parses a request that arrived as bytes, as a typed method would; false
-// when it does not parse.
+// when it does not parse. A string field that is not UTF-8 makes libprotobuf
+// log an error line (tasktraild rate-limits those).
 template <typename Request>
 bool ParseRequest(const grpc::ByteBuffer& bytes, Request* request) {
   grpc::ByteBuffer readable(bytes);  // shares the slices; Deserialize drains it
   return grpc::SerializationTraits<Request>::Deserialize(&readable, request)
       .ok();
+}
+
+// The answer to request bytes that do not parse as a Request.
+template <typename Request>
+grpc::Status NotParsed() {
+  return grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT,
+      absl::StrCat("the request does not parse as a ",
+                   Request::descriptor()->full_name(),
+                   " (malformed protobuf, or a string field that is not "
+                   "valid UTF-8)"));
 }
 
 // A WatchTask stream: moves what its WatchCursor decides (what to send,
@@ -43,7 +77,7 @@ bool ParseRequest(const grpc::ByteBuffer& bytes, Request* request) {
 //
 // Thread safety: the hub's listener, gRPC's callbacks and Pump may run on
 // different threads; all state is guarded by mutex_. Finish is called once.
-class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   WatchReactor(EventHub* hub, std::string task_id, WatchCursor cursor,
                absl::Duration max_lifetime)
@@ -108,7 +142,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   // Sends the next event, or finishes the stream when nothing remains. gRPC
   // is called outside mutex_, so that a reaction run inline cannot deadlock.
   void Pump() {
-    const v1::TaskEvent* write = nullptr;
+    bool write = false;
     absl::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mutex_);
@@ -117,12 +151,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
         finish =
             ToGrpcStatus(cursor_.Interrupted("tasktraild is shutting down"));
       } else {
-        // The event stays valid until the next call of Next, which waits
-        // for this write to be done (writing_).
         const WatchCursor::Step step = cursor_.Next();
         switch (step.action) {
           case WatchCursor::Action::kSend:
-            write = step.event;
+            current_bytes_ = Serialized(*step.event);
+            write = true;
             writing_ = true;
             break;
           case WatchCursor::Action::kEnd:
@@ -134,7 +167,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
       }
       if (finish.has_value()) finished_ = true;
     }
-    if (write != nullptr) StartWrite(write);
+    if (write) StartWrite(&current_bytes_);
     if (finish.has_value()) Finish(*finish);
   }
 
@@ -164,6 +197,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::TaskEvent> {
   bool writing_ ABSL_GUARDED_BY(mutex_) = false;
   bool finished_ ABSL_GUARDED_BY(mutex_) = false;
   WatchCursor cursor_ ABSL_GUARDED_BY(mutex_);
+  // The event being written, serialized; kept until its write is done.
+  grpc::ByteBuffer current_bytes_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Allocates each call's request and response on one protobuf arena whose
@@ -212,7 +247,7 @@ class ArenaMessageAllocator final
 };
 
 // A stream that fails at once (unknown task, bad request).
-class FailedWatch final : public grpc::ServerWriteReactor<v1::TaskEvent> {
+class FailedWatch final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FailedWatch(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
@@ -225,19 +260,23 @@ TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
     : tracker_(tracker),
       hub_(hub),
       writes_(writes),
-      options_(std::move(options)),
-      queue_status_allocator_(
-          std::make_unique<ArenaMessageAllocator<v1::GetQueueStatusRequest,
-                                                 v1::QueueStatus>>()) {
-  SetMessageAllocatorFor_GetQueueStatus(queue_status_allocator_.get());
-}
+      options_(std::move(options)) {}
 
 absl::StatusOr<Caller> TaskTrackerService::Admit(
     grpc::CallbackServerContext* context, Rpc rpc) {
+  const auto& metadata = context->client_metadata();
+  size_t metadata_bytes = 0;
+  for (const auto& [key, value] : metadata) {
+    metadata_bytes += key.size() + value.size() + 32;
+  }
+  if (metadata_bytes > options_.max_metadata_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the request metadata is ", metadata_bytes, " bytes; at most ",
+        options_.max_metadata_bytes, " are accepted"));
+  }
   Caller caller;
   if (options_.access != nullptr) {
     absl::string_view authorization;
-    const auto& metadata = context->client_metadata();
     auto it = metadata.find("authorization");
     if (it != metadata.end()) {
       authorization = absl::string_view(it->second.data(), it->second.size());
@@ -290,26 +329,45 @@ grpc::ServerUnaryReactor* TaskTrackerService::Serve(
   return reactor;
 }
 
-template <typename Response, typename Start>
+template <typename Request, typename Work>
+grpc::ServerUnaryReactor* TaskTrackerService::ServeParsed(
+    grpc::CallbackServerContext* context, Rpc rpc,
+    const grpc::ByteBuffer* bytes, Work work) {
+  return Serve(context, rpc, [bytes, &work](const Caller& caller) {
+    Request request;
+    if (!ParseRequest(*bytes, &request)) return NotParsed<Request>();
+    return work(caller, request);
+  });
+}
+
+template <typename Request, typename Response, typename Start>
 grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
-    grpc::CallbackServerContext* context, Rpc rpc, Response* response,
-    Start start) {
+    grpc::CallbackServerContext* context, Rpc rpc,
+    const grpc::ByteBuffer* bytes, grpc::ByteBuffer* response, Start start) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
   if (!caller.has_value()) return reactor;
-  Completion<Response> done = [this, reactor,
-                               response](absl::StatusOr<Response> result) {
-    const grpc::Status status = Respond(std::move(result), response);
+  // Shared by `start` and `done`: the request outlives whichever ends last.
+  auto request = std::make_shared<Request>();
+  if (!ParseRequest(*bytes, request.get())) {
+    in_flight_.fetch_sub(1);
+    reactor->Finish(NotParsed<Request>());
+    return reactor;
+  }
+  Completion<Response> done = [this, reactor, response,
+                               request](absl::StatusOr<Response> result) {
+    const grpc::Status status = Respond(result, response);
     in_flight_.fetch_sub(1);
     reactor->Finish(status);
   };
-  done = start(*caller, LockWait::kNever, std::move(done));
+  done = start(*request, *caller, LockWait::kNever, std::move(done));
   if (done == nullptr) return reactor;
-  writes_->Schedule([caller = *std::move(caller), start = std::move(start),
+  writes_->Schedule([request, caller = *std::move(caller),
+                     start = std::move(start),
                      done = std::move(done)]() mutable {
     // A write that may wait is never given back; if it were, the call must
     // still be answered.
-    done = start(caller, LockWait::kWait, std::move(done));
+    done = start(*request, caller, LockWait::kWait, std::move(done));
     if (done != nullptr) {
       std::move(done)(absl::InternalError("a write was not taken"));
     }
@@ -318,130 +376,149 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::SubmitTask(
-    grpc::CallbackServerContext* context, const v1::SubmitTaskRequest* request,
-    v1::SubmitTaskResponse* response) {
-  return ServeWrite(context, Rpc::kSubmitTask, response,
-                    [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::SubmitTaskResponse> done) {
-                      return tracker_->SubmitTask(*request, caller.name, wait,
-                                                  std::move(done));
-                    });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeWrite<v1::SubmitTaskRequest, v1::SubmitTaskResponse>(
+      context, Rpc::kSubmitTask, request, response,
+      [this](const v1::SubmitTaskRequest& request, const Caller& caller,
+             LockWait wait, Completion<v1::SubmitTaskResponse> done) {
+        return tracker_->SubmitTask(request, caller.name, wait,
+                                    std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::RecordEvent(
-    grpc::CallbackServerContext* context, const v1::RecordEventRequest* request,
-    v1::RecordEventResponse* response) {
-  return ServeWrite(context, Rpc::kRecordEvent, response,
-                    [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::RecordEventResponse> done) {
-                      return tracker_->RecordEvent(*request, caller.name, wait,
-                                                   std::move(done));
-                    });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeWrite<v1::RecordEventRequest, v1::RecordEventResponse>(
+      context, Rpc::kRecordEvent, request, response,
+      [this](const v1::RecordEventRequest& request, const Caller& caller,
+             LockWait wait, Completion<v1::RecordEventResponse> done) {
+        return tracker_->RecordEvent(request, caller.name, wait,
+                                     std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::AddNote(
-    grpc::CallbackServerContext* context, const v1::AddNoteRequest* request,
-    v1::Task* response) {
-  return ServeWrite(context, Rpc::kAddNote, response,
-                    [this, request](const Caller& caller, LockWait wait,
-                                    Completion<v1::Task> done) {
-                      return tracker_->AddNote(*request, caller.name, wait,
-                                               std::move(done));
-                    });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeWrite<v1::AddNoteRequest, v1::Task>(
+      context, Rpc::kAddNote, request, response,
+      [this](const v1::AddNoteRequest& request, const Caller& caller,
+             LockWait wait, Completion<v1::Task> done) {
+        return tracker_->AddNote(request, caller.name, wait, std::move(done));
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  return Serve(context, Rpc::kGetTask,
-               [this, request_bytes, response](const Caller& caller) {
-                 v1::GetTaskRequest request;
-                 if (!ParseRequest(*request_bytes, &request)) {
-                   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                       "the GetTaskRequest does not parse");
-                 }
-                 absl::StatusOr<std::string> task =
-                     tracker_->GetStoredTaskBytes(request);
-                 if (!task.ok()) return ToGrpcStatus(task.status());
-                 AuditRead(caller, request.task_id(), Rpc::kGetTask);
-                 grpc::Slice slice(*task);
-                 *response = grpc::ByteBuffer(&slice, 1);
-                 return grpc::Status::OK;
-               });
+  return ServeParsed<v1::GetTaskRequest>(
+      context, Rpc::kGetTask, request,
+      [this, response](const Caller& caller,
+                       const v1::GetTaskRequest& request) {
+        absl::StatusOr<std::string> task =
+            tracker_->GetStoredTaskBytes(request);
+        if (!task.ok()) return ToGrpcStatus(task.status());
+        AuditRead(caller, request.task_id(), Rpc::kGetTask);
+        grpc::Slice slice(*task);
+        *response = grpc::ByteBuffer(&slice, 1);
+        return grpc::Status::OK;
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
-    grpc::CallbackServerContext* context, const v1::ListTasksRequest* request,
-    v1::ListTasksResponse* response) {
-  return Serve(context, Rpc::kListTasks,
-               [this, request, response](const Caller&) {
-                 return Respond(tracker_->ListTasks(*request), response);
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ListTasksRequest>(
+      context, Rpc::kListTasks, request,
+      [this, response](const Caller&, const v1::ListTasksRequest& request) {
+        return Respond(tracker_->ListTasks(request), response);
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ValidateTask(
-    grpc::CallbackServerContext* context,
-    const v1::ValidateTaskRequest* request,
-    v1::ValidateTaskResponse* response) {
-  return Serve(context, Rpc::kValidateTask,
-               [this, request, response](const Caller&) {
-                 return Respond(tracker_->ValidateTask(*request), response);
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ValidateTaskRequest>(
+      context, Rpc::kValidateTask, request,
+      [this, response](const Caller&, const v1::ValidateTaskRequest& request) {
+        return Respond(tracker_->ValidateTask(request), response);
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
-    grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
-    v1::ListModelsResponse* response) {
-  return Serve(context, Rpc::kListModels,
-               [this, request, response](const Caller&) {
-                 *response = tracker_->ListModels(*request);
-                 return grpc::Status::OK;
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ListModelsRequest>(
+      context, Rpc::kListModels, request,
+      [this, response](const Caller&, const v1::ListModelsRequest& request) {
+        return Reply(tracker_->ListModels(request), response);
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
-    grpc::CallbackServerContext* context,
-    const v1::GetQueueStatusRequest* request, v1::QueueStatus* response) {
-  return Serve(context, Rpc::kGetQueueStatus,
-               [this, request, response](const Caller& caller) {
-                 const absl::Status judged =
-                     tracker_->GetQueueStatus(*request, response);
-                 if (!judged.ok()) return ToGrpcStatus(judged);
-                 AuditRead(caller, request->task_id(), Rpc::kGetQueueStatus);
-                 return grpc::Status::OK;
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response) {
+  return Serve(
+      context, Rpc::kGetQueueStatus,
+      [this, request_bytes, response](const Caller& caller) {
+        alignas(16) char first_block[kQueueStatusArenaBytes];
+        google::protobuf::ArenaOptions options;
+        options.initial_block = first_block;
+        options.initial_block_size = sizeof(first_block);
+        google::protobuf::Arena arena(options);
+        auto* request =
+            google::protobuf::Arena::CreateMessage<v1::GetQueueStatusRequest>(
+                &arena);
+        if (!ParseRequest(*request_bytes, request)) {
+          return NotParsed<v1::GetQueueStatusRequest>();
+        }
+        auto* status =
+            google::protobuf::Arena::CreateMessage<v1::QueueStatus>(&arena);
+        const absl::Status judged = tracker_->GetQueueStatus(*request, status);
+        if (!judged.ok()) return ToGrpcStatus(judged);
+        AuditRead(caller, request->task_id(), Rpc::kGetQueueStatus);
+        return Reply(*status, response);
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::GetStats(
-    grpc::CallbackServerContext* context, const v1::GetStatsRequest* request,
-    v1::Stats* response) {
-  return Serve(context, Rpc::kGetStats,
-               [this, request, response](const Caller&) {
-                 return Respond(tracker_->GetStats(*request), response);
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::GetStatsRequest>(
+      context, Rpc::kGetStats, request,
+      [this, response](const Caller&, const v1::GetStatsRequest& request) {
+        return Respond(tracker_->GetStats(request), response);
+      });
 }
 
 grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
-    grpc::CallbackServerContext* context, const v1::ListAuditRequest* request,
-    v1::ListAuditResponse* response) {
-  return Serve(context, Rpc::kListAudit,
-               [this, request, response](const Caller&) {
-                 return Respond(tracker_->ListAudit(*request), response);
-               });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ListAuditRequest>(
+      context, Rpc::kListAudit, request,
+      [this, response](const Caller&, const v1::ListAuditRequest& request) {
+        return Respond(tracker_->ListAudit(request), response);
+      });
 }
 
-grpc::ServerWriteReactor<v1::TaskEvent>* TaskTrackerService::WatchTask(
-    grpc::CallbackServerContext* context, const v1::WatchTaskRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes) {
   absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);
   if (!caller.ok()) return new FailedWatch(ToGrpcStatus(caller.status()));
   // A stream is not counted as in flight for its whole life: its cost is a
   // subscription, bounded by the stream lifetime cap.
   in_flight_.fetch_sub(1);
+  v1::WatchTaskRequest request;
+  if (!ParseRequest(*bytes, &request)) {
+    return new FailedWatch(NotParsed<v1::WatchTaskRequest>());
+  }
   absl::StatusOr<WatchCursor> cursor =
-      WatchCursor::Open(tracker_, request->task_id(), request->after_seq());
+      WatchCursor::Open(tracker_, request.task_id(), request.after_seq());
   if (!cursor.ok()) return new FailedWatch(ToGrpcStatus(cursor.status()));
-  AuditRead(*caller, request->task_id(), Rpc::kWatchTask);
-  return new WatchReactor(hub_, request->task_id(), *std::move(cursor),
+  AuditRead(*caller, request.task_id(), Rpc::kWatchTask);
+  return new WatchReactor(hub_, request.task_id(), *std::move(cursor),
                           options_.watch_max_lifetime);
 }
 

@@ -12,11 +12,12 @@
 #define TASKTRAIL_SERVICE_SERVER_GRPC_SERVICE_H_
 
 #include <atomic>
+#include <cstddef>
 #include <memory>
 
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "grpcpp/support/message_allocator.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "service/server/access.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
@@ -37,64 +38,88 @@ struct EdgeOptions {
   // A WatchTask stream ends UNAVAILABLE after this long; the client resumes
   // with after_seq. Bounds streams of clients that set no deadline.
   absl::Duration watch_max_lifetime = absl::Hours(1);
+
+  // A call whose request metadata (keys, values and 32 bytes per entry, as
+  // HTTP/2 counts a header list) is larger is refused RESOURCE_EXHAUSTED
+  // before authentication. The transport enforces the same limit once a
+  // connection has acknowledged the server's settings; this check also
+  // covers a client that never does.
+  size_t max_metadata_bytes = 8 * 1024;
 };
 
-// GetTask is served raw (ByteBuffer in and out): its answer is the stored
-// bytes as they are (Tracker::GetStoredTaskBytes), so no Task is parsed and
-// serialized again. On the wire it is the same method with the same
-// messages.
-class TaskTrackerService final
-    : public v1::TaskTracker::WithRawCallbackMethod_GetTask<
-          v1::TaskTracker::CallbackService> {
+// The TaskTracker service with every method raw (ByteBuffer in and out). On
+// the wire these are the same methods with the same messages.
+using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTask<
+    v1::TaskTracker::WithRawCallbackMethod_SubmitTask<
+        v1::TaskTracker::WithRawCallbackMethod_RecordEvent<
+            v1::TaskTracker::WithRawCallbackMethod_GetTask<
+                v1::TaskTracker::WithRawCallbackMethod_ListTasks<
+                    v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<
+                        v1::TaskTracker::WithRawCallbackMethod_WatchTask<
+                            v1::TaskTracker::WithRawCallbackMethod_AddNote<
+                                v1::TaskTracker::WithRawCallbackMethod_ListModels<
+                                    v1::TaskTracker::
+                                        WithRawCallbackMethod_GetStats<
+                                            v1::TaskTracker::
+                                                WithRawCallbackMethod_ListAudit<
+                                                    v1::TaskTracker::
+                                                        Service>>>>>>>>>>>;
+
+// Every handler receives the request's bytes and parses them itself, after
+// the call is admitted (authenticated, authorized, under the in-flight cap):
+// bytes that do not parse as the method's request (malformed protobuf, a
+// string field that is not UTF-8) are answered INVALID_ARGUMENT "the request
+// does not parse as a tasktrail.v1.X", where gRPC's typed handlers would
+// answer UNIMPLEMENTED with no message. Answers are serialized by the
+// handler; GetTask's is composed from the stored bytes
+// (Tracker::GetStoredTaskBytes), so no Task is parsed and serialized again.
+class TaskTrackerService final : public RawTaskTrackerService {
  public:
   // REQUIRES: all collaborators outlive the service.
   TaskTrackerService(Tracker* tracker, EventHub* hub, WorkPool* writes,
                      EdgeOptions options);
 
-  grpc::ServerUnaryReactor* SubmitTask(
-      grpc::CallbackServerContext* context,
-      const v1::SubmitTaskRequest* request,
-      v1::SubmitTaskResponse* response) override;
-  grpc::ServerUnaryReactor* RecordEvent(
-      grpc::CallbackServerContext* context,
-      const v1::RecordEventRequest* request,
-      v1::RecordEventResponse* response) override;
-  // `request` is a serialized v1::GetTaskRequest, `response` receives a
-  // serialized v1::Task. INVALID_ARGUMENT when the request does not parse.
+  // Each `request` is the serialized request of the method (for example a
+  // v1::SubmitTaskRequest) and `response` receives the serialized answer.
+  grpc::ServerUnaryReactor* SubmitTask(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* RecordEvent(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetTask(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListTasks(grpc::CallbackServerContext* context,
-                                      const v1::ListTasksRequest* request,
-                                      v1::ListTasksResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* AddNote(grpc::CallbackServerContext* context,
-                                    const v1::AddNoteRequest* request,
-                                    v1::Task* response) override;
-  grpc::ServerUnaryReactor* ValidateTask(
-      grpc::CallbackServerContext* context,
-      const v1::ValidateTaskRequest* request,
-      v1::ValidateTaskResponse* response) override;
-  grpc::ServerUnaryReactor* ListModels(
-      grpc::CallbackServerContext* context,
-      const v1::ListModelsRequest* request,
-      v1::ListModelsResponse* response) override;
-  grpc::ServerUnaryReactor* GetQueueStatus(
-      grpc::CallbackServerContext* context,
-      const v1::GetQueueStatusRequest* request,
-      v1::QueueStatus* response) override;
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ValidateTask(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* GetQueueStatus(grpc::CallbackServerContext* context,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* context,
-                                     const v1::GetStatsRequest* request,
-                                     v1::Stats* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
-                                      const v1::ListAuditRequest* request,
-                                      v1::ListAuditResponse* response) override;
-  grpc::ServerWriteReactor<v1::TaskEvent>* WatchTask(
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  // Writes serialized v1::TaskEvent messages.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,
-      const v1::WatchTaskRequest* request) override;
+      const grpc::ByteBuffer* request) override;
 
  private:
-  // Authenticates and authorizes the call and admits it under the in-flight
-  // cap (the caller must then decrement in_flight_ when done).
+  // Refuses request metadata over max_metadata_bytes, authenticates and
+  // authorizes the call and admits it under the in-flight cap (the caller
+  // must then decrement in_flight_ when done).
   absl::StatusOr<Caller> Admit(grpc::CallbackServerContext* context, Rpc rpc);
 
   // Admit(), finishing `reactor` with the refusal when the call is refused.
@@ -111,24 +136,29 @@ class TaskTrackerService final
   grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, Rpc rpc,
                                   Work work);
 
-  // Admits the call and runs `start(caller, LockWait::kNever, done)` on
-  // this thread; when that gives `done` back (a lock is busy), runs
-  // `start(caller, LockWait::kWait, done)` on the write pool. The call is
-  // finished when `done` is given the answer (a Completion<Response> that
-  // fills `response`).
-  template <typename Response, typename Start>
+  // Serve() for a request that is parsed first: admits the call, parses
+  // `bytes` as a Request (INVALID_ARGUMENT when they do not parse), then runs
+  // `work(caller, request)`.
+  template <typename Request, typename Work>
+  grpc::ServerUnaryReactor* ServeParsed(grpc::CallbackServerContext* context,
+                                        Rpc rpc, const grpc::ByteBuffer* bytes,
+                                        Work work);
+
+  // Admits the call, parses `bytes` as a Request (INVALID_ARGUMENT when they
+  // do not parse) and runs `start(request, caller, LockWait::kNever, done)`
+  // on this thread; when that gives `done` back (a lock is busy), runs
+  // `start(request, caller, LockWait::kWait, done)` on the write pool. The
+  // call is finished when `done` is given the answer (a Completion<Response>
+  // that serializes it into `response`); the request lives until then.
+  template <typename Request, typename Response, typename Start>
   grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* context,
-                                       Rpc rpc, Response* response,
-                                       Start start);
+                                       Rpc rpc, const grpc::ByteBuffer* bytes,
+                                       grpc::ByteBuffer* response, Start start);
 
   Tracker* const tracker_;
   EventHub* const hub_;
   WorkPool* const writes_;
   const EdgeOptions options_;
-  // GetQueueStatus's request and response live on one arena per call.
-  const std::unique_ptr<
-      grpc::MessageAllocator<v1::GetQueueStatusRequest, v1::QueueStatus>>
-      queue_status_allocator_;
   std::atomic<int> in_flight_{0};
 };
 

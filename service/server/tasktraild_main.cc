@@ -1,13 +1,21 @@
 // tasktraild: the tasktrail server. Parses flags, opens the store, serves
 // TaskTracker, health and reflection over gRPC, and shuts down cleanly on
-// SIGTERM or SIGINT (signals are handled on a dedicated thread).
+// SIGTERM or SIGINT (signals are handled on a dedicated thread). It exits 1
+// when gRPC's listener stops accepting connections for good, so that a
+// supervisor restarts it.
 #include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 
@@ -18,14 +26,19 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/stubs/logging.h"
+#include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "service/rules/catalog.h"
 #include "service/rules/clock.h"
+#include "service/rules/operator_file.h"
 #include "service/server/access.h"
 #include "service/server/grpc_service.h"
+#include "service/server/log_limiter.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
@@ -51,6 +64,8 @@ struct DaemonFlags {
   std::string tls_client_ca;
   bool insecure = false;
   int max_concurrent_streams = 256;
+  absl::Duration max_connection_idle = absl::Minutes(5);
+  absl::Duration handshake_timeout = absl::Seconds(10);
   EdgeOptions edge;
   int block_cache_mb = 128;
   int write_threads = 32;
@@ -75,6 +90,12 @@ void AddDurationOption(CLI::App& app, const std::string& name,
          },
          help)
       ->default_str(absl::FormatDuration(*target));
+}
+
+// `span` as a gRPC channel argument in milliseconds, at least 1.
+int ChannelMillis(absl::Duration span) {
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(span), 1, INT_MAX));
 }
 
 // Writes `port` to `path` atomically (write then rename), so that a reader
@@ -105,11 +126,80 @@ bool IsLoopback(const std::string& listen) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
+// Set by the gRPC log hook when the listener has stopped for good.
+std::atomic<bool> listener_failed{false};
+
+// gRPC 1.51 logs "Failed accept4: ..." when accept fails with an error other
+// than EAGAIN or ECONNABORTED (EMFILE, ENFILE, ENOBUFS, ...) and then never
+// accepts on that listener again, while the process stays up. tasktraild
+// then shuts down and exits 1, so that a supervisor restarts it, rather than
+// live on as a zombie listener. gRPC's lines go to the log with the others.
+void OnGrpcLog(gpr_log_func_args* args) {
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
+                                                : spdlog::level::debug;
+  spdlog::log(level, "grpc {}:{} {}", args->file, args->line, args->message);
+  if (absl::StartsWith(args->message, "Failed accept4") &&
+      !listener_failed.exchange(true)) {
+    spdlog::critical(
+        "the listener stopped accepting connections ({}); shutting down to "
+        "be restarted",
+        args->message);
+    kill(getpid(), SIGTERM);  // handled by the signal thread
+  }
+}
+
+// libprotobuf logs an ERROR line for each request with a string field that
+// is not UTF-8; a client must not be able to flood the log with them. At
+// most one protobuf line per second reaches the log, with the number held
+// back since the previous one. A FATAL line always does.
+void OnProtobufLog(google::protobuf::LogLevel level, const char* filename,
+                   int line, const std::string& message) {
+  if (level >= google::protobuf::LOGLEVEL_FATAL) {
+    spdlog::critical("libprotobuf {}:{} {}", filename, line, message);
+    return;
+  }
+  static LogLimiter* const limiter = new LogLimiter(absl::Seconds(1));
+  int64_t suppressed = 0;
+  if (!limiter->Allow(absl::Now(), &suppressed)) return;
+  spdlog::warn("libprotobuf {}:{} {} suppressed={}", filename, line, message,
+               suppressed);
+}
+
+// Raises the soft limit on open files to the hard limit: every connection
+// holds a descriptor, and gRPC's listener stops for good when accept runs
+// out of them.
+void RaiseDescriptorLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    spdlog::warn("cannot read the open file limit error=\"{}\"",
+                 strerror(errno));
+    return;
+  }
+  const rlim_t before = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+      spdlog::warn(
+          "cannot raise the open file limit soft={} hard={} error=\"{}\"",
+          before, limit.rlim_max, strerror(errno));
+      return;
+    }
+  }
+  spdlog::info("open file limit soft={} hard={} raised_from={}", limit.rlim_cur,
+               limit.rlim_max, before);
+}
+
+// The contents of a PEM file given by a flag (bounded like every operator
+// file), or empty when it cannot be read.
+std::string ReadPemOrEmpty(const std::string& path, absl::string_view flag) {
+  absl::StatusOr<std::string> text = ReadOperatorFile(path, flag);
+  if (!text.ok()) {
+    spdlog::error("{}", std::string(text.status().message()));
+    return "";
+  }
+  return *std::move(text);
 }
 
 // The listening credentials: TLS when a certificate is given (mutual TLS
@@ -128,14 +218,15 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   }
   grpc::SslServerCredentialsOptions options;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  pair.cert_chain = ReadFileOrEmpty(flags.tls_cert);
-  pair.private_key = ReadFileOrEmpty(flags.tls_key);
+  pair.cert_chain = ReadPemOrEmpty(flags.tls_cert, "--tls-cert");
+  pair.private_key = ReadPemOrEmpty(flags.tls_key, "--tls-key");
   if (pair.cert_chain.empty() || pair.private_key.empty()) {
     return absl::InvalidArgumentError("cannot read --tls-cert or --tls-key");
   }
   options.pem_key_cert_pairs.push_back(std::move(pair));
   if (!flags.tls_client_ca.empty()) {
-    options.pem_root_certs = ReadFileOrEmpty(flags.tls_client_ca);
+    options.pem_root_certs =
+        ReadPemOrEmpty(flags.tls_client_ca, "--tls-client-ca");
     if (options.pem_root_certs.empty()) {
       return absl::InvalidArgumentError("cannot read --tls-client-ca");
     }
@@ -206,6 +297,7 @@ int Run(DaemonFlags flags) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  RaiseDescriptorLimit();
 
   if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
     spdlog::error("{}", std::string(policy.message()));
@@ -298,6 +390,19 @@ int Run(DaemonFlags flags) {
   builder.SetMaxReceiveMessageSize(flags.max_receive_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              flags.max_concurrent_streams);
+  // Header blocks over the limit are refused. gRPC 1.51 has this one limit
+  // and applies it once a connection has acknowledged the server's settings;
+  // the service checks the same limit for calls from connections that have
+  // not (EdgeOptions::max_metadata_bytes).
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE,
+                             static_cast<int>(flags.edge.max_metadata_bytes));
+  // Connections that hold a descriptor without doing anything are closed:
+  // one without a call for --max-connection-idle, one that has not finished
+  // its handshake (TLS, HTTP/2 settings) within --handshake-timeout.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                             ChannelMillis(flags.max_connection_idle));
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                             ChannelMillis(flags.handshake_timeout));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     spdlog::error("cannot listen listen={} (address in use or invalid)",
@@ -352,6 +457,10 @@ int Run(DaemonFlags flags) {
   const store::CommitQueue::Counts commits = (*store)->commit_counts();
   spdlog::info("tasktraild stopped writes={} fsync_groups={}", commits.writes,
                commits.groups);
+  if (listener_failed.load()) {
+    spdlog::error("exiting 1: the listener had stopped accepting connections");
+    return 1;
+  }
   return 0;
 }
 
@@ -391,6 +500,16 @@ int Main(int argc, char** argv) {
                  "HTTP/2 streams per connection")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  app.add_option("--max-metadata-bytes", flags.edge.max_metadata_bytes,
+                 "largest request header block (metadata) accepted, in bytes; "
+                 "a larger one is refused RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::Range(1024, 1 << 20));
+  AddDurationOption(app, "--max-connection-idle", &flags.max_connection_idle,
+                    "close a connection that has had no call for this long");
+  AddDurationOption(app, "--handshake-timeout", &flags.handshake_timeout,
+                    "close a connection that has not completed its TLS and "
+                    "HTTP/2 handshake within this long");
   app.add_option("--port-file", flags.port_file,
                  "write the bound port to this file once serving");
   app.add_option("--block-cache-mb", flags.block_cache_mb,
@@ -426,6 +545,8 @@ int Main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  gpr_set_log_function(&OnGrpcLog);
+  google::protobuf::SetLogHandler(&OnProtobufLog);
   return Run(std::move(flags));
 }
 
