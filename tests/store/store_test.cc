@@ -1,12 +1,9 @@
 // Tests of the RocksDB task store, on a real RocksDB in a fresh temporary
 // directory per test.
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -26,6 +23,7 @@
 #include "store/keys.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/task.pb.h"
+#include "tests/support/temp_dir.h"
 
 namespace tasktrail::store {
 namespace {
@@ -39,21 +37,6 @@ using ::testing::IsEmpty;
 
 class TaskStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = absl::StrCat(
-        (tmp != nullptr && *tmp != '\0') ? tmp : "/tmp", "/store_test.XXXXXX");
-    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << pattern;
-    dir_ = pattern;
-    // A directory that does not exist yet: Open must create it.
-    path_ = dir_ + "/db";
-  }
-
-  void TearDown() override {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
   StoreOptions Options() const {
     StoreOptions options;
     options.path = path_;
@@ -68,8 +51,9 @@ class TaskStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  std::string dir_;
-  std::string path_;
+  testing::TempDir dir_{"store-test"};
+  // A directory that does not exist yet: Open must create it.
+  std::string path_ = dir_.File("db");
 };
 
 v1::Task ParseTask(const std::string& text) {
