@@ -8,6 +8,10 @@
 // text ends with a newline unless the function says otherwise.
 //
 // Thread safety: all functions are thread-safe.
+//
+// The task report is defined in format_task.cc, the other commands' answers
+// in format_commands.cc, everything else (and the building blocks they share,
+// format_internal.h) in format.cc.
 #ifndef TASKTRAIL_CLI_FORMAT_H_
 #define TASKTRAIL_CLI_FORMAT_H_
 
