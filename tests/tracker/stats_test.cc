@@ -1,0 +1,325 @@
+// GetStats through the Tracker on a real RocksDB store with a manual clock:
+// tasks counted by the state they entered, failures by category and origin,
+// rejections by reason, duplicates blocked, queue waits over the window, the
+// incident hints and their thresholds, and counters that survive a reopen.
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/map.h"
+#include "gtest/gtest.h"
+#include "service/rules/time_util.h"
+#include "service/tracker/tracker.h"
+#include "tests/tracker/lifecycle_fixture.h"
+
+namespace tasktrail {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class StatsTrackerTest : public LifecycleFixture {
+ protected:
+  static int64_t At(const google::protobuf::Map<std::string, int64_t>& map,
+                    const std::string& key) {
+    auto it = map.find(key);
+    return it == map.end() ? 0 : it->second;
+  }
+
+  static const v1::ModelStats* Find(const v1::Stats& stats,
+                                    const std::string& model) {
+    for (const v1::ModelStats& m : stats.models()) {
+      if (m.model() == model) return &m;
+    }
+    return nullptr;
+  }
+
+  v1::ModelStats MustFind(absl::Duration window, const std::string& model) {
+    auto stats = Stats(window);
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    if (!stats.ok()) return v1::ModelStats();
+    const v1::ModelStats* found = Find(*stats, model);
+    EXPECT_NE(found, nullptr) << model;
+    return found == nullptr ? v1::ModelStats() : *found;
+  }
+
+  void SubmitInvalid(const std::string& model, const std::string& ratio,
+                     int32_t duration) {
+    v1::SubmitTaskRequest request;
+    request.set_account_id("acct");
+    request.set_model(model);
+    request.mutable_params()->set_prompt("waves");
+    request.mutable_params()->set_aspect_ratio(ratio);
+    request.mutable_params()->set_duration_seconds(duration);
+    EXPECT_EQ(AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "")
+                  .status()
+                  .code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+
+  // Finishes `count` fresh tasks of `model` with `finish`.
+  void Finish(const std::string& model, int count,
+              const v1::RecordEventRequest& finish) {
+    for (int i = 0; i < count; ++i) {
+      const std::string id = Submit(model);
+      MustRecord(Queued(), id);
+      MustRecord(finish, id);
+    }
+  }
+};
+
+TEST_F(StatsTrackerTest, FailuresAreClassifiedFromWhatTheUpstreamSaid) {
+  struct Case {
+    const char* name;
+    v1::RecordEventRequest failed;
+    v1::FailureCategory category;
+    v1::FailureOrigin origin;
+    bool retryable;
+  };
+  for (const Case& c : {
+           Case{"503_overloaded", Failed(503, "", "upstream overloaded"),
+                v1::FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE,
+                v1::FAILURE_ORIGIN_PROVIDER, true},
+           Case{"401", Failed(401, "", ""), v1::FAILURE_CATEGORY_AUTH,
+                v1::FAILURE_ORIGIN_CONFIGURATION, false},
+           Case{"429", Failed(429, "", "Too Many Requests"),
+                v1::FAILURE_CATEGORY_RATE_LIMITED, v1::FAILURE_ORIGIN_PROVIDER,
+                true},
+           Case{"policy", Failed(400, "content_policy_violation", "refused"),
+                v1::FAILURE_CATEGORY_CONTENT_POLICY,
+                v1::FAILURE_ORIGIN_USER_CONTENT, false},
+           Case{"quota", Failed(429, "insufficient_quota", "quota"),
+                v1::FAILURE_CATEGORY_QUOTA, v1::FAILURE_ORIGIN_CONFIGURATION,
+                false},
+       }) {
+    SCOPED_TRACE(c.name);
+    const std::string id = Submit("sora-2");
+    MustRecord(c.failed, id);
+    const v1::Task task = Get(id);
+    EXPECT_EQ(task.failure().category(), c.category);
+    EXPECT_EQ(task.failure().origin(), c.origin);
+    EXPECT_EQ(task.failure().retryable(), c.retryable);
+  }
+  const v1::ModelStats stats = MustFind(absl::Minutes(15), "sora-2");
+  EXPECT_EQ(At(stats.tasks_by_state(), "FAILED"), 5);
+  EXPECT_EQ(At(stats.failures_by_category(), "UPSTREAM_UNAVAILABLE"), 1);
+  EXPECT_EQ(At(stats.failures_by_category(), "AUTH"), 1);
+  EXPECT_EQ(At(stats.failures_by_category(), "RATE_LIMITED"), 1);
+  EXPECT_EQ(At(stats.failures_by_category(), "CONTENT_POLICY"), 1);
+  EXPECT_EQ(At(stats.failures_by_category(), "QUOTA"), 1);
+  EXPECT_EQ(At(stats.failures_by_origin(), "PROVIDER"), 2);
+  EXPECT_EQ(At(stats.failures_by_origin(), "CONFIGURATION"), 2);
+  EXPECT_EQ(At(stats.failures_by_origin(), "USER_CONTENT"), 1);
+}
+
+TEST_F(StatsTrackerTest, TasksAreCountedByTheStateTheyEntered) {
+  const std::string a = Submit();
+  const std::string b = Submit();
+  const std::string c = Submit();
+  MustRecord(Queued(), a);
+  MustRecord(Queued(), b);
+  MustRecord(Polled(5), a);  // polls do not change the state
+  MustRecord(Polled(6), a);
+  MustRecord(Started(), a);
+  MustRecord(Completed(), a);
+  MustRecord(Failed(504, "", "gateway timeout"), b);
+  MustRecord(Canceled(), c);
+  MustRecord(Refund(0), c);  // a refund does not change the state
+  const v1::ModelStats stats = MustFind(absl::Minutes(15), "veo-3");
+  EXPECT_EQ(At(stats.tasks_by_state(), "SUBMITTED"), 3);
+  EXPECT_EQ(At(stats.tasks_by_state(), "QUEUED"), 2);
+  EXPECT_EQ(At(stats.tasks_by_state(), "RUNNING"), 1);
+  EXPECT_EQ(At(stats.tasks_by_state(), "SUCCEEDED"), 1);
+  EXPECT_EQ(At(stats.tasks_by_state(), "FAILED"), 1);
+  EXPECT_EQ(At(stats.tasks_by_state(), "CANCELED"), 1);
+  EXPECT_EQ(At(stats.failures_by_category(), "TIMEOUT"), 1);
+  EXPECT_EQ(At(stats.failures_by_origin(), "PROVIDER"), 1);
+  EXPECT_EQ(stats.failures_by_category_size(), 1);
+}
+
+TEST_F(StatsTrackerTest, RejectionsAreCountedByReason) {
+  SubmitInvalid("kling-v2-1", "4:3", 5);  // RATIO_UNSUPPORTED
+  SubmitInvalid("kling-v2-1", "4:3", 5);
+  SubmitInvalid("kling-v2-1", "16:9", 7);  // DURATION_UNSUPPORTED
+  SubmitInvalid("kling-v2-1", "4:3", 7);   // both
+  // Valid submissions and ValidateTask count no rejection.
+  Submit("kling-v2-1");
+  v1::ValidateTaskRequest validate;
+  validate.set_model("kling-v2-1");
+  validate.mutable_params()->set_aspect_ratio("4:3");
+  ASSERT_TRUE(tracker_->ValidateTask(validate).ok());
+
+  const v1::ModelStats stats = MustFind(absl::Minutes(15), "kling-v2-1");
+  EXPECT_EQ(At(stats.rejections_by_reason(), "RATIO_UNSUPPORTED"), 3);
+  EXPECT_EQ(At(stats.rejections_by_reason(), "DURATION_UNSUPPORTED"), 2);
+  EXPECT_EQ(stats.rejections_by_reason_size(), 2);
+  EXPECT_EQ(At(stats.tasks_by_state(), "SUBMITTED"), 1);
+}
+
+TEST_F(StatsTrackerTest, DuplicatesBlockedAreCounted) {
+  v1::SubmitTaskRequest request;
+  request.set_account_id("acct");
+  request.set_model("dall-e-3");
+  request.set_request_id("req-1");
+  request.mutable_params()->set_prompt("a red bicycle");
+  ASSERT_TRUE(AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "").ok());
+  auto same_request = AwaitWrite(*tracker_, &Tracker::SubmitTask, request,
+                                 "");  // same request_id
+  ASSERT_TRUE(same_request.ok());
+  EXPECT_TRUE(same_request->deduplicated());
+  request.set_request_id("req-2");  // same content, new request_id
+  auto same_content = AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
+  ASSERT_TRUE(same_content.ok());
+  EXPECT_TRUE(same_content->deduplicated());
+  const v1::ModelStats stats = MustFind(absl::Minutes(15), "dall-e-3");
+  EXPECT_EQ(stats.duplicates_blocked(), 2);
+  EXPECT_EQ(At(stats.tasks_by_state(), "SUBMITTED"), 1);
+}
+
+TEST_F(StatsTrackerTest, EventsOlderThanTheWindowAreNotCounted) {
+  Finish("veo-3", 2, Failed(503, "", "overloaded"));
+  SubmitInvalid("kling-v2-1", "4:3", 5);
+  clock_.Advance(absl::Minutes(20));
+  Finish("veo-3", 1, Completed());
+
+  const v1::ModelStats recent = MustFind(absl::Minutes(15), "veo-3");
+  EXPECT_EQ(At(recent.tasks_by_state(), "SUBMITTED"), 1);
+  EXPECT_EQ(At(recent.tasks_by_state(), "SUCCEEDED"), 1);
+  EXPECT_EQ(At(recent.tasks_by_state(), "FAILED"), 0);
+  EXPECT_EQ(recent.failures_by_category_size(), 0);
+  auto stats = Stats(absl::Minutes(15));
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(Find(*stats, "kling-v2-1"), nullptr);
+
+  // A wider window sees them again.
+  const v1::ModelStats wide = MustFind(absl::Minutes(30), "veo-3");
+  EXPECT_EQ(At(wide.tasks_by_state(), "SUBMITTED"), 3);
+  EXPECT_EQ(At(wide.tasks_by_state(), "FAILED"), 2);
+  EXPECT_EQ(At(wide.failures_by_category(), "UPSTREAM_UNAVAILABLE"), 2);
+  EXPECT_EQ(At(MustFind(absl::Minutes(30), "kling-v2-1").rejections_by_reason(),
+               "RATIO_UNSUPPORTED"),
+            1);
+}
+
+TEST_F(StatsTrackerTest, ModelFilterKeepsOnlyThatModel) {
+  Finish("veo-3", 1, Completed());
+  Finish("sora-2", 2, Completed());
+  auto stats = Stats(absl::Minutes(15), "sora-2");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->models_size(), 1);
+  EXPECT_EQ(stats->models(0).model(), "sora-2");
+  EXPECT_EQ(At(stats->models(0).tasks_by_state(), "SUCCEEDED"), 2);
+  auto all = Stats(absl::Minutes(15));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->models_size(), 2);
+}
+
+TEST_F(StatsTrackerTest, QueueWaitsCoverTheWindow) {
+  QueuedThenStarted("veo-3", absl::Minutes(30));  // leaves the queue at t+30m
+  clock_.Advance(absl::Minutes(20));
+  for (int i = 1; i <= 10; ++i) {
+    QueuedThenStarted("veo-3", absl::Seconds(i));
+  }
+  const v1::ModelStats stats = MustFind(absl::Minutes(15), "veo-3");
+  EXPECT_EQ(FromProtoDuration(stats.queue_wait_p50()), absl::Seconds(5));
+  EXPECT_EQ(FromProtoDuration(stats.queue_wait_p90()), absl::Seconds(9));
+}
+
+TEST_F(StatsTrackerTest, IncidentNamesTheModelAndTheEvidence) {
+  Finish("veo-3", 7, Failed(503, "", "upstream overloaded"));
+  Finish("veo-3", 2, Completed());
+  Finish("sora-2", 9, Completed());
+  auto stats = Stats(absl::Minutes(15));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->incidents_size(), 1);
+  const std::string& incident = stats->incidents(0);
+  EXPECT_THAT(incident, HasSubstr("veo-3"));
+  EXPECT_THAT(incident, HasSubstr("7 of 9"));
+  EXPECT_THAT(incident, HasSubstr("UPSTREAM_UNAVAILABLE 7"));
+  EXPECT_THAT(incident, HasSubstr("provider"));
+  EXPECT_THAT(incident, Not(HasSubstr("sora-2")));
+}
+
+TEST_F(StatsTrackerTest, IncidentThresholds) {
+  struct Case {
+    const char* name;
+    int succeeded;
+    int provider_failed;
+    int config_failed;
+    int canceled;
+    bool incident;
+  };
+  for (const Case& c : {
+           Case{"seven_of_nine", 2, 7, 0, 0, true},
+           Case{"four_finished", 0, 4, 0, 0, false},
+           Case{"five_finished", 0, 5, 0, 0, true},
+           Case{"mostly_configuration", 0, 2, 4, 0, false},
+           Case{"eighty_percent_provider", 0, 4, 1, 0, true},
+           Case{"below_eighty_percent", 0, 3, 1, 0, false},
+           Case{"fewer_than_half_failed", 6, 4, 0, 0, false},
+           Case{"exactly_half_failed", 5, 5, 0, 0, true},
+           Case{"cancels_count_as_finished", 0, 3, 0, 4, false},
+       }) {
+    SCOPED_TRACE(c.name);
+    // Each case in its own 15-minute window.
+    clock_.Advance(absl::Hours(1));
+    const std::string model = "kling-v2-1";
+    Finish(model, c.succeeded, Completed());
+    Finish(model, c.provider_failed, Failed(502, "", "bad gateway"));
+    Finish(model, c.config_failed, Failed(401, "", "invalid api key"));
+    Finish(model, c.canceled, Canceled());
+    auto stats = Stats(absl::Minutes(15));
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->incidents_size(), c.incident ? 1 : 0)
+        << (stats->incidents_size() > 0 ? stats->incidents(0) : "");
+  }
+}
+
+TEST_F(StatsTrackerTest, WindowMustBeBetweenOneMinuteAndADay) {
+  struct Case {
+    absl::Duration window;
+    bool ok;
+  };
+  for (const Case& c :
+       {Case{absl::Hours(24), true},
+        Case{absl::Hours(24) + absl::Seconds(1), false},
+        Case{absl::Hours(48), false}, Case{absl::Minutes(1), true},
+        Case{absl::Seconds(59), false}, Case{absl::Seconds(-60), false}}) {
+    SCOPED_TRACE(absl::FormatDuration(c.window));
+    auto stats = Stats(c.window);
+    if (c.ok) {
+      EXPECT_TRUE(stats.ok()) << stats.status();
+    } else {
+      EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
+    }
+  }
+  // No window: the default of 15 minutes.
+  v1::GetStatsRequest request;
+  auto stats = tracker_->GetStats(request);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(FromProtoDuration(stats->window()), absl::Minutes(15));
+}
+
+TEST_F(StatsTrackerTest, CountersSurviveReopen) {
+  Finish("veo-3", 5, Failed(503, "", "upstream overloaded"));
+  SubmitInvalid("kling-v2-1", "4:3", 5);
+  Reopen();
+  clock_.Advance(absl::Minutes(1));
+  auto stats = Stats(absl::Minutes(15));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  const v1::ModelStats* veo = Find(*stats, "veo-3");
+  ASSERT_NE(veo, nullptr);
+  EXPECT_EQ(At(veo->tasks_by_state(), "FAILED"), 5);
+  EXPECT_EQ(At(veo->failures_by_origin(), "PROVIDER"), 5);
+  EXPECT_EQ(FromProtoDuration(veo->queue_wait_p90()), absl::ZeroDuration());
+  const v1::ModelStats* kling = Find(*stats, "kling-v2-1");
+  ASSERT_NE(kling, nullptr);
+  EXPECT_EQ(At(kling->rejections_by_reason(), "RATIO_UNSUPPORTED"), 1);
+  ASSERT_EQ(stats->incidents_size(), 1);
+  EXPECT_THAT(stats->incidents(0), HasSubstr("veo-3"));
+}
+
+}  // namespace
+}  // namespace tasktrail
