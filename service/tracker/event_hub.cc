@@ -1,5 +1,7 @@
 #include "service/tracker/event_hub.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -162,6 +164,7 @@ size_t EventHub::watcher_count() const {
 }
 
 void EventHub::Dispatch() {
+  pthread_setname_np(pthread_self(), "tt-watch");
   for (;;) {
     std::shared_ptr<Channel> channel;
     std::vector<std::shared_ptr<PublishedEvent>> pending;

@@ -101,10 +101,10 @@ class EventHub {
   };
 
   EventHub() : EventHub(Options{}) {}
-  // Starts the dispatch thread.
+  // Starts the dispatch thread (named tt-watch).
   explicit EventHub(Options options);
-  // Stops the dispatch thread; entries not dispatched yet are dropped.
-  // REQUIRES: every subscription was unsubscribed.
+  // Stops the dispatch thread; entries not dispatched yet are dropped and
+  // subscriptions still open receive nothing more.
   ~EventHub();
 
   EventHub(const EventHub&) = delete;
