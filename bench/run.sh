@@ -25,9 +25,21 @@
 #                           two stores, alternating, and each ratio's median
 #                           and range printed; server RSS max, restart and
 #                           settle time
+#   bench/run.sh --watchers writes to other tasks (event: RecordEvent polls
+#                           on PRELOAD (1,000) preloaded tasks, concurrency
+#                           WATCH_CONCURRENCY (16), DURATION (10) s a run)
+#                           without and with WATCHERS (2,000) WatchTask
+#                           streams on one hot task that receives WATCH_RATE
+#                           (5) events a second, on one server, in
+#                           WATCH_ROUNDS (3) rounds of A B B A (A without
+#                           watchers, B with them), so that the machine's
+#                           drift falls on both sides; prints every run, each
+#                           side's median and range, and the with/without
+#                           ratios per round (target: within 20 %)
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
-# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, LARGE_TASKS,
+# missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, WATCHERS,
+# WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, LARGE_TASKS,
 # LARGE_ROUNDS, SETTLE_MAX (longest wait for compactions, s; default 900),
 # WARMUP (--large: unmeasured seconds before each run, default 10),
 # SERVER_ARGS (extra tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1
@@ -45,12 +57,13 @@ case "${1:-}" in
   "") ;;
   --smoke) mode=smoke ;;
   --large) mode=large ;;
+  --watchers) mode=watchers ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [--smoke|--large]" >&2
+    echo "usage: $0 [--smoke|--large|--watchers]" >&2
     exit 2
     ;;
 esac
@@ -193,6 +206,96 @@ EOF
 fi
 
 conc="${CONCURRENCY:-64}"
+
+if [[ "$mode" == watchers ]]; then
+  duration="${DURATION:-10}"
+  preload="${PRELOAD:-1000}"
+  watchers="${WATCHERS:-2000}"
+  watch_rate="${WATCH_RATE:-5}"
+  watch_rounds="${WATCH_ROUNDS:-3}"
+  watch_conc="${WATCH_CONCURRENCY:-16}"
+  start_server "$tmp/db"
+  run_bench "$tmp/watch.preload.jsonl" --preload "$preload" \
+    --save-tasks "$tmp/watch.ids" --workload none || status=1
+  files=()
+  for round in $(seq 1 "$watch_rounds"); do
+    k=0
+    for side in A B B A; do
+      k=$((k + 1))
+      out="$tmp/watch.$round.$k.$side.jsonl"
+      files+=("$out")
+      args=(--load-tasks "$tmp/watch.ids" --workload event
+        --concurrency "$watch_conc" --duration "$duration")
+      if [[ "$side" == B ]]; then
+        args+=(--watchers "$watchers" --watch-rate "$watch_rate")
+      fi
+      run_bench "$out" "${args[@]}" || status=1
+      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+    done
+  done
+  rss=$(rss_kb "$server_pid")
+  stop_server
+  echo "load average after:  $(loadavg)"
+  echo "server RSS at the end: $((rss / 1024)) MB"
+  echo
+  "$python" - "$watchers" "$watch_rate" "$watch_conc" "${files[@]}" <<'EOF'
+import json, re, statistics, sys
+watchers, rate, conc = sys.argv[1], sys.argv[2], sys.argv[3]
+runs = {}  # (round, side) -> the event runs of that side in that round
+for path in sys.argv[4:]:
+    m = re.search(r"watch\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
+    rnd, side = int(m.group(1)), m.group(3)
+    event, watch = None, None
+    for line in open(path):
+        r = json.loads(line)
+        if r["workload"] == "event":
+            event = r
+        elif r["workload"] == "watchers":
+            watch = r
+    if event is None:
+        print(f"round {rnd} {side}: no event run (see the errors above)")
+        continue
+    label = "with" if side == "B" else "without"
+    extra = ""
+    if watch:
+        extra = (f"  watchers={watch['watchers']} hot events={watch['hot_events']}"
+                 f" delivered={watch['delivered']} caught up={watch['caught_up']}")
+    print(f"round {rnd} {label:<7} event c={conc}: {event['calls_per_second']:8.1f} calls/s"
+          f"  p50={event['p50_us']}us p99={event['p99_us']}us errors={event['errors']}{extra}")
+    runs.setdefault((rnd, side), []).append(event)
+print()
+def side(s, key):
+    return [r[key] for (rnd, sd), rs in sorted(runs.items()) if sd == s for r in rs]
+for key, unit in (("calls_per_second", "calls/s"), ("p50_us", "us"), ("p99_us", "us")):
+    a, b = side("A", key), side("B", key)
+    if not a or not b:
+        continue
+    print(f"{key:<17} without: median {statistics.median(a):8.1f} {unit:<7} (range {min(a):.0f}-{max(a):.0f})"
+          f"   with {watchers} watchers: median {statistics.median(b):8.1f} {unit:<7}"
+          f" (range {min(b):.0f}-{max(b):.0f})")
+print()
+rate_ratios, p50_ratios = [], []
+for rnd in sorted({rnd for rnd, _ in runs}):
+    a, b = runs.get((rnd, "A")), runs.get((rnd, "B"))
+    if not a or not b:
+        continue
+    rate_ratios.append(statistics.mean(r["calls_per_second"] for r in b) /
+                       statistics.mean(r["calls_per_second"] for r in a))
+    p50_ratios.append(statistics.mean(r["p50_us"] for r in b) /
+                      max(statistics.mean(r["p50_us"] for r in a), 1))
+def show(name, values, op, target):
+    if not values:
+        return
+    med = statistics.median(values)
+    ok = med >= target if op == ">=" else med <= target
+    print(f"{name:<40} median {med:5.2f} (rounds: {', '.join(f'{v:.2f}' for v in values)})"
+          f"  target {op} {target}: {'PASS' if ok else 'BELOW'}")
+show("event calls/s with / without watchers", rate_ratios, ">=", 0.8)
+show("event p50 with / without watchers", p50_ratios, "<=", 1.2)
+EOF
+  exit $status
+fi
+
 
 if [[ "$mode" == table ]]; then
   duration="${DURATION:-5}"

@@ -29,6 +29,12 @@
 // health, submit against store-submit) are then measured within the same
 // seconds rather than a minute apart, while the machine's speed drifts.
 //
+// --watchers N opens N WatchTask streams on one hot task before the runs,
+// and a writer records a poll on that task --watch-rate times a second
+// while they run: the workloads (event: writes to other tasks) are then
+// measured beside watchers receiving events. After the runs the streams
+// must all have received the hot task's last event; a summary line follows.
+//
 // --save-tasks FILE keeps the preloaded task ids; --load-tasks FILE reuses
 // them in a later process against the same store (so that a store can be
 // loaded once, the server restarted, and only then measured). With
@@ -110,6 +116,8 @@ struct Flags {
   std::string save_tasks;
   std::string load_tasks;
   int rotations = 1;
+  int watchers = 0;
+  double watch_rate = 5;
 };
 
 // What one workload run measured.
@@ -754,6 +762,209 @@ void Report(const RunResult& r, const Flags& flags, int64_t preloaded) {
   fflush(stdout);
 }
 
+// ---------------------------------------------------------------------------
+// --watchers: WatchTask streams on one hot task that keeps getting events.
+
+// One WatchTask stream, read by the client's callback threads.
+class HotWatch final : public grpc::ClientReadReactor<v1::TaskEvent> {
+ public:
+  HotWatch(v1::TaskTracker::Stub* stub, const std::string& task_id) {
+    request_.set_task_id(task_id);
+    stub->async()->WatchTask(&context_, &request_, this);
+    StartRead(&event_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    last_seq_.store(event_.seq(), std::memory_order_relaxed);
+    received_.fetch_add(1, std::memory_order_relaxed);
+    StartRead(&event_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    status_ = status;
+    done_ = true;
+    ended_.notify_all();
+  }
+
+  void Cancel() { context_.TryCancel(); }
+  // Waits until OnDone ran (at most until `deadline`).
+  bool WaitDone(SteadyClock::time_point deadline) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return ended_.wait_until(lock, deadline, [this] { return done_; });
+  }
+  bool done() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return done_;
+  }
+  grpc::Status status() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return status_;
+  }
+  int64_t last_seq() const { return last_seq_.load(std::memory_order_relaxed); }
+  uint64_t received() const {
+    return received_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  grpc::ClientContext context_;
+  v1::WatchTaskRequest request_;
+  v1::TaskEvent event_;
+  std::atomic<int64_t> last_seq_{0};
+  std::atomic<uint64_t> received_{0};
+  std::mutex mutex_;
+  std::condition_variable ended_;
+  bool done_ = false;
+  grpc::Status status_;
+};
+
+// The hot task, its watchers (over connections of their own, at most 200
+// streams each) and the writer that keeps recording polls on it.
+class HotTaskWatchers {
+ public:
+  struct Summary {
+    int watchers = 0;
+    int64_t hot_events = 0;  // the hot task's last seq when the writer stopped
+    uint64_t delivered = 0;  // events received over all streams
+    int caught_up = 0;       // streams that received the last seq
+    int ended_early = 0;     // streams that ended before being cancelled
+    uint64_t write_errors = 0;  // failed writes to the hot task
+  };
+
+  explicit HotTaskWatchers(const Flags& flags) : flags_(flags) {}
+  ~HotTaskWatchers() { Stop(); }
+
+  // Submits the hot task, opens the streams, waits (up to 120 s) until each
+  // has its first event and starts the writer. False, with a message, when
+  // that fails.
+  bool Start(const std::string& nonce) {
+    grpc::ChannelArguments writer_args;
+    writer_args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    writer_ = v1::TaskTracker::NewStub(grpc::CreateCustomChannel(
+        flags_.server, grpc::InsecureChannelCredentials(), writer_args));
+    std::mt19937_64 rng(flags_.seed);
+    v1::SubmitTaskRequest submit = MakeSubmit(rng, nonce + "-hot", 1);
+    submit.set_account_id("hot-" + nonce);
+    v1::SubmitTaskResponse submitted;
+    grpc::ClientContext context;
+    SetDeadline(&context);
+    const grpc::Status status =
+        writer_->SubmitTask(&context, submit, &submitted);
+    if (!status.ok()) {
+      fprintf(stderr, "watchers: the hot task was not submitted: %s\n",
+              status.error_message().c_str());
+      return false;
+    }
+    task_id_ = submitted.task().task_id();
+    last_seq_ = submitted.task().last_event_seq();
+    constexpr int kStreamsPerConnection = 200;
+    for (int i = 0; i * kStreamsPerConnection < flags_.watchers; ++i) {
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt("tasktrail.bench.watch_channel", i);
+      stubs_.push_back(v1::TaskTracker::NewStub(grpc::CreateCustomChannel(
+          flags_.server, grpc::InsecureChannelCredentials(), args)));
+    }
+    for (int i = 0; i < flags_.watchers; ++i) {
+      watches_.push_back(std::make_unique<HotWatch>(
+          stubs_[i / kStreamsPerConnection].get(), task_id_));
+    }
+    if (!WaitForSeq(last_seq_, std::chrono::seconds(120))) {
+      fprintf(stderr, "watchers: not every stream got the first event\n");
+      return false;
+    }
+    writer_thread_ = std::thread([this] { Write(); });
+    return true;
+  }
+
+  // Stops the writer, waits (up to 60 s) until every stream has the last
+  // event written, then cancels the streams.
+  Summary Stop() {
+    Summary summary;
+    if (watches_.empty()) return summary;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (writer_thread_.joinable()) writer_thread_.join();
+    WaitForSeq(last_seq_, std::chrono::seconds(60));
+    summary.watchers = static_cast<int>(watches_.size());
+    summary.hot_events = last_seq_;
+    summary.write_errors = write_errors_;
+    for (auto& watch : watches_) {
+      summary.delivered += watch->received();
+      if (watch->last_seq() >= last_seq_) ++summary.caught_up;
+      if (watch->done()) ++summary.ended_early;
+    }
+    for (auto& watch : watches_) watch->Cancel();
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(30);
+    for (auto& watch : watches_) watch->WaitDone(deadline);
+    watches_.clear();
+    return summary;
+  }
+
+ private:
+  void SetDeadline(grpc::ClientContext* context) const {
+    context->set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::microseconds(static_cast<int64_t>(flags_.deadline * 1e6)));
+  }
+
+  // Waits until every stream has `seq` (or has ended); false on timeout.
+  bool WaitForSeq(int64_t seq, std::chrono::seconds limit) {
+    const auto deadline = SteadyClock::now() + limit;
+    for (auto& watch : watches_) {
+      while (watch->last_seq() < seq && !watch->done()) {
+        if (SteadyClock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    return true;
+  }
+
+  // Records a poll on the hot task every 1/--watch-rate s until stopped.
+  void Write() {
+    const auto period = std::chrono::duration_cast<SteadyClock::duration>(
+        std::chrono::duration<double>(1.0 / flags_.watch_rate));
+    auto next = SteadyClock::now();
+    for (int n = 1;; ++n) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (wake_.wait_until(lock, next, [this] { return stop_; })) return;
+      }
+      next += period;
+      // Consecutive polls differ, so that none is folded.
+      const v1::RecordEventRequest request = MakePoll(task_id_, n % 100, 0);
+      v1::RecordEventResponse response;
+      grpc::ClientContext context;
+      SetDeadline(&context);
+      const grpc::Status status =
+          writer_->RecordEvent(&context, request, &response);
+      if (status.ok()) {
+        last_seq_ = response.seq();
+      } else {
+        ++write_errors_;
+      }
+    }
+  }
+
+  const Flags& flags_;
+  std::unique_ptr<v1::TaskTracker::Stub> writer_;
+  std::vector<std::unique_ptr<v1::TaskTracker::Stub>> stubs_;
+  std::vector<std::unique_ptr<HotWatch>> watches_;
+  std::string task_id_;
+  std::thread writer_thread_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  // Written by the writer thread only; read after it was joined.
+  int64_t last_seq_ = 0;
+  uint64_t write_errors_ = 0;
+};
+
 // One grpc.health.v1 Check that waits for the server to be reachable.
 int Probe(const Flags& flags) {
   auto stub = health::Health::NewStub(
@@ -880,6 +1091,14 @@ int Main(int argc, char** argv) {
                  "s each; each run is reported once, merged")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--watchers", flags.watchers,
+                 "WatchTask streams on one hot task while the runs run")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--watch-rate", flags.watch_rate,
+                 "--watchers: polls recorded on the hot task per second")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 10000.0));
   app.add_flag("--quiet", flags.quiet, "no progress on stderr");
   app.add_flag("--probe", flags.probe,
                "one health check (waiting for the server up to --deadline); "
@@ -940,7 +1159,8 @@ int Main(int argc, char** argv) {
     fprintf(stderr, "--workload and --concurrency must not be empty\n");
     return 2;
   }
-  bool uses_server = flags.probe || !flags.save_tasks.empty();
+  bool uses_server =
+      flags.probe || !flags.save_tasks.empty() || flags.watchers > 0;
   bool needs_tasks = false;
   for (const auto& [w, c] : runs) {
     if (w == "store-submit") {
@@ -1015,6 +1235,9 @@ int Main(int argc, char** argv) {
     engine->set_ids(&ids);
   }
 
+  HotTaskWatchers watchers(flags);
+  if (flags.watchers > 0 && !watchers.Start(nonce)) return 1;
+
   // Each run is reported after its last rotation (with one rotation, as soon
   // as it ends).
   const double seconds = flags.duration / flags.rotations;
@@ -1044,6 +1267,32 @@ int Main(int argc, char** argv) {
       if (rotation + 1 < flags.rotations) continue;
       Report(merged[i], flags, static_cast<int64_t>(ids.size()));
       if (merged[i].errors() > 0 || merged[i].calls == 0) failed = true;
+    }
+  }
+  if (flags.watchers > 0) {
+    const HotTaskWatchers::Summary summary = watchers.Stop();
+    if (flags.json) {
+      printf(
+          "{\"workload\":\"watchers\",\"watchers\":%d,\"hot_events\":%lld,"
+          "\"delivered\":%llu,\"caught_up\":%d,\"ended_early\":%d,"
+          "\"errors\":%llu}\n",
+          summary.watchers, static_cast<long long>(summary.hot_events),
+          static_cast<unsigned long long>(summary.delivered), summary.caught_up,
+          summary.ended_early,
+          static_cast<unsigned long long>(summary.write_errors));
+    } else {
+      printf(
+          "watchers      n=%d hot task events=%lld delivered=%llu "
+          "caught up=%d ended early=%d write errors=%llu\n",
+          summary.watchers, static_cast<long long>(summary.hot_events),
+          static_cast<unsigned long long>(summary.delivered), summary.caught_up,
+          summary.ended_early,
+          static_cast<unsigned long long>(summary.write_errors));
+    }
+    fflush(stdout);
+    if (summary.caught_up < summary.watchers || summary.ended_early > 0 ||
+        summary.write_errors > 0) {
+      failed = true;
     }
   }
   return failed ? 1 : 0;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -72,16 +73,28 @@ grpc::Status NotParsed() {
 }
 
 // A WatchTask stream: moves what its WatchCursor decides (what to send,
-// when the stream ends) onto the wire, and wakes the cursor when the hub
-// reports a new event.
+// when the stream ends) onto the wire. The cursor's hub subscription brings
+// the live entries: its listener, on the hub's dispatch thread, starts the
+// next write when none is outstanding (never reading the store there), and
+// OnWriteDone starts the one after. A stream whose subscription is cut (a
+// watcher that fell a whole buffer behind, or the server shutting down)
+// finishes at once, even with a write outstanding that the client does not
+// read.
 //
 // Thread safety: the hub's listener, gRPC's callbacks and Pump may run on
 // different threads; all state is guarded by mutex_. Finish is called once.
 class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchReactor(EventHub* hub, std::string task_id, WatchCursor cursor,
+  WatchReactor(EventHub* hub, absl::string_view task_id, WatchCursor cursor,
                absl::Duration max_lifetime)
-      : hub_(hub), task_id_(std::move(task_id)), cursor_(std::move(cursor)) {
+      : hub_(hub), cursor_(std::move(cursor)) {
+    std::shared_ptr<EventHub::Subscription> subscription =
+        hub_->Subscribe(task_id, [this] { Pump(/*may_read_store=*/false); });
+    {
+      absl::MutexLock lock(&mutex_);
+      subscription_ = subscription;
+      cursor_.Follow(std::move(subscription));
+    }
     // The stream ends UNAVAILABLE after its maximum lifetime; the client
     // resumes with after_seq. The alarm's callback runs exactly once (also
     // when cancelled), so it holds one of the two references.
@@ -101,20 +114,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
           }
           Release();
         });
-    const uint64_t handle = hub_->Subscribe(task_id_, [this](bool closing) {
-      {
-        absl::MutexLock lock(&mutex_);
-        if (closing) closing_ = true;
-        cursor_.Wake();
-      }
-      Pump();
-    });
     {
+      // From here on the listener may pump too (and finish the stream).
       absl::MutexLock lock(&mutex_);
-      handle_ = handle;
       subscribed_ = true;
     }
-    Pump();
+    Pump(/*may_read_store=*/true);
   }
 
   void OnWriteDone(bool ok) override {
@@ -127,37 +132,47 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       absl::MutexLock lock(&mutex_);
       writing_ = false;
     }
-    Pump();
+    Pump(/*may_read_store=*/true);
   }
 
   void OnCancel() override { FinishOnce(grpc::Status::CANCELLED); }
 
   void OnDone() override {
-    hub_->Unsubscribe(handle_);
+    std::shared_ptr<EventHub::Subscription> subscription;
+    {
+      absl::MutexLock lock(&mutex_);
+      subscription = std::move(subscription_);
+    }
+    hub_->Unsubscribe(subscription);  // the listener is not running after
     lifetime_.Cancel();
     Release();
   }
 
  private:
-  // Sends the next event, or finishes the stream when nothing remains. gRPC
-  // is called outside mutex_, so that a reaction run inline cannot deadlock.
-  void Pump() {
+  // Sends the next event, or finishes the stream when nothing remains or
+  // its subscription was cut. gRPC is called outside mutex_, so that a
+  // reaction run inline cannot deadlock.
+  void Pump(bool may_read_store) {
     bool write = false;
     absl::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mutex_);
-      if (!subscribed_ || writing_ || finished_) return;
-      if (closing_) {
-        finish =
-            ToGrpcStatus(cursor_.Interrupted("tasktraild is shutting down"));
+      if (!subscribed_ || finished_) return;
+      if (writing_) {
+        if (absl::optional<absl::Status> cut = cursor_.Cut()) {
+          finish = ToGrpcStatus(*cut);
+        }
       } else {
-        const WatchCursor::Step step = cursor_.Next();
+        WatchCursor::Step step = cursor_.Next(may_read_store);
         switch (step.action) {
-          case WatchCursor::Action::kSend:
-            current_bytes_ = Serialized(*step.event);
+          case WatchCursor::Action::kSend: {
+            grpc::Slice slice(step.event->bytes.data(),
+                              step.event->bytes.size());
+            current_bytes_ = grpc::ByteBuffer(&slice, 1);
             write = true;
             writing_ = true;
             break;
+          }
           case WatchCursor::Action::kEnd:
             finish = ToGrpcStatus(step.status);
             break;
@@ -186,14 +201,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   EventHub* const hub_;
-  const std::string task_id_;
   grpc::Alarm lifetime_;
   std::atomic<int> references_{2};
 
   absl::Mutex mutex_;
-  uint64_t handle_ = 0;  // written once, before any Finish
+  std::shared_ptr<EventHub::Subscription> subscription_ ABSL_GUARDED_BY(mutex_);
   bool subscribed_ ABSL_GUARDED_BY(mutex_) = false;
-  bool closing_ ABSL_GUARDED_BY(mutex_) = false;
   bool writing_ ABSL_GUARDED_BY(mutex_) = false;
   bool finished_ ABSL_GUARDED_BY(mutex_) = false;
   WatchCursor cursor_ ABSL_GUARDED_BY(mutex_);

@@ -69,6 +69,7 @@ struct DaemonFlags {
   EdgeOptions edge;
   int block_cache_mb = 128;
   int write_threads = 32;
+  EventHub::Options hub;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
   TrackerOptions tracker;
@@ -375,7 +376,7 @@ int Run(DaemonFlags flags) {
     tracker_options.failure_rules = *std::move(rules);
   }
 
-  EventHub hub;
+  EventHub hub(flags.hub);
   Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
                   tracker_options);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
@@ -525,6 +526,11 @@ int Main(int argc, char** argv) {
                  "largest request accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(1024, 64 << 20));
+  app.add_option("--watch-buffer", flags.hub.buffer_events,
+                 "events a WatchTask stream may fall behind before it ends "
+                 "UNAVAILABLE (the client resumes with after_seq)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   AddDurationOption(app, "--watch-max-lifetime", &flags.edge.watch_max_lifetime,
                     "a WatchTask stream ends UNAVAILABLE after this long; "
                     "clients resume with after_seq");

@@ -1,56 +1,166 @@
-// EventHub: tells watchers of a task that its timeline grew. Writers call
-// Notify after a write is durable; each watcher re-reads the store.
+// EventHub: hands the timeline entries a durable write appended to the
+// watchers of its task, in memory and off the writer's thread.
+//
+// A writer calls Publish once an entry is durable. Publish only queues the
+// entry on its task's channel (nothing at all when the task has no
+// watchers): its cost does not depend on how many watchers there are, and it
+// never waits for one. The hub's dispatch thread then appends the entry to
+// the bounded buffer of each Subscription of that task and calls its
+// listener. A subscription whose buffer is full is cut: its buffer is
+// dropped, it receives nothing more, and its owner ends the watch (the
+// client resumes from the last entry it was sent).
 //
 // Thread safety: all methods are safe to call concurrently. Listeners run on
-// the notifying thread while the hub's lock is held, so a listener must be
-// quick and must not call back into the hub. After Unsubscribe returns, the
-// listener is not running and will not run again.
+// the dispatch thread (or on the caller of Close, or of Subscribe after the
+// hub closed); the listeners of one task never run at once. A listener must
+// be quick and must not call Subscribe, Unsubscribe or Close. After
+// Unsubscribe returns, the subscription's listener is not running and will
+// not run again.
 #ifndef TASKTRAIL_SERVICE_TRACKER_EVENT_HUB_H_
 #define TASKTRAIL_SERVICE_TRACKER_EVENT_HUB_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "tasktrail/v1/task.pb.h"
 
 namespace tasktrail {
 
+// A durable timeline entry as watchers receive it; shared by every watcher
+// of its task and immutable once published.
+struct PublishedEvent {
+  v1::TaskEvent event;
+  // `event` serialized; filled by the hub before the entry reaches any
+  // subscription.
+  std::string bytes;
+};
+
 class EventHub {
  public:
-  // Called with `closing` false when the task's timeline grew, and once with
-  // `closing` true when the hub shuts down.
-  using Listener = std::function<void(bool closing)>;
+  struct Options {
+    // Entries a subscription may hold that its owner has not taken yet. One
+    // more cuts it. Entries are shared between the watchers of a task, so
+    // this bounds pointers per watcher, not copies. Must be at least 1.
+    size_t buffer_events = 1024;
+  };
 
-  // Registers `listener` for `task_id`; returns a handle for Unsubscribe.
-  // When the hub is already closed, the listener is called once with
-  // closing=true before Subscribe returns.
-  uint64_t Subscribe(absl::string_view task_id, Listener listener);
-  void Unsubscribe(uint64_t handle);
+  // A watcher's end: the entries published for its task since it
+  // subscribed, in publishing order, up to Options::buffer_events.
+  class Subscription {
+   public:
+    // Why a subscription stopped receiving.
+    enum class Cut {
+      kNone,
+      kOverflow,  // its buffer was full when an entry arrived
+      kClosing,   // the hub closed (the server shuts down)
+    };
 
-  // Wakes the listeners of `task_id`.
-  void Notify(absl::string_view task_id);
+    // The oldest entry not taken yet, removed from the buffer; null when
+    // none is waiting (always null once cut).
+    std::shared_ptr<const PublishedEvent> Pop();
 
-  // Calls every listener with closing=true; later subscribers are told at
-  // once. Used when the server shuts down.
+    // kNone while the subscription receives entries.
+    Cut cut() const;
+
+    size_t capacity() const { return capacity_; }
+
+    // Use EventHub::Subscribe.
+    Subscription(std::string task_id, std::function<void()> listener,
+                 size_t capacity)
+        : task_id_(std::move(task_id)),
+          listener_(std::move(listener)),
+          capacity_(capacity) {}
+
+   private:
+    friend class EventHub;
+
+    // Appends `events` (or cuts the subscription when they do not fit);
+    // true when the listener should be told.
+    bool Deliver(
+        const std::vector<std::shared_ptr<const PublishedEvent>>& events);
+    // Cuts the subscription with `why`; true when it was not cut before.
+    bool CutWith(Cut why);
+
+    const std::string task_id_;
+    const std::function<void()> listener_;
+    const size_t capacity_;
+    mutable absl::Mutex mutex_;
+    std::deque<std::shared_ptr<const PublishedEvent>> buffer_
+        ABSL_GUARDED_BY(mutex_);
+    Cut cut_ ABSL_GUARDED_BY(mutex_) = Cut::kNone;
+  };
+
+  EventHub() : EventHub(Options{}) {}
+  // Starts the dispatch thread (named tt-watch).
+  explicit EventHub(Options options);
+  // Stops the dispatch thread; entries not dispatched yet are dropped and
+  // subscriptions still open receive nothing more.
+  ~EventHub();
+
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
+
+  // Subscribes to the entries of `task_id` published from now on;
+  // `listener` is called whenever the subscription has a new entry or was
+  // cut. When the hub is already closed, the subscription is returned cut
+  // (kClosing) and its listener has been called once.
+  std::shared_ptr<Subscription> Subscribe(absl::string_view task_id,
+                                          std::function<void()> listener);
+  // Ends `subscription`; a no-op for one already unsubscribed or null.
+  void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
+
+  // Queues `entry`, a durable entry of `task_id`, for the task's watchers
+  // and returns; drops it when the task has none or the hub is closed.
+  // REQUIRES: called in the order the task's entries became durable.
+  void Publish(absl::string_view task_id,
+               std::shared_ptr<PublishedEvent> entry);
+
+  // Cuts every subscription with kClosing (calling its listener before
+  // Close returns); later subscribers are cut at once. Used when the server
+  // shuts down.
   void Close();
 
+  // Subscriptions not unsubscribed yet.
   size_t watcher_count() const;
 
  private:
-  struct Entry {
-    std::string task_id;
-    Listener listener;
+  // The watchers of one task.
+  struct Channel {
+    // Guards `subscriptions` and serialises this channel's listeners. Taken
+    // without mutex_ held, never the other way round.
+    absl::Mutex fanout_mutex;
+    std::vector<std::shared_ptr<Subscription>> subscriptions
+        ABSL_GUARDED_BY(fanout_mutex);
+    // Guarded by the hub's mutex_: subscribers counted (decided under
+    // mutex_, so that an empty channel is removed exactly once), entries
+    // published and not dispatched yet, and whether it is queued in ready_.
+    size_t subscribers = 0;
+    std::vector<std::shared_ptr<PublishedEvent>> pending;
+    bool queued = false;
   };
+
+  void Dispatch();
+
+  const Options options_;
   mutable absl::Mutex mutex_;
+  absl::CondVar work_;
   bool closed_ ABSL_GUARDED_BY(mutex_) = false;
-  uint64_t next_handle_ ABSL_GUARDED_BY(mutex_) = 1;
-  absl::flat_hash_map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mutex_);
-  absl::flat_hash_map<std::string, absl::flat_hash_map<uint64_t, bool>> by_task_
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  size_t watchers_ ABSL_GUARDED_BY(mutex_) = 0;
+  absl::flat_hash_map<std::string, std::shared_ptr<Channel>> channels_
       ABSL_GUARDED_BY(mutex_);
+  std::deque<std::shared_ptr<Channel>> ready_ ABSL_GUARDED_BY(mutex_);
+  std::thread dispatcher_;
 };
 
 }  // namespace tasktrail

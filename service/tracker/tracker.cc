@@ -6,6 +6,7 @@
 // tracker_queries.cc (reads), tracker_notes.cc (notes and audit).
 #include "service/tracker/tracker.h"
 
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -215,8 +216,14 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
          queue_wait] { waits_.Add(model, exit_time, task_id, queue_wait); });
   }
   if (fold) *event = folded;
+  // Watchers get the entry itself once it is durable: the commit thread only
+  // queues it on the task's channel, whatever the number of watchers.
+  auto published = std::make_shared<PublishedEvent>();
+  published->event = *event;
   write->after_commit.push_back(
-      [this, task_id = task->task_id()] { hub_->Notify(task_id); });
+      [this, task_id = task->task_id(), published = std::move(published)] {
+        hub_->Publish(task_id, published);
+      });
   return absl::OkStatus();
 }
 

@@ -258,8 +258,9 @@ class Tracker {
                                                  LockWait wait);
 
   // Appends `event` (seq, times and state_after filled in here) to `task`
-  // and prepares its write, together with `extra`, into `write`; watchers are
-  // woken once it is durable. On return `event` is the stored entry.
+  // and prepares its write, together with `extra`, into `write`; the stored
+  // entry is published to the task's watchers (EventHub::Publish) once it is
+  // durable. On return `event` is the stored entry.
   // REQUIRES: the lease of task_id held (and moved into `write` by the
   // caller).
   absl::Status PrepareAppend(const v1::Task& previous, v1::Task* task,

@@ -20,26 +20,59 @@ absl::StatusOr<WatchCursor> WatchCursor::Open(const Tracker* tracker,
   return WatchCursor(tracker, std::string(task_id), after_seq);
 }
 
-WatchCursor::Step WatchCursor::Next() {
+WatchCursor::Step WatchCursor::Next(bool may_read_store) {
   Step step;
-  if (next_ >= buffer_.size() && (refill_ || !primed_)) {
-    absl::Status read = Refill();
-    if (!read.ok()) {
-      step.action = Action::kEnd;
-      step.status = std::move(read);
-      return step;
+  if (absl::optional<absl::Status> cut = Cut(); cut.has_value()) {
+    step.action = Action::kEnd;
+    step.status = *std::move(cut);
+    return step;
+  }
+  if (replaying_) {
+    if (next_ >= stored_.size() && more_stored_) {
+      if (!may_read_store) return step;  // kWait
+      absl::Status read = Refill();
+      if (!read.ok()) {
+        step.action = Action::kEnd;
+        step.status = std::move(read);
+        return step;
+      }
+    }
+    if (next_ < stored_.size()) {
+      auto event = std::make_shared<PublishedEvent>();
+      event->event = std::move(stored_[next_++]);
+      event->event.SerializeToString(&event->bytes);
+      return Send(std::move(event));
+    }
+    // The last read was short: everything durable before it was sent, and
+    // what became durable since is in the subscription.
+    replaying_ = false;
+    stored_.clear();
+  }
+  if (sent_finish_ || task_finished_) {
+    step.action = Action::kEnd;
+    return step;
+  }
+  if (live_ != nullptr) {
+    while (std::shared_ptr<const PublishedEvent> event = live_->Pop()) {
+      if (event->event.seq() > last_sent_seq_) return Send(std::move(event));
     }
   }
-  if (next_ < buffer_.size()) {
-    current_ = std::move(buffer_[next_++]);
-    last_sent_seq_ = current_.seq();
-    if (IsFinishingEvent(current_.type())) sent_finish_ = true;
-    step.action = Action::kSend;
-    step.event = &current_;
-  } else if (sent_finish_ || task_finished_) {
-    step.action = Action::kEnd;
+  return step;  // kWait
+}
+
+absl::optional<absl::Status> WatchCursor::Cut() const {
+  if (live_ == nullptr) return absl::nullopt;
+  switch (live_->cut()) {
+    case EventHub::Subscription::Cut::kNone:
+      return absl::nullopt;
+    case EventHub::Subscription::Cut::kClosing:
+      return Interrupted("tasktraild is shutting down");
+    case EventHub::Subscription::Cut::kOverflow:
+      return Interrupted(absl::StrCat(
+          "the watcher fell more than ", live_->capacity(),
+          " events behind (it stopped reading, or reads too slowly)"));
   }
-  return step;
+  return absl::nullopt;
 }
 
 absl::Status WatchCursor::Interrupted(absl::string_view why) const {
@@ -47,9 +80,17 @@ absl::Status WatchCursor::Interrupted(absl::string_view why) const {
       absl::StrCat(why, "; resume WatchTask with after_seq=", last_sent_seq_));
 }
 
+WatchCursor::Step WatchCursor::Send(
+    std::shared_ptr<const PublishedEvent> event) {
+  last_sent_seq_ = event->event.seq();
+  if (IsFinishingEvent(event->event.type())) sent_finish_ = true;
+  Step step;
+  step.action = Action::kSend;
+  step.event = std::move(event);
+  return step;
+}
+
 absl::Status WatchCursor::Refill() {
-  refill_ = false;
-  primed_ = true;
   // Read the snapshot first: if it is finished now, every event up to the
   // finishing one is already in the store and is read below.
   absl::StatusOr<v1::Task> task = tracker_->GetSnapshot(task_id_);
@@ -58,10 +99,10 @@ absl::Status WatchCursor::Refill() {
       tracker_->ReadEvents(task_id_, last_sent_seq_, kBatch);
   if (!events.ok()) return events.status();
   task_finished_ = IsFinished(task->state());
-  buffer_ = std::move(events).value();
+  stored_ = std::move(events).value();
   next_ = 0;
   // A full batch may have more behind it.
-  if (static_cast<int>(buffer_.size()) == kBatch) refill_ = true;
+  more_stored_ = static_cast<int>(stored_.size()) == kBatch;
   return absl::OkStatus();
 }
 

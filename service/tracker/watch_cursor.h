@@ -1,14 +1,18 @@
 // WatchCursor: what a WatchTask stream sends next, as plain C++ (the gRPC
 // reactor only moves its answers onto the wire). A stream sends the stored
-// timeline after `after_seq`, then live events, and ends:
+// timeline after `after_seq`, read from the store in batches of kBatch, then
+// the live entries its EventHub subscription receives in memory (an entry
+// at or below the last seq sent, such as a poll folded into an entry already
+// sent, is skipped). It ends:
 //   - OK once the event that finished the task has been sent, or, for a
 //     task that was already finished, once the stored timeline has been sent;
 //   - with the error of a failed read;
-//   - UNAVAILABLE when it is cut short (the server shuts down, the stream
-//     reached its maximum lifetime): Interrupted() names the after_seq to
-//     resume with.
-// Stored events are read in batches of kBatch; a full batch may have more
-// behind it, and a Wake() (a new event was recorded) asks for another read.
+//   - UNAVAILABLE when it is cut short (the server shuts down, the watcher
+//     fell a whole buffer behind, the stream reached its maximum lifetime):
+//     the status names the after_seq to resume with.
+//
+// The subscription must be made before the first Next, so that every entry
+// that becomes durable after the stored timeline was read reaches it.
 //
 // Thread safety: none; the owner serialises every call (the reactor holds
 // its mutex).
@@ -16,6 +20,7 @@
 #define TASKTRAIL_SERVICE_TRACKER_WATCH_CURSOR_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,6 +28,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+#include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
 #include "tasktrail/v1/task.pb.h"
 
@@ -30,7 +37,7 @@ namespace tasktrail {
 
 class WatchCursor {
  public:
-  // Events read from the store per refill of the buffer.
+  // Events read from the store per read of the stored timeline.
   static constexpr int kBatch = 64;
 
   // A cursor on `task_id` after `after_seq`, once the request is checked:
@@ -42,25 +49,38 @@ class WatchCursor {
                                           absl::string_view task_id,
                                           int64_t after_seq);
 
+  // Takes live entries from `live`, a subscription to this task's entries.
+  // Without one the cursor sends the stored timeline and then waits.
+  // REQUIRES: called before the first Next.
+  void Follow(std::shared_ptr<EventHub::Subscription> live) {
+    live_ = std::move(live);
+  }
+
   // What to do next.
   enum class Action {
-    kSend,  // send event(); it counts as sent
-    kWait,  // nothing to send now: call Next again after a Wake()
-    kEnd,   // end the stream with status()
+    kSend,  // send event; it counts as sent
+    kWait,  // nothing to send now: call Next again when the subscription's
+            // listener runs (or, after a kWait answered to a call that
+            // could not read the store, from a call that can)
+    kEnd,   // end the stream with status
   };
   struct Step {
     Action action = Action::kWait;
-    const v1::TaskEvent* event = nullptr;  // kSend: valid until the next call
-    absl::Status status;                   // kEnd: OK or the read's error
+    std::shared_ptr<const PublishedEvent> event;  // kSend: with its bytes
+    absl::Status status;                          // kEnd: OK or an error
   };
 
-  // The next step: reads the next batch first when the buffer is spent and
-  // a read is due (the first call, a Wake(), or a full previous batch).
-  // After kEnd the cursor must not be used again.
-  Step Next();
+  // The next step. While the stored timeline is being sent, the next batch
+  // is read from the store when the previous one is spent, unless
+  // `may_read_store` is false: then the answer is kWait (callers on the
+  // hub's dispatch thread pass false, so that no watcher reads the store
+  // there). After kEnd the cursor must not be used again.
+  Step Next(bool may_read_store = true);
 
-  // A new event may have been recorded: the next Next() reads again.
-  void Wake() { refill_ = true; }
+  // The UNAVAILABLE that ends the stream when its subscription was cut
+  // (the hub closed, or the watcher fell a whole buffer behind); nullopt
+  // while it was not.
+  absl::optional<absl::Status> Cut() const;
 
   // The UNAVAILABLE that ends a stream cut short because `why`, naming the
   // after_seq to resume from.
@@ -77,17 +97,19 @@ class WatchCursor {
 
   // Reads the next batch of stored events after last_sent_seq_.
   absl::Status Refill();
+  // Marks `event` sent and answers kSend.
+  Step Send(std::shared_ptr<const PublishedEvent> event);
 
   const Tracker* tracker_;
   std::string task_id_;
+  std::shared_ptr<EventHub::Subscription> live_;
   int64_t last_sent_seq_;
-  bool primed_ = false;
-  bool refill_ = false;
+  bool replaying_ = true;    // the stored timeline is not all sent yet
+  bool more_stored_ = true;  // a read is due (first, or a full batch before)
   bool sent_finish_ = false;
   bool task_finished_ = false;
-  std::vector<v1::TaskEvent> buffer_;
+  std::vector<v1::TaskEvent> stored_;
   size_t next_ = 0;
-  v1::TaskEvent current_;
 };
 
 }  // namespace tasktrail

@@ -1,11 +1,19 @@
 // WatchCursor without a daemon: the checks of a watch request, what a stream
-// sends (the stored timeline after after_seq, in batches, then new events
-// once woken) and when it ends.
+// sends (the stored timeline after after_seq, in batches, then the live
+// entries its hub subscription receives in memory) and when it ends; and
+// that a watcher never holds up the writes of the Tracker it watches.
 #include "service/tracker/watch_cursor.h"
 
+#include <atomic>
+#include <functional>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/tracker_fixture.h"
@@ -54,10 +62,54 @@ class WatchCursorTest : public TrackerFixtureBase {
     for (;;) {
       *last = cursor->Next();
       if (last->action != WatchCursor::Action::kSend) return seqs;
-      seqs.push_back(last->event->seq());
+      seqs.push_back(last->event->event.seq());
     }
   }
+
+  // Like Drain, but first waits (up to 10 s) until the cursor has something
+  // to send or ends: live entries arrive from the hub's thread.
+  static std::vector<int64_t> DrainLive(WatchCursor* cursor,
+                                        WatchCursor::Step* last) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    for (;;) {
+      std::vector<int64_t> seqs = Drain(cursor, last);
+      if (!seqs.empty() || last->action == WatchCursor::Action::kEnd ||
+          absl::Now() > deadline) {
+        return seqs;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+
+  // A cursor after `after_seq` that follows the fixture's hub.
+  WatchCursor Follow(const std::string& id, int64_t after_seq) {
+    auto cursor = WatchCursor::Open(tracker_.get(), id, after_seq);
+    EXPECT_TRUE(cursor.ok()) << cursor.status();
+    auto subscription = hub_.Subscribe(id, [] {});
+    subscriptions_.push_back(subscription);
+    cursor->Follow(subscription);
+    return *std::move(cursor);
+  }
+
+  void TearDown() override {
+    for (const auto& subscription : subscriptions_) {
+      hub_.Unsubscribe(subscription);
+    }
+    TrackerFixtureBase::TearDown();
+  }
+
+  std::vector<std::shared_ptr<EventHub::Subscription>> subscriptions_;
 };
+
+// An entry that was never stored, published as the tracker would.
+std::shared_ptr<PublishedEvent> Unstored(const std::string& id, int64_t seq,
+                                         v1::EventType type) {
+  auto entry = std::make_shared<PublishedEvent>();
+  entry->event.set_task_id(id);
+  entry->event.set_seq(seq);
+  entry->event.set_type(type);
+  return entry;
+}
 
 TEST_F(WatchCursorTest, OpenChecksTheTaskThenAfterSeq) {
   const std::string id = Submit();
@@ -77,31 +129,180 @@ TEST_F(WatchCursorTest, OpenChecksTheTaskThenAfterSeq) {
   EXPECT_TRUE(WatchCursor::Open(tracker_.get(), id, 0).ok());
 }
 
-TEST_F(WatchCursorTest, SendsTheStoredTimelineThenNewEventsOnceWokenAndEnds) {
+TEST_F(WatchCursorTest, SendsTheStoredTimelineThenLiveEntriesAndEnds) {
   const std::string id = Submit();  // seq 1
   Poll(id, 10);                     // seq 2
   Poll(id, 20);                     // seq 3
-  auto cursor = WatchCursor::Open(tracker_.get(), id, /*after_seq=*/1);
-  ASSERT_TRUE(cursor.ok()) << cursor.status();
+  WatchCursor cursor = Follow(id, /*after_seq=*/1);
   WatchCursor::Step last;
-  EXPECT_THAT(Drain(&*cursor, &last), ElementsAre(2, 3));
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(2, 3));
   EXPECT_EQ(last.action, WatchCursor::Action::kWait);
-  EXPECT_EQ(cursor->last_sent_seq(), 3);
+  EXPECT_EQ(cursor.last_sent_seq(), 3);
 
-  // A new event is read only once the cursor is woken.
+  // New entries arrive through the subscription.
   Poll(id, 30);
-  EXPECT_TRUE(Drain(&*cursor, &last).empty());
+  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(4));
   EXPECT_EQ(last.action, WatchCursor::Action::kWait);
-  cursor->Wake();
-  EXPECT_THAT(Drain(&*cursor, &last), ElementsAre(4));
-  EXPECT_EQ(last.action, WatchCursor::Action::kWait);
+  // A poll folded into the entry already sent is not sent again.
+  Poll(id, 30);
+  Poll(id, 40);
+  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(5));
 
   // The stream ends OK once the finishing event was sent.
   Fail(id);
-  cursor->Wake();
-  EXPECT_THAT(Drain(&*cursor, &last), ElementsAre(5));
+  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(6));
   EXPECT_EQ(last.action, WatchCursor::Action::kEnd);
   EXPECT_TRUE(last.status.ok()) << last.status;
+}
+
+TEST_F(WatchCursorTest, LiveEntriesComeFromMemoryNotFromTheStore) {
+  const std::string id = Submit();  // seq 1
+  WatchCursor cursor = Follow(id, 0);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(1));
+  // Entries the store never saw: only the hub could have handed them over.
+  hub_.Publish(id, Unstored(id, 1, v1::EVENT_TYPE_POLLED));  // already sent
+  hub_.Publish(id, Unstored(id, 2, v1::EVENT_TYPE_POLLED));
+  hub_.Publish(id, Unstored(id, 3, v1::EVENT_TYPE_COMPLETED));
+  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(2, 3));
+  EXPECT_EQ(last.action, WatchCursor::Action::kEnd);
+  EXPECT_TRUE(last.status.ok());
+}
+
+TEST_F(WatchCursorTest, EachSentEventCarriesItsBytes) {
+  const std::string id = Submit();
+  WatchCursor cursor = Follow(id, 0);
+  const WatchCursor::Step stored = cursor.Next();
+  ASSERT_EQ(stored.action, WatchCursor::Action::kSend);
+  Poll(id, 10);
+  WatchCursor::Step live;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  do {
+    live = cursor.Next();
+    if (live.action == WatchCursor::Action::kWait) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  } while (live.action == WatchCursor::Action::kWait && absl::Now() < deadline);
+  ASSERT_EQ(live.action, WatchCursor::Action::kSend);
+  // What goes on the wire is the event itself, stored or live.
+  for (const WatchCursor::Step* step :
+       {&stored, static_cast<const WatchCursor::Step*>(&live)}) {
+    v1::TaskEvent parsed;
+    ASSERT_TRUE(parsed.ParseFromString(step->event->bytes));
+    EXPECT_EQ(parsed.SerializeAsString(),
+              step->event->event.SerializeAsString());
+  }
+  EXPECT_EQ(stored.event->event.type(), v1::EVENT_TYPE_SUBMITTED);
+  EXPECT_EQ(live.event->event.seq(), 2);
+  EXPECT_EQ(live.event->event.polled().progress_percent(), 10);
+}
+
+TEST_F(WatchCursorTest, NoEntryIsLostOrRepeatedBetweenTheStoreAndTheHub) {
+  const std::string id = Submit();
+  constexpr int kPolls = 300;
+  // The writer races the watcher's opening and its reads of the store.
+  std::thread writer([&] {
+    for (int i = 1; i <= kPolls; ++i) Poll(id, i % 100);
+    Fail(id);
+  });
+  WatchCursor cursor = Follow(id, 0);
+  std::vector<int64_t> seqs;
+  WatchCursor::Step last;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    for (int64_t seq : Drain(&cursor, &last)) seqs.push_back(seq);
+    if (last.action == WatchCursor::Action::kEnd) break;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  writer.join();
+  ASSERT_EQ(last.action, WatchCursor::Action::kEnd);
+  EXPECT_TRUE(last.status.ok()) << last.status;
+  ASSERT_EQ(seqs.size(), static_cast<size_t>(kPolls + 2));
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    ASSERT_EQ(seqs[i], static_cast<int64_t>(i + 1));
+  }
+}
+
+TEST_F(WatchCursorTest, WithoutStoreReadsItWaitsWhileTheStoredTimelineIsDue) {
+  const std::string id = Submit();
+  WatchCursor cursor = Follow(id, 0);
+  // As on the hub's thread: no read, nothing sent yet.
+  EXPECT_EQ(cursor.Next(/*may_read_store=*/false).action,
+            WatchCursor::Action::kWait);
+  const WatchCursor::Step step = cursor.Next(/*may_read_store=*/true);
+  ASSERT_EQ(step.action, WatchCursor::Action::kSend);
+  EXPECT_EQ(step.event->event.seq(), 1);
+}
+
+TEST_F(WatchCursorTest, AWatcherThatFallsBehindEndsUnavailableWithItsAfterSeq) {
+  const std::string id = Submit();
+  EventHub::Options options;
+  options.buffer_events = 3;
+  EventHub small(options);
+  auto cursor = WatchCursor::Open(tracker_.get(), id, 0);
+  ASSERT_TRUE(cursor.ok());
+  auto subscription = small.Subscribe(id, [] {});
+  cursor->Follow(subscription);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&*cursor, &last), ElementsAre(1));
+  small.Publish(id, Unstored(id, 2, v1::EVENT_TYPE_POLLED));
+  EXPECT_THAT(DrainLive(&*cursor, &last), ElementsAre(2));
+  // It stops taking entries: the fourth one waiting cuts it.
+  for (int64_t seq = 3; seq <= 6; ++seq) {
+    small.Publish(id, Unstored(id, seq, v1::EVENT_TYPE_POLLED));
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (subscription->cut() == EventHub::Subscription::Cut::kNone &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  ASSERT_TRUE(cursor->Cut().has_value());
+  const WatchCursor::Step end = cursor->Next();
+  ASSERT_EQ(end.action, WatchCursor::Action::kEnd);
+  EXPECT_EQ(end.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(end.status.message(), HasSubstr("fell more than 3 events"));
+  EXPECT_THAT(end.status.message(),
+              HasSubstr("resume WatchTask with after_seq=2"));
+  small.Unsubscribe(subscription);
+}
+
+TEST_F(WatchCursorTest, AClosedHubEndsTheStreamUnavailable) {
+  const std::string id = Submit();
+  WatchCursor cursor = Follow(id, 0);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(1));
+  hub_.Close();
+  last = cursor.Next();
+  ASSERT_EQ(last.action, WatchCursor::Action::kEnd);
+  EXPECT_EQ(last.status.message(),
+            "tasktraild is shutting down; resume WatchTask with after_seq=1");
+}
+
+TEST_F(WatchCursorTest, AWatcherThatNeverTakesItsEntriesDoesNotHoldWrites) {
+  const std::string hot = Submit();
+  const std::string other = Submit();
+  // The listener blocks, as a watcher stuck in its own work would.
+  absl::Notification release;
+  std::atomic<int> listener_calls{0};
+  auto stuck = hub_.Subscribe(hot, [&] {
+    listener_calls.fetch_add(1);
+    release.WaitForNotification();
+  });
+  // Writes to the watched task and to another one are acknowledged.
+  absl::Notification written;
+  std::thread writer([&] {
+    for (int i = 1; i <= 20; ++i) {
+      Poll(hot, i);
+      Poll(other, i);
+    }
+    written.Notify();
+  });
+  const bool done = written.WaitForNotificationWithTimeout(absl::Seconds(20));
+  release.Notify();
+  writer.join();
+  EXPECT_TRUE(done) << "writes waited for a watcher";
+  EXPECT_GE(listener_calls.load(), 1);
+  hub_.Unsubscribe(stuck);
 }
 
 TEST_F(WatchCursorTest, AFinishedTaskEndsAfterItsStoredTimeline) {
@@ -123,7 +324,7 @@ TEST_F(WatchCursorTest, AFinishedTaskEndsAfterItsStoredTimeline) {
   EXPECT_TRUE(last.status.ok());
 }
 
-TEST_F(WatchCursorTest, ReadsALongTimelineInBatchesWithoutAWake) {
+TEST_F(WatchCursorTest, ReadsALongTimelineInBatches) {
   const std::string id = Submit();
   constexpr int kPolls = WatchCursor::kBatch + 10;
   for (int i = 1; i <= kPolls; ++i) Poll(id, i % 100);
@@ -143,6 +344,7 @@ TEST_F(WatchCursorTest, AnInterruptedStreamNamesTheSeqToResumeFrom) {
   Poll(id, 10);
   auto cursor = WatchCursor::Open(tracker_.get(), id, 0);
   ASSERT_TRUE(cursor.ok());
+  EXPECT_FALSE(cursor->Cut().has_value());
   EXPECT_EQ(cursor->Interrupted("shutting down").message(),
             "shutting down; resume WatchTask with after_seq=0");
   WatchCursor::Step last;
