@@ -37,6 +37,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 #include "service/rules/catalog.h"
 #include "service/rules/clock.h"
 #include "service/rules/failure_rules.h"
@@ -177,9 +178,11 @@ class Tracker {
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
 
-  // Records that `principal` (with `role`) read `task_id` through `rpc`, in
-  // the audit log (not the timeline), without waiting for an fsync.
-  absl::Status RecordAudit(absl::string_view task_id,
+  // Records that `principal` (with `role`) read each of `task_ids` through
+  // `rpc` in the audit log (not the timeline): one entry per task, all in
+  // one write, without waiting for an fsync. Nothing is written when
+  // `task_ids` is empty. UNAVAILABLE when the store fails the write.
+  absl::Status RecordAudit(absl::Span<const absl::string_view> task_ids,
                            absl::string_view principal, absl::string_view role,
                            absl::string_view rpc);
 

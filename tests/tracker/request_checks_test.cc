@@ -1,0 +1,65 @@
+// The Tracker's side of the API checks: audit entries written in one batch,
+// on a real RocksDB store with a manual clock.
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/tracker/tracker.h"
+#include "tests/support/tracker_fixture.h"
+
+namespace tasktrail {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+class RequestChecksTest : public TrackerFixtureBase {
+ protected:
+  std::string Submit(const std::string& prompt) {
+    v1::SubmitTaskRequest request;
+    request.set_account_id("acct-1");
+    request.set_model("veo-3");
+    request.mutable_params()->set_prompt(prompt);
+    absl::StatusOr<v1::SubmitTaskResponse> submitted =
+        AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "");
+    EXPECT_TRUE(submitted.ok()) << submitted.status();
+    return submitted.ok() ? submitted->task().task_id() : "";
+  }
+
+  std::vector<std::string> Audit(const std::string& task_id) {
+    v1::ListAuditRequest request;
+    request.set_task_id(task_id);
+    absl::StatusOr<v1::ListAuditResponse> listed = tracker_->ListAudit(request);
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    std::vector<std::string> entries;
+    if (!listed.ok()) return entries;
+    for (const v1::AuditEntry& entry : listed->entries()) {
+      EXPECT_EQ(entry.task_id(), task_id);
+      entries.push_back(entry.rpc() + " " + entry.principal() + " " +
+                        entry.role());
+    }
+    return entries;
+  }
+};
+
+TEST_F(RequestChecksTest, RecordAuditWritesOneEntryPerTask) {
+  const std::string first = Submit("a lighthouse in a storm");
+  const std::string second = Submit("a fox in the snow");
+  const std::string third = Submit("a red kite");
+  const std::vector<absl::string_view> listed = {first, second};
+  ASSERT_TRUE(
+      tracker_->RecordAudit(listed, "alice", "support", "ListTasks").ok());
+  ASSERT_TRUE(tracker_->RecordAudit({}, "alice", "support", "ListTasks").ok());
+  // Two entries of one task in the same microsecond are both kept.
+  ASSERT_TRUE(tracker_->RecordAudit({first}, "root", "admin", "GetTask").ok());
+
+  EXPECT_THAT(Audit(first),
+              ElementsAre("GetTask root admin", "ListTasks alice support"));
+  EXPECT_THAT(Audit(second), ElementsAre("ListTasks alice support"));
+  EXPECT_THAT(Audit(third), IsEmpty());
+}
+
+}  // namespace
+}  // namespace tasktrail
