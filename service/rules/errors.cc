@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/rpc/error_details.pb.h"
+#include "service/rules/time_util.h"
 
 namespace tasktrail {
 
@@ -69,6 +70,29 @@ void CheckString(absl::string_view field, absl::string_view value,
                   absl::StrCat(field, " is ", value.size(), " bytes; at most ",
                                max_bytes, " are allowed")));
   }
+}
+
+absl::Status CheckTimestampField(absl::string_view field,
+                                 const google::protobuf::Timestamp& time) {
+  if (IsValidTimestamp(time)) return absl::OkStatus();
+  return InvalidField(
+      field, "FIELD_OUT_OF_RANGE",
+      absl::StrCat(field, " is not a valid Timestamp (seconds ", time.seconds(),
+                   ", nanos ", time.nanos(),
+                   "): it must lie between 0001-01-01T00:00:00Z and "
+                   "9999-12-31T23:59:59.999999999Z, with nanos from 0 to "
+                   "999,999,999"));
+}
+
+absl::Status CheckDurationField(absl::string_view field,
+                                const google::protobuf::Duration& duration) {
+  if (IsValidDuration(duration)) return absl::OkStatus();
+  return InvalidField(
+      field, "FIELD_OUT_OF_RANGE",
+      absl::StrCat(field, " is not a valid Duration (seconds ",
+                   duration.seconds(), ", nanos ", duration.nanos(),
+                   "): seconds must lie within +-315,576,000,000 and nanos "
+                   "within +-999,999,999, with the sign of seconds"));
 }
 
 }  // namespace tasktrail

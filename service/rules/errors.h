@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace tasktrail {
@@ -48,6 +50,18 @@ absl::Status InvalidField(absl::string_view field, absl::string_view reason,
 void CheckString(absl::string_view field, absl::string_view value,
                  bool required, size_t max_bytes,
                  std::vector<v1::FieldViolation>* violations);
+
+// OK when `time` is a Timestamp protobuf accepts (IsValidTimestamp in
+// time_util.h); otherwise INVALID_ARGUMENT (FIELD_OUT_OF_RANGE) naming
+// `field` and the valid range.
+absl::Status CheckTimestampField(absl::string_view field,
+                                 const google::protobuf::Timestamp& time);
+
+// OK when `duration` is a Duration protobuf accepts (IsValidDuration in
+// time_util.h); otherwise INVALID_ARGUMENT (FIELD_OUT_OF_RANGE) naming
+// `field` and the valid range.
+absl::Status CheckDurationField(absl::string_view field,
+                                const google::protobuf::Duration& duration);
 
 }  // namespace tasktrail
 

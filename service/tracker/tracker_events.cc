@@ -40,9 +40,8 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
   if (request.event_case() == v1::RecordEventRequest::EVENT_NOT_SET) {
     return EventFromRequest(request).status();
   }
-  if (request.has_occur_time() && !IsValidTimestamp(request.occur_time())) {
-    return InvalidField("occur_time", "FIELD_OUT_OF_RANGE",
-                        "occur_time is not a valid timestamp");
+  if (request.has_occur_time()) {
+    RETURN_IF_ERROR(CheckTimestampField("occur_time", request.occur_time()));
   }
   const std::string digest =
       request.event_id().empty() ? "" : RequestDigest(request);
@@ -98,6 +97,9 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
     }
     *event.mutable_time() = request.occur_time();
   }
+  RETURN_IF_ERROR(CheckEventTimes(
+      event,
+      request.has_occur_time() ? FromProtoTime(request.occur_time()) : now));
 
   ASSIGN_OR_RETURN(v1::TaskState next, StateAfter(task.state(), event.type()));
   if (event.type() == v1::EVENT_TYPE_REFUNDED) {

@@ -234,6 +234,9 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(
     const v1::GetStatsRequest& request) {
+  if (request.has_window()) {
+    RETURN_IF_ERROR(CheckDurationField("window", request.window()));
+  }
   absl::Duration window = request.has_window()
                               ? FromProtoDuration(request.window())
                               : absl::Minutes(15);

@@ -1,11 +1,18 @@
 // What the API refuses and what it records, through the real server with an
 // auth file: every read that returns task content to a support or admin
-// principal is audited (ListTasks per returned task, AddNote, admin writes).
+// principal is audited (ListTasks per returned task, AddNote, admin writes);
+// times outside protobuf's ranges or implausible for their field are
+// INVALID_ARGUMENT naming the field.
+#include <chrono>
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_support.h"
@@ -30,6 +37,27 @@ std::string Sha256Hex(const std::string& text) {
     digest.pop_back();
   }
   return digest;
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The field and reason of each BadRequest violation in `status`'s details.
+std::vector<std::string> ViolatedFields(const grpc::Status& status) {
+  std::vector<std::string> fields;
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return fields;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    if (!any.UnpackTo(&bad_request)) continue;
+    for (const auto& violation : bad_request.field_violations()) {
+      fields.push_back(violation.field() + " " + violation.reason());
+    }
+  }
+  return fields;
 }
 
 class ApiChecksTest : public ::testing::Test {
@@ -178,6 +206,96 @@ TEST_F(ApiChecksTest, AdminWritesReturnTheTaskAndAreAuditedBackendOnesAreNot) {
   ASSERT_TRUE(Record(started, kAdminToken).ok());
   EXPECT_THAT(Audit(id),
               ElementsAre("RecordEvent root admin", "SubmitTask root admin"));
+}
+
+// --- Item 5: times are checked against their range and their field.
+
+TEST_F(ApiChecksTest, OutOfRangeOrImplausibleTimesAreRefusedNamingTheField) {
+  const std::string id = SubmitId("a lighthouse in a storm");
+  v1::RecordEventRequest queued;
+  queued.set_task_id(id);
+  queued.mutable_queued()->set_upstream_task_id("up-1");
+  ASSERT_TRUE(Record(queued).ok());
+
+  auto poll_with_eta = [&](int64_t seconds, int32_t nanos) {
+    v1::RecordEventRequest poll;
+    poll.set_task_id(id);
+    poll.mutable_polled()->set_upstream_status("in_queue");
+    poll.mutable_polled()->mutable_eta()->set_seconds(seconds);
+    poll.mutable_polled()->mutable_eta()->set_nanos(nanos);
+    return Record(poll);
+  };
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  for (const auto& [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{
+           {kMax, 0},            // past Duration's range
+           {31 * 86400, 0},      // longer than 30 days
+           {-60, 0},             // negative
+           {60, -5},             // nanos of the other sign
+           {60, 1000000000}}) {  // nanos out of range
+    grpc::Status status = poll_with_eta(seconds, nanos);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << seconds << "s " << nanos << "ns";
+    EXPECT_THAT(status.error_message(), HasSubstr("polled.eta"));
+    ASSERT_EQ(ViolatedFields(status).size(), 1u);
+    EXPECT_THAT(ViolatedFields(status)[0], HasSubstr("polled.eta "));
+  }
+  ASSERT_TRUE(poll_with_eta(600, 0).ok());
+
+  auto complete_expiring = [&](int64_t seconds, int32_t nanos) {
+    v1::RecordEventRequest completed;
+    completed.set_task_id(id);
+    completed.mutable_completed()->add_result_uris(
+        "https://cdn.example.com/out.mp4");
+    completed.mutable_completed()->mutable_expire_time()->set_seconds(seconds);
+    completed.mutable_completed()->mutable_expire_time()->set_nanos(nanos);
+    return Record(completed);
+  };
+  const int64_t now = NowSeconds();
+  for (const auto& [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{
+           {1000000000000, 0},  // the year 33658
+           {-62135596801, 0},   // before 0001-01-01
+           {now + 3600, -1},    // negative nanos
+           {now - 3600, 0}}) {  // before the event itself
+    grpc::Status status = complete_expiring(seconds, nanos);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << seconds << "s " << nanos << "ns";
+    EXPECT_THAT(ViolatedFields(status),
+                ElementsAre(HasSubstr("completed.expire_time ")));
+  }
+
+  v1::RecordEventRequest bad_occur = queued;
+  bad_occur.mutable_started()->set_progress_percent(1);
+  bad_occur.mutable_occur_time()->set_seconds(now);
+  bad_occur.mutable_occur_time()->set_nanos(-1);
+  EXPECT_THAT(ViolatedFields(Record(bad_occur)),
+              ElementsAre(HasSubstr("occur_time ")));
+
+  ASSERT_TRUE(complete_expiring(now + 7 * 86400, 0).ok());
+
+  // The task stays readable in every form.
+  CommandResult json = Cli(kSupportToken, {"get", id, "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"result_expire_time\""));
+  CommandResult human = Cli(kSupportToken, {"get", id});
+  ASSERT_EQ(human.exit_code, 0) << human.err;
+  EXPECT_THAT(human.out, Not(HasSubstr("106751991167300d")));
+}
+
+TEST_F(ApiChecksTest, StatsWindowOutsideDurationRangeIsRefusedNamingWindow) {
+  for (const auto& [seconds, nanos] : std::vector<std::pair<int64_t, int32_t>>{
+           {std::numeric_limits<int64_t>::max(), 0},
+           {120, -5},
+           {120, 1500000000}}) {
+    v1::GetStatsRequest request;
+    request.mutable_window()->set_seconds(seconds);
+    request.mutable_window()->set_nanos(nanos);
+    v1::Stats stats;
+    grpc::Status status =
+        stub_->GetStats(As(kSupportToken).get(), request, &stats);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << seconds << "s " << nanos << "ns";
+    EXPECT_THAT(ViolatedFields(status), ElementsAre(HasSubstr("window ")));
+  }
 }
 
 }  // namespace
