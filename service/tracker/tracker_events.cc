@@ -86,6 +86,18 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
                        absl::FormatDuration(options_.max_future_skew),
                        " in the future"));
     }
+    // Nothing happens to a task before it exists; the clock-skew allowance
+    // covers an upstream clock a little behind ours.
+    const absl::Time created = FromProtoTime(task.create_time());
+    if (occur < created - options_.max_future_skew) {
+      return InvalidField(
+          "occur_time", "OCCUR_TIME_BEFORE_TASK",
+          absl::StrCat("occur_time ", FormatTime(request.occur_time()),
+                       " is before the task was created at ",
+                       FormatTime(task.create_time()), " (more than ",
+                       absl::FormatDuration(options_.max_future_skew),
+                       " of clock skew)"));
+    }
     if (IsUpstreamReported(event.type()) &&
         IsSet(task.last_upstream_event_time()) &&
         occur < FromProtoTime(task.last_upstream_event_time())) {

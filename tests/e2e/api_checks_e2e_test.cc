@@ -2,7 +2,8 @@
 // auth file: every read that returns task content to a support or admin
 // principal is audited (ListTasks per returned task, AddNote, admin writes);
 // times outside protobuf's ranges or implausible for their field are
-// INVALID_ARGUMENT naming the field.
+// INVALID_ARGUMENT naming the field, and so is an occur_time from before the
+// task existed.
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -208,7 +209,7 @@ TEST_F(ApiChecksTest, AdminWritesReturnTheTaskAndAreAuditedBackendOnesAreNot) {
               ElementsAre("RecordEvent root admin", "SubmitTask root admin"));
 }
 
-// --- Item 5: times are checked against their range and their field.
+// --- Item 5, and the occur_time from before the task: times are checked.
 
 TEST_F(ApiChecksTest, OutOfRangeOrImplausibleTimesAreRefusedNamingTheField) {
   const std::string id = SubmitId("a lighthouse in a storm");
@@ -296,6 +297,28 @@ TEST_F(ApiChecksTest, StatsWindowOutsideDurationRangeIsRefusedNamingWindow) {
         << seconds << "s " << nanos << "ns";
     EXPECT_THAT(ViolatedFields(status), ElementsAre(HasSubstr("window ")));
   }
+}
+
+TEST_F(ApiChecksTest, OccurTimeBeforeTheTaskExistedIsRefused) {
+  v1::SubmitTaskResponse submitted;
+  ASSERT_TRUE(
+      Submit(Request("a fox in the snow"), kBackendToken, &submitted).ok());
+  const std::string id = submitted.task().task_id();
+  const int64_t created = submitted.task().create_time().seconds();
+
+  v1::RecordEventRequest queued;
+  queued.set_task_id(id);
+  queued.mutable_queued()->set_upstream_task_id("up-1");
+  for (int64_t seconds : {int64_t{1}, created - 3600}) {  // 1970, an hour ago
+    queued.mutable_occur_time()->set_seconds(seconds);
+    grpc::Status status = Record(queued);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(ViolatedFields(status),
+                ElementsAre("occur_time OCCUR_TIME_BEFORE_TASK"));
+  }
+  // Within the clock-skew allowance of the creation it is taken as given.
+  queued.mutable_occur_time()->set_seconds(created - 1);
+  ASSERT_TRUE(Record(queued).ok());
 }
 
 }  // namespace

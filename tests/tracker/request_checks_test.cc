@@ -1,11 +1,13 @@
-// The Tracker's side of the API checks: audit entries written in one batch,
-// on a real RocksDB store with a manual clock.
+// The Tracker's side of the API checks, on a real RocksDB store with a manual
+// clock: audit entries written in one batch, an occur_time from before the
+// task.
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "service/rules/time_util.h"
 #include "service/tracker/tracker.h"
 #include "tests/support/tracker_fixture.h"
 
@@ -13,6 +15,7 @@ namespace tasktrail {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 class RequestChecksTest : public TrackerFixtureBase {
@@ -59,6 +62,28 @@ TEST_F(RequestChecksTest, RecordAuditWritesOneEntryPerTask) {
               ElementsAre("GetTask root admin", "ListTasks alice support"));
   EXPECT_THAT(Audit(second), ElementsAre("ListTasks alice support"));
   EXPECT_THAT(Audit(third), IsEmpty());
+}
+
+TEST_F(RequestChecksTest, AnOccurTimeBeforeTheTaskWasCreatedIsRefused) {
+  const absl::Time created = clock_.Now();
+  const std::string id = Submit("a lighthouse in a storm");
+  clock_.Advance(absl::Minutes(10));
+  v1::RecordEventRequest queued;
+  queued.set_task_id(id);
+  queued.mutable_queued()->set_upstream_task_id("up-1");
+  *queued.mutable_occur_time() =
+      ToProtoTime(created - absl::Seconds(5) - absl::Nanoseconds(1));
+  const absl::Status refused =
+      AwaitWrite(*tracker_, &Tracker::RecordEvent, queued, "").status();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("occur_time 2026-09-21T"));
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("before the task was created"));
+
+  // The default clock-skew allowance (5 s) is accepted.
+  *queued.mutable_occur_time() = ToProtoTime(created - absl::Seconds(5));
+  EXPECT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, queued, "").ok());
 }
 
 }  // namespace
