@@ -49,10 +49,20 @@ absl::Status CheckHttpStatus(absl::string_view field, int32_t status) {
   return absl::OkStatus();
 }
 
+// Free text: its length only.
 absl::Status CheckLength(absl::string_view field, absl::string_view value,
                          size_t max_bytes) {
   std::vector<v1::FieldViolation> violations;
   CheckString(field, value, /*required=*/false, max_bytes, &violations);
+  if (violations.empty()) return absl::OkStatus();
+  return InvalidArgument(kInvalidRequest, "", violations);
+}
+
+// An identifier (an id, a name, a URI): its length and no control character.
+absl::Status CheckId(absl::string_view field, absl::string_view value,
+                     size_t max_bytes) {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier(field, value, /*required=*/false, max_bytes, &violations);
   if (violations.empty()) return absl::OkStatus();
   return InvalidArgument(kInvalidRequest, "", violations);
 }
@@ -64,8 +74,8 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
   switch (request.event_case()) {
     case RecordEventRequest::kQueued: {
       const auto& d = request.queued();
-      RETURN_IF_ERROR(CheckLength("queued.upstream_task_id",
-                                  d.upstream_task_id(), kMaxIdBytes));
+      RETURN_IF_ERROR(CheckId("queued.upstream_task_id", d.upstream_task_id(),
+                              kMaxIdBytes));
       RETURN_IF_ERROR(
           CheckNonNegative("queued.queue_position", d.queue_position()));
       event.set_type(v1::EVENT_TYPE_QUEUED);
@@ -111,9 +121,8 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
                                          " result URIs are allowed"));
       }
       for (int i = 0; i < d.result_uris_size(); ++i) {
-        RETURN_IF_ERROR(
-            CheckLength(absl::StrCat("completed.result_uris[", i, "]"),
-                        d.result_uris(i), kMaxUriBytes));
+        RETURN_IF_ERROR(CheckId(absl::StrCat("completed.result_uris[", i, "]"),
+                                d.result_uris(i), kMaxUriBytes));
       }
       if (d.has_expire_time()) {
         RETURN_IF_ERROR(
@@ -136,9 +145,8 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
     }
     case RecordEventRequest::kDownloaded: {
       const auto& d = request.downloaded();
-      RETURN_IF_ERROR(CheckLength("downloaded.uri", d.uri(), kMaxUriBytes));
-      RETURN_IF_ERROR(
-          CheckLength("downloaded.client", d.client(), kMaxIdBytes));
+      RETURN_IF_ERROR(CheckId("downloaded.uri", d.uri(), kMaxUriBytes));
+      RETURN_IF_ERROR(CheckId("downloaded.client", d.client(), kMaxIdBytes));
       event.set_type(v1::EVENT_TYPE_DOWNLOADED);
       *event.mutable_downloaded() = d;
       break;

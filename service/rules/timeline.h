@@ -16,7 +16,9 @@ namespace tasktrail {
 
 // Builds the event (type and detail) carried by `request`, checking the
 // detail's fields. Errors: INVALID_ARGUMENT (with a field violation) when no
-// event is set or a field is out of range or too long; a Duration or
+// event is set, a field is out of range or too long, or an identifier
+// (upstream_task_id, result and download URIs, the downloading client)
+// holds a control character (CheckIdentifier); a Duration or
 // Timestamp outside protobuf's range is out of range, and so is a
 // polled.eta that is negative or longer than kMaxUpstreamEta.
 absl::StatusOr<v1::TaskEvent> EventFromRequest(

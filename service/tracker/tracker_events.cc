@@ -1,6 +1,7 @@
 // RecordEvent: the request's checks, event_id replays, occur_time, the
 // lifecycle and refund-once rules; the append itself is PrepareAppend's.
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -31,11 +32,11 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
     const v1::RecordEventRequest& request, absl::string_view actor,
     LockWait wait) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  if (request.event_id().size() > kMaxIdBytes) {
-    return InvalidField(
-        "event_id", "FIELD_TOO_LONG",
-        absl::StrCat("event_id is ", request.event_id().size(),
-                     " bytes; at most ", kMaxIdBytes, " are allowed"));
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("event_id", request.event_id(), /*required=*/false,
+                  kMaxIdBytes, &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
   }
   if (request.event_case() == v1::RecordEventRequest::EVENT_NOT_SET) {
     return EventFromRequest(request).status();

@@ -73,9 +73,9 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
                                             absl::string_view actor,
                                             LockWait wait) {
   std::vector<v1::FieldViolation> violations;
-  CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
+  CheckIdentifier("task_id", request.task_id(), true, kMaxIdBytes, &violations);
   CheckString("text", request.text(), true, kMaxTextBytes, &violations);
-  CheckString("author", request.author(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("author", request.author(), false, kMaxIdBytes, &violations);
   CheckString("final_cause", request.final_cause(), false, kMaxTextBytes,
               &violations);
   if (!violations.empty()) {

@@ -2,10 +2,11 @@
 // auth file: every read that returns task content to a support or admin
 // principal is audited (ListTasks per returned task, AddNote, admin writes);
 // times outside protobuf's ranges or implausible for their field are
-// INVALID_ARGUMENT naming the field, and so is an occur_time from before the
-// task existed.
+// INVALID_ARGUMENT naming the field, and so are an occur_time from before the
+// task existed and a control character in an identifier.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <string>
@@ -319,6 +320,131 @@ TEST_F(ApiChecksTest, OccurTimeBeforeTheTaskExistedIsRefused) {
   // Within the clock-skew allowance of the creation it is taken as given.
   queued.mutable_occur_time()->set_seconds(created - 1);
   ASSERT_TRUE(Record(queued).ok());
+}
+
+// --- Item 11: identifiers refuse control characters, free text keeps them.
+
+TEST_F(ApiChecksTest, ControlCharactersInIdentifiersAreRefusedNamingTheField) {
+  const std::string id = SubmitId("a lighthouse in a storm");
+  const std::vector<std::string> controls = {"\x1b]0;owned\x07", "\x1b[2J",
+                                             "a\nb", "del\x7f",
+                                             "csi\xc2\x9b"
+                                             "2J"};
+  struct Case {
+    std::string field;
+    std::function<grpc::Status(const std::string& bad)> call;
+  };
+  auto submit =
+      [this](void (*set)(v1::SubmitTaskRequest*, const std::string&)) {
+        return [this, set](const std::string& bad) {
+          v1::SubmitTaskRequest request = Request("a red kite");
+          set(&request, bad);
+          return Submit(request);
+        };
+      };
+  auto record = [this,
+                 id](void (*set)(v1::RecordEventRequest*, const std::string&)) {
+    return [this, id, set](const std::string& bad) {
+      v1::RecordEventRequest request;
+      request.set_task_id(id);
+      set(&request, bad);
+      return Record(request);
+    };
+  };
+  const std::vector<Case> cases = {
+      {"account_id", submit([](auto* r, const std::string& bad) {
+         r->set_account_id("acct-" + bad);
+       })},
+      {"api_key_id", submit([](auto* r, const std::string& bad) {
+         r->set_api_key_id("key-" + bad);
+       })},
+      {"group",
+       submit([](auto* r, const std::string& bad) { r->set_group(bad); })},
+      {"model", submit([](auto* r, const std::string& bad) {
+         r->set_model("veo-3" + bad);
+       })},
+      {"endpoint", submit([](auto* r, const std::string& bad) {
+         r->set_endpoint("/v1/video" + bad);
+       })},
+      {"request_id", submit([](auto* r, const std::string& bad) {
+         r->set_request_id("req-" + bad);
+       })},
+      {"params.aspect_ratio", submit([](auto* r, const std::string& bad) {
+         r->mutable_params()->set_aspect_ratio("16:9" + bad);
+       })},
+      {"event_id", record([](auto* r, const std::string& bad) {
+         r->set_event_id("evt-" + bad);
+         r->mutable_started();
+       })},
+      {"queued.upstream_task_id", record([](auto* r, const std::string& bad) {
+         r->mutable_queued()->set_upstream_task_id("up-" + bad);
+       })},
+      {"downloaded.client", record([](auto* r, const std::string& bad) {
+         r->mutable_downloaded()->set_client("app" + bad);
+       })},
+      {"completed.result_uris[0]", record([](auto* r, const std::string& bad) {
+         r->mutable_completed()->add_result_uris("https://cdn.example.com/" +
+                                                 bad);
+       })},
+      {"task_id",
+       [this](const std::string& bad) {
+         v1::GetTaskRequest request;
+         request.set_task_id("t-" + bad);
+         v1::Task task;
+         return stub_->GetTask(As(kSupportToken).get(), request, &task);
+       }},
+      {"author",
+       [this, id](const std::string& bad) {
+         v1::AddNoteRequest request;
+         request.set_task_id(id);
+         request.set_text("looked into it");
+         request.set_author("bob" + bad);
+         v1::Task task;
+         return stub_->AddNote(As(kSupportToken).get(), request, &task);
+       }},
+      {"upstream_task_id",
+       [this](const std::string& bad) {
+         v1::ListTasksRequest request;
+         request.set_upstream_task_id("up-" + bad);
+         v1::ListTasksResponse response;
+         return stub_->ListTasks(As(kSupportToken).get(), request, &response);
+       }},
+  };
+  for (const Case& c : cases) {
+    for (const std::string& bad : controls) {
+      grpc::Status status = c.call(bad);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << c.field << " with " << ::testing::PrintToString(bad);
+      EXPECT_THAT(ViolatedFields(status),
+                  ElementsAre(c.field + " FIELD_CONTROL_CHARACTER"))
+          << ::testing::PrintToString(bad);
+      // The message names the field without echoing the character.
+      EXPECT_THAT(status.error_message(), Not(HasSubstr("\x1b")));
+    }
+  }
+
+  // Free text keeps them (the CLI escapes them when it prints).
+  EXPECT_TRUE(Submit(Request("line one\nline two \x1b[1m")).ok());
+  v1::AddNoteRequest note;
+  note.set_task_id(id);
+  note.set_text("first line\nsecond line");
+  v1::Task task;
+  EXPECT_TRUE(stub_->AddNote(As(kSupportToken).get(), note, &task).ok());
+  CommandResult get = Cli(kSupportToken, {"get", id});
+  ASSERT_EQ(get.exit_code, 0) << get.err;
+  EXPECT_THAT(get.out, Not(HasSubstr("\x1b")));
+}
+
+TEST(ApiChecksAuthFileTest, APrincipalWithAControlCharacterStopsStartup) {
+  TempDir dir;
+  const std::string auth = dir.Write(
+      "auth", "support alice " + Sha256Hex(kSupportToken) +
+                  "\nadmin ro\x1b[2Jot " + Sha256Hex(kAdminToken) + "\n");
+  ServerProcess server(dir.File("data"), {"--auth-file", auth});
+  std::string error;
+  EXPECT_FALSE(server.Start(&error));
+  EXPECT_THAT(error, HasSubstr(auth + ":2"));
+  EXPECT_THAT(error, HasSubstr("control character"));
 }
 
 }  // namespace

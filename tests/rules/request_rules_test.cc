@@ -1,8 +1,10 @@
 // The pure checks of request fields: protobuf's Timestamp and Duration ranges,
-// the plausible spans of an event's times.
+// the plausible spans of an event's times, control characters in
+// identifiers.
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -122,6 +124,60 @@ TEST(EventTimesTest, AnExpireTimeIsInRangeAndAfterTheCompletion) {
   event = EventFromRequest(request);
   ASSERT_TRUE(event.ok()) << event.status();
   EXPECT_TRUE(CheckEventTimes(*event, at).ok());
+}
+
+TEST(IdentifierTest, ControlCharactersAreFoundInC0DelAndC1) {
+  EXPECT_EQ(FindControlCharacter("acct-1"), absl::string_view::npos);
+  EXPECT_EQ(FindControlCharacter(""), absl::string_view::npos);
+  // Printable non-ASCII characters are not control characters: U+00A0 (the
+  // first after C1), U+00E9, U+4E2D, U+1F600.
+  EXPECT_EQ(FindControlCharacter(
+                "\xc2\xa0 caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80"),
+            absl::string_view::npos);
+  EXPECT_EQ(FindControlCharacter(std::string("a\0b", 3)), 1u);
+  EXPECT_EQ(FindControlCharacter("ab\x1b[2J"), 2u);
+  EXPECT_EQ(FindControlCharacter("tab\there"), 3u);
+  EXPECT_EQ(FindControlCharacter("x\x7f"), 1u);
+  EXPECT_EQ(FindControlCharacter("c1\xc2\x80"), 2u);
+  EXPECT_EQ(FindControlCharacter("c1\xc2\x9b"), 2u);
+  EXPECT_EQ(FindControlCharacter("\xc2"), absl::string_view::npos);
+}
+
+TEST(IdentifierTest, AControlCharacterIsNamedByCodePointNeverEchoed) {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("account_id", "acct\x1b]0;x\x07", true, 128, &violations);
+  CheckIdentifier("endpoint", "/v1\xc2\x9b", false, 128, &violations);
+  CheckIdentifier("group", "", false, 128, &violations);
+  CheckIdentifier("model", "veo-3", true, 128, &violations);
+  ASSERT_EQ(violations.size(), 2u);
+  EXPECT_EQ(violations[0].field(), "account_id");
+  EXPECT_EQ(violations[0].reason(), "FIELD_CONTROL_CHARACTER");
+  EXPECT_THAT(violations[0].description(), HasSubstr("U+001B at byte 4"));
+  EXPECT_EQ(violations[0].description().find('\x1b'), std::string::npos);
+  EXPECT_EQ(violations[1].field(), "endpoint");
+  EXPECT_THAT(violations[1].description(), HasSubstr("U+009B at byte 3"));
+
+  // One violation per field: too long wins.
+  violations.clear();
+  CheckIdentifier("request_id", std::string(200, '\n'), false, 128,
+                  &violations);
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].reason(), "FIELD_TOO_LONG");
+}
+
+TEST(IdentifierTest, EventIdentifiersRefuseControlCharactersFreeTextKeepsThem) {
+  v1::RecordEventRequest request;
+  request.set_task_id("t-1");
+  request.mutable_downloaded()->set_client("app\x1b[2J");
+  EXPECT_EQ(ViolatedField(EventFromRequest(request).status()),
+            "downloaded.client FIELD_CONTROL_CHARACTER");
+  request.mutable_queued()->set_upstream_task_id("up\n1");
+  EXPECT_EQ(ViolatedField(EventFromRequest(request).status()),
+            "queued.upstream_task_id FIELD_CONTROL_CHARACTER");
+  request.mutable_failed()->set_message("line one\nline two\x1b[1m");
+  EXPECT_TRUE(EventFromRequest(request).ok());
+  request.mutable_canceled()->set_reason("user left\n");
+  EXPECT_TRUE(EventFromRequest(request).ok());
 }
 
 }  // namespace
