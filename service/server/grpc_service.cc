@@ -50,6 +50,17 @@ grpc::Status Respond(const absl::StatusOr<T>& result,
   return Reply(*result, response);
 }
 
+// The id of the task a write answers with (and so returns the content of).
+const std::string& ReturnedTaskId(const v1::SubmitTaskResponse& response) {
+  return response.task().task_id();
+}
+const std::string& ReturnedTaskId(const v1::RecordEventResponse& response) {
+  return response.task().task_id();
+}
+const std::string& ReturnedTaskId(const v1::Task& task) {
+  return task.task_id();
+}
+
 // Parses a request that arrived as bytes, as a typed method would; false
 // when it does not parse. A string field that is not UTF-8 makes libprotobuf
 // log an error line (tasktraild rate-limits those).
@@ -69,17 +80,6 @@ grpc::Status NotParsed() {
                    Request::descriptor()->full_name(),
                    " (malformed protobuf, or a string field that is not "
                    "valid UTF-8)"));
-}
-
-// The id of the task a write answers with (and so returns the content of).
-const std::string& ReturnedTaskId(const v1::SubmitTaskResponse& response) {
-  return response.task().task_id();
-}
-const std::string& ReturnedTaskId(const v1::RecordEventResponse& response) {
-  return response.task().task_id();
-}
-const std::string& ReturnedTaskId(const v1::Task& task) {
-  return task.task_id();
 }
 
 // A WatchTask stream: moves what its WatchCursor decides (what to send,
@@ -488,7 +488,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
   return ServeParsed<v1::ListModelsRequest>(
       context, Rpc::kListModels, request,
       [this, response](const Caller&, const v1::ListModelsRequest& request) {
-        return Reply(tracker_->ListModels(request), response);
+        return Respond(tracker_->ListModels(request), response);
       });
 }
 

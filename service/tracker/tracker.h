@@ -108,8 +108,11 @@ class Tracker {
   absl::StatusOr<v1::ValidateTaskResponse> ValidateTask(
       const v1::ValidateTaskRequest& request) const;
 
-  // The catalog in force, filtered by kind.
-  v1::ListModelsResponse ListModels(const v1::ListModelsRequest& request) const;
+  // The catalog in force, filtered by kind (TASK_KIND_UNSPECIFIED: all).
+  // INVALID_ARGUMENT (BadRequest on `kind`) for a kind this build does not
+  // know, rather than an empty catalog.
+  absl::StatusOr<v1::ListModelsResponse> ListModels(
+      const v1::ListModelsRequest& request) const;
 
   // Registers one task per user intent. In order:
   //  1. a `request_id` this account used before (within dedup_retention)

@@ -302,8 +302,15 @@ absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
   return response;
 }
 
-v1::ListModelsResponse Tracker::ListModels(
+absl::StatusOr<v1::ListModelsResponse> Tracker::ListModels(
     const v1::ListModelsRequest& request) const {
+  if (!v1::TaskKind_IsValid(request.kind())) {
+    return InvalidField(
+        "kind", "FIELD_OUT_OF_RANGE",
+        absl::StrCat("kind ", static_cast<int>(request.kind()),
+                     " is not a known TaskKind; use TASK_KIND_IMAGE, "
+                     "TASK_KIND_VIDEO, or TASK_KIND_UNSPECIFIED for all"));
+  }
   const std::shared_ptr<const Catalog> catalog = catalog_->Get();
   v1::ListModelsResponse response;
   response.set_catalog_version(catalog->version());

@@ -3,7 +3,8 @@
 // principal is audited (ListTasks per returned task, AddNote, admin writes);
 // times outside protobuf's ranges or implausible for their field are
 // INVALID_ARGUMENT naming the field, and so are an occur_time from before the
-// task existed and a control character in an identifier.
+// task existed, a control character in an identifier and an unknown
+// ListModels kind.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -445,6 +446,23 @@ TEST(ApiChecksAuthFileTest, APrincipalWithAControlCharacterStopsStartup) {
   EXPECT_FALSE(server.Start(&error));
   EXPECT_THAT(error, HasSubstr(auth + ":2"));
   EXPECT_THAT(error, HasSubstr("control character"));
+}
+
+// --- ListModels: an unknown kind is not an empty catalog.
+
+TEST_F(ApiChecksTest, ListModelsWithAnUnknownKindIsInvalidArgumentNamingKind) {
+  v1::ListModelsRequest request;
+  request.set_kind(static_cast<v1::TaskKind>(42));
+  v1::ListModelsResponse response;
+  grpc::Status status =
+      stub_->ListModels(As(kSupportToken).get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("kind FIELD_OUT_OF_RANGE"));
+
+  request.set_kind(v1::TASK_KIND_VIDEO);
+  ASSERT_TRUE(
+      stub_->ListModels(As(kSupportToken).get(), request, &response).ok());
+  EXPECT_GT(response.models_size(), 0);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // The Tracker's side of the API checks, on a real RocksDB store with a manual
 // clock: audit entries written in one batch, an occur_time from before the
-// task.
+// task, an unknown ListModels kind.
 #include <string>
 #include <vector>
 
@@ -84,6 +84,22 @@ TEST_F(RequestChecksTest, AnOccurTimeBeforeTheTaskWasCreatedIsRefused) {
   // The default clock-skew allowance (5 s) is accepted.
   *queued.mutable_occur_time() = ToProtoTime(created - absl::Seconds(5));
   EXPECT_TRUE(AwaitWrite(*tracker_, &Tracker::RecordEvent, queued, "").ok());
+}
+
+TEST_F(RequestChecksTest, ListModelsRefusesAnUnknownKind) {
+  v1::ListModelsRequest request;
+  request.set_kind(static_cast<v1::TaskKind>(7));
+  const absl::Status refused = tracker_->ListModels(request).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(refused)) << refused;
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("kind 7"));
+
+  request.set_kind(v1::TASK_KIND_IMAGE);
+  absl::StatusOr<v1::ListModelsResponse> images = tracker_->ListModels(request);
+  ASSERT_TRUE(images.ok()) << images.status();
+  ASSERT_GT(images->models_size(), 0);
+  for (const v1::ModelSpec& model : images->models()) {
+    EXPECT_EQ(model.kind(), v1::TASK_KIND_IMAGE) << model.name();
+  }
 }
 
 }  // namespace
