@@ -12,6 +12,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/duration.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace tasktrail {
@@ -48,6 +50,33 @@ absl::Status InvalidField(absl::string_view field, absl::string_view reason,
 void CheckString(absl::string_view field, absl::string_view value,
                  bool required, size_t max_bytes,
                  std::vector<v1::FieldViolation>* violations);
+
+// The byte offset in `text` of its first control character: C0 (U+0000 to
+// U+001F), DEL (U+007F) or C1 (U+0080 to U+009F, bytes C2 80 to C2 9F in
+// UTF-8); absl::string_view::npos when there is none.
+size_t FindControlCharacter(absl::string_view text);
+
+// CheckString for an identifier (an id, a name, a code, a URI): within that,
+// a value holding a control character (FindControlCharacter) appends a
+// FIELD_CONTROL_CHARACTER violation whose description gives the code point
+// and its byte offset, never the character itself. Identifiers reach
+// terminals and logs as they are; free text (prompts, notes, messages,
+// reasons) is checked with CheckString and may hold control characters.
+void CheckIdentifier(absl::string_view field, absl::string_view value,
+                     bool required, size_t max_bytes,
+                     std::vector<v1::FieldViolation>* violations);
+
+// OK when `time` is a Timestamp protobuf accepts (IsValidTimestamp in
+// time_util.h); otherwise INVALID_ARGUMENT (FIELD_OUT_OF_RANGE) naming
+// `field` and the valid range.
+absl::Status CheckTimestampField(absl::string_view field,
+                                 const google::protobuf::Timestamp& time);
+
+// OK when `duration` is a Duration protobuf accepts (IsValidDuration in
+// time_util.h); otherwise INVALID_ARGUMENT (FIELD_OUT_OF_RANGE) naming
+// `field` and the valid range.
+absl::Status CheckDurationField(absl::string_view field,
+                                const google::protobuf::Duration& duration);
 
 }  // namespace tasktrail
 

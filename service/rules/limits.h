@@ -1,9 +1,12 @@
-// Size limits on request fields (bytes, or entries for lists). Requests over
-// a limit are INVALID_ARGUMENT naming the field.
+// Limits on request fields: sizes (bytes, or entries for lists) and the
+// spans a time field may take. Requests over a limit are INVALID_ARGUMENT
+// naming the field.
 #ifndef TASKTRAIL_SERVICE_RULES_LIMITS_H_
 #define TASKTRAIL_SERVICE_RULES_LIMITS_H_
 
 #include <cstddef>
+
+#include "absl/time/time.h"
 
 namespace tasktrail {
 
@@ -16,6 +19,9 @@ inline constexpr int kMaxResultUris = 64;
 inline constexpr int kMaxReferenceImages = 16;
 inline constexpr int kDefaultPageSize = 50;
 inline constexpr int kMaxPageSize = 1000;
+
+// The longest remaining time an upstream's ETA (polled.eta) may announce.
+inline constexpr absl::Duration kMaxUpstreamEta = absl::Hours(30 * 24);
 
 }  // namespace tasktrail
 

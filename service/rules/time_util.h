@@ -45,6 +45,18 @@ inline bool IsValidTimestamp(const google::protobuf::Timestamp& time) {
          time.seconds() >= -62135596800 && time.seconds() <= 253402300799;
 }
 
+// A Duration that protobuf considers valid: seconds within +-315,576,000,000
+// (about 10,000 years), nanos within +-999,999,999 and of the same sign as
+// seconds when both are non-zero.
+inline bool IsValidDuration(const google::protobuf::Duration& duration) {
+  constexpr int64_t kMaxSeconds = 315576000000;
+  const int64_t seconds = duration.seconds();
+  const int32_t nanos = duration.nanos();
+  if (seconds < -kMaxSeconds || seconds > kMaxSeconds) return false;
+  if (nanos < -999999999 || nanos > 999999999) return false;
+  return !((seconds < 0 && nanos > 0) || (seconds > 0 && nanos < 0));
+}
+
 // True when the timestamp is set to something other than the epoch.
 inline bool IsSet(const google::protobuf::Timestamp& proto) {
   return proto.seconds() != 0 || proto.nanos() != 0;

@@ -20,6 +20,8 @@ using v1::RecordEventRequest;
 using v1::Task;
 using v1::TaskEvent;
 
+constexpr char kRfc3339[] = "%Y-%m-%dT%H:%M:%SZ";
+
 absl::Status CheckProgress(absl::string_view field, int32_t progress) {
   if (progress < 0 || progress > 100) {
     return InvalidField(field, "FIELD_OUT_OF_RANGE",
@@ -47,10 +49,20 @@ absl::Status CheckHttpStatus(absl::string_view field, int32_t status) {
   return absl::OkStatus();
 }
 
+// Free text: its length only.
 absl::Status CheckLength(absl::string_view field, absl::string_view value,
                          size_t max_bytes) {
   std::vector<v1::FieldViolation> violations;
   CheckString(field, value, /*required=*/false, max_bytes, &violations);
+  if (violations.empty()) return absl::OkStatus();
+  return InvalidArgument(kInvalidRequest, "", violations);
+}
+
+// An identifier (an id, a name, a URI): its length and no control character.
+absl::Status CheckId(absl::string_view field, absl::string_view value,
+                     size_t max_bytes) {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier(field, value, /*required=*/false, max_bytes, &violations);
   if (violations.empty()) return absl::OkStatus();
   return InvalidArgument(kInvalidRequest, "", violations);
 }
@@ -62,8 +74,8 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
   switch (request.event_case()) {
     case RecordEventRequest::kQueued: {
       const auto& d = request.queued();
-      RETURN_IF_ERROR(CheckLength("queued.upstream_task_id",
-                                  d.upstream_task_id(), kMaxIdBytes));
+      RETURN_IF_ERROR(CheckId("queued.upstream_task_id", d.upstream_task_id(),
+                              kMaxIdBytes));
       RETURN_IF_ERROR(
           CheckNonNegative("queued.queue_position", d.queue_position()));
       event.set_type(v1::EVENT_TYPE_QUEUED);
@@ -85,10 +97,17 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
       RETURN_IF_ERROR(
           CheckNonNegative("polled.queue_position", d.queue_position()));
       RETURN_IF_ERROR(CheckHttpStatus("polled.http_status", d.http_status()));
-      if (d.eta().seconds() < 0 || d.eta().nanos() < 0 ||
-          d.eta().nanos() > 999999999) {
-        return InvalidField("polled.eta", "FIELD_OUT_OF_RANGE",
-                            "polled.eta must not be negative");
+      if (d.has_eta()) {
+        RETURN_IF_ERROR(CheckDurationField("polled.eta", d.eta()));
+        const absl::Duration eta = FromProtoDuration(d.eta());
+        if (eta < absl::ZeroDuration() || eta > kMaxUpstreamEta) {
+          return InvalidField(
+              "polled.eta", "FIELD_OUT_OF_RANGE",
+              absl::StrCat("polled.eta is ", absl::FormatDuration(eta),
+                           "; it must be between 0s and ",
+                           absl::FormatDuration(kMaxUpstreamEta),
+                           " (30 days)"));
+        }
       }
       event.set_type(v1::EVENT_TYPE_POLLED);
       *event.mutable_polled() = d;
@@ -102,9 +121,12 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
                                          " result URIs are allowed"));
       }
       for (int i = 0; i < d.result_uris_size(); ++i) {
+        RETURN_IF_ERROR(CheckId(absl::StrCat("completed.result_uris[", i, "]"),
+                                d.result_uris(i), kMaxUriBytes));
+      }
+      if (d.has_expire_time()) {
         RETURN_IF_ERROR(
-            CheckLength(absl::StrCat("completed.result_uris[", i, "]"),
-                        d.result_uris(i), kMaxUriBytes));
+            CheckTimestampField("completed.expire_time", d.expire_time()));
       }
       event.set_type(v1::EVENT_TYPE_COMPLETED);
       *event.mutable_completed() = d;
@@ -123,9 +145,8 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
     }
     case RecordEventRequest::kDownloaded: {
       const auto& d = request.downloaded();
-      RETURN_IF_ERROR(CheckLength("downloaded.uri", d.uri(), kMaxUriBytes));
-      RETURN_IF_ERROR(
-          CheckLength("downloaded.client", d.client(), kMaxIdBytes));
+      RETURN_IF_ERROR(CheckId("downloaded.uri", d.uri(), kMaxUriBytes));
+      RETURN_IF_ERROR(CheckId("downloaded.client", d.client(), kMaxIdBytes));
       event.set_type(v1::EVENT_TYPE_DOWNLOADED);
       *event.mutable_downloaded() = d;
       break;
@@ -151,6 +172,24 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
           "failed, downloaded, canceled, refunded) is required");
   }
   return event;
+}
+
+absl::Status CheckEventTimes(const TaskEvent& event, absl::Time event_time) {
+  if (event.type() == v1::EVENT_TYPE_COMPLETED &&
+      event.completed().has_expire_time()) {
+    const absl::Time expire = FromProtoTime(event.completed().expire_time());
+    if (expire <= event_time) {
+      return InvalidField(
+          "completed.expire_time", "FIELD_OUT_OF_RANGE",
+          absl::StrCat(
+              "completed.expire_time ",
+              absl::FormatTime(kRfc3339, expire, absl::UTCTimeZone()),
+              " is not after the completion itself (",
+              absl::FormatTime(kRfc3339, event_time, absl::UTCTimeZone()),
+              "); results cannot expire before they exist"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 void ScrubEventText(TaskEvent* event) {

@@ -9,15 +9,26 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "tasktrail/v1/tracker.pb.h"
 
 namespace tasktrail {
 
 // Builds the event (type and detail) carried by `request`, checking the
 // detail's fields. Errors: INVALID_ARGUMENT (with a field violation) when no
-// event is set or a field is out of range or too long.
+// event is set, a field is out of range or too long, or an identifier
+// (upstream_task_id, result and download URIs, the downloading client)
+// holds a control character (CheckIdentifier); a Duration or
+// Timestamp outside protobuf's range is out of range, and so is a
+// polled.eta that is negative or longer than kMaxUpstreamEta.
 absl::StatusOr<v1::TaskEvent> EventFromRequest(
     const v1::RecordEventRequest& request);
+
+// The checks of an event's own times against the time it happened
+// (occur_time, or when it was recorded): a completion's expire_time must be
+// after it. Errors: INVALID_ARGUMENT naming the field. The ranges of the
+// request's times are EventFromRequest's.
+absl::Status CheckEventTimes(const v1::TaskEvent& event, absl::Time event_time);
 
 // Scrubs secrets (API keys, bearer tokens, signed-URL parameters) from the
 // free text and URIs of an event's detail before it is stored: upstream

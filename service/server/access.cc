@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "service/rules/digests.h"
+#include "service/rules/errors.h"
 #include "service/rules/operator_file.h"
 
 namespace tasktrail {
@@ -121,6 +122,13 @@ absl::StatusOr<std::shared_ptr<const AccessTable>> AccessTable::Parse(
     } else {
       return fail(absl::StrCat("unknown role \"", fields[0],
                                "\"; use backend, support or admin"));
+    }
+    if (const size_t at = FindControlCharacter(fields[1]);
+        at != absl::string_view::npos) {
+      return fail(absl::StrCat(
+          "the principal holds a control character at byte ", at,
+          "; principals are recorded as actors, authors and in the audit "
+          "log, and must not contain control characters"));
     }
     caller.name = std::string(fields[1]);
     const std::string digest = absl::AsciiStrToLower(fields[2]);

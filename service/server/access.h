@@ -55,8 +55,8 @@ bool Allowed(Role role, Rpc rpc);
 class AccessTable {
  public:
   // Parses an auth file. INVALID_ARGUMENT naming `origin` and the line for
-  // an unknown role, a missing field, a digest that is not 64 hex digits, or
-  // a digest listed twice.
+  // an unknown role, a missing field, a principal holding a control
+  // character, a digest that is not 64 hex digits, or a digest listed twice.
   static absl::StatusOr<std::shared_ptr<const AccessTable>> Parse(
       absl::string_view text, absl::string_view origin);
   static absl::StatusOr<std::shared_ptr<const AccessTable>> FromFile(

@@ -51,6 +51,17 @@ grpc::Status Respond(const absl::StatusOr<T>& result,
   return Reply(*result, response);
 }
 
+// The id of the task a write answers with (and so returns the content of).
+const std::string& ReturnedTaskId(const v1::SubmitTaskResponse& response) {
+  return response.task().task_id();
+}
+const std::string& ReturnedTaskId(const v1::RecordEventResponse& response) {
+  return response.task().task_id();
+}
+const std::string& ReturnedTaskId(const v1::Task& task) {
+  return task.task_id();
+}
+
 // Parses a request that arrived as bytes, as a typed method would; false
 // when it does not parse. A string field that is not UTF-8 makes libprotobuf
 // log an error line (tasktraild rate-limits those).
@@ -321,12 +332,17 @@ absl::optional<Caller> TaskTrackerService::AdmitOrFinish(
   return *std::move(caller);
 }
 
+bool TaskTrackerService::Audited(const Caller& caller) const {
+  return options_.access != nullptr && caller.role != Role::kBackend;
+}
+
 void TaskTrackerService::AuditRead(const Caller& caller,
-                                   absl::string_view task_id, Rpc rpc) {
-  if (options_.access == nullptr || caller.role == Role::kBackend) return;
+                                   absl::Span<const absl::string_view> task_ids,
+                                   Rpc rpc) {
+  if (!Audited(caller)) return;
   // A lost audit record must not fail the read it describes.
   tracker_
-      ->RecordAudit(task_id, caller.name, RoleName(caller.role), RpcName(rpc))
+      ->RecordAudit(task_ids, caller.name, RoleName(caller.role), RpcName(rpc))
       .IgnoreError();
 }
 
@@ -367,12 +383,20 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
     reactor->Finish(NotParsed<Request>());
     return reactor;
   }
-  Completion<Response> done = [this, reactor, response,
-                               request](absl::StatusOr<Response> result) {
-    const grpc::Status status = Respond(result, response);
-    in_flight_.fetch_sub(1);
-    reactor->Finish(status);
-  };
+  // Who is audited as having been returned the task, if anyone.
+  absl::optional<Caller> reader;
+  if (Audited(*caller)) reader = *caller;
+  Completion<Response> done =
+      [this, reactor, response, request, rpc,
+       reader = std::move(reader)](absl::StatusOr<Response> result) {
+        // On the commit thread, this is an unsynced write of one entry.
+        if (result.ok() && reader.has_value()) {
+          AuditRead(*reader, {ReturnedTaskId(*result)}, rpc);
+        }
+        const grpc::Status status = Respond(result, response);
+        in_flight_.fetch_sub(1);
+        reactor->Finish(status);
+      };
   done = start(*request, *caller, LockWait::kNever, std::move(done));
   if (done == nullptr) return reactor;
   writes_->Schedule([request, caller = *std::move(caller),
@@ -433,7 +457,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetTask(
         absl::StatusOr<std::string> task =
             tracker_->GetStoredTaskBytes(request);
         if (!task.ok()) return ToGrpcStatus(task.status());
-        AuditRead(caller, request.task_id(), Rpc::kGetTask);
+        AuditRead(caller, {request.task_id()}, Rpc::kGetTask);
         grpc::Slice slice(*task);
         *response = grpc::ByteBuffer(&slice, 1);
         return grpc::Status::OK;
@@ -445,8 +469,19 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
     grpc::ByteBuffer* response) {
   return ServeParsed<v1::ListTasksRequest>(
       context, Rpc::kListTasks, request,
-      [this, response](const Caller&, const v1::ListTasksRequest& request) {
-        return Respond(tracker_->ListTasks(request), response);
+      [this, response](const Caller& caller,
+                       const v1::ListTasksRequest& request) {
+        absl::StatusOr<v1::ListTasksResponse> listed =
+            tracker_->ListTasks(request);
+        if (listed.ok() && Audited(caller)) {
+          std::vector<absl::string_view> returned;
+          returned.reserve(listed->tasks_size());
+          for (const v1::Task& task : listed->tasks()) {
+            returned.push_back(task.task_id());
+          }
+          AuditRead(caller, returned, Rpc::kListTasks);
+        }
+        return Respond(listed, response);
       });
 }
 
@@ -466,7 +501,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListModels(
   return ServeParsed<v1::ListModelsRequest>(
       context, Rpc::kListModels, request,
       [this, response](const Caller&, const v1::ListModelsRequest& request) {
-        return Reply(tracker_->ListModels(request), response);
+        return Respond(tracker_->ListModels(request), response);
       });
 }
 
@@ -491,7 +526,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::GetQueueStatus(
             google::protobuf::Arena::CreateMessage<v1::QueueStatus>(&arena);
         const absl::Status judged = tracker_->GetQueueStatus(*request, status);
         if (!judged.ok()) return ToGrpcStatus(judged);
-        AuditRead(caller, request->task_id(), Rpc::kGetQueueStatus);
+        AuditRead(caller, {request->task_id()}, Rpc::kGetQueueStatus);
         return Reply(*status, response);
       });
 }
@@ -530,7 +565,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
   absl::StatusOr<WatchCursor> cursor =
       WatchCursor::Open(tracker_, request.task_id(), request.after_seq());
   if (!cursor.ok()) return new FailedWatch(ToGrpcStatus(cursor.status()));
-  AuditRead(*caller, request.task_id(), Rpc::kWatchTask);
+  AuditRead(*caller, {request.task_id()}, Rpc::kWatchTask);
   return new WatchReactor(hub_, request.task_id(), *std::move(cursor),
                           options_.watch_max_lifetime);
 }

@@ -17,6 +17,7 @@
 
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "service/server/access.h"
 #include "service/server/work_pool.h"
@@ -127,8 +128,16 @@ class TaskTrackerService final : public RawTaskTrackerService {
                                        Rpc rpc,
                                        grpc::ServerUnaryReactor* reactor);
 
-  // Records a support or admin read of a task in the audit log.
-  void AuditRead(const Caller& caller, absl::string_view task_id, Rpc rpc);
+  // True when what `caller` is answered is audited: access control is on
+  // and the role is not backend (the gateway's own reads are its business).
+  bool Audited(const Caller& caller) const;
+
+  // Records in the audit log, in one write, that `caller` was answered with
+  // the content of each of `task_ids` through `rpc`, when Audited(caller).
+  // Every RPC that returns task content (a task, its events or its queue
+  // status) to a support or admin principal calls it before answering.
+  void AuditRead(const Caller& caller,
+                 absl::Span<const absl::string_view> task_ids, Rpc rpc);
 
   // Admits the call, runs `work(caller)` and finishes the call with the
   // status it returns.
@@ -149,7 +158,8 @@ class TaskTrackerService final : public RawTaskTrackerService {
   // on this thread; when that gives `done` back (a lock is busy), runs
   // `start(request, caller, LockWait::kWait, done)` on the write pool. The
   // call is finished when `done` is given the answer (a Completion<Response>
-  // that serializes it into `response`); the request lives until then.
+  // that serializes it into `response`, having audited the task it returns);
+  // the request lives until then.
   template <typename Request, typename Response, typename Start>
   grpc::ServerUnaryReactor* ServeWrite(grpc::CallbackServerContext* context,
                                        Rpc rpc, const grpc::ByteBuffer* bytes,

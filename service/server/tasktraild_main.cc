@@ -284,9 +284,12 @@ void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
                   std::string(loaded.status().message()));
     return;
   }
-  spdlog::info("catalog reloaded path={} version={} models={}", path,
-               (*loaded)->version(), (*loaded)->document().models_size());
+  const std::string version = (*loaded)->version();
+  const int models = (*loaded)->document().models_size();
+  // Logged once in force, so that a reader of the log sees the new catalog.
   holder->Set(*std::move(loaded));
+  spdlog::info("catalog reloaded path={} version={} models={}", path, version,
+               models);
 }
 
 int Run(DaemonFlags flags) {

@@ -27,7 +27,8 @@ namespace tracker_internal {
 
 absl::Status CheckTaskId(absl::string_view task_id) {
   std::vector<v1::FieldViolation> violations;
-  CheckString("task_id", task_id, /*required=*/true, kMaxIdBytes, &violations);
+  CheckIdentifier("task_id", task_id, /*required=*/true, kMaxIdBytes,
+                  &violations);
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }

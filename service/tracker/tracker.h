@@ -37,6 +37,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 #include "service/rules/catalog.h"
 #include "service/rules/clock.h"
 #include "service/rules/failure_rules.h"
@@ -107,8 +108,11 @@ class Tracker {
   absl::StatusOr<v1::ValidateTaskResponse> ValidateTask(
       const v1::ValidateTaskRequest& request) const;
 
-  // The catalog in force, filtered by kind.
-  v1::ListModelsResponse ListModels(const v1::ListModelsRequest& request) const;
+  // The catalog in force, filtered by kind (TASK_KIND_UNSPECIFIED: all).
+  // INVALID_ARGUMENT (BadRequest on `kind`) for a kind this build does not
+  // know, rather than an empty catalog.
+  absl::StatusOr<v1::ListModelsResponse> ListModels(
+      const v1::ListModelsRequest& request) const;
 
   // Registers one task per user intent. In order:
   //  1. a `request_id` this account used before (within dedup_retention)
@@ -177,9 +181,11 @@ class Tracker {
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
 
-  // Records that `principal` (with `role`) read `task_id` through `rpc`, in
-  // the audit log (not the timeline), without waiting for an fsync.
-  absl::Status RecordAudit(absl::string_view task_id,
+  // Records that `principal` (with `role`) read each of `task_ids` through
+  // `rpc` in the audit log (not the timeline): one entry per task, all in
+  // one write, without waiting for an fsync. Nothing is written when
+  // `task_ids` is empty. UNAVAILABLE when the store fails the write.
+  absl::Status RecordAudit(absl::Span<const absl::string_view> task_ids,
                            absl::string_view principal, absl::string_view role,
                            absl::string_view rpc);
 

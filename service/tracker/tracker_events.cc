@@ -1,6 +1,7 @@
 // RecordEvent: the request's checks, event_id replays, occur_time, the
 // lifecycle and refund-once rules; the append itself is PrepareAppend's.
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -31,18 +32,17 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
     const v1::RecordEventRequest& request, absl::string_view actor,
     LockWait wait) {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  if (request.event_id().size() > kMaxIdBytes) {
-    return InvalidField(
-        "event_id", "FIELD_TOO_LONG",
-        absl::StrCat("event_id is ", request.event_id().size(),
-                     " bytes; at most ", kMaxIdBytes, " are allowed"));
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("event_id", request.event_id(), /*required=*/false,
+                  kMaxIdBytes, &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
   }
   if (request.event_case() == v1::RecordEventRequest::EVENT_NOT_SET) {
     return EventFromRequest(request).status();
   }
-  if (request.has_occur_time() && !IsValidTimestamp(request.occur_time())) {
-    return InvalidField("occur_time", "FIELD_OUT_OF_RANGE",
-                        "occur_time is not a valid timestamp");
+  if (request.has_occur_time()) {
+    RETURN_IF_ERROR(CheckTimestampField("occur_time", request.occur_time()));
   }
   const std::string digest =
       request.event_id().empty() ? "" : RequestDigest(request);
@@ -87,6 +87,18 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
                        absl::FormatDuration(options_.max_future_skew),
                        " in the future"));
     }
+    // Nothing happens to a task before it exists; the clock-skew allowance
+    // covers an upstream clock a little behind ours.
+    const absl::Time created = FromProtoTime(task.create_time());
+    if (occur < created - options_.max_future_skew) {
+      return InvalidField(
+          "occur_time", "OCCUR_TIME_BEFORE_TASK",
+          absl::StrCat("occur_time ", FormatTime(request.occur_time()),
+                       " is before the task was created at ",
+                       FormatTime(task.create_time()), " (more than ",
+                       absl::FormatDuration(options_.max_future_skew),
+                       " of clock skew)"));
+    }
     if (IsUpstreamReported(event.type()) &&
         IsSet(task.last_upstream_event_time()) &&
         occur < FromProtoTime(task.last_upstream_event_time())) {
@@ -98,6 +110,9 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
     }
     *event.mutable_time() = request.occur_time();
   }
+  RETURN_IF_ERROR(CheckEventTimes(
+      event,
+      request.has_occur_time() ? FromProtoTime(request.occur_time()) : now));
 
   ASSIGN_OR_RETURN(v1::TaskState next, StateAfter(task.state(), event.type()));
   if (event.type() == v1::EVENT_TYPE_REFUNDED) {

@@ -15,8 +15,8 @@
 
 namespace tasktrail::tracker_internal {
 
-// INVALID_ARGUMENT (BadRequest on `task_id`) unless `task_id` is present and
-// within kMaxIdBytes.
+// INVALID_ARGUMENT (BadRequest on `task_id`) unless `task_id` is present,
+// within kMaxIdBytes and free of control characters (CheckIdentifier).
 absl::Status CheckTaskId(absl::string_view task_id);
 
 // The DATA_LOSS of a stored snapshot of `task_id` that does not parse.

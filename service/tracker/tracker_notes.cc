@@ -2,6 +2,7 @@
 // ListAudit).
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "service/rules/errors.h"
@@ -10,6 +11,7 @@
 #include "service/rules/validator.h"
 #include "service/tracker/tracker.h"
 #include "service/tracker/tracker_internal.h"
+#include "store/keys.h"
 
 namespace tasktrail {
 namespace {
@@ -21,19 +23,27 @@ using tracker_internal::CheckTaskId;
 
 }  // namespace
 
-absl::Status Tracker::RecordAudit(absl::string_view task_id,
+absl::Status Tracker::RecordAudit(absl::Span<const absl::string_view> task_ids,
                                   absl::string_view principal,
                                   absl::string_view role,
                                   absl::string_view rpc) {
-  v1::AuditEntry entry;
-  entry.set_task_id(std::string(task_id));
+  if (task_ids.empty()) return absl::OkStatus();
   const absl::Time now = clock_->Now();
+  v1::AuditEntry entry;
   *entry.mutable_time() = ToProtoTime(now);
   entry.set_principal(std::string(principal));
   entry.set_role(std::string(role));
   entry.set_rpc(std::string(rpc));
-  return store_->WriteAudit(task_id, absl::ToUnixMicros(now), ++audit_nonce_,
-                            entry.SerializeAsString());
+  std::vector<store::RawMutation> entries;
+  entries.reserve(task_ids.size());
+  for (absl::string_view task_id : task_ids) {
+    entry.set_task_id(std::string(task_id));
+    entries.push_back(store::RawMutation{
+        store::ColumnFamily::kAudit,
+        store::AuditKey(task_id, absl::ToUnixMicros(now), ++audit_nonce_),
+        entry.SerializeAsString()});
+  }
+  return store_->WriteRaw(entries, store::TaskStore::Durability::kBuffered);
 }
 
 absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
@@ -63,9 +73,9 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
                                             absl::string_view actor,
                                             LockWait wait) {
   std::vector<v1::FieldViolation> violations;
-  CheckString("task_id", request.task_id(), true, kMaxIdBytes, &violations);
+  CheckIdentifier("task_id", request.task_id(), true, kMaxIdBytes, &violations);
   CheckString("text", request.text(), true, kMaxTextBytes, &violations);
-  CheckString("author", request.author(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("author", request.author(), false, kMaxIdBytes, &violations);
   CheckString("final_cause", request.final_cause(), false, kMaxTextBytes,
               &violations);
   if (!violations.empty()) {

@@ -162,13 +162,13 @@ absl::StatusOr<std::vector<TaskEvent>> Tracker::ReadEvents(
 absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
     const v1::ListTasksRequest& request) const {
   std::vector<v1::FieldViolation> violations;
-  CheckString("account_id", request.account_id(), false, kMaxIdBytes,
-              &violations);
-  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
-  CheckString("upstream_task_id", request.upstream_task_id(), false,
-              kMaxIdBytes, &violations);
-  CheckString("request_id", request.request_id(), false, kMaxIdBytes,
-              &violations);
+  CheckIdentifier("account_id", request.account_id(), false, kMaxIdBytes,
+                  &violations);
+  CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("upstream_task_id", request.upstream_task_id(), false,
+                  kMaxIdBytes, &violations);
+  CheckIdentifier("request_id", request.request_id(), false, kMaxIdBytes,
+                  &violations);
   if (request.page_size() < 0) {
     violations.push_back(Violation("page_size", "FIELD_OUT_OF_RANGE",
                                    "page_size must not be negative"));
@@ -234,6 +234,9 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(
     const v1::GetStatsRequest& request) {
+  if (request.has_window()) {
+    RETURN_IF_ERROR(CheckDurationField("window", request.window()));
+  }
   absl::Duration window = request.has_window()
                               ? FromProtoDuration(request.window())
                               : absl::Minutes(15);
@@ -243,7 +246,7 @@ absl::StatusOr<v1::Stats> Tracker::GetStats(
                                      "; it must be between 1m and 24h"));
   }
   std::vector<v1::FieldViolation> violations;
-  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }

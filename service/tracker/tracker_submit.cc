@@ -30,10 +30,10 @@ void CheckParamSizes(const v1::TaskParams& params,
               violations);
   CheckString("params.negative_prompt", params.negative_prompt(), false,
               kMaxPromptBytes, violations);
-  CheckString("params.aspect_ratio", params.aspect_ratio(), false, kMaxIdBytes,
-              violations);
-  CheckString("params.resolution", params.resolution(), false, kMaxIdBytes,
-              violations);
+  CheckIdentifier("params.aspect_ratio", params.aspect_ratio(), false,
+                  kMaxIdBytes, violations);
+  CheckIdentifier("params.resolution", params.resolution(), false, kMaxIdBytes,
+                  violations);
   CheckString("params.callback_url", params.callback_url(), false, kMaxUriBytes,
               violations);
   if (params.reference_images_size() > kMaxReferenceImages) {
@@ -48,8 +48,8 @@ void CheckParamSizes(const v1::TaskParams& params,
     const v1::ReferenceImage& image = params.reference_images(i);
     const std::string at = absl::StrCat("params.reference_images[", i, "]");
     CheckString(at + ".uri", image.uri(), false, kMaxUriBytes, violations);
-    CheckString(at + ".mime_type", image.mime_type(), false, kMaxIdBytes,
-                violations);
+    CheckIdentifier(at + ".mime_type", image.mime_type(), false, kMaxIdBytes,
+                    violations);
   }
 }
 
@@ -106,16 +106,16 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     const v1::SubmitTaskRequest& request, absl::string_view actor,
     LockWait wait) {
   std::vector<v1::FieldViolation> violations;
-  CheckString("account_id", request.account_id(), true, kMaxIdBytes,
-              &violations);
-  CheckString("model", request.model(), true, kMaxIdBytes, &violations);
-  CheckString("api_key_id", request.api_key_id(), false, kMaxIdBytes,
-              &violations);
-  CheckString("group", request.group(), false, kMaxIdBytes, &violations);
-  CheckString("endpoint", request.endpoint(), false, kMaxEndpointBytes,
-              &violations);
-  CheckString("request_id", request.request_id(), false, kMaxIdBytes,
-              &violations);
+  CheckIdentifier("account_id", request.account_id(), true, kMaxIdBytes,
+                  &violations);
+  CheckIdentifier("model", request.model(), true, kMaxIdBytes, &violations);
+  CheckIdentifier("api_key_id", request.api_key_id(), false, kMaxIdBytes,
+                  &violations);
+  CheckIdentifier("group", request.group(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("endpoint", request.endpoint(), false, kMaxEndpointBytes,
+                  &violations);
+  CheckIdentifier("request_id", request.request_id(), false, kMaxIdBytes,
+                  &violations);
   CheckParamSizes(request.params(), &violations);
   if (request.charge_units() < 0) {
     violations.push_back(
@@ -284,8 +284,8 @@ store::PreparedWrite Tracker::CountRejection(
 absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
     const v1::ValidateTaskRequest& request) const {
   std::vector<v1::FieldViolation> violations;
-  CheckString("model", request.model(), false, kMaxIdBytes, &violations);
-  CheckString("group", request.group(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("group", request.group(), false, kMaxIdBytes, &violations);
   CheckParamSizes(request.params(), &violations);
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, request.model(), violations);
@@ -302,8 +302,15 @@ absl::StatusOr<v1::ValidateTaskResponse> Tracker::ValidateTask(
   return response;
 }
 
-v1::ListModelsResponse Tracker::ListModels(
+absl::StatusOr<v1::ListModelsResponse> Tracker::ListModels(
     const v1::ListModelsRequest& request) const {
+  if (!v1::TaskKind_IsValid(request.kind())) {
+    return InvalidField(
+        "kind", "FIELD_OUT_OF_RANGE",
+        absl::StrCat("kind ", static_cast<int>(request.kind()),
+                     " is not a known TaskKind; use TASK_KIND_IMAGE, "
+                     "TASK_KIND_VIDEO, or TASK_KIND_UNSPECIFIED for all"));
+  }
   const std::shared_ptr<const Catalog> catalog = catalog_->Get();
   v1::ListModelsResponse response;
   response.set_catalog_version(catalog->version());
