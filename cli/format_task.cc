@@ -154,6 +154,11 @@ void AddHeader(const Task& t, std::string* out) {
 }
 
 void AddNotes(const Task& t, const FormatOptions& opts, std::string* out) {
+  if (t.note_count() > t.notes_size()) {
+    absl::StrAppend(out, "notes: showing newest ", t.notes_size(), " of ",
+                    t.note_count(), "; `tasktrail watch ", t.task_id(),
+                    "` replays them all\n");
+  }
   for (const Note& note : t.notes()) {
     absl::StrAppend(out, FormatNote(note, opts), "\n");
   }

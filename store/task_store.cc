@@ -372,6 +372,36 @@ absl::Status TaskStore::VisitEventRange(absl::string_view task_id,
   return absl::OkStatus();
 }
 
+absl::Status TaskStore::VisitEventsNewestFirst(
+    absl::string_view task_id, int64_t first_seq, int64_t last_seq,
+    absl::FunctionRef<bool(int64_t seq, absl::string_view bytes)> visit) const {
+  if (last_seq < first_seq || last_seq < 0) return absl::OkStatus();
+  const std::string lower = EventKey(task_id, std::max<int64_t>(first_seq, 0));
+  const std::string last = EventKey(task_id, last_seq);
+  std::string upper = EventPrefix(task_id);
+  AppendBigEndian64(static_cast<uint64_t>(last_seq) + 1, &upper);
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_lower_bound = &lower_slice;
+  read_options.iterate_upper_bound = &upper_slice;
+  read_options.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, handle(ColumnFamily::kEvents)));
+  for (it->SeekForPrev(last); it->Valid(); it->Prev()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() < 8) break;
+    const auto seq = static_cast<int64_t>(
+        ReadBigEndian64(absl::string_view(key.data() + key.size() - 8, 8)));
+    if (!visit(seq,
+               absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading events");
+  return absl::OkStatus();
+}
+
 absl::StatusOr<absl::optional<EventIdRecord>> TaskStore::GetEventIdRecord(
     absl::string_view task_id, absl::string_view event_id) const {
   absl::StatusOr<absl::optional<std::string>> raw =

@@ -249,6 +249,15 @@ class TaskStore {
   absl::Status VisitEventRange(absl::string_view task_id, int64_t first_seq,
                                int64_t last_seq, BytesVisitor visit) const;
 
+  // Calls `visit` with the seq and stored bytes (valid only during the call)
+  // of each event of the task with seq in [first_seq, last_seq], newest
+  // first, until it returns false: one reverse scan, whose cost is that of
+  // the events visited, not of the whole timeline.
+  absl::Status VisitEventsNewestFirst(
+      absl::string_view task_id, int64_t first_seq, int64_t last_seq,
+      absl::FunctionRef<bool(int64_t seq, absl::string_view bytes)> visit)
+      const;
+
   // Returns the record of `event_id` for the task, or nullopt when unseen.
   absl::StatusOr<absl::optional<EventIdRecord>> GetEventIdRecord(
       absl::string_view task_id, absl::string_view event_id) const;

@@ -51,12 +51,31 @@
 
 namespace tasktrail {
 
+// How many of a task's notes its snapshot keeps (the newest): the snapshot
+// is rewritten by every write and returned by every read, so it stays small;
+// every note stays in the timeline as its EVENT_TYPE_NOTE_ADDED entry, and
+// Task.note_count counts them all.
+inline constexpr int kNotesInSnapshot = 10;
+
+// The default of TrackerOptions::max_event_bytes_returned: 3 MiB.
+inline constexpr int64_t kMaxEventBytesReturned = int64_t{3} << 20;
+
 struct TrackerOptions {
   // How far in the future an `occur_time` may be (clock skew allowance).
   absl::Duration max_future_skew = absl::Seconds(5);
 
-  // At most this many timeline entries are returned by GetTask.
+  // GetTask returns at most this many timeline entries, which take at most
+  // max_event_bytes_returned bytes (framed as Task.events entries): the
+  // first entry and the newest ones within both limits; the ones between
+  // are counted in Task.omitted_event_count. Above 3 MiB an answer may no
+  // longer fit a client's default 4 MiB limit (see kMaxSnapshotBytes in
+  // tracker_queries.cc).
   int max_events_returned = 10000;
+  int64_t max_event_bytes_returned = kMaxEventBytesReturned;
+
+  // A task takes at most this many support notes: AddNote refuses one more
+  // (FAILED_PRECONDITION naming the cap).
+  int max_notes_per_task = 100;
 
   // Seed of the task id generator; 0 seeds from the OS. For tests.
   uint64_t id_seed = 0;
@@ -149,18 +168,25 @@ class Tracker {
       const v1::RecordEventRequest& request, absl::string_view actor,
       LockWait wait, Completion<v1::RecordEventResponse> done);
 
-  // One task; its timeline when `include_events`. NOT_FOUND when unknown,
+  // One task; its timeline when `include_events`: the whole timeline, or,
+  // beyond max_events_returned entries or max_event_bytes_returned bytes,
+  // its first entry and the newest ones within both limits, with
+  // omitted_event_count counting the ones between. NOT_FOUND when unknown,
   // INVALID_ARGUMENT for a malformed id, DATA_LOSS when what is stored does
   // not parse or RocksDB finds a checksum mismatch.
   absl::StatusOr<v1::Task> GetTask(const v1::GetTaskRequest& request) const;
 
   // The stored snapshot's bytes, followed, when `include_events`, by the
-  // stored bytes of each event of the timeline framed as an entry of
-  // Task.events: a serialized v1::Task equal to GetTask's answer (a message
-  // followed by a field of the same message parses as their merge). Only
-  // the snapshot's framing is read (for last_event_seq); the bytes are not
-  // parsed, so beyond RocksDB's block checksums a malformed field inside
-  // them reaches the caller as it is. Errors as GetTask's.
+  // stored bytes of the timeline's entries GetTask returns, each framed as an
+  // entry of Task.events, and by omitted_event_count when some were left
+  // out: a serialized v1::Task equal to GetTask's answer (a message followed
+  // by a field of the same message parses as their merge; GetTask parses
+  // these bytes). Only the snapshot's framing is read (for last_event_seq
+  // and its notes); the bytes are not parsed, so beyond RocksDB's block
+  // checksums a malformed field inside them reaches the caller as it is. A
+  // snapshot stored before notes were capped, holding more than
+  // kNotesInSnapshot of them, is parsed and answered with the newest ones
+  // and note_count. Errors as GetTask's.
   absl::StatusOr<std::string> GetStoredTaskBytes(
       const v1::GetTaskRequest& request) const;
 
@@ -194,6 +220,9 @@ class Tracker {
       const v1::ListAuditRequest& request) const;
 
   // Appends a support note. When `actor` is non-empty it is the author.
+  // FAILED_PRECONDITION naming the cap when the task already has
+  // max_notes_per_task notes. The snapshot keeps the newest
+  // kNotesInSnapshot notes and counts all in note_count.
   // LockWait and the Completion returned as SubmitTask's.
   [[nodiscard]] Completion<v1::Task> AddNote(const v1::AddNoteRequest& request,
                                              absl::string_view actor,

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "service/rules/errors.h"
 #include "service/rules/status_macros.h"
@@ -85,6 +86,15 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
       Lock(task_locks_, request.task_id(), wait);
   if (!task_lease.has_value()) return Pending<Task>::LockBusy();
   ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  // A snapshot written before note_count existed holds all its notes.
+  const int64_t note_count =
+      std::max<int64_t>(task.note_count(), task.notes_size());
+  if (note_count >= options_.max_notes_per_task) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", request.task_id(), " already has ", note_count,
+                     " notes: a task takes at most ",
+                     options_.max_notes_per_task, " notes"));
+  }
   TaskEvent event;
   event.set_type(v1::EVENT_TYPE_NOTE_ADDED);
   const std::string author =
@@ -96,6 +106,13 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
   note->set_final_cause(request.final_cause());
   *note->mutable_create_time() = ToProtoTime(clock_->Now());
   const Task previous = task;
+  // The snapshot keeps the newest kNotesInSnapshot notes: the newest ones
+  // but one here, and the new one that PrepareAppend appends.
+  const int keep = kNotesInSnapshot - 1;
+  if (task.notes_size() > keep) {
+    task.mutable_notes()->DeleteSubrange(0, task.notes_size() - keep);
+  }
+  task.set_note_count(note_count + 1);
   PendingWrite write;
   RETURN_IF_ERROR(PrepareAppend(previous, &task, &event, "", {}, &write));
   write.leases.push_back(*std::move(task_lease));

@@ -3,6 +3,7 @@
 // choice of index), GetQueueStatus and GetStats.
 #include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -10,6 +11,7 @@
 #include "absl/time/time.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "service/rules/errors.h"
+#include "service/rules/limits.h"
 #include "service/rules/queue_verdict.h"
 #include "service/rules/status_macros.h"
 #include "service/rules/time_util.h"
@@ -33,21 +35,105 @@ using tracker_internal::SnapshotDoesNotParse;
 constexpr uint32_t kTaskEventsTag =
     (static_cast<uint32_t>(Task::kEventsFieldNumber) << 3) | 2;
 
-// The last_event_seq of a serialized Task, found by walking the message's
-// fields without parsing them. DATA_LOSS when the bytes are not well-formed
-// wire format (see ForEachWireField).
-absl::StatusOr<int64_t> ReadLastEventSeq(absl::string_view task_id,
-                                         absl::string_view snapshot) {
+// The largest snapshot a task can have (a Task without events), from the
+// limits on what requests carry (limits.h), each field with room for its key
+// and length:
+//   ten identifiers of at most kMaxIdBytes (task, account, API key, group,
+//     model, request and upstream ids, upstream status, error code, catalog
+//     version) and the endpoint:                            ~1.5 KiB
+//   params: prompt and negative prompt (2 × 32 KiB), aspect ratio and
+//     resolution, callback URL (2 KiB), 16 reference images (URI 2 KiB and
+//     MIME type each):                                      ~101 KiB
+//   64 result URIs of 2 KiB:                                ~128 KiB
+//   the failure: message (4 KiB) and cause (a cancel reason, 4 KiB):
+//                                                           ~8.3 KiB
+//   kNotesInSnapshot notes (author, text 4 KiB, final cause 4 KiB):
+//                                                           ~82 KiB
+//   timestamps, counts and enums:                            1 KiB
+// about 322 KiB in all. With the timeline's 3 MiB (max_event_bytes_returned)
+// and the omitted_event_count field, GetTask's largest answer is under
+// 3.35 MiB: within a client's default 4 MiB limit with more than 600 KiB to
+// spare (for the catalog version, which the operator's catalog sets, and for
+// gRPC's own framing). A snapshot stored before the notes were capped may
+// hold more notes: GetStoredTaskBytes cuts those to the newest ones.
+constexpr int64_t kFieldOverhead = 6;  // a key and a length
+constexpr int64_t kMaxSnapshotBytes =
+    11 * (static_cast<int64_t>(kMaxIdBytes) + kFieldOverhead) +
+    (static_cast<int64_t>(kMaxEndpointBytes) + kFieldOverhead) +
+    2 * (static_cast<int64_t>(kMaxPromptBytes) + kFieldOverhead) +
+    3 * (static_cast<int64_t>(kMaxIdBytes) + kFieldOverhead) +
+    (static_cast<int64_t>(kMaxUriBytes) + kFieldOverhead) +
+    kMaxReferenceImages * (static_cast<int64_t>(kMaxUriBytes + kMaxIdBytes) +
+                           4 * kFieldOverhead + 32) +
+    kMaxResultUris * (static_cast<int64_t>(kMaxUriBytes) + kFieldOverhead) +
+    2 * (static_cast<int64_t>(kMaxTextBytes) + kFieldOverhead) + 256 +
+    kNotesInSnapshot * (static_cast<int64_t>(kMaxIdBytes + 2 * kMaxTextBytes) +
+                        6 * kFieldOverhead + 32) +
+    1024;
+constexpr int64_t kDefaultClientLimit = int64_t{4} << 20;
+static_assert(kMaxSnapshotBytes < 340 * 1024, "update the sum above");
+static_assert(kMaxSnapshotBytes + kMaxEventBytesReturned + 64 <
+                  kDefaultClientLimit - 512 * 1024,
+              "GetTask's largest answer must fit a client's default 4 MiB "
+              "limit with room to spare");
+
+// What GetStoredTaskBytes reads of a stored snapshot, found by walking the
+// message's fields without parsing them.
+struct SnapshotFacts {
   int64_t last_event_seq = 0;
-  if (!ForEachWireField(snapshot, [&last_event_seq](const WireField& field) {
+  int notes = 0;           // entries of Task.notes
+  int64_t note_count = 0;  // Task.note_count
+};
+
+// DATA_LOSS when the bytes are not well-formed wire format (see
+// ForEachWireField).
+absl::StatusOr<SnapshotFacts> ReadSnapshotFacts(absl::string_view task_id,
+                                                absl::string_view snapshot) {
+  SnapshotFacts facts;
+  if (!ForEachWireField(snapshot, [&facts](const WireField& field) {
         if (field.number == Task::kLastEventSeqFieldNumber &&
             field.type == WireType::kVarint) {
-          last_event_seq = static_cast<int64_t>(field.value);
+          facts.last_event_seq = static_cast<int64_t>(field.value);
+        } else if (field.number == Task::kNotesFieldNumber) {
+          ++facts.notes;
+        } else if (field.number == Task::kNoteCountFieldNumber &&
+                   field.type == WireType::kVarint) {
+          facts.note_count = static_cast<int64_t>(field.value);
         }
       })) {
     return SnapshotDoesNotParse(task_id);
   }
-  return last_event_seq;
+  return facts;
+}
+
+// Appends a varint field to serialized message bytes; a later occurrence of
+// a scalar field overrides an earlier one when parsed.
+void AppendVarintField(int number, uint64_t value, std::string* bytes) {
+  using google::protobuf::io::CodedOutputStream;
+  uint8_t field[15];  // a key (5 bytes at most) and a varint64 (10)
+  uint8_t* end = CodedOutputStream::WriteTagToArray(
+      (static_cast<uint32_t>(number) << 3) | 0, field);
+  end = CodedOutputStream::WriteVarint64ToArray(value, end);
+  bytes->append(reinterpret_cast<const char*>(field), end - field);
+}
+
+// The size of an event's bytes framed as a Task.events entry.
+int64_t FramedSize(absl::string_view event) {
+  using google::protobuf::io::CodedOutputStream;
+  return CodedOutputStream::VarintSize32(kTaskEventsTag) +
+         CodedOutputStream::VarintSize32(static_cast<uint32_t>(event.size())) +
+         static_cast<int64_t>(event.size());
+}
+
+// Appends an event's bytes framed as a Task.events entry.
+void AppendEvent(absl::string_view event, std::string* bytes) {
+  using google::protobuf::io::CodedOutputStream;
+  uint8_t header[10];  // a tag and a length: two varint32s, 5 bytes each
+  uint8_t* end = CodedOutputStream::WriteTagToArray(kTaskEventsTag, header);
+  end = CodedOutputStream::WriteVarint32ToArray(
+      static_cast<uint32_t>(event.size()), end);
+  bytes->append(reinterpret_cast<const char*>(header), end - header);
+  bytes->append(event.data(), event.size());
 }
 
 constexpr absl::string_view kPageTokenPrefix = "v1:";
@@ -123,28 +209,84 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
         bytes.assign(stored.data(), stored.size());
         return absl::OkStatus();
       }));
-  ASSIGN_OR_RETURN(const int64_t last_event_seq,
-                   ReadLastEventSeq(request.task_id(), bytes));
-  if (!request.include_events()) return bytes;
-  const auto append_event = [&bytes](absl::string_view event) {
-    using google::protobuf::io::CodedOutputStream;
-    uint8_t header[10];  // a tag and a length: two varint32s, 5 bytes each
-    uint8_t* end = CodedOutputStream::WriteTagToArray(kTaskEventsTag, header);
-    end = CodedOutputStream::WriteVarint32ToArray(
-        static_cast<uint32_t>(event.size()), end);
-    bytes.append(reinterpret_cast<const char*>(header), end - header);
-    bytes.append(event.data(), event.size());
-    return absl::OkStatus();
-  };
-  // A timeline's seqs are 1..last_event_seq without gaps: short ones are
-  // fetched by point lookups, long ones by a bounded scan.
+  ASSIGN_OR_RETURN(const SnapshotFacts facts,
+                   ReadSnapshotFacts(request.task_id(), bytes));
+  if (facts.notes > kNotesInSnapshot) {
+    // Stored before the snapshot kept only the newest notes: answered as
+    // the snapshot of its next note will be.
+    Task task;
+    if (!task.ParseFromString(bytes)) {
+      return SnapshotDoesNotParse(request.task_id());
+    }
+    task.mutable_notes()->DeleteSubrange(0,
+                                         task.notes_size() - kNotesInSnapshot);
+    task.set_note_count(std::max<int64_t>(facts.note_count, facts.notes));
+    bytes = task.SerializeAsString();
+  } else if (facts.note_count < facts.notes) {
+    AppendVarintField(Task::kNoteCountFieldNumber,
+                      static_cast<uint64_t>(facts.notes), &bytes);
+  }
+  const int64_t last_seq = facts.last_event_seq;
+  if (!request.include_events() || last_seq <= 0) return bytes;
+
+  // The first entry and the newest ones within both limits (entries, and
+  // bytes framed as Task.events entries); a timeline's seqs are
+  // 1..last_event_seq without gaps, so the ones left out are those between.
+  const int64_t max_count = std::max(options_.max_events_returned, 1);
+  const int64_t max_bytes = options_.max_event_bytes_returned;
+
+  // A short timeline is fetched whole by point lookups (cheaper than an
+  // iterator), and returned whole when it fits.
   constexpr int64_t kPointLookupLimit = 64;
-  if (last_event_seq <= kPointLookupLimit) {
-    RETURN_IF_ERROR(store_->VisitEventRange(request.task_id(), 1,
-                                            last_event_seq, append_event));
-  } else {
-    RETURN_IF_ERROR(store_->VisitEvents(
-        request.task_id(), 0, options_.max_events_returned, append_event));
+  if (last_seq <= std::min(kPointLookupLimit, max_count)) {
+    const size_t snapshot_size = bytes.size();
+    RETURN_IF_ERROR(store_->VisitEventRange(request.task_id(), 1, last_seq,
+                                            [&bytes](absl::string_view event) {
+                                              AppendEvent(event, &bytes);
+                                              return absl::OkStatus();
+                                            }));
+    if (static_cast<int64_t>(bytes.size() - snapshot_size) <= max_bytes) {
+      return bytes;
+    }
+    bytes.resize(snapshot_size);
+  }
+
+  std::string first;
+  RETURN_IF_ERROR(store_->VisitEventRange(
+      request.task_id(), 1, 1, [&first](absl::string_view event) {
+        first.assign(event.data(), event.size());
+        return absl::OkStatus();
+      }));
+  int64_t count = 1;
+  int64_t size = FramedSize(first);
+  // The newest entries, newest first, framed, one after the other in
+  // `newest`; `ends` holds where each ends.
+  std::string newest;
+  std::vector<size_t> ends;
+  int64_t oldest_newest_seq = last_seq + 1;
+  RETURN_IF_ERROR(store_->VisitEventsNewestFirst(
+      request.task_id(), 2, last_seq,
+      [&](int64_t seq, absl::string_view event) {
+        const int64_t framed = FramedSize(event);
+        if (count + 1 > max_count || size + framed > max_bytes) return false;
+        ++count;
+        size += framed;
+        AppendEvent(event, &newest);
+        ends.push_back(newest.size());
+        oldest_newest_seq = seq;
+        return true;
+      }));
+  bytes.reserve(bytes.size() + static_cast<size_t>(size) + 16);
+  if (!first.empty()) AppendEvent(first, &bytes);
+  // Oldest of the newest first: entry i spans [ends[i-1], ends[i]).
+  for (size_t i = ends.size(); i-- > 0;) {
+    const size_t begin = i == 0 ? 0 : ends[i - 1];
+    bytes.append(newest, begin, ends[i] - begin);
+  }
+  const int64_t omitted = std::max<int64_t>(oldest_newest_seq - 2, 0);
+  if (omitted > 0) {
+    AppendVarintField(Task::kOmittedEventCountFieldNumber,
+                      static_cast<uint64_t>(omitted), &bytes);
   }
   return bytes;
 }
