@@ -131,7 +131,7 @@ std::unique_ptr<v1::TaskTracker::Stub> ServerProcess::NewStub() const {
 }
 
 CommandResult ServerProcess::RunCli(const std::vector<std::string>& args,
-                                   const std::vector<std::string>& env) const {
+                                    const std::vector<std::string>& env) const {
   std::vector<std::string> argv = {CliPath(), "--server", address_};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, env);
