@@ -1,6 +1,6 @@
 // Output formats of the tasktrail support CLI: one-screen task reports,
 // timeline lines, tables, JSON, and the mapping of gRPC status codes to the
-// CLI's exit statuses (see API.md, "Programs").
+// CLI's exit statuses (documented for users in docs/CLI.md).
 //
 // Every function here is pure: it reads only its arguments (the current time
 // and time zone come in through FormatOptions), performs no I/O and never
@@ -33,7 +33,7 @@
 
 namespace tasktrail::cli {
 
-// The CLI's exit statuses (API.md, "CLI exit status").
+// The CLI's exit statuses (docs/CLI.md, "Exit statuses").
 enum ExitCode : int {
   // Success; an empty list and a watch that ends in FAILED are successes.
   kExitOk = 0,
@@ -200,7 +200,7 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
 
 // ---- Errors and exit statuses ----------------------------------------------
 
-// The exit status for a gRPC status code (API.md). RESOURCE_EXHAUSTED is 1
+// The exit status for a gRPC status code (docs/CLI.md). RESOURCE_EXHAUSTED is 1
 // when `message` says the request was too large ("too large", "larger than
 // max"), else 4 (overload: try later).
 int ExitCodeFor(grpc::StatusCode code, absl::string_view message);
