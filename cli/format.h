@@ -97,10 +97,15 @@ std::string FormatRelative(absl::Time then, absl::Time now);
 // A compact span: "45s", "6m", "6m30s", "1h25m", "2d3h", "350ms", "0s".
 std::string FormatSpan(absl::Duration d);
 
-// "2026-11-27 21:03:12 +01:00 (12m ago)"; "-" when `t` is not set.
+// A time as its age and its wall-clock time in opts.zone, the date added
+// when that is not opts.now's day in opts.zone: "12m ago, 21:03:12",
+// "2d ago, 2026-11-25 21:03:12", "in 5h, 2026-11-28 02:00:00". "-" when `t`
+// is not set.
 std::string FormatTimeWithAge(absl::Time t, const FormatOptions& opts);
 
-// "21:03:12" in opts.zone; "-" when `t` is not set.
+// A time's wall clock in opts.zone, "21:03:12" on opts.now's day in
+// opts.zone, else with the date: "2026-11-25 21:03:12". "-" when `t` is not
+// set.
 std::string FormatClock(absl::Time t, const FormatOptions& opts);
 
 // ---- Task report -----------------------------------------------------------
@@ -116,7 +121,8 @@ std::string FormatChargeLine(const tasktrail::v1::Task& task,
 std::string FormatDuplicatesLine(const tasktrail::v1::Task& task,
                                  const FormatOptions& opts);
 
-// "note by alice (21:14): text — final cause: ...". No trailing newline.
+// "note by alice (21:14:03): text — final cause: ...", the time as
+// FormatClock shows it. No trailing newline.
 std::string FormatNote(const tasktrail::v1::Note& note,
                        const FormatOptions& opts);
 
@@ -131,10 +137,10 @@ std::string FormatEventLine(const tasktrail::v1::TaskEvent& event,
                             const FormatOptions& opts);
 
 // The timeline as an aligned table with the columns SEQ, TIME, EVENT, ACTOR,
-// DETAIL. TIME is "HH:MM:SS" on the day of `day_of`, else the full date.
+// DETAIL; TIME as FormatClock shows it (the date when not today).
 std::string FormatTimeline(
     const google::protobuf::RepeatedPtrField<tasktrail::v1::TaskEvent>& events,
-    absl::Time day_of, const FormatOptions& opts);
+    const FormatOptions& opts);
 
 // The one-screen report of `get`: header, notes, upstream, params, results,
 // failure, charge, duplicates, and the timeline when `task.events` is set
