@@ -331,6 +331,10 @@ int Run(DaemonFlags flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   RaiseDescriptorLimit();
 
+  if (absl::Status described = CheckServicesDescribed(); !described.ok()) {
+    spdlog::error("{}", std::string(described.message()));
+    return 1;
+  }
   if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
     spdlog::error("{}", std::string(policy.message()));
     return 1;
@@ -413,10 +417,6 @@ int Run(DaemonFlags flags) {
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
 
-  if (absl::Status described = CheckServicesDescribed(); !described.ok()) {
-    spdlog::error("{}", std::string(described.message()));
-    return 1;
-  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
