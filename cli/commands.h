@@ -1,7 +1,7 @@
 // The commands of the tasktrail support CLI: each one makes its gRPC calls
 // to tasktraild, prints the answer on stdout (human text, or proto3 JSON with
-// --json) and any error as one clear line on stderr, and returns the exit
-// status of API.md (see ExitCode in cli/format.h).
+// --json) and any error as one clear line on stderr, and returns an exit
+// status of ExitCode in cli/format.h (docs/CLI.md, "Exit statuses").
 //
 // The bearer token is sent as `authorization` metadata and never printed.
 //

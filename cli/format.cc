@@ -214,13 +214,15 @@ std::string FormatSpan(absl::Duration d) {
 
 std::string FormatTimeWithAge(absl::Time t, const FormatOptions& opts) {
   if (!IsSet(t)) return "-";
-  return absl::StrCat(absl::FormatTime("%Y-%m-%d %H:%M:%S %Ez", t, opts.zone),
-                      " (", FormatRelative(t, opts.now), ")");
+  return absl::StrCat(FormatRelative(t, opts.now), ", ", FormatClock(t, opts));
 }
 
 std::string FormatClock(absl::Time t, const FormatOptions& opts) {
   if (!IsSet(t)) return "-";
-  return absl::FormatTime("%H:%M:%S", t, opts.zone);
+  const bool today =
+      absl::ToCivilDay(t, opts.zone) == absl::ToCivilDay(opts.now, opts.zone);
+  return absl::FormatTime(today ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", t,
+                          opts.zone);
 }
 
 // ---- Terminal safety -------------------------------------------------------

@@ -1,6 +1,6 @@
 // Output formats of the tasktrail support CLI: one-screen task reports,
 // timeline lines, tables, JSON, and the mapping of gRPC status codes to the
-// CLI's exit statuses (see API.md, "Programs").
+// CLI's exit statuses (documented for users in docs/CLI.md).
 //
 // Every function here is pure: it reads only its arguments (the current time
 // and time zone come in through FormatOptions), performs no I/O and never
@@ -33,7 +33,7 @@
 
 namespace tasktrail::cli {
 
-// The CLI's exit statuses (API.md, "CLI exit status").
+// The CLI's exit statuses (docs/CLI.md, "Exit statuses").
 enum ExitCode : int {
   // Success; an empty list and a watch that ends in FAILED are successes.
   kExitOk = 0,
@@ -97,10 +97,15 @@ std::string FormatRelative(absl::Time then, absl::Time now);
 // A compact span: "45s", "6m", "6m30s", "1h25m", "2d3h", "350ms", "0s".
 std::string FormatSpan(absl::Duration d);
 
-// "2026-11-27 21:03:12 +01:00 (12m ago)"; "-" when `t` is not set.
+// A time as its age and its wall-clock time in opts.zone, the date added
+// when that is not opts.now's day in opts.zone: "12m ago, 21:03:12",
+// "2d ago, 2026-11-25 21:03:12", "in 5h, 2026-11-28 02:00:00". "-" when `t`
+// is not set.
 std::string FormatTimeWithAge(absl::Time t, const FormatOptions& opts);
 
-// "21:03:12" in opts.zone; "-" when `t` is not set.
+// A time's wall clock in opts.zone, "21:03:12" on opts.now's day in
+// opts.zone, else with the date: "2026-11-25 21:03:12". "-" when `t` is not
+// set.
 std::string FormatClock(absl::Time t, const FormatOptions& opts);
 
 // ---- Task report -----------------------------------------------------------
@@ -116,7 +121,8 @@ std::string FormatChargeLine(const tasktrail::v1::Task& task,
 std::string FormatDuplicatesLine(const tasktrail::v1::Task& task,
                                  const FormatOptions& opts);
 
-// "note by alice (21:14): text — final cause: ...". No trailing newline.
+// "note by alice (21:14:03): text — final cause: ...", the time as
+// FormatClock shows it. No trailing newline.
 std::string FormatNote(const tasktrail::v1::Note& note,
                        const FormatOptions& opts);
 
@@ -131,10 +137,10 @@ std::string FormatEventLine(const tasktrail::v1::TaskEvent& event,
                             const FormatOptions& opts);
 
 // The timeline as an aligned table with the columns SEQ, TIME, EVENT, ACTOR,
-// DETAIL. TIME is "HH:MM:SS" on the day of `day_of`, else the full date.
+// DETAIL; TIME as FormatClock shows it (the date when not today).
 std::string FormatTimeline(
     const google::protobuf::RepeatedPtrField<tasktrail::v1::TaskEvent>& events,
-    absl::Time day_of, const FormatOptions& opts);
+    const FormatOptions& opts);
 
 // The one-screen report of `get`: header, notes, upstream, params, results,
 // failure, charge, duplicates, and the timeline when `task.events` is set
@@ -200,7 +206,7 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message,
 
 // ---- Errors and exit statuses ----------------------------------------------
 
-// The exit status for a gRPC status code (API.md). RESOURCE_EXHAUSTED is 1
+// The exit status for a gRPC status code (docs/CLI.md). RESOURCE_EXHAUSTED is 1
 // when `message` says the request was too large ("too large", "larger than
 // max"), else 4 (overload: try later).
 int ExitCodeFor(grpc::StatusCode code, absl::string_view message);

@@ -311,10 +311,8 @@ std::string FormatNote(const Note& note, const FormatOptions& opts) {
   std::string line = absl::StrCat(
       "note by ", note.author().empty() ? "unknown" : note.author());
   if (note.has_create_time()) {
-    absl::StrAppend(
-        &line, " (",
-        absl::FormatTime("%H:%M", ToAbslTime(note.create_time()), opts.zone),
-        ")");
+    absl::StrAppend(&line, " (",
+                    FormatClock(ToAbslTime(note.create_time()), opts), ")");
   }
   absl::StrAppend(&line, ": ", NoteSummary(note));
   return line;
@@ -372,20 +370,11 @@ std::string FormatEventLine(const TaskEvent& event, const FormatOptions& opts) {
 
 std::string FormatTimeline(
     const google::protobuf::RepeatedPtrField<TaskEvent>& events,
-    absl::Time day_of, const FormatOptions& opts) {
-  std::string day =
-      IsSet(day_of) ? absl::FormatTime("%Y-%m-%d", day_of, opts.zone) : "";
+    const FormatOptions& opts) {
   Table table({"SEQ", "TIME", "EVENT", "ACTOR", "DETAIL"});
   for (const TaskEvent& e : events) {
-    absl::Time t = ToAbslTime(e.time());
-    std::string time = "-";
-    if (IsSet(t)) {
-      bool same_day = absl::FormatTime("%Y-%m-%d", t, opts.zone) == day;
-      time = absl::FormatTime(same_day ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", t,
-                              opts.zone);
-    }
-    table.Add({absl::StrCat(e.seq()), time, EventTypeName(e.type()),
-               e.actor().empty() ? "-" : e.actor(),
+    table.Add({absl::StrCat(e.seq()), FormatClock(ToAbslTime(e.time()), opts),
+               EventTypeName(e.type()), e.actor().empty() ? "-" : e.actor(),
                FormatEventDetail(e, opts)});
   }
   return table.Render();
@@ -410,8 +399,7 @@ std::string FormatTask(const Task& task, const FormatOptions& opts) {
                       " earlier events omitted; `tasktrail watch ",
                       task.task_id(), "` replays them all\n");
     }
-    out.append(
-        FormatTimeline(task.events(), ToAbslTime(task.create_time()), opts));
+    out.append(FormatTimeline(task.events(), opts));
   }
   return out;
 }

@@ -2,7 +2,8 @@
 //
 // main parses the command line with CLI11 (global options are accepted
 // before or after the command), then runs one command from cli/commands.h.
-// Exit statuses follow API.md: 2 for a usage error, 0 for --help.
+// Exit statuses follow ExitCode in cli/format.h (docs/CLI.md): 2 for a usage
+// error, 0 for --help.
 #include <cstdio>
 #include <exception>
 #include <string>

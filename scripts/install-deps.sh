@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tasktrail builds and tests with. Uses sudo
 # when not root (and sudo exists). Safe to run again: apt skips what is there.
+# Quiet when it works; when apt-get fails, its whole output is printed.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/run-logged.sh
 
 packages=(
   cmake ninja-build g++ pkg-config
@@ -11,8 +14,12 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
-# (clang and libclang-rt for libFuzzer and LSan).
+# (clang and libclang-rt for libFuzzer and LSan), then buf
+# (scripts/install-buf.sh), which the e2e tests run against the daemon and
+# scripts/lint-proto.sh lints with.
+testing=false
 if [[ "${1:-}" == "--test" ]]; then
+  testing=true
   packages+=(python3-grpcio clang libclang-rt-14-dev openssl)
 fi
 
@@ -21,20 +28,22 @@ for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" ||
     missing+=("$package")
 done
-if [[ ${#missing[@]} -eq 0 ]]; then
-  exit 0
-fi
-
-run_as_root=()
-if [[ $(id -u) -ne 0 ]]; then
-  if command -v sudo >/dev/null 2>&1; then
-    run_as_root=(sudo)
-  else
-    echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
-    exit 1
+if [[ ${#missing[@]} -gt 0 ]]; then
+  run_as_root=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+      run_as_root=(sudo)
+    else
+      echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+      exit 1
+    fi
   fi
+  echo "install-deps: installing ${missing[*]}"
+  run_logged "apt-get update" "${run_as_root[@]}" apt-get update
+  run_logged "apt-get install ${missing[*]}" "${run_as_root[@]}" \
+    env DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    --no-install-recommends "${missing[@]}"
 fi
-echo "install-deps: installing ${missing[*]}"
-"${run_as_root[@]}" apt-get update -qq
-DEBIAN_FRONTEND=noninteractive "${run_as_root[@]}" apt-get install -y -qq \
-  --no-install-recommends "${missing[@]}" >/dev/null
+if [[ $testing == true ]]; then
+  bash scripts/install-buf.sh
+fi

@@ -28,7 +28,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/stubs/logging.h"
+#include "grpc/health/v1/health.pb.h"
 #include "grpc/support/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -50,6 +52,9 @@ namespace tasktrail {
 namespace {
 
 constexpr char kServiceName[] = "tasktrail.v1.TaskTracker";
+constexpr char kHealthServiceName[] = "grpc.health.v1.Health";
+constexpr char kReflectionServiceName[] =
+    "grpc.reflection.v1alpha.ServerReflection";
 
 struct DaemonFlags {
   std::string listen = "127.0.0.1:50051";
@@ -269,6 +274,29 @@ absl::Status CheckAccessPolicy(DaemonFlags* flags) {
   return absl::OkStatus();
 }
 
+// Server reflection lists every service the server serves and describes each
+// from protobuf's generated descriptor pool, which holds a .proto file only
+// when its generated code is linked into the binary. gRPC's default health
+// service does not use the generated code of grpc/health/v1/health.proto, so
+// nothing would link it (it sits in a static library) and reflection would
+// list grpc.health.v1.Health yet fail to describe it. This links it, and
+// fails, naming the service, when a served service has no descriptor.
+absl::Status CheckServicesDescribed() {
+  // Links grpc/health/v1/health.pb.cc, which adds its file to the pool.
+  grpc::health::v1::HealthCheckRequest::descriptor();
+  const google::protobuf::DescriptorPool* pool =
+      google::protobuf::DescriptorPool::generated_pool();
+  for (const char* service :
+       {kServiceName, kHealthServiceName, kReflectionServiceName}) {
+    if (pool->FindServiceByName(service) == nullptr) {
+      return absl::InternalError(
+          absl::StrCat("server reflection cannot describe ", service,
+                       ": its descriptor is not linked into this binary"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // Reloads the catalog file on SIGHUP. A bad file is rejected with the path
 // of the offending field and the catalog in force stays.
 void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
@@ -303,6 +331,10 @@ int Run(DaemonFlags flags) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   RaiseDescriptorLimit();
 
+  if (absl::Status described = CheckServicesDescribed(); !described.ok()) {
+    spdlog::error("{}", std::string(described.message()));
+    return 1;
+  }
   if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
     spdlog::error("{}", std::string(policy.message()));
     return 1;

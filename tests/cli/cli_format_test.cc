@@ -70,18 +70,63 @@ TEST(FormatSpanTest, CompactSpans) {
   EXPECT_EQ(FormatSpan(absl::Hours(51)), "2d3h");
 }
 
-TEST(FormatTimeTest, LocalTimeWithOffsetAndAge) {
-  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), Opts()),
-            "2026-11-27 21:03:12 +01:00 (12m ago)");
+// "Now" is 2026-11-27 21:15:12 at UTC+01:00 (Opts()) throughout.
+
+TEST(FormatTimeTest, TodayIsAgeAndClock) {
+  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), Opts()), "12m ago, 21:03:12");
+  EXPECT_EQ(FormatTimeWithAge(At(0, 0, 0), Opts()), "21h ago, 00:00:00");
+  EXPECT_EQ(FormatClock(At(21, 3, 12), Opts()), "21:03:12");
   EXPECT_EQ(FormatTimeWithAge(absl::InfinitePast(), Opts()), "-");
+  EXPECT_EQ(FormatClock(absl::InfinitePast(), Opts()), "-");
 }
 
-TEST(FormatTimeTest, UtcZone) {
-  FormatOptions opts = Opts();
-  opts.zone = absl::UTCTimeZone();
-  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), opts),
-            "2026-11-27 20:03:12 +00:00 (12m ago)");
-  EXPECT_EQ(FormatClock(At(21, 3, 12), opts), "20:03:12");
+// Less than a day ago, but yesterday on the wall clock: the date says so.
+TEST(FormatTimeTest, YesterdayHasTheDate) {
+  EXPECT_EQ(FormatTimeWithAge(At(23, 59, 59, 26), Opts()),
+            "21h ago, 2026-11-26 23:59:59");
+  EXPECT_EQ(FormatClock(At(23, 59, 59, 26), Opts()), "2026-11-26 23:59:59");
+  EXPECT_EQ(FormatTimeWithAge(At(21, 14, 3, 25), Opts()),
+            "2d ago, 2026-11-25 21:14:03");
+}
+
+TEST(FormatTimeTest, FutureTimes) {
+  EXPECT_EQ(FormatTimeWithAge(At(23, 15, 12), Opts()), "in 2h, 23:15:12");
+  EXPECT_EQ(FormatTimeWithAge(At(2, 0, 0, 28), Opts()),
+            "in 4h, 2026-11-28 02:00:00");
+  EXPECT_EQ(FormatClock(At(2, 0, 0, 28), Opts()), "2026-11-28 02:00:00");
+}
+
+TEST(FormatTimeTest, AcrossAYear) {
+  const absl::Time last_year =
+      absl::FromCivil(absl::CivilSecond(2025, 11, 27, 21, 3, 12), Zone());
+  EXPECT_EQ(FormatTimeWithAge(last_year, Opts()),
+            "365d ago, 2025-11-27 21:03:12");
+  const absl::Time new_year =
+      absl::FromCivil(absl::CivilSecond(2027, 1, 1, 0, 0, 5), Zone());
+  FormatOptions opts = Opts(new_year);
+  EXPECT_EQ(FormatTimeWithAge(new_year - absl::Seconds(10), opts),
+            "10s ago, 2026-12-31 23:59:55");
+  EXPECT_EQ(FormatTimeWithAge(new_year, opts), "0s ago, 00:00:05");
+}
+
+// The same instant in UTC and at UTC+01:00: the clock and whether it is
+// today follow the shown zone. At 00:30 at UTC+01:00 it is 23:30 the day
+// before in UTC.
+TEST(FormatTimeTest, TodayFollowsTheShownZone) {
+  FormatOptions utc = Opts();
+  utc.zone = absl::UTCTimeZone();
+  EXPECT_EQ(FormatTimeWithAge(At(21, 3, 12), utc), "12m ago, 20:03:12");
+  EXPECT_EQ(FormatClock(At(21, 3, 12), utc), "20:03:12");
+
+  const absl::Time after_midnight = At(0, 30, 0, 28);
+  FormatOptions plus_one = Opts(after_midnight + absl::Minutes(10));
+  utc.now = plus_one.now;
+  const absl::Time before_midnight = after_midnight - absl::Hours(1);
+  EXPECT_EQ(FormatTimeWithAge(before_midnight, plus_one),
+            "1h ago, 2026-11-27 23:30:00");
+  EXPECT_EQ(FormatTimeWithAge(before_midnight, utc), "1h ago, 22:30:00");
+  EXPECT_EQ(FormatTimeWithAge(after_midnight, plus_one), "10m ago, 00:30:00");
+  EXPECT_EQ(FormatTimeWithAge(after_midnight, utc), "10m ago, 23:30:00");
 }
 
 TEST(FormatTimeTest, UnsetTimestampIsNotSet) {
@@ -171,8 +216,11 @@ TEST(NoteTest, AuthorTimeTextAndFinalCause) {
   note.set_final_cause("copied credential contained whitespace");
   *note.mutable_create_time() = Ts(At(21, 14, 59));
   EXPECT_EQ(FormatNote(note, Opts()),
-            "note by alice (21:14): user asked twice — final cause: copied "
+            "note by alice (21:14:59): user asked twice — final cause: copied "
             "credential contained whitespace");
+  *note.mutable_create_time() = Ts(At(9, 0, 0, 26));
+  EXPECT_THAT(FormatNote(note, Opts()),
+              HasSubstr("note by alice (2026-11-26 09:00:00): "));
 }
 
 // ---- Events ----------------------------------------------------------------
@@ -226,7 +274,7 @@ TEST(EventLineTest, OneLineWithSeqTimeTypeActor) {
   EXPECT_EQ(line.find('\n'), line.size() - 1);
 }
 
-TEST(TimelineTest, AlignedColumnsAndDatesOffTheFirstDay) {
+TEST(TimelineTest, AlignedColumnsAndDatesOffToday) {
   google::protobuf::RepeatedPtrField<v1::TaskEvent> events;
   v1::TaskEvent* a = events.Add();
   a->set_seq(1);
@@ -237,10 +285,14 @@ TEST(TimelineTest, AlignedColumnsAndDatesOffTheFirstDay) {
   b->set_seq(2);
   b->set_type(v1::EVENT_TYPE_DUPLICATE_BLOCKED);
   *b->mutable_time() = Ts(At(0, 1, 0, 28));
-  std::string table = FormatTimeline(events, At(21, 3, 12), Opts());
-  EXPECT_EQ(table,
+  EXPECT_EQ(FormatTimeline(events, Opts()),
             "SEQ  TIME                 EVENT              ACTOR    DETAIL\n"
             "1    21:03:12             submitted          gateway\n"
+            "2    2026-11-28 00:01:00  duplicate-blocked  -\n");
+  // Read two days later, every time carries its date.
+  EXPECT_EQ(FormatTimeline(events, Opts(At(10, 0, 0, 29))),
+            "SEQ  TIME                 EVENT              ACTOR    DETAIL\n"
+            "1    2026-11-27 21:03:12  submitted          gateway\n"
             "2    2026-11-28 00:01:00  duplicate-blocked  -\n");
 }
 
@@ -279,7 +331,7 @@ TEST(FormatTaskTest, OneScreenReport) {
   EXPECT_THAT(out, HasSubstr("veo-3 (video)"));
   EXPECT_THAT(out, HasSubstr("api key key_12"));
   EXPECT_THAT(out, HasSubstr("note by bob: checked"));
-  EXPECT_THAT(out, HasSubstr("2026-11-27 21:03:12 +01:00 (12m ago)"));
+  EXPECT_THAT(out, HasSubstr("12m ago, 21:03:12"));
   EXPECT_THAT(out, HasSubstr("invalid params"));
   EXPECT_THAT(out, HasSubstr("HTTP 400"));
   EXPECT_THAT(out, HasSubstr("reference image is 12 MB"));

@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -11,6 +12,7 @@
 namespace tasktrail::testing {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -78,6 +80,29 @@ TEST_F(CliTest, GetShowsTaskChargeAndTimelineOnOneScreen) {
   }
   // One screen: the whole answer fits in a terminal.
   EXPECT_LT(std::count(result.out.begin(), result.out.end(), '\n'), 50);
+}
+
+// A time reads as its age and its clock in the shown zone (--utc here, the
+// local zone Asia/Kolkata being 5:30 ahead): "0s ago, 20:03:12". The date
+// comes with the clock only when the time is not today (just after
+// midnight, the creation may be yesterday's).
+TEST_F(CliTest, GetShowsTimesAsAgeAndClockInTheShownZone) {
+  const std::string id = SubmitFailedTask();
+  v1::GetTaskRequest request;
+  request.set_task_id(id);
+  v1::Task task;
+  ASSERT_TRUE(stub_->GetTask(DeadlineContext().get(), request, &task).ok());
+  const absl::Time created =
+      absl::FromUnixSeconds(task.create_time().seconds());
+  CommandResult result =
+      server_->RunCli({"--utc", "get", id}, {"TZ=Asia/Kolkata"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const std::string utc_clock =
+      absl::FormatTime("%H:%M:%S", created, absl::UTCTimeZone());
+  EXPECT_THAT(
+      result.out,
+      ContainsRegex("created +[0-9]+s ago, ([0-9]{4}-[0-9]{2}-[0-9]{2} )?" +
+                    utc_clock + "\n"));
 }
 
 TEST_F(CliTest, GetSaysHowManyDuplicatesWereBlocked) {
