@@ -333,6 +333,15 @@ int64_t ResidentKib(pid_t pid) {
   return -1;
 }
 
+// Under AddressSanitizer the daemon's resident memory is mostly the
+// sanitizer's (freed blocks held in quarantine, redzones, shadow memory), so
+// a bound on it says nothing about the daemon's own use.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kResidentMemoryMeasuresTheDaemon = false;
+#else
+constexpr bool kResidentMemoryMeasuresTheDaemon = true;
+#endif
+
 // Samples a process's resident memory every 10 ms and keeps the largest.
 class PeakRss {
  public:
@@ -532,14 +541,18 @@ TEST(MetadataLimitTest, ManyStreamsWithLargeHeadersAreEndedAndFreed) {
           break;
         }
       }
-      const auto& ends = connection.Await(kStreams, std::chrono::seconds(20));
+      // A bound, not a pace: it returns as soon as every stream has ended
+      // (a few seconds; far longer under a sanitizer on a busy machine).
+      const auto& ends = connection.Await(kStreams, std::chrono::seconds(180));
       for (const auto& [stream, end] : ends) ended += end.ended ? 1 : 0;
     });
   }
   for (std::thread& client : clients) client.join();
   const int64_t peak_mib = peak.Stop();
-  EXPECT_LT(peak_mib, 300) << "resident memory peaked at " << peak_mib
-                           << " MiB";
+  if (kResidentMemoryMeasuresTheDaemon) {
+    EXPECT_LT(peak_mib, 300)
+        << "resident memory peaked at " << peak_mib << " MiB";
+  }
   EXPECT_EQ(ended.load(), kConnections * static_cast<int>(kStreams))
       << "every oversized call is ended, none is held open";
 

@@ -122,7 +122,8 @@ TEST(GrpcStatusTest, AnyPayloadIsCopiedWithItsTypeUrlAndBytes) {
   error.SetPayload("type.googleapis.com/google.rpc.ErrorInfo",
                    absl::Cord(info.SerializeAsString()));
   // Bytes that are not a known message travel as they are.
-  const std::string opaque("\x00\x01 not a proto \xff", 18);
+  static constexpr char kOpaqueBytes[] = "\x00\x01 not a proto \xff";
+  const std::string opaque(kOpaqueBytes, sizeof(kOpaqueBytes) - 1);
   error.SetPayload("type.example.com/acme.Opaque", absl::Cord(opaque));
 
   const grpc::Status status = ToGrpcStatus(error);
