@@ -464,7 +464,7 @@ TEST_F(ScanPagingTest, PagesVisitEveryTaskExactlyOnce) {
         }
         EXPECT_EQ(*last, this_page.back());
         seen.insert(seen.end(), this_page.begin(), this_page.end());
-        scan.before_task_id = *last;
+        scan.resume_after_task_id = *last;
       }
       EXPECT_EQ(seen, *c.expected);
     }
