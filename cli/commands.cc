@@ -306,24 +306,28 @@ grpc::Status ListPages(Client& client, v1::ListTasksRequest request, int want,
 int RunList(const GlobalOptions& global, const ListArgs& args) {
   v1::ListTasksRequest request;
   const absl::Time now = absl::Now();
-  for (const auto& [flag, text, field] :
-       {std::make_tuple("--since", &args.since,
-                        request.mutable_create_time_after()),
-        std::make_tuple("--until", &args.until,
-                        request.mutable_create_time_before())}) {
+  absl::Time since = absl::InfinitePast();
+  absl::Time until = absl::InfiniteFuture();
+  for (const auto& [flag, text, time] :
+       {std::make_tuple("--since", &args.since, &since),
+        std::make_tuple("--until", &args.until, &until)}) {
     if (text->empty()) continue;
-    absl::StatusOr<absl::Time> time = ParseTimeOrAgo(*text, now);
-    if (!time.ok()) {
-      PrintError(absl::StrCat(flag, ": ", time.status().message()));
+    absl::StatusOr<absl::Time> parsed = ParseTimeOrAgo(*text, now);
+    if (!parsed.ok()) {
+      PrintError(absl::StrCat(flag, ": ", parsed.status().message()));
       return kExitUsage;
     }
-    SetTimestamp(*time, field);
+    *time = *parsed;
   }
-  if (request.has_create_time_after() && request.has_create_time_before() &&
-      absl::ToUnixNanos(ToAbslTime(request.create_time_after())) >=
-          absl::ToUnixNanos(ToAbslTime(request.create_time_before()))) {
+  if (since >= until) {
     PrintError("--since must be before --until");
     return kExitUsage;
+  }
+  if (!args.since.empty()) {
+    SetTimestamp(since, request.mutable_create_time_after());
+  }
+  if (!args.until.empty()) {
+    SetTimestamp(until, request.mutable_create_time_before());
   }
   Client client(global);
   if (!client.Connect()) return kExitUsage;
