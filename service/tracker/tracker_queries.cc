@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -142,7 +141,7 @@ void AppendEvent(absl::string_view event, std::string* bytes) {
 // Page tokens: web-safe base64 of "v2:" DIGEST ":" TASK_ID, where DIGEST is
 // FiltersDigest of the request that was answered and TASK_ID the last task
 // visited. Tokens of the first format ("v1:" TASK_ID) are refused.
-constexpr absl::string_view kPageTokenPrefix = "v2:";
+constexpr absl::string_view kPageTokenVersion = "v2";
 
 // A digest of every field of `request` but page_size and page_token, as 16
 // hex digits: a token carries it so that it is refused with other filters.
@@ -164,7 +163,7 @@ std::string FiltersDigest(const v1::ListTasksRequest& request) {
 std::string EncodePageToken(absl::string_view digest,
                             absl::string_view last_task_id) {
   return absl::WebSafeBase64Escape(
-      absl::StrCat(kPageTokenPrefix, digest, ":", last_task_id));
+      absl::StrCat(kPageTokenVersion, ":", digest, ":", last_task_id));
 }
 
 // The task id a token resumes after. INVALID_ARGUMENT (PAGE_TOKEN_INVALID)
@@ -177,8 +176,7 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view token,
       absl::WebSafeBase64Unescape(token, &decoded)
           ? absl::StrSplit(decoded, absl::MaxSplits(':', 2))
           : std::vector<absl::string_view>();
-  if (parts.size() != 3 ||
-      parts[0] != kPageTokenPrefix.substr(0, kPageTokenPrefix.size() - 1) ||
+  if (parts.size() != 3 || parts[0] != kPageTokenVersion ||
       !LooksLikeTaskId(parts[2])) {
     return InvalidField("page_token", "PAGE_TOKEN_INVALID",
                         "page_token is not a token returned by ListTasks");
