@@ -196,6 +196,26 @@ std::string EncodeEventIdRecord(const EventIdRecord& record) {
   return value;
 }
 
+// Calls `visit` with every stored task, in task id order, until it returns
+// an error. DATA_LOSS when a snapshot does not parse.
+absl::Status VisitEveryTask(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* tasks,
+    const std::function<absl::Status(const Task&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db.NewIterator(rocksdb::ReadOptions(), tasks));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Task task;
+    if (!task.ParseFromArray(it->value().data(),
+                             static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "stored task ", it->key().ToString(), " does not parse"));
+    }
+    absl::Status visited = visit(task);
+    if (!visited.ok()) return visited;
+  }
+  return FromRocks(it->status(), "scanning tasks");
+}
+
 }  // namespace
 
 bool IsUnfinishedState(v1::TaskState state) {
@@ -640,62 +660,46 @@ absl::StatusOr<std::string> TaskStore::Scan(
 
 absl::Status TaskStore::BackfillFleetIndexes() {
   constexpr int kTasksPerBatch = 1000;
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks)));
+  constexpr absl::string_view kWhat =
+      "adding the index entries of format version 2";
   rocksdb::WriteBatch batch;
   int in_batch = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    Task task;
-    if (!task.ParseFromArray(it->value().data(),
-                             static_cast<int>(it->value().size()))) {
-      return absl::DataLossError(absl::StrCat(
-          "stored task ", it->key().ToString(), " does not parse"));
-    }
-    for (IndexKind kind : kFleetIndexKinds) {
-      absl::optional<std::string> value = IndexValue(kind, task);
-      if (value.has_value()) {
-        batch.Put(handle(ColumnFamily::kIndexes),
-                  IndexKey(kind, *value, task.task_id()), "");
-      }
-    }
-    if (++in_batch == kTasksPerBatch) {
-      absl::Status applied =
-          NamingTheWrite("adding the index entries of format version 2",
-                         ApplyBatch(&batch, /*sync=*/false));
-      if (!applied.ok()) return applied;
-      batch.Clear();
-      in_batch = 0;
-    }
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
+  absl::Status visited =
+      VisitEveryTask(*db_, handle(ColumnFamily::kTasks), [&](const Task& task) {
+        for (IndexKind kind : kFleetIndexKinds) {
+          absl::optional<std::string> value = IndexValue(kind, task);
+          if (value.has_value()) {
+            batch.Put(handle(ColumnFamily::kIndexes),
+                      IndexKey(kind, *value, task.task_id()), "");
+          }
+        }
+        if (++in_batch < kTasksPerBatch) return absl::OkStatus();
+        in_batch = 0;
+        absl::Status applied =
+            NamingTheWrite(kWhat, ApplyBatch(&batch, /*sync=*/false));
+        batch.Clear();
+        return applied;
+      });
+  if (!visited.ok()) return visited;
   batch.Put(handle(ColumnFamily::kMeta), std::string(kFormatVersionKey),
             std::string(kFormatVersion));
   // Synced: the version is written only after (and with) every entry.
-  return NamingTheWrite("adding the index entries of format version 2",
-                        ApplyBatch(&batch, /*sync=*/true));
+  return NamingTheWrite(kWhat, ApplyBatch(&batch, /*sync=*/true));
 }
 
 absl::Status TaskStore::VerifyIndexes() const {
   std::set<std::string> expected;
-  std::unique_ptr<rocksdb::Iterator> tasks(
-      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks)));
-  for (tasks->SeekToFirst(); tasks->Valid(); tasks->Next()) {
-    Task task;
-    if (!task.ParseFromArray(tasks->value().data(),
-                             static_cast<int>(tasks->value().size()))) {
-      return absl::DataLossError(absl::StrCat(
-          "stored task ", tasks->key().ToString(), " does not parse"));
-    }
-    for (IndexKind kind : kAllIndexKinds) {
-      absl::optional<std::string> value = IndexValue(kind, task);
-      if (value.has_value()) {
-        expected.insert(IndexKey(kind, *value, task.task_id()));
-      }
-    }
-  }
-  if (!tasks->status().ok()) {
-    return FromRocks(tasks->status(), "scanning tasks");
-  }
+  absl::Status visited = VisitEveryTask(
+      *db_, handle(ColumnFamily::kTasks), [&expected](const Task& task) {
+        for (IndexKind kind : kAllIndexKinds) {
+          absl::optional<std::string> value = IndexValue(kind, task);
+          if (value.has_value()) {
+            expected.insert(IndexKey(kind, *value, task.task_id()));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!visited.ok()) return visited;
   std::vector<std::string> differences;
   const auto note = [&differences](absl::string_view what,
                                    absl::string_view key) {

@@ -26,6 +26,7 @@
 #include "store/keys.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/task.pb.h"
+#include "tests/store/scan_ids.h"
 #include "tests/support/temp_dir.h"
 
 namespace tasktrail::store {
@@ -73,17 +74,6 @@ std::unique_ptr<TaskStore> OpenAt(const std::string& path) {
       TaskStore::Open(OptionsAt(path));
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(*store) : nullptr;
-}
-
-std::vector<std::string> ScanIds(const TaskStore& store, const TaskScan& scan) {
-  std::vector<std::string> ids;
-  absl::StatusOr<std::string> last =
-      store.Scan(scan, [&](const v1::Task& task) {
-        ids.push_back(task.task_id());
-        return true;
-      });
-  EXPECT_TRUE(last.ok()) << last.status();
-  return ids;
 }
 
 TaskScan Unfinished() {

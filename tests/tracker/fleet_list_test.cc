@@ -22,17 +22,6 @@ using ::testing::IsEmpty;
 
 class FleetListTest : public LifecycleFixture {
  protected:
-  std::string SubmitFor(const std::string& account, const std::string& model) {
-    v1::SubmitTaskRequest request;
-    request.set_account_id(account);
-    request.set_model(model);
-    request.mutable_params()->set_prompt(absl::StrCat("fleet ", ++prompt_));
-    auto response =
-        AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "backend");
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? response->task().task_id() : "";
-  }
-
   // Every page of `request`, the ids in order; also sums scanned_count.
   std::vector<std::string> ListAll(v1::ListTasksRequest request,
                                    int64_t* scanned = nullptr) {
@@ -60,8 +49,6 @@ class FleetListTest : public LifecycleFixture {
         << response.status();
     return std::string(response.status().message());
   }
-
-  int prompt_ = 0;
 };
 
 TEST_F(FleetListTest, StaleForCountsFromTheLastUpstreamEventOrTheCreation) {
@@ -190,7 +177,7 @@ TEST_F(FleetListTest, MalformedFiltersAreRefusedNamingTheField) {
 TEST_F(FleetListTest, PageTokensAreBoundToTheirFilters) {
   for (int i = 0; i < 3; ++i) {
     clock_.Advance(absl::Milliseconds(5));
-    SubmitFor("acct-a", "veo-3");
+    Submit("veo-3", 10, "acct-a");
   }
   v1::ListTasksRequest request;
   request.set_account_id("acct-a");
@@ -234,7 +221,7 @@ TEST_F(FleetListTest, AccountAndStateAndModelAndStateReadOnlyTheirTasks) {
     clock_.Advance(absl::Milliseconds(5));
     const std::string account = i % 10 == 0 ? "acct-a" : "acct-b";
     const std::string model = i % 3 == 0 ? "veo-3" : "sora-2";
-    const std::string id = SubmitFor(account, model);
+    const std::string id = Submit(model, 10, account);
     if (i % 4 == 0) {
       MustRecord(Failed(500, "", "boom"), id);
       if (account == "acct-a") failed_of_a.insert(failed_of_a.begin(), id);
