@@ -4,12 +4,14 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -243,22 +245,139 @@ int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
   });
 }
 
+namespace {
+
+// Sets `*field` to `time`, for a Timestamp field of a request.
+void SetTimestamp(absl::Time time, google::protobuf::Timestamp* field) {
+  const int64_t nanos = absl::ToUnixNanos(time);
+  field->set_seconds(absl::ToUnixSeconds(time));
+  field->set_nanos(static_cast<int32_t>(nanos - absl::ToUnixSeconds(time) *
+                                                    int64_t{1000000000}));
+}
+
+void SetDuration(absl::Duration span, google::protobuf::Duration* field) {
+  const int64_t nanos = absl::ToInt64Nanoseconds(span);
+  field->set_seconds(nanos / 1000000000);
+  field->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+}
+
+// Calls ListTasks from `request` (its page_token included) on, page after
+// page, appending the tasks and queue statuses to `all`, until it has `want`
+// tasks (0: every one), the last page, or (when `scan_bound` > 0) the server
+// has visited `scan_bound` tasks: then `*stopped_at_work_bound` is set.
+// `all` ends with the next_page_token to go on from (empty at the end) and
+// the sum of scanned_count.
+grpc::Status ListPages(Client& client, v1::ListTasksRequest request, int want,
+                       int64_t scan_bound, v1::ListTasksResponse* all,
+                       bool* stopped_at_work_bound) {
+  constexpr int kMaxPageSize = 1000;
+  *stopped_at_work_bound = false;
+  int64_t scanned = 0;
+  while (true) {
+    request.set_page_size(want > 0
+                              ? std::min(want - all->tasks_size(), kMaxPageSize)
+                              : kMaxPageSize);
+    v1::ListTasksResponse page;
+    grpc::Status status = client.Call(&Stub::ListTasks, request, &page);
+    if (!status.ok()) return status;
+    scanned += page.scanned_count();
+    for (v1::Task& task : *page.mutable_tasks()) {
+      *all->add_tasks() = std::move(task);
+    }
+    for (v1::QueueStatus& queue : *page.mutable_queue_statuses()) {
+      *all->add_queue_statuses() = std::move(queue);
+    }
+    all->set_next_page_token(page.next_page_token());
+    all->set_scanned_count(scanned);
+    if (page.next_page_token().empty() ||
+        (want > 0 && all->tasks_size() >= want)) {
+      return grpc::Status::OK;
+    }
+    if (scan_bound > 0 && scanned >= scan_bound) {
+      *stopped_at_work_bound = true;
+      return grpc::Status::OK;
+    }
+    request.set_page_token(page.next_page_token());
+  }
+}
+
+}  // namespace
+
 int RunList(const GlobalOptions& global, const ListArgs& args) {
+  v1::ListTasksRequest request;
+  const absl::Time now = absl::Now();
+  absl::Time since = absl::InfinitePast();
+  absl::Time until = absl::InfiniteFuture();
+  for (const auto& [flag, text, time] :
+       {std::make_tuple("--since", &args.since, &since),
+        std::make_tuple("--until", &args.until, &until)}) {
+    if (text->empty()) continue;
+    absl::StatusOr<absl::Time> parsed = ParseTimeOrAgo(*text, now);
+    if (!parsed.ok()) {
+      PrintError(absl::StrCat(flag, ": ", parsed.status().message()));
+      return kExitUsage;
+    }
+    *time = *parsed;
+  }
+  if (since >= until) {
+    PrintError("--since must be before --until");
+    return kExitUsage;
+  }
+  if (!args.since.empty()) {
+    SetTimestamp(since, request.mutable_create_time_after());
+  }
+  if (!args.until.empty()) {
+    SetTimestamp(until, request.mutable_create_time_before());
+  }
   Client client(global);
   if (!client.Connect()) return kExitUsage;
-  v1::ListTasksRequest request;
   request.set_account_id(args.account);
   if (!args.state.empty()) request.set_state(ParseStateName(args.state));
   request.set_model(args.model);
   request.set_upstream_task_id(args.upstream_id);
   request.set_request_id(args.request_id);
-  request.set_page_size(args.limit);
+  request.set_unfinished(args.unfinished);
+  request.set_oldest_first(args.oldest_first);
   request.set_page_token(args.page_token);
+  // The server's default page size when --limit is not given.
+  const int want = args.limit > 0 ? args.limit : 50;
   v1::ListTasksResponse response;
-  grpc::Status status = client.Call(&Stub::ListTasks, request, &response);
+  bool stopped_at_work_bound = false;
+  grpc::Status status =
+      ListPages(client, request, want, args.all ? 0 : kListScanBound, &response,
+                &stopped_at_work_bound);
   if (!status.ok()) return client.Fail(status);
   return PrintAnswer(global, response, [&](const v1::ListTasksResponse& safe) {
-    return FormatTaskList(safe, MakeFormatOptions(global));
+    return FormatTaskList(safe, MakeFormatOptions(global),
+                          stopped_at_work_bound);
+  });
+}
+
+int RunStuck(const GlobalOptions& global, const StuckArgs& args) {
+  v1::ListTasksRequest request;
+  if (!args.older_than.empty()) {
+    absl::StatusOr<absl::Duration> older_than = ParseSpan(args.older_than);
+    if (!older_than.ok()) {
+      PrintError(absl::StrCat("--older-than: ", older_than.status().message()));
+      return kExitUsage;
+    }
+    SetDuration(*older_than, request.mutable_stale_for());
+  }
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  request.set_unfinished(true);
+  request.set_oldest_first(true);
+  request.set_include_queue_status(true);
+  request.set_model(args.model);
+  request.set_account_id(args.account);
+  v1::ListTasksResponse matching;
+  bool stopped_at_work_bound = false;
+  grpc::Status status =
+      ListPages(client, request, /*want=*/0,
+                /*scan_bound=*/0, &matching, &stopped_at_work_bound);
+  if (!status.ok()) return client.Fail(status);
+  return PrintAnswer(global, matching, [&](const v1::ListTasksResponse& safe) {
+    return FormatStuck(safe, args.limit, MakeFormatOptions(global));
   });
 }
 

@@ -59,6 +59,25 @@ struct ListArgs {
   std::string request_id;
   int32_t limit = 0;  // 0: the server's default page size.
   std::string page_token;
+  // Creation time range [since, until): RFC 3339 times with an offset, or
+  // spans back from now such as "90s", "15m", "2h", "7d" (ParseTimeOrAgo).
+  std::string since;
+  std::string until;
+  bool unfinished = false;    // Only SUBMITTED, QUEUED or RUNNING tasks.
+  bool oldest_first = false;  // Oldest first instead of newest first.
+  bool all = false;           // Page on past the work bound (kListScanBound).
+};
+
+// How many tasks `list` lets the server visit before it stops and says that
+// more may exist, unless --all.
+inline constexpr int64_t kListScanBound = 100000;
+
+// `stuck`: unfinished tasks, oldest first, with their queue verdicts.
+struct StuckArgs {
+  std::string older_than;  // A span ("15m", "2h", "7d"); empty: every one.
+  std::string model;
+  std::string account;
+  int32_t limit = 50;  // Rows shown; the totals count every match.
 };
 
 // `watch ID`.
@@ -110,7 +129,12 @@ struct AuditArgs {
 
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
+// Pages until it has --limit tasks or the end, or until the server has
+// visited kListScanBound tasks (without --all): then it says so.
 int RunList(const GlobalOptions& global, const ListArgs& args);
+// Pages through every matching unfinished task (ListTasks with unfinished,
+// oldest_first, include_queue_status and stale_for = --older-than).
+int RunStuck(const GlobalOptions& global, const StuckArgs& args);
 // Resumes after the last seen seq when the server cuts a stream that was
 // working (UNAVAILABLE after events or after a while); a stream that ends OK
 // is a success whatever the task's final state.

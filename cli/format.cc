@@ -422,4 +422,36 @@ absl::StatusOr<v1::ReferenceImage> ParseReferenceImage(absl::string_view spec) {
   return image;
 }
 
+absl::StatusOr<absl::Duration> ParseSpan(absl::string_view text) {
+  absl::Duration span;
+  int64_t days = 0;
+  if (absl::EndsWith(text, "d") &&
+      absl::SimpleAtoi(text.substr(0, text.size() - 1), &days) &&
+      days <= 365 * 100) {
+    span = absl::Hours(24) * days;
+  } else if (!absl::ParseDuration(text, &span)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", text, "\" is not a span of time such as 90s, 15m, ", "2h or 7d"));
+  }
+  if (span < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", text, "\" is a negative span of time"));
+  }
+  return span;
+}
+
+absl::StatusOr<absl::Time> ParseTimeOrAgo(absl::string_view text,
+                                          absl::Time now) {
+  absl::Time time;
+  std::string error;
+  if (absl::ParseTime(absl::RFC3339_full, text, &time, &error)) return time;
+  absl::StatusOr<absl::Duration> ago = ParseSpan(text);
+  if (ago.ok()) return now - *ago;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "\"", text,
+      "\" is neither an RFC 3339 time with an offset (such as "
+      "2026-12-04T21:00:00+01:00) nor a span back from now (such as 90s, "
+      "15m, 2h, 7d)"));
+}
+
 }  // namespace tasktrail::cli

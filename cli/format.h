@@ -157,10 +157,24 @@ std::string FormatTask(const tasktrail::v1::Task& task,
 std::string FormatQueueStatus(const tasktrail::v1::QueueStatus& status,
                               const FormatOptions& opts);
 
-// The `list` table (TASK ID, CREATED, ACCOUNT, MODEL, STATE, UPSTREAM ID),
-// "no tasks" when empty, and "next page: --page-token XYZ" when there is one.
+// The `list` table (TASK ID, CREATED with the creation time and its age,
+// ACCOUNT, MODEL, STATE, UPSTREAM ID), "no tasks" when empty, and "next page:
+// --page-token XYZ" when there is one. With `stopped_at_work_bound` it ends
+// with "scanned N tasks; more may exist (--all to go on)" (N: the
+// response's scanned_count) and an empty page does not say "no tasks".
 std::string FormatTaskList(const tasktrail::v1::ListTasksResponse& response,
-                           const FormatOptions& opts);
+                           const FormatOptions& opts,
+                           bool stopped_at_work_bound = false);
+
+// The `stuck` answer from every matching unfinished task (`matching.tasks`
+// oldest first, with their `queue_statuses`): a table of the first `limit`
+// (TASK ID, MODEL, ACCOUNT, STATE, VERDICT, WAITING: since the last upstream
+// event, or since creation while SUBMITTED), "… and N more (--limit)" when
+// cut, then one line of totals per verdict over all of them, most urgent
+// first: "3 POLLING_STALLED · 12 QUEUED_LONGER_THAN_USUAL". "no stuck tasks"
+// when there is none.
+std::string FormatStuck(const tasktrail::v1::ListTasksResponse& matching,
+                        int limit, const FormatOptions& opts);
 
 // The `validate` answer: "field: description (REASON)" per violation, or
 // "valid for MODEL" when there is none.
@@ -231,6 +245,18 @@ std::string FormatErrorDetails(const std::string& details);
 // present). Errors: InvalidArgument naming the bad field.
 absl::StatusOr<tasktrail::v1::ReferenceImage> ParseReferenceImage(
     absl::string_view spec);
+
+// Parses a span of time: "90s", "15m", "2h", "7d" (whole days), or any
+// absl duration such as "1h30m". Errors: InvalidArgument for anything else,
+// or a negative span.
+absl::StatusOr<absl::Duration> ParseSpan(absl::string_view text);
+
+// Parses a point in time: an RFC 3339 time with its offset
+// ("2026-12-04T21:00:00+01:00", "2026-12-04T20:00:00Z", fractions allowed),
+// or a span back from `now` (ParseSpan: "2h" is now - 2h). Errors:
+// InvalidArgument naming the accepted forms.
+absl::StatusOr<absl::Time> ParseTimeOrAgo(absl::string_view text,
+                                          absl::Time now);
 
 }  // namespace tasktrail::cli
 

@@ -114,17 +114,17 @@ std::string FormatQueueStatus(const v1::QueueStatus& s,
 }
 
 std::string FormatTaskList(const v1::ListTasksResponse& response,
-                           const FormatOptions& opts) {
+                           const FormatOptions& opts,
+                           bool stopped_at_work_bound) {
   std::string out;
   if (response.tasks_size() == 0) {
-    out = "no tasks\n";
+    if (!stopped_at_work_bound) out = "no tasks\n";
   } else {
     Table table(
         {"TASK ID", "CREATED", "ACCOUNT", "MODEL", "STATE", "UPSTREAM ID"});
     for (const Task& t : response.tasks()) {
-      absl::Time created = ToAbslTime(t.create_time());
       table.Add({t.task_id(),
-                 IsSet(created) ? FormatRelative(created, opts.now) : "-",
+                 FormatTimeWithAge(ToAbslTime(t.create_time()), opts),
                  t.account_id(), t.model(), StateName(t.state()),
                  t.upstream_task_id().empty() ? "-" : t.upstream_task_id()});
     }
@@ -134,6 +134,77 @@ std::string FormatTaskList(const v1::ListTasksResponse& response,
     absl::StrAppend(&out, "next page: --page-token ",
                     response.next_page_token(), "\n");
   }
+  if (stopped_at_work_bound) {
+    absl::StrAppend(&out, "scanned ", response.scanned_count(),
+                    " tasks; more may exist (--all to go on)\n");
+  }
+  return out;
+}
+
+namespace {
+
+// The verdicts in the order `stuck` totals them: the most urgent first.
+constexpr v1::QueueVerdict kVerdictsByUrgency[] = {
+    v1::QUEUE_VERDICT_POLLING_STALLED,
+    v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL,
+    v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM,
+    v1::QUEUE_VERDICT_QUEUED_NORMAL,
+    v1::QUEUE_VERDICT_RUNNING,
+    v1::QUEUE_VERDICT_FINISHED,
+    v1::QUEUE_VERDICT_UNSPECIFIED,
+};
+
+std::string VerdictWord(v1::QueueVerdict verdict) {
+  return EnumWord(v1::QueueVerdict_Name(verdict), "QUEUE_VERDICT_", "VERDICT",
+                  verdict);
+}
+
+// Since when an unfinished task has waited: its last upstream event, or its
+// creation while SUBMITTED.
+absl::Time WaitingSince(const Task& t) {
+  const absl::Time last_upstream = ToAbslTime(t.last_upstream_event_time());
+  if (t.state() != v1::TASK_STATE_SUBMITTED && IsSet(last_upstream)) {
+    return last_upstream;
+  }
+  return ToAbslTime(t.create_time());
+}
+
+}  // namespace
+
+std::string FormatStuck(const v1::ListTasksResponse& matching, int limit,
+                        const FormatOptions& opts) {
+  if (matching.tasks_size() == 0) return "no stuck tasks\n";
+  Table table({"TASK ID", "MODEL", "ACCOUNT", "STATE", "VERDICT", "WAITING"});
+  std::map<int, int64_t> totals;
+  for (int i = 0; i < matching.tasks_size(); ++i) {
+    const Task& t = matching.tasks(i);
+    const v1::QueueVerdict verdict = i < matching.queue_statuses_size()
+                                         ? matching.queue_statuses(i).verdict()
+                                         : v1::QUEUE_VERDICT_UNSPECIFIED;
+    ++totals[verdict];
+    if (i >= limit) continue;
+    const absl::Time since = WaitingSince(t);
+    table.Add({t.task_id(), t.model(), t.account_id(), StateName(t.state()),
+               VerdictWord(verdict),
+               IsSet(since) ? FormatSpan(opts.now - since) : "-"});
+  }
+  std::string out = table.Render();
+  if (matching.tasks_size() > limit) {
+    absl::StrAppend(&out, "… and ", matching.tasks_size() - limit,
+                    " more (--limit)\n");
+  }
+  std::vector<std::string> parts;
+  for (v1::QueueVerdict verdict : kVerdictsByUrgency) {
+    const auto total = totals.find(verdict);
+    if (total == totals.end()) continue;
+    parts.push_back(absl::StrCat(total->second, " ", VerdictWord(verdict)));
+    totals.erase(total);
+  }
+  for (const auto& [verdict, count] : totals) {  // verdicts this build lacks
+    parts.push_back(absl::StrCat(
+        count, " ", VerdictWord(static_cast<v1::QueueVerdict>(verdict))));
+  }
+  absl::StrAppend(&out, absl::StrJoin(parts, kSep), "\n");
   return out;
 }
 

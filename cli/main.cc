@@ -73,6 +73,35 @@ CLI::App* AddList(CLI::App& app, ListArgs* a) {
   cmd->add_option("--limit", a->limit, "at most N tasks")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--page-token", a->page_token, "continue a previous listing");
+  cmd->add_option("--since", a->since,
+                  "only tasks created at or after: an RFC 3339 time with its "
+                  "offset, or a span back from now (90s, 15m, 2h, 7d)");
+  cmd->add_option("--until", a->until,
+                  "only tasks created before: an RFC 3339 time or a span "
+                  "back from now");
+  cmd->add_flag("--unfinished", a->unfinished,
+                "only submitted, queued or running tasks");
+  cmd->add_flag("--oldest-first", a->oldest_first, "oldest tasks first");
+  cmd->add_flag("--all", a->all,
+                "keep paging past 100,000 scanned tasks until --limit rows "
+                "or the end");
+  return cmd;
+}
+
+CLI::App* AddStuck(CLI::App& app, StuckArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "stuck",
+      "unfinished tasks oldest first, with their queue verdicts and totals");
+  cmd->add_option("--older-than", a->older_than,
+                  "only tasks with no upstream event for this long (90s, "
+                  "15m, 2h, 7d; submitted ones: since creation); default: "
+                  "every unfinished task");
+  cmd->add_option("--model", a->model, "only this model");
+  cmd->add_option("--account", a->account, "only this account");
+  cmd->add_option("--limit", a->limit,
+                  "at most N rows (the totals and --json cover every match)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
   return cmd;
 }
 
@@ -160,6 +189,7 @@ int Main(int argc, char** argv) {
   NoteArgs note;
   StatsArgs stats;
   AuditArgs audit;
+  StuckArgs stuck;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -169,6 +199,7 @@ int Main(int argc, char** argv) {
   CLI::App* note_cmd = AddNote(app, &note);
   CLI::App* stats_cmd = AddStats(app, &stats);
   CLI::App* audit_cmd = AddAudit(app, &audit);
+  CLI::App* stuck_cmd = AddStuck(app, &stuck);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -185,6 +216,7 @@ int Main(int argc, char** argv) {
   if (note_cmd->parsed()) return RunNote(global, note);
   if (stats_cmd->parsed()) return RunStats(global, stats);
   if (audit_cmd->parsed()) return RunAudit(global, audit);
+  if (stuck_cmd->parsed()) return RunStuck(global, stuck);
   return kExitUsage;
 }
 

@@ -92,7 +92,7 @@ void EncodeThenDecode(absl::string_view in) {
 
   Check(DecodeInt64(EncodeInt64(number)) == number);
 
-  const IndexKind kind = static_cast<IndexKind>(1 + kind_byte % 5);
+  const IndexKind kind = static_cast<IndexKind>(1 + kind_byte % 8);
   auto task_id = TaskIdFromIndexKey(IndexPrefix(kind, a), IndexKey(kind, a, b));
   if (b.empty()) {
     Check(!task_id);

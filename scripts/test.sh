@@ -16,6 +16,7 @@ bash scripts/lint-proto.sh
 # docs/PERFORMANCE.md, never asserted here.
 build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
 build/bench/dedup_bench --benchmark_min_time=0.01 >/dev/null
+build/bench/fleet_bench 2000 100 2 >/dev/null
 bash bench/run.sh --smoke
 echo "benchmark smoke run: ok"
 

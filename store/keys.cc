@@ -103,6 +103,14 @@ absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
   return std::string(key.substr(prefix.size()));
 }
 
+std::string PairIndexValue(absl::string_view first, absl::string_view second) {
+  std::string value;
+  value.reserve(2 + first.size() + second.size());
+  AppendLength16(first, &value);
+  value.append(second.data(), second.size());
+  return value;
+}
+
 std::string DedupKey(absl::string_view scope, absl::string_view key) {
   std::string encoded;
   encoded.reserve(2 + scope.size() + key.size());

@@ -41,11 +41,22 @@ enum class IndexKind : uint8_t {
   kModel = 3,     // model name
   kUpstream = 4,  // upstream_task_id
   kRequest = 5,   // request_id
+  // Empty value; an entry for each task in SUBMITTED, QUEUED or RUNNING.
+  kUnfinished = 6,
+  kAccountState = 7,  // PairIndexValue(account_id, state byte)
+  kModelState = 8,    // PairIndexValue(model, state byte)
 };
 
+// The value of a two-part index (kAccountState, kModelState):
+// len16(first) first second.
+std::string PairIndexValue(absl::string_view first, absl::string_view second);
+
 // The store's on-disk format version, kept under kFormatVersionKey in kMeta.
+// Version 1 lacks the kUnfinished, kAccountState and kModelState entries;
+// opening it adds them (TaskStore::Open).
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
-inline constexpr absl::string_view kFormatVersion = "1";
+inline constexpr absl::string_view kFormatVersion = "2";
+inline constexpr absl::string_view kFormatVersionWithoutFleetIndexes = "1";
 
 // Appends `value` as 8 big-endian bytes.
 void AppendBigEndian64(uint64_t value, std::string* out);

@@ -3,9 +3,12 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstdio>
+#include <set>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
@@ -119,26 +122,72 @@ bool IsLockError(const rocksdb::Status& status) {
          status.ToString().find("lock") != std::string::npos;
 }
 
-// The value a task contributes to an index; empty means no entry.
-std::string IndexValue(IndexKind kind, const Task& task) {
+// The value a task contributes to an index; nullopt means no entry.
+absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
+  const std::string state(1, static_cast<char>(task.state()));
+  const auto unless_empty =
+      [](const std::string& value) -> absl::optional<std::string> {
+    if (value.empty()) return absl::nullopt;
+    return value;
+  };
   switch (kind) {
     case IndexKind::kAccount:
-      return task.account_id();
+      return unless_empty(task.account_id());
     case IndexKind::kState:
-      return std::string(1, static_cast<char>(task.state()));
+      return state;
     case IndexKind::kModel:
-      return task.model();
+      return unless_empty(task.model());
     case IndexKind::kUpstream:
-      return task.upstream_task_id();
+      return unless_empty(task.upstream_task_id());
     case IndexKind::kRequest:
-      return task.request_id();
+      return unless_empty(task.request_id());
+    case IndexKind::kUnfinished:
+      if (!IsUnfinishedState(task.state())) return absl::nullopt;
+      return std::string();
+    case IndexKind::kAccountState:
+      return PairIndexValue(task.account_id(), state);
+    case IndexKind::kModelState:
+      return PairIndexValue(task.model(), state);
+  }
+  return absl::nullopt;
+}
+
+constexpr IndexKind kAllIndexKinds[] = {
+    IndexKind::kAccount,      IndexKind::kState,     IndexKind::kModel,
+    IndexKind::kUpstream,     IndexKind::kRequest,   IndexKind::kUnfinished,
+    IndexKind::kAccountState, IndexKind::kModelState};
+
+// The kinds format version 2 added.
+constexpr IndexKind kFleetIndexKinds[] = {
+    IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState};
+
+// The index prefix a scan walks.
+std::string ScanPrefix(const TaskScan& scan) {
+  const std::string state(1, static_cast<char>(scan.state));
+  switch (scan.index) {
+    case ScanIndex::kAll:
+      return "";
+    case ScanIndex::kAccount:
+      return IndexPrefix(IndexKind::kAccount, scan.value);
+    case ScanIndex::kState:
+      return IndexPrefix(IndexKind::kState, state);
+    case ScanIndex::kModel:
+      return IndexPrefix(IndexKind::kModel, scan.value);
+    case ScanIndex::kUpstream:
+      return IndexPrefix(IndexKind::kUpstream, scan.value);
+    case ScanIndex::kRequest:
+      return IndexPrefix(IndexKind::kRequest, scan.value);
+    case ScanIndex::kUnfinished:
+      return IndexPrefix(IndexKind::kUnfinished, "");
+    case ScanIndex::kAccountState:
+      return IndexPrefix(IndexKind::kAccountState,
+                         PairIndexValue(scan.value, state));
+    case ScanIndex::kModelState:
+      return IndexPrefix(IndexKind::kModelState,
+                         PairIndexValue(scan.value, state));
   }
   return "";
 }
-
-constexpr IndexKind kAllIndexKinds[] = {IndexKind::kAccount, IndexKind::kState,
-                                        IndexKind::kModel, IndexKind::kUpstream,
-                                        IndexKind::kRequest};
 
 std::string EncodeEventIdRecord(const EventIdRecord& record) {
   std::string value;
@@ -147,7 +196,32 @@ std::string EncodeEventIdRecord(const EventIdRecord& record) {
   return value;
 }
 
+// Calls `visit` with every stored task, in task id order, until it returns
+// an error. DATA_LOSS when a snapshot does not parse.
+absl::Status VisitEveryTask(
+    rocksdb::DB& db, rocksdb::ColumnFamilyHandle* tasks,
+    const std::function<absl::Status(const Task&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db.NewIterator(rocksdb::ReadOptions(), tasks));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Task task;
+    if (!task.ParseFromArray(it->value().data(),
+                             static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat(
+          "stored task ", it->key().ToString(), " does not parse"));
+    }
+    absl::Status visited = visit(task);
+    if (!visited.ok()) return visited;
+  }
+  return FromRocks(it->status(), "scanning tasks");
+}
+
 }  // namespace
+
+bool IsUnfinishedState(v1::TaskState state) {
+  return state == v1::TASK_STATE_SUBMITTED || state == v1::TASK_STATE_QUEUED ||
+         state == v1::TASK_STATE_RUNNING;
+}
 
 // The store's failure state. RocksDB calls it as a listener, so that a flush
 // or compaction that fails leaves the store failed as a failed commit does,
@@ -237,6 +311,9 @@ absl::StatusOr<std::unique_ptr<TaskStore>> TaskStore::Open(
         store->WriteRaw({{ColumnFamily::kMeta, std::string(kFormatVersionKey),
                           std::string(kFormatVersion)}});
     if (!written.ok()) return written;
+  } else if (**version == kFormatVersionWithoutFleetIndexes) {
+    absl::Status upgraded = store->BackfillFleetIndexes();
+    if (!upgraded.ok()) return upgraded;
   } else if (**version != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "database ", options.path, " has format version ", **version,
@@ -437,17 +514,18 @@ absl::StatusOr<PreparedWrite> TaskStore::Prepare(const TaskWrite& write) const {
   batch->Put(handle(ColumnFamily::kTasks), task_id, snapshot);
 
   for (IndexKind kind : kAllIndexKinds) {
-    const std::string new_value = IndexValue(kind, task);
-    const std::string old_value =
-        write.previous != nullptr ? IndexValue(kind, *write.previous) : "";
-    if (write.previous != nullptr && old_value == new_value) continue;
-    if (!old_value.empty()) {
+    const absl::optional<std::string> new_value = IndexValue(kind, task);
+    const absl::optional<std::string> old_value =
+        write.previous != nullptr ? IndexValue(kind, *write.previous)
+                                  : absl::nullopt;
+    if (old_value == new_value) continue;
+    if (old_value.has_value()) {
       batch->Delete(handle(ColumnFamily::kIndexes),
-                    IndexKey(kind, old_value, task_id));
+                    IndexKey(kind, *old_value, task_id));
     }
-    if (!new_value.empty()) {
+    if (new_value.has_value()) {
       batch->Put(handle(ColumnFamily::kIndexes),
-                 IndexKey(kind, new_value, task_id), "");
+                 IndexKey(kind, *new_value, task_id), "");
     }
   }
 
@@ -512,75 +590,152 @@ absl::Status TaskStore::Write(const TaskWrite& write) {
 
 absl::StatusOr<std::string> TaskStore::Scan(
     const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
-  std::string last_visited;
-  int visits = 0;
-  if (scan.index == ScanIndex::kAll) {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kTasks)));
-    if (scan.before_task_id.empty()) {
-      it->SeekToLast();
+  // Over kTasks the keys are the task ids; over an index, the prefix and the
+  // task id. Task ids are ASCII, so prefix + "\xff" is above every key of
+  // the prefix.
+  const bool all = scan.index == ScanIndex::kAll;
+  const std::string prefix = ScanPrefix(scan);
+  const std::string lower = prefix + scan.min_task_id;
+  const std::string upper = scan.end_task_id.empty()
+                                ? (all ? std::string() : prefix + "\xff")
+                                : prefix + scan.end_task_id;
+  const rocksdb::Slice lower_slice(lower);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  if (!lower.empty()) read_options.iterate_lower_bound = &lower_slice;
+  if (!upper.empty()) read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(
+      read_options,
+      handle(all ? ColumnFamily::kTasks : ColumnFamily::kIndexes)));
+  const auto in_range = [&](const rocksdb::Slice& key) {
+    return key.compare(lower_slice) >= 0 &&
+           (upper.empty() || key.compare(upper_slice) < 0);
+  };
+
+  if (!scan.resume_after_task_id.empty()) {
+    const std::string resume = prefix + scan.resume_after_task_id;
+    if (scan.oldest_first) {
+      it->Seek(resume);
+      if (it->Valid() && it->key() == resume) it->Next();
     } else {
-      it->SeekForPrev(scan.before_task_id);
-      if (it->Valid() && it->key() == scan.before_task_id) it->Prev();
+      it->SeekForPrev(resume);
+      if (it->Valid() && it->key() == resume) it->Prev();
     }
-    for (; it->Valid() && visits < scan.max_visits; it->Prev()) {
-      Task task;
-      if (!task.ParseFromArray(it->value().data(),
-                               static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("stored task does not parse");
-      }
-      ++visits;
-      last_visited = task.task_id();
-      if (!visit(task)) break;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
-    return last_visited;
+  } else if (scan.oldest_first) {
+    it->Seek(lower);
+  } else if (upper.empty()) {
+    it->SeekToLast();
+  } else {
+    it->SeekForPrev(upper);
+    if (it->Valid() && !in_range(it->key())) it->Prev();
   }
 
-  IndexKind kind = IndexKind::kAccount;
-  std::string value = scan.value;
-  switch (scan.index) {
-    case ScanIndex::kAccount:
-      kind = IndexKind::kAccount;
-      break;
-    case ScanIndex::kState:
-      kind = IndexKind::kState;
-      value = std::string(1, static_cast<char>(scan.state));
-      break;
-    case ScanIndex::kModel:
-      kind = IndexKind::kModel;
-      break;
-    case ScanIndex::kUpstream:
-      kind = IndexKind::kUpstream;
-      break;
-    case ScanIndex::kRequest:
-      kind = IndexKind::kRequest;
-      break;
-    case ScanIndex::kAll:
-      break;
-  }
-  const std::string prefix = IndexPrefix(kind, value);
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kIndexes)));
-  if (scan.before_task_id.empty()) {
-    it->SeekForPrev(prefix + std::string(4, '\xff'));
-  } else {
-    const std::string start = prefix + scan.before_task_id;
-    it->SeekForPrev(start);
-    if (it->Valid() && it->key() == start) it->Prev();
-  }
-  for (; it->Valid() && visits < scan.max_visits; it->Prev()) {
-    absl::optional<std::string> task_id = TaskIdFromIndexKey(
-        prefix, absl::string_view(it->key().data(), it->key().size()));
-    if (!task_id.has_value()) break;
-    absl::StatusOr<Task> task = GetTask(*task_id);
-    if (!task.ok()) return task.status();
+  std::string last_visited;
+  int visits = 0;
+  for (; it->Valid() && visits < scan.max_visits;
+       scan.oldest_first ? it->Next() : it->Prev()) {
+    const rocksdb::Slice key = it->key();
+    if (!in_range(key)) break;
+    absl::StatusOr<Task> task;
+    if (all) {
+      task.emplace();
+      if (!task->ParseFromArray(it->value().data(),
+                                static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("stored task does not parse");
+      }
+    } else {
+      absl::optional<std::string> task_id =
+          TaskIdFromIndexKey(prefix, absl::string_view(key.data(), key.size()));
+      if (!task_id.has_value()) break;
+      task = GetTask(*task_id);
+      if (!task.ok()) return task.status();
+    }
     ++visits;
-    last_visited = *task_id;
+    last_visited = task->task_id();
     if (!visit(*task)) break;
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "scanning index");
+  if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
   return last_visited;
+}
+
+absl::Status TaskStore::BackfillFleetIndexes() {
+  constexpr int kTasksPerBatch = 1000;
+  constexpr absl::string_view kWhat =
+      "adding the index entries of format version 2";
+  rocksdb::WriteBatch batch;
+  int in_batch = 0;
+  absl::Status visited =
+      VisitEveryTask(*db_, handle(ColumnFamily::kTasks), [&](const Task& task) {
+        for (IndexKind kind : kFleetIndexKinds) {
+          absl::optional<std::string> value = IndexValue(kind, task);
+          if (value.has_value()) {
+            batch.Put(handle(ColumnFamily::kIndexes),
+                      IndexKey(kind, *value, task.task_id()), "");
+          }
+        }
+        if (++in_batch < kTasksPerBatch) return absl::OkStatus();
+        in_batch = 0;
+        absl::Status applied =
+            NamingTheWrite(kWhat, ApplyBatch(&batch, /*sync=*/false));
+        batch.Clear();
+        return applied;
+      });
+  if (!visited.ok()) return visited;
+  batch.Put(handle(ColumnFamily::kMeta), std::string(kFormatVersionKey),
+            std::string(kFormatVersion));
+  // Synced: the version is written only after (and with) every entry.
+  return NamingTheWrite(kWhat, ApplyBatch(&batch, /*sync=*/true));
+}
+
+absl::Status TaskStore::VerifyIndexes() const {
+  std::set<std::string> expected;
+  absl::Status visited = VisitEveryTask(
+      *db_, handle(ColumnFamily::kTasks), [&expected](const Task& task) {
+        for (IndexKind kind : kAllIndexKinds) {
+          absl::optional<std::string> value = IndexValue(kind, task);
+          if (value.has_value()) {
+            expected.insert(IndexKey(kind, *value, task.task_id()));
+          }
+        }
+        return absl::OkStatus();
+      });
+  if (!visited.ok()) return visited;
+  std::vector<std::string> differences;
+  const auto note = [&differences](absl::string_view what,
+                                   absl::string_view key) {
+    if (differences.size() < 5) {
+      differences.push_back(
+          absl::StrCat(what, " index key ", absl::CHexEscape(key)));
+    }
+  };
+  std::unique_ptr<rocksdb::Iterator> index(
+      db_->NewIterator(rocksdb::ReadOptions(), handle(ColumnFamily::kIndexes)));
+  size_t found = 0;
+  for (index->SeekToFirst(); index->Valid(); index->Next()) {
+    const std::string key = index->key().ToString();
+    if (expected.count(key) == 0) {
+      note("unexpected", key);
+    } else {
+      ++found;
+    }
+  }
+  if (!index->status().ok()) {
+    return FromRocks(index->status(), "scanning indexes");
+  }
+  if (found != expected.size()) {
+    for (const std::string& key : expected) {
+      rocksdb::PinnableSlice value;
+      if (db_->Get(rocksdb::ReadOptions(), handle(ColumnFamily::kIndexes), key,
+                   &value)
+              .IsNotFound()) {
+        note("missing", key);
+      }
+    }
+  }
+  if (differences.empty()) return absl::OkStatus();
+  return absl::DataLossError(
+      absl::StrCat("the indexes disagree with the tasks: ",
+                   absl::StrJoin(differences, "; ")));
 }
 
 absl::StatusOr<absl::optional<DedupRecord>> TaskStore::GetDedupRecord(

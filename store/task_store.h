@@ -186,17 +186,33 @@ enum class ScanIndex {
   kModel,
   kUpstream,
   kRequest,
+  kUnfinished,    // tasks in SUBMITTED, QUEUED or RUNNING (IsUnfinishedState)
+  kAccountState,  // tasks of one account (`value`) in one `state`
+  kModelState,    // tasks of one model (`value`) in one `state`
 };
 
-// A newest-first scan over one index.
+// True for the states whose tasks the kUnfinished index holds: SUBMITTED,
+// QUEUED and RUNNING.
+bool IsUnfinishedState(v1::TaskState state);
+
+// A scan over one index in task id order, that is by creation time: newest
+// first unless `oldest_first`.
 struct TaskScan {
   ScanIndex index = ScanIndex::kAll;
-  // The indexed value (for kState, the TaskState number as a decimal string
-  // is not used: set `state` instead).
+  // The indexed value: the account, model, upstream id or request id (for
+  // kAccountState and kModelState, the account or the model). Unused for
+  // kAll, kState and kUnfinished.
   std::string value;
+  // The state, for kState, kAccountState and kModelState.
   v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
-  // Start strictly below (older than) this task id; empty: from the newest.
-  std::string before_task_id;
+  // Oldest (smallest task id) first instead of newest first.
+  bool oldest_first = false;
+  // Start strictly past this task id in the scan's direction; empty: from
+  // the first task of the direction.
+  std::string resume_after_task_id;
+  // Only task ids in [min_task_id, end_task_id); empty: unbounded.
+  std::string min_task_id;
+  std::string end_task_id;
   // Stop after visiting this many tasks.
   int max_visits = 1000;
 };
@@ -282,10 +298,10 @@ class TaskStore {
   // REQUIRES: not called from a Commit callback (it would wait for itself).
   absl::Status Write(const TaskWrite& write);
 
-  // Visits tasks of `scan` newest first, calling `visit` for each until it
-  // returns false or `scan.max_visits` tasks were visited. Returns the id of
-  // the last task visited (empty when none), which is the `before_task_id` of
-  // the next page.
+  // Visits the tasks of `scan` in its direction, calling `visit` for each
+  // until it returns false or `scan.max_visits` tasks were visited. Returns
+  // the id of the last task visited (empty when none), which is the
+  // `resume_after_task_id` of the next page.
   absl::StatusOr<std::string> Scan(
       const TaskScan& scan,
       const std::function<bool(const v1::Task&)>& visit) const;
@@ -351,6 +367,13 @@ class TaskStore {
   // UNAVAILABLE once the store failed (compacting flushes the memtable).
   absl::Status Compact(ColumnFamily family);
 
+  // Checks that the secondary indexes hold exactly the entries the stored
+  // tasks imply (for the kUnfinished index: one entry for each task whose
+  // state IsUnfinishedState, and no other). OK, or DATA_LOSS naming the
+  // first few differences. Reads the whole store: for tests and repair
+  // tools, not for serving.
+  absl::Status VerifyIndexes() const;
+
   // True once a write failed; the store refuses writes from then on.
   bool failed() const;
 
@@ -371,6 +394,12 @@ class TaskStore {
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,
                     rocksdb::WriteBatch* batch) const;
+
+  // On a store of format version 1, adds the index entries version 2 added
+  // (kUnfinished, kAccountState, kModelState) from one pass over the tasks,
+  // in batches, and then writes format version 2. Idempotent: a store that
+  // crashed during the backfill is still version 1 and is backfilled again.
+  absl::Status BackfillFleetIndexes();
 
   // Writes `batch`. Marks the store failed when RocksDB refuses the write;
   // the error does not name the write (callers prefix what they wrote).

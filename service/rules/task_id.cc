@@ -70,4 +70,15 @@ absl::Time TaskIdTime(absl::string_view id) {
   return absl::FromUnixMillis(static_cast<int64_t>(millis));
 }
 
+std::string TaskIdFloor(absl::Time t) {
+  constexpr int64_t kMaxMillis = (int64_t{1} << 48) - 1;
+  const int64_t millis = std::clamp<int64_t>(
+      t <= absl::UnixEpoch() ? 0 : absl::ToUnixMillis(t), 0, kMaxMillis);
+  std::string id(kTaskIdLength, '0');
+  for (int i = 0; i < 10; ++i) {
+    id[i] = kAlphabet[(static_cast<uint64_t>(millis) >> ((9 - i) * 5)) & 31];
+  }
+  return id;
+}
+
 }  // namespace tasktrail

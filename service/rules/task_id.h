@@ -45,6 +45,12 @@ bool LooksLikeTaskId(absl::string_view id);
 // The creation time encoded in a task id. REQUIRES: LooksLikeTaskId(id).
 absl::Time TaskIdTime(absl::string_view id);
 
+// The smallest task id whose creation time (TaskIdTime) is the millisecond
+// of `t` (rounded down; clamped to the 48-bit range of ids): every id made at
+// or after `t` by a TaskIdGenerator is >= it, every id of an earlier
+// millisecond is below it. Not itself a generated id.
+std::string TaskIdFloor(absl::Time t);
+
 }  // namespace tasktrail
 
 #endif  // TASKTRAIL_SERVICE_RULES_TASK_ID_H_

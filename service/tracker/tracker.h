@@ -190,9 +190,13 @@ class Tracker {
   absl::StatusOr<std::string> GetStoredTaskBytes(
       const v1::GetTaskRequest& request) const;
 
-  // Tasks newest first, filtered through the most selective index.
+  // Tasks newest (or oldest) first, filtered through the most selective
+  // index; at most max(page_size + 1, 10 * kMaxPageSize) tasks are visited
+  // per call (see ListTasksResponse). INVALID_ARGUMENT naming the field for
+  // a malformed filter or a page token of other filters. Not const: the
+  // queue statuses read (and cache) the models' typical waits.
   absl::StatusOr<v1::ListTasksResponse> ListTasks(
-      const v1::ListTasksRequest& request) const;
+      const v1::ListTasksRequest& request);
 
   // "Is it still queued, and is that normal?": fills `status` (expected
   // empty; it may live on the call's arena) with JudgeQueue's answer, from

@@ -6,14 +6,16 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "service/rules/errors.h"
 #include "service/rules/limits.h"
 #include "service/rules/queue_verdict.h"
 #include "service/rules/status_macros.h"
+#include "service/rules/task_id.h"
 #include "service/rules/time_util.h"
 #include "service/rules/validator.h"
 #include "service/rules/wire_fields.h"
@@ -136,57 +138,211 @@ void AppendEvent(absl::string_view event, std::string* bytes) {
   bytes->append(event.data(), event.size());
 }
 
-constexpr absl::string_view kPageTokenPrefix = "v1:";
+// Page tokens: web-safe base64 of "v2:" DIGEST ":" TASK_ID, where DIGEST is
+// FiltersDigest of the request that was answered and TASK_ID the last task
+// visited. Tokens of the first format ("v1:" TASK_ID) are refused.
+constexpr absl::string_view kPageTokenVersion = "v2";
 
-std::string EncodePageToken(absl::string_view last_task_id) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(kPageTokenPrefix, last_task_id));
+// A digest of every field of `request` but page_size and page_token, as 16
+// hex digits: a token carries it so that it is refused with other filters.
+// FNV-1a over the serialized fields, which are written in field-number
+// order (the message has no maps), so the digest is stable across
+// processes.
+std::string FiltersDigest(const v1::ListTasksRequest& request) {
+  v1::ListTasksRequest filters = request;
+  filters.clear_page_size();
+  filters.clear_page_token();
+  uint64_t hash = 14695981039346656037ull;
+  for (const char c : filters.SerializeAsString()) {
+    hash ^= static_cast<uint8_t>(c);
+    hash *= 1099511628211ull;
+  }
+  return absl::StrFormat("%016x", hash);
 }
 
-absl::StatusOr<std::string> DecodePageToken(absl::string_view token) {
+std::string EncodePageToken(absl::string_view digest,
+                            absl::string_view last_task_id) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kPageTokenVersion, ":", digest, ":", last_task_id));
+}
+
+// The task id a token resumes after. INVALID_ARGUMENT (PAGE_TOKEN_INVALID)
+// naming page_token when it is not a token of ListTasks or was issued for
+// other filters.
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token,
+                                            absl::string_view digest) {
   std::string decoded;
-  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
-      !absl::StartsWith(decoded, kPageTokenPrefix) ||
-      !LooksLikeTaskId(decoded.substr(kPageTokenPrefix.size()))) {
+  const std::vector<absl::string_view> parts =
+      absl::WebSafeBase64Unescape(token, &decoded)
+          ? absl::StrSplit(decoded, absl::MaxSplits(':', 2))
+          : std::vector<absl::string_view>();
+  if (parts.size() != 3 || parts[0] != kPageTokenVersion ||
+      !LooksLikeTaskId(parts[2])) {
     return InvalidField("page_token", "PAGE_TOKEN_INVALID",
                         "page_token is not a token returned by ListTasks");
   }
-  return decoded.substr(kPageTokenPrefix.size());
+  if (parts[1] != digest) {
+    return InvalidField("page_token", "PAGE_TOKEN_INVALID",
+                        "page_token was issued for other filters; pass the "
+                        "filters of the call that returned it");
+  }
+  return std::string(parts[2]);
 }
 
-// True when `task` passes every filter of `request`.
-bool Matches(const v1::ListTasksRequest& request, const Task& task) {
-  return (request.account_id().empty() ||
-          task.account_id() == request.account_id()) &&
-         (request.state() == v1::TASK_STATE_UNSPECIFIED ||
-          task.state() == request.state()) &&
-         (request.model().empty() || task.model() == request.model()) &&
-         (request.upstream_task_id().empty() ||
-          task.upstream_task_id() == request.upstream_task_id()) &&
-         (request.request_id().empty() ||
-          task.request_id() == request.request_id());
+// Since when an unfinished task has waited for its upstream: its last
+// upstream event, or its creation while SUBMITTED (or when no upstream
+// event was recorded).
+absl::Time WaitingSince(const Task& task) {
+  if (task.state() != v1::TASK_STATE_SUBMITTED &&
+      IsSet(task.last_upstream_event_time())) {
+    return FromProtoTime(task.last_upstream_event_time());
+  }
+  return FromProtoTime(task.create_time());
 }
 
-// The most selective index for the request's filters.
-store::TaskScan ScanFor(const v1::ListTasksRequest& request) {
+// The filters of a ListTasksRequest, checked and converted once per call.
+struct ListFilters {
+  bool unfinished = false;
+  absl::optional<absl::Duration> stale_for;
+  absl::optional<absl::Time> created_after;   // inclusive
+  absl::optional<absl::Time> created_before;  // exclusive
+};
+
+// True when `task` passes every filter of `request` at `now`.
+bool Matches(const v1::ListTasksRequest& request, const ListFilters& filters,
+             absl::Time now, const Task& task) {
+  if (!((request.account_id().empty() ||
+         task.account_id() == request.account_id()) &&
+        (request.state() == v1::TASK_STATE_UNSPECIFIED ||
+         task.state() == request.state()) &&
+        (request.model().empty() || task.model() == request.model()) &&
+        (request.upstream_task_id().empty() ||
+         task.upstream_task_id() == request.upstream_task_id()) &&
+        (request.request_id().empty() ||
+         task.request_id() == request.request_id()))) {
+    return false;
+  }
+  if (filters.unfinished && !store::IsUnfinishedState(task.state())) {
+    return false;
+  }
+  if (filters.stale_for.has_value() &&
+      now - WaitingSince(task) < *filters.stale_for) {
+    return false;
+  }
+  if (filters.created_after.has_value() || filters.created_before.has_value()) {
+    const absl::Time created = FromProtoTime(task.create_time());
+    if (filters.created_after.has_value() && created < *filters.created_after) {
+      return false;
+    }
+    if (filters.created_before.has_value() &&
+        created >= *filters.created_before) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// How far a task id's time may run ahead of its create_time: an id is never
+// older than the millisecond of create_time, but after the clock stepped
+// back the id generator keeps counting from the later millisecond it had
+// reached.
+constexpr absl::Duration kTaskIdClockStepMargin = absl::Minutes(1);
+
+// The most selective index for the request's filters, bounded by the
+// creation time range.
+store::TaskScan ScanFor(const v1::ListTasksRequest& request,
+                        const ListFilters& filters) {
   store::TaskScan scan;
+  const bool has_state = request.state() != v1::TASK_STATE_UNSPECIFIED;
   if (!request.upstream_task_id().empty()) {
     scan.index = store::ScanIndex::kUpstream;
     scan.value = request.upstream_task_id();
   } else if (!request.request_id().empty()) {
     scan.index = store::ScanIndex::kRequest;
     scan.value = request.request_id();
+  } else if (!request.account_id().empty() && has_state) {
+    scan.index = store::ScanIndex::kAccountState;
+    scan.value = request.account_id();
+    scan.state = request.state();
+  } else if (!request.model().empty() && has_state) {
+    scan.index = store::ScanIndex::kModelState;
+    scan.value = request.model();
+    scan.state = request.state();
+  } else if (has_state) {
+    scan.index = store::ScanIndex::kState;
+    scan.state = request.state();
+  } else if (filters.unfinished) {
+    scan.index = store::ScanIndex::kUnfinished;
   } else if (!request.account_id().empty()) {
     scan.index = store::ScanIndex::kAccount;
     scan.value = request.account_id();
   } else if (!request.model().empty()) {
     scan.index = store::ScanIndex::kModel;
     scan.value = request.model();
-  } else if (request.state() != v1::TASK_STATE_UNSPECIFIED) {
-    scan.index = store::ScanIndex::kState;
-    scan.state = request.state();
+  }
+  scan.oldest_first = request.oldest_first();
+  if (filters.created_after.has_value()) {
+    scan.min_task_id = TaskIdFloor(*filters.created_after);
+  }
+  if (filters.created_before.has_value()) {
+    scan.end_task_id =
+        TaskIdFloor(*filters.created_before + kTaskIdClockStepMargin);
   }
   return scan;
+}
+
+// Checks the filters of `request`; INVALID_ARGUMENT naming each field that
+// is wrong.
+absl::StatusOr<ListFilters> CheckListRequest(
+    const v1::ListTasksRequest& request) {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("account_id", request.account_id(), false, kMaxIdBytes,
+                  &violations);
+  CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
+  CheckIdentifier("upstream_task_id", request.upstream_task_id(), false,
+                  kMaxIdBytes, &violations);
+  CheckIdentifier("request_id", request.request_id(), false, kMaxIdBytes,
+                  &violations);
+  if (request.page_size() < 0) {
+    violations.push_back(Violation("page_size", "FIELD_OUT_OF_RANGE",
+                                   "page_size must not be negative"));
+  }
+  if (!v1::TaskState_IsValid(request.state())) {
+    violations.push_back(Violation("state", "FIELD_OUT_OF_RANGE",
+                                   "state is not a known TaskState"));
+  }
+  ListFilters filters;
+  filters.unfinished = request.unfinished() || request.has_stale_for();
+  if (request.has_stale_for()) {
+    RETURN_IF_ERROR(CheckDurationField("stale_for", request.stale_for()));
+    const absl::Duration stale_for = FromProtoDuration(request.stale_for());
+    if (stale_for < absl::ZeroDuration()) {
+      violations.push_back(Violation("stale_for", "FIELD_OUT_OF_RANGE",
+                                     "stale_for must not be negative"));
+    } else {
+      filters.stale_for = stale_for;
+    }
+  }
+  if (request.has_create_time_after()) {
+    RETURN_IF_ERROR(
+        CheckTimestampField("create_time_after", request.create_time_after()));
+    filters.created_after = FromProtoTime(request.create_time_after());
+  }
+  if (request.has_create_time_before()) {
+    RETURN_IF_ERROR(CheckTimestampField("create_time_before",
+                                        request.create_time_before()));
+    filters.created_before = FromProtoTime(request.create_time_before());
+  }
+  if (filters.created_after.has_value() && filters.created_before.has_value() &&
+      *filters.created_after >= *filters.created_before) {
+    violations.push_back(
+        Violation("create_time_before", "FIELD_OUT_OF_RANGE",
+                  "create_time_before must be after create_time_after"));
+  }
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  return filters;
 }
 
 }  // namespace
@@ -302,45 +458,33 @@ absl::StatusOr<std::vector<TaskEvent>> Tracker::ReadEvents(
 }
 
 absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
-    const v1::ListTasksRequest& request) const {
-  std::vector<v1::FieldViolation> violations;
-  CheckIdentifier("account_id", request.account_id(), false, kMaxIdBytes,
-                  &violations);
-  CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
-  CheckIdentifier("upstream_task_id", request.upstream_task_id(), false,
-                  kMaxIdBytes, &violations);
-  CheckIdentifier("request_id", request.request_id(), false, kMaxIdBytes,
-                  &violations);
-  if (request.page_size() < 0) {
-    violations.push_back(Violation("page_size", "FIELD_OUT_OF_RANGE",
-                                   "page_size must not be negative"));
-  }
-  if (!v1::TaskState_IsValid(request.state())) {
-    violations.push_back(Violation("state", "FIELD_OUT_OF_RANGE",
-                                   "state is not a known TaskState"));
-  }
-  if (!violations.empty()) {
-    return InvalidArgument(kInvalidRequest, "", violations);
-  }
+    const v1::ListTasksRequest& request) {
+  ASSIGN_OR_RETURN(const ListFilters filters, CheckListRequest(request));
   const int page_size = request.page_size() == 0
                             ? kDefaultPageSize
                             : std::min(request.page_size(), kMaxPageSize);
+  const std::string digest = FiltersDigest(request);
 
-  store::TaskScan scan = ScanFor(request);
+  v1::ListTasksResponse response;
+  if (filters.unfinished && request.state() != v1::TASK_STATE_UNSPECIFIED &&
+      !store::IsUnfinishedState(request.state())) {
+    return response;  // a finished state is never unfinished
+  }
+  store::TaskScan scan = ScanFor(request, filters);
   if (!request.page_token().empty()) {
-    ASSIGN_OR_RETURN(scan.before_task_id,
-                     DecodePageToken(request.page_token()));
+    ASSIGN_OR_RETURN(scan.resume_after_task_id,
+                     DecodePageToken(request.page_token(), digest));
   }
   // Bound the work of one call; a sparse filter continues on the next page.
   scan.max_visits = std::max(page_size + 1, 10 * kMaxPageSize);
 
-  v1::ListTasksResponse response;
+  const absl::Time now = clock_->Now();
   int visits = 0;
   bool more = false;
   ASSIGN_OR_RETURN(std::string last_visited,
                    store_->Scan(scan, [&](const Task& task) {
                      ++visits;
-                     if (!Matches(request, task)) return true;
+                     if (!Matches(request, filters, now, task)) return true;
                      if (response.tasks_size() == page_size) {
                        more = true;
                        return false;
@@ -349,10 +493,20 @@ absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
                      return true;
                    }));
   if (more) {
-    response.set_next_page_token(
-        EncodePageToken(response.tasks(response.tasks_size() - 1).task_id()));
+    // The task that showed there is more is visited again on the next page.
+    --visits;
+    response.set_next_page_token(EncodePageToken(
+        digest, response.tasks(response.tasks_size() - 1).task_id()));
   } else if (visits >= scan.max_visits && !last_visited.empty()) {
-    response.set_next_page_token(EncodePageToken(last_visited));
+    response.set_next_page_token(EncodePageToken(digest, last_visited));
+  }
+  response.set_scanned_count(visits);
+  if (request.include_queue_status()) {
+    for (const Task& task : response.tasks()) {
+      ASSIGN_OR_RETURN(const TypicalWait typical, waits_.Typical(task.model()));
+      JudgeQueue(QueueFactsOf(task), typical, now, options_.stale_after,
+                 response.add_queue_statuses());
+    }
   }
   return response;
 }

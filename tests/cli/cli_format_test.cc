@@ -388,6 +388,77 @@ TEST(TaskListTest, TableAndNextPage) {
   EXPECT_THAT(out, HasSubstr("QUEUED"));
   EXPECT_TRUE(absl::EndsWith(out, "next page: --page-token XYZ\n"));
   EXPECT_EQ(FormatTaskList(v1::ListTasksResponse(), Opts()), "no tasks\n");
+  // The creation time itself, not only its age.
+  EXPECT_THAT(out, HasSubstr("21:03:12"));
+}
+
+TEST(TaskListTest, StoppingAtTheWorkBoundNeverSaysNoTasks) {
+  v1::ListTasksResponse response;
+  response.set_scanned_count(100000);
+  response.set_next_page_token("XYZ");
+  const std::string out =
+      FormatTaskList(response, Opts(), /*stopped_at_work_bound=*/true);
+  EXPECT_THAT(out, Not(HasSubstr("no tasks")));
+  EXPECT_THAT(out, HasSubstr("next page: --page-token XYZ\n"));
+  EXPECT_TRUE(absl::EndsWith(
+      out, "scanned 100000 tasks; more may exist (--all to go on)\n"));
+}
+
+TEST(StuckTest, RowsUpToTheLimitAndTotalsOverAllMostUrgentFirst) {
+  v1::ListTasksResponse matching;
+  const v1::QueueVerdict verdicts[] = {
+      v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL,
+      v1::QUEUE_VERDICT_POLLING_STALLED,
+      v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL,
+      v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM};
+  for (int i = 0; i < 4; ++i) {
+    v1::Task* t = matching.add_tasks();
+    t->set_task_id(absl::StrCat("tt_", i));
+    t->set_model("veo-3");
+    t->set_account_id("acme");
+    t->set_state(i == 3 ? v1::TASK_STATE_SUBMITTED : v1::TASK_STATE_QUEUED);
+    *t->mutable_create_time() = Ts(At(20, 0, 0));
+    *t->mutable_last_upstream_event_time() = Ts(At(21, 0, 12));
+    matching.add_queue_statuses()->set_verdict(verdicts[i]);
+  }
+  const std::string out = FormatStuck(matching, 2, Opts());
+  EXPECT_THAT(out, HasSubstr("tt_0"));
+  EXPECT_THAT(out, HasSubstr("tt_1"));
+  EXPECT_THAT(out, Not(HasSubstr("tt_2")));
+  EXPECT_THAT(out, HasSubstr("15m"));  // since the last upstream event
+  EXPECT_THAT(out, HasSubstr("… and 2 more (--limit)\n"));
+  EXPECT_TRUE(absl::EndsWith(out,
+                             "1 POLLING_STALLED · 2 QUEUED_LONGER_THAN_USUAL · "
+                             "1 WAITING_FOR_UPSTREAM\n"))
+      << out;
+  // A submitted task waits since its creation.
+  EXPECT_THAT(FormatStuck(matching, 4, Opts()), HasSubstr("1h15m"));
+  EXPECT_EQ(FormatStuck(v1::ListTasksResponse(), 10, Opts()),
+            "no stuck tasks\n");
+}
+
+TEST(ParseTimeTest, RfcThreeThreeNineTimesAndSpansBackFromNow) {
+  const absl::Time now = At(21, 15, 12);
+  absl::StatusOr<absl::Time> t =
+      ParseTimeOrAgo("2026-12-04T21:00:00+01:00", now);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, absl::FromCivil(absl::CivilSecond(2026, 12, 4, 20, 0, 0),
+                                absl::UTCTimeZone()));
+  t = ParseTimeOrAgo("2026-12-04T20:00:00.250Z", now);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(*t, absl::FromCivil(absl::CivilSecond(2026, 12, 4, 20, 0, 0),
+                                absl::UTCTimeZone()) +
+                    absl::Milliseconds(250));
+  EXPECT_EQ(*ParseTimeOrAgo("2h", now), now - absl::Hours(2));
+  EXPECT_EQ(*ParseTimeOrAgo("90s", now), now - absl::Seconds(90));
+  EXPECT_EQ(*ParseTimeOrAgo("7d", now), now - absl::Hours(7 * 24));
+  for (const char* bad : {"yesterday", "2026-12-04 21:00",
+                          "2026-12-04T21:00:00", "-2h", "", "7x"}) {
+    EXPECT_FALSE(ParseTimeOrAgo(bad, now).ok()) << bad;
+  }
+  EXPECT_EQ(*ParseSpan("15m"), absl::Minutes(15));
+  EXPECT_EQ(*ParseSpan("0s"), absl::ZeroDuration());
+  EXPECT_FALSE(ParseSpan("-1m").ok());
 }
 
 TEST(ValidationTest, ViolationsAndValid) {

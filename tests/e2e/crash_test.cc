@@ -149,6 +149,38 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
   }
   EXPECT_GT(all_acks.size(), 300u);
 
+  // The index of unfinished tasks, written with each transition, agrees with
+  // the tasks' states: `unfinished` lists exactly the tasks whose state is
+  // SUBMITTED, QUEUED or RUNNING.
+  auto list_all = [&](v1::ListTasksRequest request) {
+    std::vector<v1::Task> tasks;
+    request.set_page_size(1000);
+    while (true) {
+      v1::ListTasksResponse response;
+      grpc::ClientContext context;
+      EXPECT_TRUE(stub->ListTasks(&context, request, &response).ok());
+      tasks.insert(tasks.end(), response.tasks().begin(),
+                   response.tasks().end());
+      if (response.next_page_token().empty()) return tasks;
+      request.set_page_token(response.next_page_token());
+    }
+  };
+  std::vector<std::string> expected_unfinished;
+  for (const v1::Task& task : list_all(v1::ListTasksRequest())) {
+    if (task.state() == v1::TASK_STATE_SUBMITTED ||
+        task.state() == v1::TASK_STATE_QUEUED ||
+        task.state() == v1::TASK_STATE_RUNNING) {
+      expected_unfinished.push_back(task.task_id());
+    }
+  }
+  v1::ListTasksRequest unfinished;
+  unfinished.set_unfinished(true);
+  std::vector<std::string> listed_unfinished;
+  for (const v1::Task& task : list_all(unfinished)) {
+    listed_unfinished.push_back(task.task_id());
+  }
+  EXPECT_EQ(listed_unfinished, expected_unfinished);
+
   // Every request_id ever sent maps to at most one task (exactly one when it
   // was acknowledged), and no timeline changes state after it finished.
   for (int client = 0; client < kClients; ++client) {

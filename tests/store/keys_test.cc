@@ -124,7 +124,8 @@ TEST(KeysTest, IndexKeysSortByTaskIdWithinAPrefix) {
   for (store::IndexKind kind :
        {store::IndexKind::kAccount, store::IndexKind::kState,
         store::IndexKind::kModel, store::IndexKind::kUpstream,
-        store::IndexKind::kRequest}) {
+        store::IndexKind::kRequest, store::IndexKind::kUnfinished,
+        store::IndexKind::kAccountState, store::IndexKind::kModelState}) {
     const std::string prefix = store::IndexPrefix(kind, "acct-1");
     for (size_t i = 0; i < sorted_ids.size(); ++i) {
       const std::string key = store::IndexKey(kind, "acct-1", sorted_ids[i]);
@@ -134,6 +135,20 @@ TEST(KeysTest, IndexKeysSortByTaskIdWithinAPrefix) {
       }
     }
   }
+}
+
+TEST(KeysTest, PairIndexValuesOfDifferentFirstPartsNeverSharePrefixes) {
+  // "acct" in state 4 and "acct\x04" (any state) stay apart.
+  const std::string a = store::PairIndexValue("acct", "\x04");
+  const std::string b = store::PairIndexValue(std::string("acct\x04"), "\x04");
+  EXPECT_NE(a, b);
+  EXPECT_FALSE(absl::StartsWith(b, a));
+  EXPECT_FALSE(absl::StartsWith(a, b));
+  EXPECT_FALSE(store::TaskIdFromIndexKey(
+      store::IndexPrefix(store::IndexKind::kAccountState, a),
+      store::IndexKey(store::IndexKind::kAccountState, b, "T0001")));
+  EXPECT_EQ(store::PairIndexValue("m", "\x02"),
+            std::string("\x00\x01m\x02", 4));
 }
 
 TEST(KeysTest, TaskIdFromIndexKeyRoundTripsAndRejectsForeignPrefixes) {

@@ -23,6 +23,7 @@
 #include "store/keys.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/task.pb.h"
+#include "tests/store/scan_ids.h"
 #include "tests/support/temp_dir.h"
 
 namespace tasktrail::store {
@@ -71,18 +72,6 @@ v1::TaskEvent ParseEvent(const std::string& text) {
 bool SameMessage(const google::protobuf::Message& a,
                  const google::protobuf::Message& b) {
   return MessageDifferencer::Equals(a, b);
-}
-
-// Task ids of the scan: newest first.
-std::vector<std::string> ScanIds(const TaskStore& store, TaskScan scan) {
-  std::vector<std::string> ids;
-  absl::StatusOr<std::string> last =
-      store.Scan(scan, [&](const v1::Task& task) {
-        ids.push_back(task.task_id());
-        return true;
-      });
-  EXPECT_TRUE(last.ok()) << last.status();
-  return ids;
 }
 
 TaskScan StateScan(v1::TaskState state) {
@@ -464,7 +453,7 @@ TEST_F(ScanPagingTest, PagesVisitEveryTaskExactlyOnce) {
         }
         EXPECT_EQ(*last, this_page.back());
         seen.insert(seen.end(), this_page.begin(), this_page.end());
-        scan.before_task_id = *last;
+        scan.resume_after_task_id = *last;
       }
       EXPECT_EQ(seen, *c.expected);
     }

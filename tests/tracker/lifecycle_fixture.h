@@ -26,9 +26,10 @@ namespace tasktrail {
 class LifecycleFixture : public TrackerFixtureBase {
  protected:
   std::string Submit(const std::string& model = "veo-3",
-                     int64_t charge_units = 10) {
+                     int64_t charge_units = 10,
+                     const std::string& account = "acct") {
     v1::SubmitTaskRequest request;
-    request.set_account_id("acct");
+    request.set_account_id(account);
     request.set_model(model);
     request.set_charge_units(charge_units);
     request.mutable_params()->set_prompt(absl::StrCat("scene ", ++prompts_));
