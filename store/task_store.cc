@@ -644,6 +644,40 @@ absl::Status TaskStore::ScanAudit(
                  });
 }
 
+absl::Status TaskStore::ScanAuditNewestFirst(
+    absl::string_view task_id, absl::string_view before_position,
+    absl::FunctionRef<bool(absl::string_view position, absl::string_view entry)>
+        visit) const {
+  const std::string lower = EventPrefix(task_id);
+  // Every key of the task's log sorts below its prefix followed by 0xff
+  // bytes: the positions are 16 bytes (time and nonce).
+  std::string upper = lower;
+  if (before_position.empty()) {
+    upper.append(17, '\xff');
+  } else {
+    upper.append(before_position.data(), before_position.size());
+  }
+  rocksdb::Slice lower_slice(lower);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read_options;
+  read_options.iterate_lower_bound = &lower_slice;
+  read_options.iterate_upper_bound = &upper_slice;
+  read_options.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(read_options, handle(ColumnFamily::kAudit)));
+  for (it->SeekForPrev(upper_slice); it->Valid(); it->Prev()) {
+    const rocksdb::Slice key = it->key();
+    if (key.compare(upper_slice) >= 0) continue;
+    if (!key.starts_with(lower_slice)) break;
+    if (!visit(absl::string_view(key.data() + lower.size(),
+                                 key.size() - lower.size()),
+               absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  return FromRocks(it->status(), "reading the audit log");
+}
+
 absl::StatusOr<absl::optional<std::string>> TaskStore::GetRaw(
     ColumnFamily family, absl::string_view key) const {
   std::string value;

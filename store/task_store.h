@@ -320,6 +320,17 @@ class TaskStore {
       absl::string_view task_id,
       const std::function<void(absl::string_view entry)>& visit) const;
 
+  // Visits the audit log of `task_id` newest first, starting strictly below
+  // (older than) `before_position` (empty: from the newest entry), until
+  // `visit` returns false. `position` is the entry's place in the log, an
+  // opaque byte string that orders the entries of one task; pass it as
+  // `before_position` to continue after that entry.
+  absl::Status ScanAuditNewestFirst(
+      absl::string_view task_id, absl::string_view before_position,
+      absl::FunctionRef<bool(absl::string_view position,
+                             absl::string_view entry)>
+          visit) const;
+
   // Reads a raw value from a service-owned column family; nullopt if absent.
   absl::StatusOr<absl::optional<std::string>> GetRaw(
       ColumnFamily family, absl::string_view key) const;

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -548,6 +549,30 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
       context, Rpc::kListAudit, request,
       [this, response](const Caller&, const v1::ListAuditRequest& request) {
         return Respond(tracker_->ListAudit(request), response);
+      });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::BatchGetTasks(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::BatchGetTasksRequest>(
+      context, Rpc::kBatchGetTasks, request,
+      [this, response](const Caller& caller,
+                       const v1::BatchGetTasksRequest& request) {
+        absl::StatusOr<v1::BatchGetTasksResponse> found =
+            tracker_->BatchGetTasks(request);
+        if (found.ok() && Audited(caller)) {
+          // One entry per task returned, however often it was asked for.
+          absl::flat_hash_set<absl::string_view> seen;
+          std::vector<absl::string_view> returned;
+          for (const v1::Task& task : found->tasks()) {
+            if (seen.insert(task.task_id()).second) {
+              returned.push_back(task.task_id());
+            }
+          }
+          AuditRead(caller, returned, Rpc::kBatchGetTasks);
+        }
+        return Respond(found, response);
       });
 }
 
