@@ -111,7 +111,8 @@ struct AuditArgs {
 };
 
 // One id: the one-screen report. Several: BatchGetTasks, one summary row per
-// task and the ids not found; exits 3 only when no id named a task. An
+// task (with GetQueueStatus for the verdict of each unfinished one) and the
+// ids not found; exits 3 only when no id named a task. With one id, an
 // upstream id that names several tasks is listed, not guessed: exit 2.
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);

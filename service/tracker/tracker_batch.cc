@@ -22,8 +22,8 @@ using v1::Task;
 
 using tracker_internal::SnapshotDoesNotParse;
 
-// What a Task.tasks entry adds to the answer besides the task's bytes: its
-// key and length.
+// What an entry of BatchGetTasksResponse adds to the answer besides its
+// bytes: its key and length.
 constexpr int64_t kEntryOverhead = 6;
 
 // INVALID_ARGUMENT naming `ids` (none, or too many) or `ids[i]` (each
@@ -55,87 +55,84 @@ absl::Status TooLarge(absl::string_view what) {
       "; ask for fewer ids, or list an upstream id's tasks with ListTasks"));
 }
 
+// The ids of the tasks `id` names: the task of that id, or else every task
+// the upstream gave that id, newest first (at most kMaxBatchTasks + 1);
+// none when it names no task.
+absl::StatusOr<std::vector<std::string>> TaskIdsNamedBy(
+    const store::TaskStore& store, const std::string& id) {
+  std::vector<std::string> task_ids;
+  if (LooksLikeTaskId(id)) {
+    const absl::Status exists =
+        store.VisitTask(id, [](absl::string_view) { return absl::OkStatus(); });
+    if (exists.ok()) return std::vector<std::string>{id};
+    if (!absl::IsNotFound(exists)) return exists;
+  }
+  store::TaskScan scan;
+  scan.index = store::ScanIndex::kUpstream;
+  scan.value = id;
+  scan.max_visits = kMaxBatchTasks + 1;
+  const auto collect = [&id, &task_ids](const Task& task) {
+    if (task.upstream_task_id() == id) task_ids.push_back(task.task_id());
+    return true;
+  };
+  RETURN_IF_ERROR(store.Scan(scan, collect).status());
+  return task_ids;
+}
+
 }  // namespace
 
 absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
     const v1::BatchGetTasksRequest& request) const {
   RETURN_IF_ERROR(CheckIds(request));
 
-  // Each distinct id's tasks: the task of that id, or else those the
-  // upstream gave that id, newest first; none when it names no task.
   absl::flat_hash_map<std::string, std::vector<std::string>> tasks_of;
-  int64_t answered = 0;
+  int64_t answered = 0;  // tasks in the answer, each repetition counted
   for (const std::string& id : request.ids()) {
-    auto [it, inserted] = tasks_of.try_emplace(id);
-    if (!inserted) {
-      answered += static_cast<int64_t>(it->second.size());
-      continue;
+    auto it = tasks_of.find(id);
+    if (it == tasks_of.end()) {
+      ASSIGN_OR_RETURN(std::vector<std::string> task_ids,
+                       TaskIdsNamedBy(*store_, id));
+      it = tasks_of.emplace(id, std::move(task_ids)).first;
     }
-    std::vector<std::string>& task_ids = it->second;
-    if (LooksLikeTaskId(id)) {
-      const absl::Status exists = store_->VisitTask(
-          id, [](absl::string_view) { return absl::OkStatus(); });
-      if (exists.ok()) {
-        task_ids.push_back(id);
-      } else if (!absl::IsNotFound(exists)) {
-        return exists;
-      }
-    }
-    if (task_ids.empty()) {
-      store::TaskScan scan;
-      scan.index = store::ScanIndex::kUpstream;
-      scan.value = id;
-      scan.max_visits = kMaxBatchTasks + 1;
-      RETURN_IF_ERROR(store_
-                          ->Scan(scan,
-                                 [&](const Task& task) {
-                                   if (task.upstream_task_id() == id) {
-                                     task_ids.push_back(task.task_id());
-                                   }
-                                   return true;
-                                 })
-                          .status());
-    }
-    answered += static_cast<int64_t>(task_ids.size());
+    answered += static_cast<int64_t>(it->second.size());
   }
   if (answered > kMaxBatchTasks) {
     return TooLarge(absl::StrCat(answered, " tasks; at most ", kMaxBatchTasks,
                                  " are answered at once"));
   }
 
-  // The snapshots first: what is left of the answer's budget is shared
+  // With the timelines: the snapshots first, then what is left of the
+  // answer's budget (and at most max_event_bytes_returned) is shared
   // equally among the timelines of the tasks answered.
-  absl::flat_hash_map<std::string, int64_t> snapshot_size;
-  int64_t size = 0;
-  for (const std::string& id : request.ids()) {
-    const std::vector<std::string>& task_ids = tasks_of[id];
-    if (task_ids.empty())
-      size += kEntryOverhead + static_cast<int64_t>(id.size());
-    for (const std::string& task_id : task_ids) {
-      auto it = snapshot_size.find(task_id);
-      if (it == snapshot_size.end()) {
-        ASSIGN_OR_RETURN(const std::string bytes,
-                         StoredTaskBytes(task_id, /*include_events=*/false, 0));
-        it = snapshot_size.emplace(task_id, static_cast<int64_t>(bytes.size()))
-                 .first;
-      }
-      size += kEntryOverhead + it->second;
-      if (size > kMaxBatchAnswerBytes) {
-        return TooLarge(absl::StrCat("the ", answered,
-                                     " tasks alone take more than ",
-                                     kMaxBatchAnswerBytes, " bytes"));
+  int64_t event_bytes = 0;
+  if (request.include_events() && answered > 0) {
+    absl::flat_hash_map<std::string, int64_t> snapshot_size;
+    int64_t size = 0;
+    for (const std::string& id : request.ids()) {
+      for (const std::string& task_id : tasks_of[id]) {
+        auto it = snapshot_size.find(task_id);
+        if (it == snapshot_size.end()) {
+          ASSIGN_OR_RETURN(
+              const std::string bytes,
+              StoredTaskBytes(task_id, /*include_events=*/false, 0));
+          it = snapshot_size.emplace(task_id, bytes.size()).first;
+        }
+        size += kEntryOverhead + it->second;
       }
     }
+    if (size > kMaxBatchAnswerBytes) {
+      return TooLarge(absl::StrCat("the ", answered,
+                                   " tasks alone take more than ",
+                                   kMaxBatchAnswerBytes, " bytes"));
+    }
+    event_bytes = std::min(options_.max_event_bytes_returned,
+                           kMaxBatchAnswerBytes - size) /
+                  answered;
   }
-  const int64_t event_bytes = answered == 0
-                                  ? 0
-                                  : std::min(options_.max_event_bytes_returned,
-                                             kMaxBatchAnswerBytes - size) /
-                                        answered;
 
   absl::flat_hash_map<std::string, Task> read;
   v1::BatchGetTasksResponse response;
-  size = 0;
+  int64_t size = 0;
   for (const std::string& id : request.ids()) {
     const std::vector<std::string>& task_ids = tasks_of[id];
     if (task_ids.empty()) {
@@ -156,9 +153,7 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
       // first entries are large may still make the answer too large.
       size += kEntryOverhead + static_cast<int64_t>(it->second.ByteSizeLong());
       if (size > kMaxBatchAnswerBytes) {
-        return TooLarge(absl::StrCat("the ", answered,
-                                     " tasks with their timelines take more "
-                                     "than ",
+        return TooLarge(absl::StrCat("the ", answered, " tasks take more than ",
                                      kMaxBatchAnswerBytes, " bytes"));
       }
       *response.add_tasks() = it->second;
