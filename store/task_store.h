@@ -379,6 +379,15 @@ class TaskStore {
             std::vector<rocksdb::ColumnFamilyHandle*> handles,
             std::shared_ptr<FailureLatch> failure);
 
+  // Visits the keys of `family` in [lower, upper), all of one task's prefix,
+  // in reverse key order until `visit` returns false. `what` names the read
+  // in an error.
+  absl::Status VisitNewestFirst(
+      ColumnFamily family, absl::string_view lower, absl::string_view upper,
+      absl::string_view what,
+      absl::FunctionRef<bool(absl::string_view key, absl::string_view value)>
+          visit) const;
+
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,
                     rocksdb::WriteBatch* batch) const;

@@ -143,6 +143,11 @@ class TaskTrackerService final : public RawTaskTrackerService {
   void AuditRead(const Caller& caller,
                  absl::Span<const absl::string_view> task_ids, Rpc rpc);
 
+  // AuditRead of the ids of `tasks`, each once however often it appears.
+  void AuditReadTasks(const Caller& caller,
+                      const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
+                      Rpc rpc);
+
   // Admits the call, runs `work(caller)` and finishes the call with the
   // status it returns.
   template <typename Work>
