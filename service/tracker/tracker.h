@@ -204,8 +204,9 @@ class Tracker {
   // The tasks of up to kMaxBatchIds ids, each a task id or an upstream task
   // id, as documented on v1::BatchGetTasksRequest: in request order, with
   // the ids that name no task in missing_ids. With include_events each
-  // timeline is cut as GetTask cuts it, to at most an equal share of
-  // max_event_bytes_returned. INVALID_ARGUMENT naming `ids` (none, or more
+  // timeline is cut as GetTask cuts it, to an equal share of what the tasks'
+  // snapshots leave of kMaxBatchAnswerBytes (at most max_event_bytes_returned
+  // in all). INVALID_ARGUMENT naming `ids` (none, or more
   // than kMaxBatchIds) or `ids[i]` (malformed); RESOURCE_EXHAUSTED ("too
   // large") when the answer would hold more than kMaxBatchTasks tasks or
   // take more than kMaxBatchAnswerBytes; DATA_LOSS as GetTask.
