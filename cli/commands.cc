@@ -179,40 +179,92 @@ FormatOptions MakeFormatOptions(const GlobalOptions& global) {
   return opts;
 }
 
-// Fetches the task `id`, or else the one task whose upstream id is `id`.
-// Errors: NOT_FOUND "task ID not found" when neither exists; other call
-// failures as returned by the server.
-grpc::Status ResolveTask(Client& client, const std::string& id, bool events,
-                         v1::Task* task) {
-  v1::GetTaskRequest get;
-  get.set_task_id(id);
-  get.set_include_events(events);
-  grpc::Status status = client.Call(&Stub::GetTask, get, task);
-  if (status.error_code() != grpc::StatusCode::NOT_FOUND &&
-      status.error_code() != grpc::StatusCode::INVALID_ARGUMENT) {
-    return status;
+// How a command goes on after looking up an id that is not a task id.
+struct Resolution {
+  // The one task the id names; empty unless exit_code is kExitOk.
+  std::string task_id;
+  // kExitOk, or the status to exit with, having said why on stderr.
+  int exit_code = kExitOk;
+};
+
+// Looks `id` up as a task id, else as an upstream task id (BatchGetTasks).
+// One task: its id. None: "task ID not found" and kExitNotFound. Several:
+// lists them (FormatAmbiguousId) and kExitUsage, never choosing one. A
+// failed call: its error and exit status.
+Resolution ResolveId(Client& client, const std::string& id) {
+  v1::BatchGetTasksRequest request;
+  request.add_ids(id);
+  v1::BatchGetTasksResponse found;
+  grpc::Status status = client.Call(&Stub::BatchGetTasks, request, &found);
+  if (!status.ok()) return {"", client.Fail(status)};
+  if (found.tasks_size() == 0) {
+    PrintError(absl::StrCat("task ", id,
+                            " not found (neither a task id nor an upstream "
+                            "task id)"));
+    return {"", kExitNotFound};
   }
-  v1::ListTasksRequest list;
-  list.set_upstream_task_id(id);
-  list.set_page_size(2);
-  v1::ListTasksResponse found;
-  grpc::Status by_upstream = client.Call(&Stub::ListTasks, list, &found);
-  if (!by_upstream.ok()) {
-    return status.error_code() == grpc::StatusCode::INVALID_ARGUMENT
-               ? status
-               : by_upstream;
-  }
-  std::string not_found = absl::StrCat("task ", id, " not found");
   if (found.tasks_size() > 1) {
-    absl::StrAppend(&not_found, "; upstream id ", id,
-                    " matches several tasks (", found.tasks(0).task_id(), ", ",
-                    found.tasks(1).task_id(), ", ...): pass a task id");
+    EscapeControlCharactersIn(&found);
+    std::fprintf(stderr, "tasktrail: %s",
+                 FormatAmbiguousId(EscapeControlCharacters(id), found.tasks(),
+                                   MakeFormatOptions(client.global()))
+                     .c_str());
+    return {"", kExitUsage};
   }
-  if (found.tasks_size() != 1) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND, not_found);
+  return {found.tasks(0).task_id(), kExitOk};
+}
+
+// Runs `call(task_id)` with `id`; when the server answers NOT_FOUND, `id`
+// may be an upstream task id: resolved (ResolveId), `call` runs again with
+// the task id it names. Returns the exit status of a failure (having said
+// why), or kExitOk when `call` succeeded. `call` returns the call's status
+// and must not print.
+template <typename Call>
+int CallResolvingId(Client& client, const std::string& id, Call call) {
+  grpc::Status status = call(id);
+  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+    const Resolution resolved = ResolveId(client, id);
+    if (resolved.exit_code != kExitOk) return resolved.exit_code;
+    status = call(resolved.task_id);
   }
-  get.set_task_id(found.tasks(0).task_id());
-  return client.Call(&Stub::GetTask, get, task);
+  if (!status.ok()) return client.Fail(status);
+  return kExitOk;
+}
+
+// `get` of several ids: one summary row per task, with the queue verdict of
+// each unfinished one (GetQueueStatus), then the ids not found.
+int RunGetSeveral(Client& client, const GetArgs& args) {
+  const GlobalOptions& global = client.global();
+  v1::BatchGetTasksRequest request;
+  for (const std::string& id : args.ids) request.add_ids(id);
+  v1::BatchGetTasksResponse response;
+  grpc::Status status = client.Call(&Stub::BatchGetTasks, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  const int found_status = response.tasks_size() == 0 ? kExitNotFound : kExitOk;
+  if (global.json) {
+    const int printed = PrintJson(response, /*pretty=*/true);
+    return printed != kExitOk ? printed : found_status;
+  }
+  QueueVerdicts verdicts;
+  for (const v1::Task& task : response.tasks()) {
+    if (task.state() != v1::TASK_STATE_SUBMITTED &&
+        task.state() != v1::TASK_STATE_QUEUED &&
+        task.state() != v1::TASK_STATE_RUNNING) {
+      continue;
+    }
+    if (verdicts.contains(task.task_id())) continue;
+    v1::GetQueueStatusRequest queued;
+    queued.set_task_id(task.task_id());
+    v1::QueueStatus queue_status;
+    status = client.Call(&Stub::GetQueueStatus, queued, &queue_status);
+    if (!status.ok()) return client.Fail(status);
+    verdicts[task.task_id()] = queue_status.verdict();
+  }
+  const int printed =
+      PrintAnswer(global, response, [&](const v1::BatchGetTasksResponse& safe) {
+        return FormatTaskSummaries(safe, verdicts, MakeFormatOptions(global));
+      });
+  return printed != kExitOk ? printed : found_status;
 }
 
 }  // namespace
@@ -220,13 +272,16 @@ grpc::Status ResolveTask(Client& client, const std::string& id, bool events,
 int RunGet(const GlobalOptions& global, const GetArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
+  if (args.ids.size() > 1) return RunGetSeveral(client, args);
   v1::Task task;
-  grpc::Status status = ResolveTask(client, args.id, args.events, &task);
-  if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    PrintError(status.error_message());
-    return kExitNotFound;
-  }
-  if (!status.ok()) return client.Fail(status);
+  const int exit_code =
+      CallResolvingId(client, args.ids.at(0), [&](const std::string& id) {
+        v1::GetTaskRequest get;
+        get.set_task_id(id);
+        get.set_include_events(args.events);
+        return client.Call(&Stub::GetTask, get, &task);
+      });
+  if (exit_code != kExitOk) return exit_code;
   return PrintAnswer(global, task, [&](const v1::Task& safe) {
     return FormatTask(safe, MakeFormatOptions(global));
   });
@@ -235,11 +290,14 @@ int RunGet(const GlobalOptions& global, const GetArgs& args) {
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
-  v1::GetQueueStatusRequest request;
-  request.set_task_id(args.id);
   v1::QueueStatus response;
-  grpc::Status status = client.Call(&Stub::GetQueueStatus, request, &response);
-  if (!status.ok()) return client.Fail(status);
+  const int exit_code =
+      CallResolvingId(client, args.id, [&](const std::string& id) {
+        v1::GetQueueStatusRequest request;
+        request.set_task_id(id);
+        return client.Call(&Stub::GetQueueStatus, request, &response);
+      });
+  if (exit_code != kExitOk) return exit_code;
   return PrintAnswer(global, response, [&](const v1::QueueStatus& safe) {
     return FormatQueueStatus(safe, MakeFormatOptions(global));
   });
@@ -385,11 +443,13 @@ int RunWatch(const GlobalOptions& global, const WatchArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   int64_t after = args.after_seq;
+  std::string task_id = args.id;
+  bool resolved = false;
   while (true) {
     grpc::ClientContext ctx;
     client.Prepare(&ctx, /*unary=*/false);
     v1::WatchTaskRequest request;
-    request.set_task_id(args.id);
+    request.set_task_id(task_id);
     request.set_after_seq(after);
     absl::Time start = absl::Now();
     bool progressed = false;
@@ -408,6 +468,15 @@ int RunWatch(const GlobalOptions& global, const WatchArgs& args) {
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) return kExitOk;
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND && !progressed &&
+        !resolved) {
+      // Perhaps an upstream task id: follow the one task it names.
+      const Resolution resolution = ResolveId(client, args.id);
+      if (resolution.exit_code != kExitOk) return resolution.exit_code;
+      task_id = resolution.task_id;
+      resolved = true;
+      continue;
+    }
     bool was_working = progressed || absl::Now() - start >= absl::Seconds(2);
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE || !was_working) {
       return client.Fail(status);
@@ -483,13 +552,16 @@ int RunNote(const GlobalOptions& global, const NoteArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   v1::AddNoteRequest request;
-  request.set_task_id(args.id);
   request.set_text(args.text);
   request.set_final_cause(args.final_cause);
   request.set_author(args.author.empty() ? CurrentUser() : args.author);
   v1::Task task;
-  grpc::Status status = client.Call(&Stub::AddNote, request, &task);
-  if (!status.ok()) return client.Fail(status);
+  const int exit_code =
+      CallResolvingId(client, args.id, [&](const std::string& id) {
+        request.set_task_id(id);
+        return client.Call(&Stub::AddNote, request, &task);
+      });
+  if (exit_code != kExitOk) return exit_code;
   return PrintAnswer(global, task, [&](const v1::Task& safe) {
     if (safe.notes_size() == 0) {
       return absl::StrCat("note added to ", safe.task_id(), "\n");
@@ -504,14 +576,37 @@ int RunNote(const GlobalOptions& global, const NoteArgs& args) {
 int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
-  v1::ListAuditRequest request;
-  request.set_task_id(args.id);
-  request.set_page_size(args.limit);
-  v1::ListAuditResponse response;
-  grpc::Status status = client.Call(&Stub::ListAudit, request, &response);
-  if (!status.ok()) return client.Fail(status);
-  return PrintAnswer(global, response, [&](const v1::ListAuditResponse& safe) {
-    return FormatAudit(safe, MakeFormatOptions(global));
+  // The pages, newest first, until --limit entries or the end.
+  v1::ListAuditResponse all;
+  const int exit_code =
+      CallResolvingId(client, args.id, [&](const std::string& id) {
+        all.Clear();
+        v1::ListAuditRequest request;
+        request.set_task_id(id);
+        while (true) {
+          request.set_page_size(args.limit - all.entries_size());
+          v1::ListAuditResponse page;
+          grpc::Status status = client.Call(&Stub::ListAudit, request, &page);
+          if (!status.ok()) return status;
+          for (v1::AuditEntry& entry : *page.mutable_entries()) {
+            *all.add_entries() = std::move(entry);
+          }
+          all.set_next_page_token(page.next_page_token());
+          if (page.next_page_token().empty() ||
+              all.entries_size() >= args.limit) {
+            return grpc::Status::OK;
+          }
+          request.set_page_token(page.next_page_token());
+        }
+      });
+  if (exit_code != kExitOk) return exit_code;
+  return PrintAnswer(global, all, [&](const v1::ListAuditResponse& safe) {
+    std::string out = FormatAudit(safe, MakeFormatOptions(global));
+    if (!safe.next_page_token().empty()) {
+      absl::StrAppend(&out, "newest ", safe.entries_size(),
+                      " shown; older ones exist (raise --limit)\n");
+    }
+    return out;
   });
 }
 

@@ -39,13 +39,14 @@ struct GlobalOptions {
   double timeout_seconds = 10;
 };
 
-// `get ID`: ID is a task id or an upstream task id.
+// `get ID [ID...]`: each ID is a task id or an upstream task id.
 struct GetArgs {
-  std::string id;
-  bool events = true;  // Include the timeline.
+  std::vector<std::string> ids;  // At least one.
+  bool events = true;            // Include the timeline (one id only).
 };
 
-// `queued ID`.
+// `queued ID`; here and in `watch`, `note` and `audit` ID is a task id or an
+// upstream task id that names one task.
 struct QueuedArgs {
   std::string id;
 };
@@ -122,11 +123,16 @@ struct StatsArgs {
   std::string model;
 };
 
+// `audit ID`.
 struct AuditArgs {
   std::string id;
-  int limit = 100;
+  int limit = 100;  // At most this many entries, newest first, over pages.
 };
 
+// One id: the one-screen report. Several: BatchGetTasks, one summary row per
+// task (with GetQueueStatus for the verdict of each unfinished one) and the
+// ids not found; exits 3 only when no id named a task. With one id, an
+// upstream id that names several tasks is listed, not guessed: exit 2.
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
 // Pages until it has --limit tasks or the end, or until the server has

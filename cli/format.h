@@ -10,7 +10,8 @@
 // Thread safety: all functions are thread-safe.
 //
 // The task report is defined in format_task.cc, the other commands' answers
-// in format_commands.cc, everything else (and the building blocks they share,
+// in format_commands.cc, the summaries of several tasks in format_batch.cc,
+// everything else (and the building blocks they share,
 // format_internal.h) in format.cc.
 #ifndef TASKTRAIL_CLI_FORMAT_H_
 #define TASKTRAIL_CLI_FORMAT_H_
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -193,6 +195,28 @@ std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 // category and origin, rejections, duplicates, queue waits), then incidents.
 std::string FormatStats(const tasktrail::v1::Stats& stats,
                         const FormatOptions& opts);
+
+// ---- Several tasks ---------------------------------------------------------
+
+// The queue verdict of each unfinished task, by task id.
+using QueueVerdicts = absl::flat_hash_map<std::string, v1::QueueVerdict>;
+
+// The answer of `get ID ID...`: one row per task in the response's order
+// (TASK ID, MODEL, STATE, CREATED, VERDICT / CAUSE, CHARGE), the cause
+// being the failure's cause in plain words for a failed or canceled task and
+// the verdict in `verdicts` for an unfinished one ("-" when neither is
+// known); then "not found: ID, ID" when some ids named no task.
+std::string FormatTaskSummaries(const v1::BatchGetTasksResponse& response,
+                                const QueueVerdicts& verdicts,
+                                const FormatOptions& opts);
+
+// What a command says when `id` is the upstream id of several tasks:
+// "upstream id ID matches N tasks; pass one of their task ids:" and a table
+// of them (TASK ID, MODEL, STATE, CREATED).
+std::string FormatAmbiguousId(
+    absl::string_view id,
+    const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
+    const FormatOptions& opts);
 
 // ---- Terminal safety -------------------------------------------------------
 

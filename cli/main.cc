@@ -46,9 +46,11 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions* g) {
 }
 
 CLI::App* AddGet(CLI::App& app, GetArgs* a) {
-  CLI::App* cmd =
-      app.add_subcommand("get", "show a task (by task id or upstream id)");
-  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
+  CLI::App* cmd = app.add_subcommand(
+      "get",
+      "show a task (by task id or upstream id); several ids: one row each");
+  cmd->add_option("ID", a->ids, "task ids or upstream task ids (1 to 100)")
+      ->required();
   cmd->add_flag("--events,!--no-events", a->events,
                 "show the timeline (default) or not");
   return cmd;
@@ -57,7 +59,7 @@ CLI::App* AddGet(CLI::App& app, GetArgs* a) {
 CLI::App* AddQueued(CLI::App& app, QueuedArgs* a) {
   CLI::App* cmd = app.add_subcommand(
       "queued", "is the task still queued, and is that normal?");
-  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
   return cmd;
 }
 
@@ -108,7 +110,7 @@ CLI::App* AddStuck(CLI::App& app, StuckArgs* a) {
 CLI::App* AddWatch(CLI::App& app, WatchArgs* a) {
   CLI::App* cmd =
       app.add_subcommand("watch", "print a task's events as they happen");
-  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
   cmd->add_option("--after-seq", a->after_seq, "skip events up to seq N")
       ->check(CLI::NonNegativeNumber);
   return cmd;
@@ -144,7 +146,7 @@ CLI::App* AddModels(CLI::App& app, ModelsArgs* a) {
 
 CLI::App* AddNote(CLI::App& app, NoteArgs* a) {
   CLI::App* cmd = app.add_subcommand("note", "add a support note to a task");
-  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
   cmd->add_option("TEXT", a->text, "the note (quote it)")->required();
   cmd->add_option("--final-cause", a->final_cause,
                   "the final cause in plain words");
@@ -164,9 +166,10 @@ CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
 CLI::App* AddAudit(CLI::App& app, AuditArgs* a) {
   CLI::App* cmd = app.add_subcommand(
       "audit", "who read a task through support or admin credentials");
-  cmd->add_option("ID", a->id, "task id")->required();
-  cmd->add_option("--limit", a->limit, "at most N entries")
-      ->check(CLI::Range(1, 1000));
+  cmd->add_option("ID", a->id, "task id or upstream task id")->required();
+  cmd->add_option("--limit", a->limit, "at most N entries, newest first")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   return cmd;
 }
 

@@ -449,34 +449,46 @@ absl::Status TaskStore::VisitEventRange(absl::string_view task_id,
   return absl::OkStatus();
 }
 
-absl::Status TaskStore::VisitEventsNewestFirst(
-    absl::string_view task_id, int64_t first_seq, int64_t last_seq,
-    absl::FunctionRef<bool(int64_t seq, absl::string_view bytes)> visit) const {
-  if (last_seq < first_seq || last_seq < 0) return absl::OkStatus();
-  const std::string lower = EventKey(task_id, std::max<int64_t>(first_seq, 0));
-  const std::string last = EventKey(task_id, last_seq);
-  std::string upper = EventPrefix(task_id);
-  AppendBigEndian64(static_cast<uint64_t>(last_seq) + 1, &upper);
-  rocksdb::Slice lower_slice(lower);
-  rocksdb::Slice upper_slice(upper);
+absl::Status TaskStore::VisitNewestFirst(
+    ColumnFamily family, absl::string_view lower, absl::string_view upper,
+    absl::string_view what,
+    absl::FunctionRef<bool(absl::string_view key, absl::string_view value)>
+        visit) const {
+  const rocksdb::Slice lower_slice(lower.data(), lower.size());
+  const rocksdb::Slice upper_slice(upper.data(), upper.size());
   rocksdb::ReadOptions read_options;
   read_options.iterate_lower_bound = &lower_slice;
   read_options.iterate_upper_bound = &upper_slice;
   read_options.prefix_same_as_start = true;
   std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(read_options, handle(ColumnFamily::kEvents)));
-  for (it->SeekForPrev(last); it->Valid(); it->Prev()) {
+      db_->NewIterator(read_options, handle(family)));
+  for (it->SeekForPrev(upper_slice); it->Valid(); it->Prev()) {
     const rocksdb::Slice key = it->key();
-    if (key.size() < 8) break;
-    const auto seq = static_cast<int64_t>(
-        ReadBigEndian64(absl::string_view(key.data() + key.size() - 8, 8)));
-    if (!visit(seq,
+    if (key.compare(upper_slice) >= 0) continue;
+    if (key.compare(lower_slice) < 0) break;
+    if (!visit(absl::string_view(key.data(), key.size()),
                absl::string_view(it->value().data(), it->value().size()))) {
       break;
     }
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading events");
-  return absl::OkStatus();
+  return FromRocks(it->status(), what);
+}
+
+absl::Status TaskStore::VisitEventsNewestFirst(
+    absl::string_view task_id, int64_t first_seq, int64_t last_seq,
+    absl::FunctionRef<bool(int64_t seq, absl::string_view bytes)> visit) const {
+  if (last_seq < first_seq || last_seq < 0) return absl::OkStatus();
+  const std::string lower = EventKey(task_id, std::max<int64_t>(first_seq, 0));
+  std::string upper = EventPrefix(task_id);
+  AppendBigEndian64(static_cast<uint64_t>(last_seq) + 1, &upper);
+  return VisitNewestFirst(
+      ColumnFamily::kEvents, lower, upper, "reading events",
+      [&visit](absl::string_view key, absl::string_view value) {
+        if (key.size() < 8) return false;
+        const auto seq = static_cast<int64_t>(
+            ReadBigEndian64(key.substr(key.size() - 8, 8)));
+        return visit(seq, value);
+      });
 }
 
 absl::StatusOr<absl::optional<EventIdRecord>> TaskStore::GetEventIdRecord(
@@ -797,6 +809,26 @@ absl::Status TaskStore::ScanAudit(
                    visit(value);
                    return true;
                  });
+}
+
+absl::Status TaskStore::ScanAuditNewestFirst(
+    absl::string_view task_id, absl::string_view before_position,
+    absl::FunctionRef<bool(absl::string_view position, absl::string_view entry)>
+        visit) const {
+  const std::string lower = EventPrefix(task_id);
+  // Every key of the task's log sorts below its prefix followed by 0xff
+  // bytes: the positions are 16 bytes (time and nonce).
+  std::string upper = lower;
+  if (before_position.empty()) {
+    upper.append(17, '\xff');
+  } else {
+    upper.append(before_position.data(), before_position.size());
+  }
+  return VisitNewestFirst(ColumnFamily::kAudit, lower, upper,
+                          "reading the audit log",
+                          [&](absl::string_view key, absl::string_view value) {
+                            return visit(key.substr(lower.size()), value);
+                          });
 }
 
 absl::StatusOr<absl::optional<std::string>> TaskStore::GetRaw(

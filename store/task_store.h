@@ -336,6 +336,17 @@ class TaskStore {
       absl::string_view task_id,
       const std::function<void(absl::string_view entry)>& visit) const;
 
+  // Visits the audit log of `task_id` newest first, starting strictly below
+  // (older than) `before_position` (empty: from the newest entry), until
+  // `visit` returns false. `position` is the entry's place in the log, an
+  // opaque byte string that orders the entries of one task; pass it as
+  // `before_position` to continue after that entry.
+  absl::Status ScanAuditNewestFirst(
+      absl::string_view task_id, absl::string_view before_position,
+      absl::FunctionRef<bool(absl::string_view position,
+                             absl::string_view entry)>
+          visit) const;
+
   // Reads a raw value from a service-owned column family; nullopt if absent.
   absl::StatusOr<absl::optional<std::string>> GetRaw(
       ColumnFamily family, absl::string_view key) const;
@@ -390,6 +401,15 @@ class TaskStore {
   TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
             std::vector<rocksdb::ColumnFamilyHandle*> handles,
             std::shared_ptr<FailureLatch> failure);
+
+  // Visits the keys of `family` in [lower, upper), all of one task's prefix,
+  // in reverse key order until `visit` returns false. `what` names the read
+  // in an error.
+  absl::Status VisitNewestFirst(
+      ColumnFamily family, absl::string_view lower, absl::string_view upper,
+      absl::string_view what,
+      absl::FunctionRef<bool(absl::string_view key, absl::string_view value)>
+          visit) const;
 
   // Adds `mutations` to `batch`.
   void AddMutations(const std::vector<RawMutation>& mutations,

@@ -64,6 +64,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "GetStats";
     case Rpc::kListAudit:
       return "ListAudit";
+    case Rpc::kBatchGetTasks:
+      return "BatchGetTasks";
   }
   return "unknown";
 }

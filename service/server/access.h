@@ -32,6 +32,7 @@ enum class Rpc {
   kListModels,
   kGetStats,
   kListAudit,
+  kBatchGetTasks,
 };
 
 absl::string_view RoleName(Role role);
@@ -46,8 +47,8 @@ struct Caller {
 
 // True when `role` may call `rpc`:
 //   SubmitTask, RecordEvent: backend, admin
-//   ValidateTask, GetTask, ListTasks, GetQueueStatus, WatchTask, ListModels,
-//   GetStats: backend, support, admin
+//   ValidateTask, GetTask, BatchGetTasks, ListTasks, GetQueueStatus,
+//   WatchTask, ListModels, GetStats: backend, support, admin
 //   AddNote: support, admin
 //   ListAudit: admin
 bool Allowed(Role role, Rpc rpc);

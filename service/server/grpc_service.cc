@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -346,6 +347,19 @@ void TaskTrackerService::AuditRead(const Caller& caller,
       .IgnoreError();
 }
 
+void TaskTrackerService::AuditReadTasks(
+    const Caller& caller,
+    const google::protobuf::RepeatedPtrField<v1::Task>& tasks, Rpc rpc) {
+  if (!Audited(caller)) return;
+  absl::flat_hash_set<absl::string_view> seen;
+  std::vector<absl::string_view> returned;
+  returned.reserve(tasks.size());
+  for (const v1::Task& task : tasks) {
+    if (seen.insert(task.task_id()).second) returned.push_back(task.task_id());
+  }
+  AuditRead(caller, returned, rpc);
+}
+
 template <typename Work>
 grpc::ServerUnaryReactor* TaskTrackerService::Serve(
     grpc::CallbackServerContext* context, Rpc rpc, Work work) {
@@ -473,14 +487,8 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListTasks(
                        const v1::ListTasksRequest& request) {
         absl::StatusOr<v1::ListTasksResponse> listed =
             tracker_->ListTasks(request);
-        if (listed.ok() && Audited(caller)) {
-          std::vector<absl::string_view> returned;
-          returned.reserve(listed->tasks_size());
-          for (const v1::Task& task : listed->tasks()) {
-            returned.push_back(task.task_id());
-          }
-          AuditRead(caller, returned, Rpc::kListTasks);
-        }
+        if (listed.ok())
+          AuditReadTasks(caller, listed->tasks(), Rpc::kListTasks);
         return Respond(listed, response);
       });
 }
@@ -548,6 +556,22 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListAudit(
       context, Rpc::kListAudit, request,
       [this, response](const Caller&, const v1::ListAuditRequest& request) {
         return Respond(tracker_->ListAudit(request), response);
+      });
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::BatchGetTasks(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::BatchGetTasksRequest>(
+      context, Rpc::kBatchGetTasks, request,
+      [this, response](const Caller& caller,
+                       const v1::BatchGetTasksRequest& request) {
+        absl::StatusOr<v1::BatchGetTasksResponse> found =
+            tracker_->BatchGetTasks(request);
+        if (found.ok()) {
+          AuditReadTasks(caller, found->tasks(), Rpc::kBatchGetTasks);
+        }
+        return Respond(found, response);
       });
 }
 

@@ -59,12 +59,13 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
                         v1::TaskTracker::WithRawCallbackMethod_WatchTask<
                             v1::TaskTracker::WithRawCallbackMethod_AddNote<
                                 v1::TaskTracker::WithRawCallbackMethod_ListModels<
-                                    v1::TaskTracker::
-                                        WithRawCallbackMethod_GetStats<
-                                            v1::TaskTracker::
-                                                WithRawCallbackMethod_ListAudit<
-                                                    v1::TaskTracker::
-                                                        Service>>>>>>>>>>>;
+                                    v1::TaskTracker::WithRawCallbackMethod_GetStats<
+                                        v1::TaskTracker::
+                                            WithRawCallbackMethod_ListAudit<
+                                                v1::TaskTracker::
+                                                    WithRawCallbackMethod_BatchGetTasks<
+                                                        v1::TaskTracker::
+                                                            Service>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
@@ -112,6 +113,9 @@ class TaskTrackerService final : public RawTaskTrackerService {
   grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* context,
                                       const grpc::ByteBuffer* request,
                                       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* BatchGetTasks(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
   // Writes serialized v1::TaskEvent messages.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,
@@ -138,6 +142,11 @@ class TaskTrackerService final : public RawTaskTrackerService {
   // status) to a support or admin principal calls it before answering.
   void AuditRead(const Caller& caller,
                  absl::Span<const absl::string_view> task_ids, Rpc rpc);
+
+  // AuditRead of the ids of `tasks`, each once however often it appears.
+  void AuditReadTasks(const Caller& caller,
+                      const google::protobuf::RepeatedPtrField<v1::Task>& tasks,
+                      Rpc rpc);
 
   // Admits the call, runs `work(caller)` and finishes the call with the
   // status it returns.

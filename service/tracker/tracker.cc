@@ -3,7 +3,8 @@
 // timeline entry is appended with its counters and queue-wait sample. The
 // other concerns live beside it: tracker_submit.cc (submission, dedup,
 // validation), tracker_events.cc (RecordEvent and its rules),
-// tracker_queries.cc (reads), tracker_notes.cc (notes and audit).
+// tracker_queries.cc (reads), tracker_batch.cc (BatchGetTasks),
+// tracker_notes.cc (notes and audit).
 #include "service/tracker/tracker.h"
 
 #include <memory>

@@ -60,6 +60,17 @@ inline constexpr int kNotesInSnapshot = 10;
 // The default of TrackerOptions::max_event_bytes_returned: 3 MiB.
 inline constexpr int64_t kMaxEventBytesReturned = int64_t{3} << 20;
 
+// BatchGetTasks takes at most this many ids.
+inline constexpr int kMaxBatchIds = 100;
+
+// BatchGetTasks answers with at most this many tasks (an upstream id may
+// name several) ...
+inline constexpr int kMaxBatchTasks = 1000;
+
+// ... taking at most this many bytes: within a client's default 4 MiB limit
+// with room for gRPC's framing.
+inline constexpr int64_t kMaxBatchAnswerBytes = int64_t{7} << 19;  // 3.5 MiB
+
 struct TrackerOptions {
   // How far in the future an `occur_time` may be (clock skew allowance).
   absl::Duration max_future_skew = absl::Seconds(5);
@@ -190,6 +201,18 @@ class Tracker {
   absl::StatusOr<std::string> GetStoredTaskBytes(
       const v1::GetTaskRequest& request) const;
 
+  // The tasks of up to kMaxBatchIds ids, each a task id or an upstream task
+  // id, as documented on v1::BatchGetTasksRequest: in request order, with
+  // the ids that name no task in missing_ids. With include_events each
+  // timeline is cut as GetTask cuts it, to an equal share of what the tasks'
+  // snapshots leave of kMaxBatchAnswerBytes (at most max_event_bytes_returned
+  // in all). INVALID_ARGUMENT naming `ids` (none, or more
+  // than kMaxBatchIds) or `ids[i]` (malformed); RESOURCE_EXHAUSTED ("too
+  // large") when the answer would hold more than kMaxBatchTasks tasks or
+  // take more than kMaxBatchAnswerBytes; DATA_LOSS as GetTask.
+  absl::StatusOr<v1::BatchGetTasksResponse> BatchGetTasks(
+      const v1::BatchGetTasksRequest& request) const;
+
   // Tasks newest (or oldest) first, filtered through the most selective
   // index; at most max(page_size + 1, 10 * kMaxPageSize) tasks are visited
   // per call (see ListTasksResponse). INVALID_ARGUMENT naming the field for
@@ -219,7 +242,11 @@ class Tracker {
                            absl::string_view principal, absl::string_view role,
                            absl::string_view rpc);
 
-  // The audit log of a task, newest first.
+  // The audit log of a task, newest first, a page of at most page_size
+  // entries (default 100, at most 1000) after the one `page_token` ends.
+  // INVALID_ARGUMENT for a malformed task id or a page token that ListAudit
+  // did not issue for this task (PAGE_TOKEN_INVALID), NOT_FOUND when the
+  // task is unknown.
   absl::StatusOr<v1::ListAuditResponse> ListAudit(
       const v1::ListAuditRequest& request) const;
 
@@ -307,6 +334,12 @@ class Tracker {
                              const std::string& event_id_digest,
                              std::vector<store::RawMutation> extra,
                              PendingWrite* write);
+
+  // GetStoredTaskBytes with the timeline (when `include_events`) cut to at
+  // most `max_event_bytes` bytes and options_.max_events_returned entries.
+  absl::StatusOr<std::string> StoredTaskBytes(absl::string_view task_id,
+                                              bool include_events,
+                                              int64_t max_event_bytes) const;
 
   // Records a blocked duplicate on the original task and answers with it.
   // `account_lease` is the submitting account's lease.

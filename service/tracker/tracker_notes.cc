@@ -4,7 +4,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "service/rules/errors.h"
 #include "service/rules/status_macros.h"
@@ -21,6 +23,50 @@ using v1::Task;
 using v1::TaskEvent;
 
 using tracker_internal::CheckTaskId;
+
+// ListAudit's default page size.
+constexpr int kDefaultAuditPageSize = 100;
+
+// A ListAudit page token: the prefix, then the task id (length-prefixed) and
+// the position of the last entry returned, web-safe base64.
+constexpr absl::string_view kAuditPageTokenPrefix = "a1:";
+
+std::string EncodeAuditPageToken(absl::string_view task_id,
+                                 absl::string_view position) {
+  std::string token(kAuditPageTokenPrefix);
+  token.push_back(static_cast<char>(task_id.size()));
+  absl::StrAppend(&token, task_id, position);
+  return absl::WebSafeBase64Escape(token);
+}
+
+// The position a token continues after. INVALID_ARGUMENT (PAGE_TOKEN_INVALID
+// on `page_token`) for a token ListAudit did not issue or issued for another
+// task than `task_id`.
+absl::StatusOr<std::string> DecodeAuditPageToken(absl::string_view token,
+                                                 absl::string_view task_id) {
+  std::string decoded;
+  absl::string_view rest;
+  if (absl::WebSafeBase64Unescape(token, &decoded)) rest = decoded;
+  if (!absl::ConsumePrefix(&rest, kAuditPageTokenPrefix) || rest.empty() ||
+      rest.size() < size_t{1} + static_cast<uint8_t>(rest[0])) {
+    return InvalidField("page_token", "PAGE_TOKEN_INVALID",
+                        "page_token is not a token returned by ListAudit");
+  }
+  const size_t id_size = static_cast<uint8_t>(rest[0]);
+  const absl::string_view token_task_id = rest.substr(1, id_size);
+  const absl::string_view position = rest.substr(1 + id_size);
+  if (token_task_id != task_id) {
+    return InvalidField(
+        "page_token", "PAGE_TOKEN_INVALID",
+        "page_token was issued for the audit log of another task; pass the "
+        "task_id it was issued with, or no page_token");
+  }
+  if (position.empty()) {
+    return InvalidField("page_token", "PAGE_TOKEN_INVALID",
+                        "page_token is not a token returned by ListAudit");
+  }
+  return std::string(position);
+}
 
 }  // namespace
 
@@ -50,22 +96,40 @@ absl::Status Tracker::RecordAudit(absl::Span<const absl::string_view> task_ids,
 absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
     const v1::ListAuditRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  std::string before;
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(
+        before, DecodeAuditPageToken(request.page_token(), request.task_id()));
+  }
+  // Known tasks only: an id that names none is NOT_FOUND, not an empty log.
+  RETURN_IF_ERROR(store_->VisitTask(
+      request.task_id(), [](absl::string_view) { return absl::OkStatus(); }));
   const int limit = request.page_size() <= 0
-                        ? 100
+                        ? kDefaultAuditPageSize
                         : std::min(request.page_size(), kMaxPageSize);
-  std::vector<v1::AuditEntry> entries;
-  RETURN_IF_ERROR(
-      store_->ScanAudit(request.task_id(), [&](absl::string_view value) {
+  v1::ListAuditResponse response;
+  std::string last_position;
+  bool more = false;
+  RETURN_IF_ERROR(store_->ScanAuditNewestFirst(
+      request.task_id(), before,
+      [&](absl::string_view position, absl::string_view value) {
+        if (response.entries_size() == limit) {
+          more = true;
+          return false;
+        }
+        // An entry that does not parse is skipped (never shown half read),
+        // but the page still moves past it.
         v1::AuditEntry entry;
         if (entry.ParseFromArray(value.data(),
                                  static_cast<int>(value.size()))) {
-          entries.push_back(std::move(entry));
+          *response.add_entries() = std::move(entry);
         }
+        last_position.assign(position.data(), position.size());
+        return true;
       }));
-  v1::ListAuditResponse response;
-  for (auto it = entries.rbegin();
-       it != entries.rend() && response.entries_size() < limit; ++it) {
-    *response.add_entries() = std::move(*it);
+  if (more) {
+    response.set_next_page_token(
+        EncodeAuditPageToken(request.task_id(), last_position));
   }
   return response;
 }

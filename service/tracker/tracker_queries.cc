@@ -359,20 +359,27 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
 absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
+  return StoredTaskBytes(request.task_id(), request.include_events(),
+                         options_.max_event_bytes_returned);
+}
+
+absl::StatusOr<std::string> Tracker::StoredTaskBytes(
+    absl::string_view task_id, bool include_events,
+    int64_t max_event_bytes) const {
   std::string bytes;
   RETURN_IF_ERROR(
-      store_->VisitTask(request.task_id(), [&bytes](absl::string_view stored) {
+      store_->VisitTask(task_id, [&bytes](absl::string_view stored) {
         bytes.assign(stored.data(), stored.size());
         return absl::OkStatus();
       }));
   ASSIGN_OR_RETURN(const SnapshotFacts facts,
-                   ReadSnapshotFacts(request.task_id(), bytes));
+                   ReadSnapshotFacts(task_id, bytes));
   if (facts.notes > kNotesInSnapshot) {
     // Stored before the snapshot kept only the newest notes: answered as
     // the snapshot of its next note will be.
     Task task;
     if (!task.ParseFromString(bytes)) {
-      return SnapshotDoesNotParse(request.task_id());
+      return SnapshotDoesNotParse(task_id);
     }
     task.mutable_notes()->DeleteSubrange(0,
                                          task.notes_size() - kNotesInSnapshot);
@@ -383,20 +390,20 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
                       static_cast<uint64_t>(facts.notes), &bytes);
   }
   const int64_t last_seq = facts.last_event_seq;
-  if (!request.include_events() || last_seq <= 0) return bytes;
+  if (!include_events || last_seq <= 0) return bytes;
 
   // The first entry and the newest ones within both limits (entries, and
   // bytes framed as Task.events entries); a timeline's seqs are
   // 1..last_event_seq without gaps, so the ones left out are those between.
   const int64_t max_count = std::max(options_.max_events_returned, 1);
-  const int64_t max_bytes = options_.max_event_bytes_returned;
+  const int64_t max_bytes = max_event_bytes;
 
   // A short timeline is fetched whole by point lookups (cheaper than an
   // iterator), and returned whole when it fits.
   constexpr int64_t kPointLookupLimit = 64;
   if (last_seq <= std::min(kPointLookupLimit, max_count)) {
     const size_t snapshot_size = bytes.size();
-    RETURN_IF_ERROR(store_->VisitEventRange(request.task_id(), 1, last_seq,
+    RETURN_IF_ERROR(store_->VisitEventRange(task_id, 1, last_seq,
                                             [&bytes](absl::string_view event) {
                                               AppendEvent(event, &bytes);
                                               return absl::OkStatus();
@@ -408,8 +415,8 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
   }
 
   std::string first;
-  RETURN_IF_ERROR(store_->VisitEventRange(
-      request.task_id(), 1, 1, [&first](absl::string_view event) {
+  RETURN_IF_ERROR(
+      store_->VisitEventRange(task_id, 1, 1, [&first](absl::string_view event) {
         first.assign(event.data(), event.size());
         return absl::OkStatus();
       }));
@@ -421,8 +428,7 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
   std::vector<size_t> ends;
   int64_t oldest_newest_seq = last_seq + 1;
   RETURN_IF_ERROR(store_->VisitEventsNewestFirst(
-      request.task_id(), 2, last_seq,
-      [&](int64_t seq, absl::string_view event) {
+      task_id, 2, last_seq, [&](int64_t seq, absl::string_view event) {
         const int64_t framed = FramedSize(event);
         if (count + 1 > max_count || size + framed > max_bytes) return false;
         ++count;

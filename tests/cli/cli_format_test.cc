@@ -1,7 +1,9 @@
 // Unit tests of the tasktrail CLI's pure output formats and exit statuses.
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "cli/format.h"
@@ -657,6 +659,68 @@ TEST(ReferenceImageTest, RejectsBadNumbers) {
   EXPECT_FALSE(ParseReferenceImage("u,image/png,big,1x1").ok());
   EXPECT_FALSE(ParseReferenceImage("u,image/png,1,wide").ok());
   EXPECT_FALSE(ParseReferenceImage(",image/png").ok());
+}
+
+// ---- Several tasks ---------------------------------------------------------
+
+TEST(TaskSummariesTest, OneRowPerTaskWithVerdictOrCauseThenTheMissingIds) {
+  v1::BatchGetTasksResponse response;
+  v1::Task* failed = response.add_tasks();
+  failed->set_task_id("01JEX4T6Q0M3V8D2S5K7N9P1RA");
+  failed->set_model("kling-v2-1");
+  failed->set_state(v1::TASK_STATE_FAILED);
+  *failed->mutable_create_time() = Ts(At(18, 0, 0));
+  failed->set_charge_units(40);
+  failed->mutable_failure()->set_cause("the account's balance ran out");
+  v1::Task* queued = response.add_tasks();
+  queued->set_task_id("01JEX5B2W7R4C1H6Y8E3J0T5GZ");
+  queued->set_model("veo-3");
+  queued->set_state(v1::TASK_STATE_QUEUED);
+  v1::Task* canceled = response.add_tasks();
+  canceled->set_task_id("01JEX6AAAAAAAAAAAAAAAAAAAA");
+  canceled->set_state(v1::TASK_STATE_CANCELED);
+  canceled->mutable_failure()->set_category(v1::FAILURE_CATEGORY_CANCELED);
+  v1::Task* unknown = response.add_tasks();
+  unknown->set_task_id("01JEX7BBBBBBBBBBBBBBBBBBBB");
+  unknown->set_state(v1::TASK_STATE_RUNNING);
+  response.add_missing_ids("kl-nope");
+  response.add_missing_ids("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+  QueueVerdicts verdicts;
+  verdicts[queued->task_id()] = v1::QUEUE_VERDICT_QUEUED_LONGER_THAN_USUAL;
+
+  const std::string out = FormatTaskSummaries(response, verdicts, Opts());
+  const std::vector<std::string> lines = absl::StrSplit(out, '\n');
+  ASSERT_EQ(lines.size(), 7u) << out;  // header, 4 rows, missing, ""
+  EXPECT_THAT(lines[0], HasSubstr("VERDICT / CAUSE"));
+  EXPECT_THAT(lines[1], HasSubstr("01JEX4T6Q0M3V8D2S5K7N9P1RA"));
+  EXPECT_THAT(lines[1], HasSubstr("the account's balance ran out"));
+  EXPECT_THAT(lines[1], HasSubstr("charged 40 units · not refunded"));
+  EXPECT_THAT(lines[2], HasSubstr("queued longer than usual"));
+  EXPECT_THAT(lines[2], HasSubstr("not charged"));
+  EXPECT_THAT(lines[3], HasSubstr("canceled"));
+  // No creation time and no verdict known.
+  EXPECT_THAT(lines[4],
+              ::testing::ContainsRegex("RUNNING +- +- +not charged$"));
+  EXPECT_EQ(lines[5], "not found: kl-nope, 01ARZ3NDEKTSV4RRFFQ69G5FAV");
+
+  v1::BatchGetTasksResponse none;
+  none.add_missing_ids("kl-nope");
+  EXPECT_EQ(FormatTaskSummaries(none, {}, Opts()), "not found: kl-nope\n");
+}
+
+TEST(TaskSummariesTest, AnAmbiguousUpstreamIdListsEveryTask) {
+  google::protobuf::RepeatedPtrField<v1::Task> tasks;
+  for (const char* id :
+       {"01JEX4T6Q0M3V8D2S5K7N9P1RA", "01JEX5B2W7R4C1H6Y8E3J0T5GZ"}) {
+    v1::Task* task = tasks.Add();
+    task->set_task_id(id);
+    task->set_model("veo-3");
+    task->set_state(v1::TASK_STATE_QUEUED);
+  }
+  const std::string out = FormatAmbiguousId("kl-dup", tasks, Opts());
+  EXPECT_THAT(out, HasSubstr("upstream id kl-dup matches 2 tasks"));
+  EXPECT_THAT(out, HasSubstr("01JEX4T6Q0M3V8D2S5K7N9P1RA  veo-3  QUEUED"));
+  EXPECT_THAT(out, HasSubstr("01JEX5B2W7R4C1H6Y8E3J0T5GZ  veo-3  QUEUED"));
 }
 
 }  // namespace

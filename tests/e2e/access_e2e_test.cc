@@ -19,18 +19,6 @@ constexpr char kBackendToken[] = "backend-token-7f3a9c";
 constexpr char kSupportToken[] = "support-token-51be20";
 constexpr char kAdminToken[] = "admin-token-c0ffee11";
 
-// SHA-256 of the tokens above (sha256sum of the token without newline).
-std::string Sha256Hex(const std::string& text) {
-  CommandResult result = RunCommand(
-      {"/bin/sh", "-c",
-       "printf '%s' \"$0\" | openssl dgst -sha256 -r | cut -d' ' -f1", text});
-  std::string digest = result.out;
-  while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) {
-    digest.pop_back();
-  }
-  return digest;
-}
-
 class AccessTest : public ::testing::Test {
  protected:
   void SetUp() override {

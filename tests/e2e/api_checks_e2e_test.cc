@@ -14,8 +14,6 @@
 #include <vector>
 
 #include "gmock/gmock.h"
-#include "google/rpc/error_details.pb.h"
-#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_support.h"
@@ -31,45 +29,17 @@ constexpr char kBackendToken[] = "backend-token-8d41e7";
 constexpr char kSupportToken[] = "support-token-2a9f03";
 constexpr char kAdminToken[] = "admin-token-77c1b5";
 
-std::string Sha256Hex(const std::string& text) {
-  CommandResult result = RunCommand(
-      {"/bin/sh", "-c",
-       "printf '%s' \"$0\" | openssl dgst -sha256 -r | cut -d' ' -f1", text});
-  std::string digest = result.out;
-  while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) {
-    digest.pop_back();
-  }
-  return digest;
-}
-
 int64_t NowSeconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-// The field and reason of each BadRequest violation in `status`'s details.
-std::vector<std::string> ViolatedFields(const grpc::Status& status) {
-  std::vector<std::string> fields;
-  google::rpc::Status details;
-  if (!details.ParseFromString(status.error_details())) return fields;
-  for (const auto& any : details.details()) {
-    google::rpc::BadRequest bad_request;
-    if (!any.UnpackTo(&bad_request)) continue;
-    for (const auto& violation : bad_request.field_violations()) {
-      fields.push_back(violation.field() + " " + violation.reason());
-    }
-  }
-  return fields;
-}
-
 class ApiChecksTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auth_file_ = files_.Write(
-        "auth", "backend gateway-1 " + Sha256Hex(kBackendToken) +
-                    "\nsupport alice " + Sha256Hex(kSupportToken) +
-                    "\nadmin root " + Sha256Hex(kAdminToken) + "\n");
+        "auth", AuthFileText(kBackendToken, kSupportToken, kAdminToken));
     server_ = std::make_unique<ServerProcess>(
         db_.path(), std::vector<std::string>{"--auth-file", auth_file_});
     std::string error;

@@ -203,6 +203,7 @@ TEST(AllowedTest, EachRpcAllowsTheRolesTheHeaderLists) {
       {Rpc::kRecordEvent, true, false, true},
       {Rpc::kValidateTask, true, true, true},
       {Rpc::kGetTask, true, true, true},
+      {Rpc::kBatchGetTasks, true, true, true},
       {Rpc::kListTasks, true, true, true},
       {Rpc::kGetQueueStatus, true, true, true},
       {Rpc::kWatchTask, true, true, true},
@@ -252,6 +253,7 @@ TEST(AccessNamesTest, RolesAndRpcsHaveTheirWireNames) {
   EXPECT_EQ(RpcName(Rpc::kListModels), "ListModels");
   EXPECT_EQ(RpcName(Rpc::kGetStats), "GetStats");
   EXPECT_EQ(RpcName(Rpc::kListAudit), "ListAudit");
+  EXPECT_EQ(RpcName(Rpc::kBatchGetTasks), "BatchGetTasks");
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 
 namespace tasktrail::testing {
@@ -174,6 +176,39 @@ CommandResult RunCommand(const std::vector<std::string>& argv_strings,
   result.out = ReadFile(out_path);
   result.err = ReadFile(err_path);
   return result;
+}
+
+std::string Sha256Hex(const std::string& text) {
+  CommandResult result = RunCommand(
+      {"/bin/sh", "-c",
+       "printf '%s' \"$0\" | openssl dgst -sha256 -r | cut -d' ' -f1", text});
+  std::string digest = result.out;
+  while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) {
+    digest.pop_back();
+  }
+  return digest;
+}
+
+std::string AuthFileText(const std::string& backend_token,
+                         const std::string& support_token,
+                         const std::string& admin_token) {
+  return "backend gateway-1 " + Sha256Hex(backend_token) + "\nsupport alice " +
+         Sha256Hex(support_token) + "\nadmin root " + Sha256Hex(admin_token) +
+         "\n";
+}
+
+std::vector<std::string> ViolatedFields(const grpc::Status& status) {
+  std::vector<std::string> fields;
+  google::rpc::Status details;
+  if (!details.ParseFromString(status.error_details())) return fields;
+  for (const auto& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    if (!any.UnpackTo(&bad_request)) continue;
+    for (const auto& violation : bad_request.field_violations()) {
+      fields.push_back(violation.field() + " " + violation.reason());
+    }
+  }
+  return fields;
 }
 
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {

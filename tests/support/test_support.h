@@ -79,6 +79,21 @@ class ServerProcess {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {});
 
+// Lower-case hex SHA-256 of `text` (by the openssl command line), as an
+// auth file lists a token.
+std::string Sha256Hex(const std::string& text);
+
+// The text of an auth file giving `backend_token` to principal gateway-1
+// (backend), `support_token` to alice (support) and `admin_token` to root
+// (admin).
+std::string AuthFileText(const std::string& backend_token,
+                         const std::string& support_token,
+                         const std::string& admin_token);
+
+// "FIELD REASON" of each google.rpc.BadRequest violation in the details of
+// `status`, in order; empty when it carries none.
+std::vector<std::string> ViolatedFields(const grpc::Status& status);
+
 // A client context whose deadline is `seconds` from now, so that a test
 // against a hung server fails instead of hanging.
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds = 10);

@@ -38,7 +38,7 @@ class TrackerFixtureBase : public ::testing::Test {
     store::StoreOptions options;
     options.path = dir_;
     options.sync_writes = sync_writes;
-    TrackerOptions tracker_options;
+    TrackerOptions tracker_options = tracker_options_;
     tracker_options.id_seed = 1000 + ++openings_;
     absl::StatusOr<testing::OpenedTracker> opened = testing::OpenTracker(
         options, &catalog_, &clock_, &hub_, tracker_options);
@@ -62,6 +62,9 @@ class TrackerFixtureBase : public ::testing::Test {
   std::string dir_ = temp_dir_.path();
   CatalogHolder catalog_{Catalog::BuiltIn()};
   ManualClock clock_{absl::FromUnixSeconds(1790000000)};
+  // The options each opening gives the Tracker (but for id_seed); a test
+  // may change them in its constructor, or before Reopen.
+  TrackerOptions tracker_options_;
   EventHub hub_;
   std::unique_ptr<store::TaskStore> store_;
   std::unique_ptr<Tracker> tracker_;
