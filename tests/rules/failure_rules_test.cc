@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rules/failure_verdicts.h"
 #include "tests/support/temp_dir.h"
 
 namespace tasktrail {
@@ -28,23 +29,6 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-constexpr v1::FailureCategory kAuth = v1::FAILURE_CATEGORY_AUTH;
-constexpr v1::FailureCategory kModel = v1::FAILURE_CATEGORY_MODEL_NOT_FOUND;
-constexpr v1::FailureCategory kQuota = v1::FAILURE_CATEGORY_QUOTA;
-constexpr v1::FailureCategory kParams = v1::FAILURE_CATEGORY_INVALID_PARAMS;
-constexpr v1::FailureCategory kContent = v1::FAILURE_CATEGORY_CONTENT_POLICY;
-constexpr v1::FailureCategory kRate = v1::FAILURE_CATEGORY_RATE_LIMITED;
-constexpr v1::FailureCategory kTimeout = v1::FAILURE_CATEGORY_TIMEOUT;
-constexpr v1::FailureCategory kUnavailable =
-    v1::FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE;
-constexpr v1::FailureCategory kStream = v1::FAILURE_CATEGORY_STREAM_INTERRUPTED;
-constexpr v1::FailureCategory kUnknown = v1::FAILURE_CATEGORY_UNKNOWN;
-
-constexpr v1::FailureOrigin kConfig = v1::FAILURE_ORIGIN_CONFIGURATION;
-constexpr v1::FailureOrigin kProvider = v1::FAILURE_ORIGIN_PROVIDER;
-constexpr v1::FailureOrigin kUser = v1::FAILURE_ORIGIN_USER_CONTENT;
-constexpr v1::FailureOrigin kNobody = v1::FAILURE_ORIGIN_UNKNOWN;
 
 // One upstream failure and the verdict support expects for it.
 struct Case {
@@ -712,58 +696,58 @@ constexpr char kScopedRules[] = R"json({
   ]
 })json";
 
-// The rule that decides `status`, `code` and `message` for `vendor`.
-std::string RuleFor(const FailureClassifier& classifier,
-                    absl::string_view vendor, int32_t status,
-                    absl::string_view code, absl::string_view message) {
-  return classifier.Classify(vendor, status, code, message).rule();
-}
+// kScopedRules, loaded.
+class ScopedRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto loaded = FailureClassifier::FromJson(kScopedRules, "scoped");
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    rules_ = *std::move(loaded);
+  }
 
-TEST(FailureRulesTest, VendorRulesComeFirstThenGenericOnes) {
-  const auto loaded = FailureClassifier::FromJson(kScopedRules, "scoped");
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  const FailureClassifier& rules = **loaded;
+  // The id of the rule that decides `status`, `code` and `message` for
+  // `vendor`.
+  std::string RuleFor(absl::string_view vendor, int32_t status,
+                      absl::string_view code, absl::string_view message) const {
+    return rules_->Classify(vendor, status, code, message).rule();
+  }
+
+  std::shared_ptr<const FailureClassifier> rules_;
+};
+
+TEST_F(ScopedRulesTest, VendorRulesComeFirstThenGenericOnes) {
   // The vendor's own code rule; vendors compare case-insensitively.
-  EXPECT_EQ(RuleFor(rules, "acme", 0, "busy", ""), "acme-busy");
-  EXPECT_EQ(RuleFor(rules, "ACME", 0, "Busy", ""), "acme-busy");
+  EXPECT_EQ(RuleFor("acme", 0, "busy", ""), "acme-busy");
+  EXPECT_EQ(RuleFor("ACME", 0, "Busy", ""), "acme-busy");
   // Another vendor's rule never applies; an unknown or empty vendor gets the
   // generic rules only.
-  EXPECT_EQ(RuleFor(rules, "other", 0, "busy", ""), "other-busy");
-  EXPECT_EQ(RuleFor(rules, "nobody", 0, "busy", ""), "any-busy");
-  EXPECT_EQ(RuleFor(rules, "", 0, "busy", ""), "any-busy");
+  EXPECT_EQ(RuleFor("other", 0, "busy", ""), "other-busy");
+  EXPECT_EQ(RuleFor("nobody", 0, "busy", ""), "any-busy");
+  EXPECT_EQ(RuleFor("", 0, "busy", ""), "any-busy");
   // A vendor message rule beats a generic code rule ...
-  EXPECT_EQ(RuleFor(rules, "acme", 429, "quota", "Quota exceeded for x/min"),
+  EXPECT_EQ(RuleFor("acme", 429, "quota", "Quota exceeded for x/min"),
             "acme-quota-text");
-  EXPECT_EQ(RuleFor(rules, "", 429, "quota", "Quota exceeded for x/min"),
-            "any-quota");
+  EXPECT_EQ(RuleFor("", 429, "quota", "Quota exceeded for x/min"), "any-quota");
   // ... and a vendor status rule beats a generic message rule.
-  EXPECT_EQ(RuleFor(rules, "acme", 402, "", "quota exceeded"), "acme-402");
+  EXPECT_EQ(RuleFor("acme", 402, "", "quota exceeded"), "acme-402");
   // Inside the scope: code, then message, then status.
-  EXPECT_EQ(RuleFor(rules, "acme", 402, "busy", "quota exceeded for"),
-            "acme-busy");
-  EXPECT_EQ(RuleFor(rules, "acme", 402, "", "quota exceeded for"),
-            "acme-quota-text");
+  EXPECT_EQ(RuleFor("acme", 402, "busy", "quota exceeded for"), "acme-busy");
+  EXPECT_EQ(RuleFor("acme", 402, "", "quota exceeded for"), "acme-quota-text");
   // What the vendor's rules do not name falls through to the generic ones.
-  EXPECT_EQ(RuleFor(rules, "acme", 503, "odd", "odd"), "any-5xx");
-  EXPECT_EQ(RuleFor(rules, "acme", 0, "odd", "odd"), "");
-  const v1::Failure none = rules.Classify("acme", 0, "odd", "odd");
+  EXPECT_EQ(RuleFor("acme", 503, "odd", "odd"), "any-5xx");
+  EXPECT_EQ(RuleFor("acme", 0, "odd", "odd"), "");
+  const v1::Failure none = rules_->Classify("acme", 0, "odd", "odd");
   EXPECT_EQ(none.category(), kUnknown);
   EXPECT_EQ(none.rule(), "");
 }
 
-TEST(FailureRulesTest, ACodeEndingInStarMatchesByPrefixInFileOrder) {
-  const auto loaded = FailureClassifier::FromJson(kScopedRules, "scoped");
-  ASSERT_TRUE(loaded.ok()) << loaded.status();
-  const FailureClassifier& rules = **loaded;
-  EXPECT_EQ(RuleFor(rules, "acme", 200, "SAFETY.INPUT.TEXT", ""),
-            "acme-safety");
-  EXPECT_EQ(RuleFor(rules, "acme", 200, "safety.input.image", ""),
-            "acme-safety");
+TEST_F(ScopedRulesTest, ACodeEndingInStarMatchesByPrefixInFileOrder) {
+  EXPECT_EQ(RuleFor("acme", 200, "SAFETY.INPUT.TEXT", ""), "acme-safety");
+  EXPECT_EQ(RuleFor("acme", 200, "safety.input.image", ""), "acme-safety");
   // The prefix rule comes first in the file: it wins over the exact code.
-  EXPECT_EQ(RuleFor(rules, "acme", 200, "SAFETY.OUTPUT.VIDEO", ""),
-            "acme-safety");
-  EXPECT_EQ(RuleFor(rules, "acme", 0, "SAFETY", ""), "");
-  EXPECT_EQ(RuleFor(rules, "acme", 0, "UNSAFETY.INPUT", ""), "");
+  EXPECT_EQ(RuleFor("acme", 200, "SAFETY.OUTPUT.VIDEO", ""), "acme-safety");
+  EXPECT_EQ(RuleFor("acme", 0, "SAFETY", ""), "");
+  EXPECT_EQ(RuleFor("acme", 0, "UNSAFETY.INPUT", ""), "");
 }
 
 TEST(FailureRulesTest, ATableOfVendorRulesAloneLeavesOthersUnknown) {

@@ -19,24 +19,10 @@
 #include "gtest/gtest.h"
 #include "service/rules/catalog.h"
 #include "service/rules/failure_rules.h"
+#include "tests/rules/failure_verdicts.h"
 
 namespace tasktrail {
 namespace {
-
-constexpr v1::FailureCategory kAuth = v1::FAILURE_CATEGORY_AUTH;
-constexpr v1::FailureCategory kModel = v1::FAILURE_CATEGORY_MODEL_NOT_FOUND;
-constexpr v1::FailureCategory kQuota = v1::FAILURE_CATEGORY_QUOTA;
-constexpr v1::FailureCategory kParams = v1::FAILURE_CATEGORY_INVALID_PARAMS;
-constexpr v1::FailureCategory kContent = v1::FAILURE_CATEGORY_CONTENT_POLICY;
-constexpr v1::FailureCategory kRate = v1::FAILURE_CATEGORY_RATE_LIMITED;
-constexpr v1::FailureCategory kTimeout = v1::FAILURE_CATEGORY_TIMEOUT;
-constexpr v1::FailureCategory kUnavailable =
-    v1::FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE;
-constexpr v1::FailureCategory kStream = v1::FAILURE_CATEGORY_STREAM_INTERRUPTED;
-
-constexpr v1::FailureOrigin kConfig = v1::FAILURE_ORIGIN_CONFIGURATION;
-constexpr v1::FailureOrigin kProvider = v1::FAILURE_ORIGIN_PROVIDER;
-constexpr v1::FailureOrigin kUser = v1::FAILURE_ORIGIN_USER_CONTENT;
 
 constexpr bool kRetry = true;
 constexpr bool kFinal = false;
