@@ -267,7 +267,12 @@ void AddFailure(const Task& t, std::string* out) {
   AddPart(&parts, "code", f.error_code());
   AddField(out, "failure", absl::StrJoin(parts, kSep));
   AddField(out, "message", OneLine(f.message(), kPromptMax));
-  AddField(out, "cause", OneLine(f.cause(), kPromptMax));
+  // The rule that decided, so an operator knows which rule to edit.
+  std::string cause = OneLine(f.cause(), kPromptMax);
+  if (!f.rule().empty()) {
+    absl::StrAppend(&cause, kSep, "rule ", OneLine(f.rule(), kMessageMax));
+  }
+  AddField(out, "cause", cause);
   AddField(out, "retryable",
            f.retryable() ? "yes — a retry may succeed"
                          : "no — retrying unchanged will fail again");

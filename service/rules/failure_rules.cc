@@ -3,10 +3,12 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "service/rules/digests.h"
 #include "service/rules/operator_file.h"
@@ -41,6 +43,9 @@ void CheckRule(const v1::FailureRule& rule, const std::string& path,
   for (int i = 0; i < rule.error_codes_size(); ++i) {
     if (rule.error_codes(i).empty()) {
       checker->Fail(absl::StrCat(path, ".error_codes[", i, "]"), "is empty");
+    } else if (rule.error_codes(i) == "*") {
+      checker->Fail(absl::StrCat(path, ".error_codes[", i, "]"),
+                    "is \"*\" alone (it would match every code)");
     }
   }
   for (int i = 0; i < rule.message_contains_size(); ++i) {
@@ -82,6 +87,30 @@ void CheckRule(const v1::FailureRule& rule, const std::string& path,
   if (rule.cause().empty()) {
     checker->Fail(path + ".cause", "is empty");
   }
+  if (absl::StripAsciiWhitespace(rule.vendor()) != rule.vendor()) {
+    checker->Fail(path + ".vendor",
+                  absl::StrCat("\"", absl::CEscape(rule.vendor()),
+                               "\" has leading or trailing whitespace"));
+  }
+}
+
+// Checks that every rule has an id no earlier rule has.
+void CheckIds(const v1::FailureRules& document, DocumentChecker* checker) {
+  absl::flat_hash_map<std::string, int> first_with_id;
+  for (int i = 0; i < document.rules_size() && !checker->failed(); ++i) {
+    const std::string path = absl::StrCat("rules[", i, "].id");
+    const std::string& id = document.rules(i).id();
+    if (id.empty()) {
+      checker->Fail(path, "is empty; every rule needs an id");
+      continue;
+    }
+    const auto [it, inserted] = first_with_id.emplace(id, i);
+    if (!inserted) {
+      checker->Fail(path, absl::StrCat("\"", absl::CEscape(id),
+                                       "\" is already the id of rules[",
+                                       it->second, "]"));
+    }
+  }
 }
 
 }  // namespace
@@ -104,36 +133,84 @@ FailureClassifier::FromJson(absl::string_view json, absl::string_view origin) {
   for (int i = 0; i < document.rules_size() && !checker.failed(); ++i) {
     CheckRule(document.rules(i), absl::StrCat("rules[", i, "]"), &checker);
   }
+  CheckIds(document, &checker);
   if (checker.failed()) return checker.status();
 
-  std::shared_ptr<FailureClassifier> classifier(new FailureClassifier());
-  classifier->by_status_.assign(kMaxStatus - kMinStatus + 1, -1);
-  for (int i = 0; i < document.rules_size(); ++i) {
-    const v1::FailureRule& rule = document.rules(i);
-    for (const std::string& code : rule.error_codes()) {
-      // emplace keeps the first rule naming a code.
-      classifier->by_code_.emplace(absl::AsciiStrToLower(code), i);
-    }
-    for (const std::string& fragment : rule.message_contains()) {
-      classifier->fragments_.push_back({absl::AsciiStrToLower(fragment), i});
-    }
-    auto claim = [&](int32_t status) {
-      int& slot = classifier->by_status_[status - kMinStatus];
-      if (slot < 0) slot = i;
-    };
-    for (int32_t status : rule.http_statuses()) claim(status);
-    if (HasRange(rule)) {
-      for (int32_t s = rule.http_status_min(); s <= rule.http_status_max();
-           ++s) {
-        claim(s);
-      }
-    }
-  }
   if (document.version().empty()) {
     document.set_version(ContentVersion(document));
   }
+  std::shared_ptr<FailureClassifier> classifier(new FailureClassifier());
   classifier->document_ = std::move(document);
+  for (int i = 0; i < classifier->document_.rules_size(); ++i) {
+    const std::string& vendor = classifier->document_.rules(i).vendor();
+    Scope* scope = vendor.empty()
+                       ? &classifier->generic_
+                       : &classifier->by_vendor_[absl::AsciiStrToLower(vendor)];
+    classifier->AddRule(i, scope);
+  }
   return std::shared_ptr<const FailureClassifier>(std::move(classifier));
+}
+
+void FailureClassifier::AddRule(int index, Scope* scope) const {
+  const v1::FailureRule& rule = document_.rules(index);
+  for (const std::string& code : rule.error_codes()) {
+    std::string lower = absl::AsciiStrToLower(code);
+    if (absl::EndsWith(lower, "*")) {
+      lower.pop_back();
+      scope->code_prefixes.push_back({std::move(lower), index});
+    } else {
+      // emplace keeps the first rule naming a code.
+      scope->by_code.emplace(std::move(lower), index);
+    }
+  }
+  for (const std::string& fragment : rule.message_contains()) {
+    scope->fragments.push_back({absl::AsciiStrToLower(fragment), index});
+  }
+  if (scope->by_status.empty()) {
+    scope->by_status.assign(kMaxStatus - kMinStatus + 1, -1);
+  }
+  auto claim = [&](int32_t status) {
+    int& slot = scope->by_status[status - kMinStatus];
+    if (slot < 0) slot = index;
+  };
+  for (int32_t status : rule.http_statuses()) claim(status);
+  if (HasRange(rule)) {
+    for (int32_t s = rule.http_status_min(); s <= rule.http_status_max(); ++s) {
+      claim(s);
+    }
+  }
+}
+
+int FailureClassifier::Match(const Scope& scope, int32_t http_status,
+                             absl::string_view lower_code,
+                             absl::string_view lower_message) {
+  if (!lower_code.empty()) {
+    int winner = -1;
+    const auto it = scope.by_code.find(lower_code);
+    if (it != scope.by_code.end()) winner = it->second;
+    // Prefixes are stored rule by rule in file order: the first hit is the
+    // earliest prefix rule, which wins over a later exact one.
+    for (const Fragment& prefix : scope.code_prefixes) {
+      if (winner >= 0 && prefix.rule > winner) break;
+      if (absl::StartsWith(lower_code, prefix.text)) {
+        winner = prefix.rule;
+        break;
+      }
+    }
+    if (winner >= 0) return winner;
+  }
+  if (!lower_message.empty()) {
+    // Fragments are stored rule by rule in file order, so the first hit
+    // belongs to the first matching rule.
+    for (const Fragment& fragment : scope.fragments) {
+      if (absl::StrContains(lower_message, fragment.text)) return fragment.rule;
+    }
+  }
+  if (http_status >= kMinStatus && http_status <= kMaxStatus &&
+      !scope.by_status.empty()) {
+    return scope.by_status[http_status - kMinStatus];
+  }
+  return -1;
 }
 
 absl::StatusOr<std::shared_ptr<const FailureClassifier>>
@@ -155,27 +232,21 @@ std::shared_ptr<const FailureClassifier> FailureClassifier::BuiltIn() {
   return *kBuiltIn;
 }
 
-v1::Failure FailureClassifier::Classify(int32_t http_status,
+v1::Failure FailureClassifier::Classify(absl::string_view vendor,
+                                        int32_t http_status,
                                         absl::string_view error_code,
                                         absl::string_view message) const {
+  const std::string lower_code = absl::AsciiStrToLower(error_code);
+  const std::string lower_message = absl::AsciiStrToLower(message);
   int winner = -1;
-  if (!error_code.empty() && !by_code_.empty()) {
-    const auto it = by_code_.find(absl::AsciiStrToLower(error_code));
-    if (it != by_code_.end()) winner = it->second;
-  }
-  if (winner < 0 && !message.empty() && !fragments_.empty()) {
-    const std::string lower = absl::AsciiStrToLower(message);
-    // Fragments are stored rule by rule in file order, so the first hit
-    // belongs to the first matching rule.
-    for (const Fragment& fragment : fragments_) {
-      if (absl::StrContains(lower, fragment.text)) {
-        winner = fragment.rule;
-        break;
-      }
+  if (!vendor.empty()) {
+    const auto scope = by_vendor_.find(absl::AsciiStrToLower(vendor));
+    if (scope != by_vendor_.end()) {
+      winner = Match(scope->second, http_status, lower_code, lower_message);
     }
   }
-  if (winner < 0 && http_status >= kMinStatus && http_status <= kMaxStatus) {
-    winner = by_status_[http_status - kMinStatus];
+  if (winner < 0) {
+    winner = Match(generic_, http_status, lower_code, lower_message);
   }
 
   v1::Failure failure;
@@ -194,6 +265,7 @@ v1::Failure FailureClassifier::Classify(int32_t http_status,
   failure.set_origin(rule.origin());
   failure.set_retryable(rule.retryable());
   failure.set_cause(rule.cause());
+  failure.set_rule(rule.id());
   return failure;
 }
 

@@ -119,6 +119,17 @@ Completion<v1::Task> Tracker::AddNote(const v1::AddNoteRequest& request,
   return Start(PrepareNote(request, actor, wait), std::move(done));
 }
 
+v1::Failure Tracker::ClassifyFailure(absl::string_view model,
+                                     int32_t http_status,
+                                     absl::string_view error_code,
+                                     absl::string_view message) const {
+  const CompiledModel* spec = nullptr;
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  if (!model.empty()) spec = catalog->Find(model);
+  return failure_rules_->Classify(spec == nullptr ? "" : spec->spec.vendor(),
+                                  http_status, error_code, message);
+}
+
 absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
                                     TaskEvent* event,
                                     const std::string& event_id_digest,
@@ -149,9 +160,9 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   ApplyToSnapshot(*event, task);
   if (event->type() == v1::EVENT_TYPE_FAILED) {
     const bool refunded = task->refunded();
-    *task->mutable_failure() = failure_rules_->Classify(
-        event->failed().http_status(), event->failed().error_code(),
-        event->failed().message());
+    *task->mutable_failure() = ClassifyFailure(
+        task->model(), event->failed().http_status(),
+        event->failed().error_code(), event->failed().message());
     task->set_refunded(refunded);
   }
   *task->mutable_update_time() = event->record_time();

@@ -267,6 +267,14 @@ class Tracker {
   // The snapshot without events. NOT_FOUND when unknown.
   absl::StatusOr<v1::Task> GetSnapshot(absl::string_view task_id) const;
 
+  // Classifies an upstream failure of a task of `model` with the failure
+  // rules in force, scoped to the vendor the catalog in force gives the model
+  // (the generic rules only when the catalog does not know it). Records
+  // nothing.
+  v1::Failure ClassifyFailure(absl::string_view model, int32_t http_status,
+                              absl::string_view error_code,
+                              absl::string_view message) const;
+
   const Clock* clock() const { return clock_; }
 
  private:

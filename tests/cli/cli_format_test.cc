@@ -316,6 +316,7 @@ v1::Task SampleTask() {
   task.mutable_failure()->set_origin(v1::FAILURE_ORIGIN_CONFIGURATION);
   task.mutable_failure()->set_http_status(400);
   task.mutable_failure()->set_cause("reference image is 12 MB");
+  task.mutable_failure()->set_rule("kling-parameters");
   v1::Note* note = task.add_notes();
   note->set_author("bob");
   note->set_text("checked");
@@ -336,7 +337,8 @@ TEST(FormatTaskTest, OneScreenReport) {
   EXPECT_THAT(out, HasSubstr("12m ago, 21:03:12"));
   EXPECT_THAT(out, HasSubstr("invalid params"));
   EXPECT_THAT(out, HasSubstr("HTTP 400"));
-  EXPECT_THAT(out, HasSubstr("reference image is 12 MB"));
+  EXPECT_THAT(out,
+              HasSubstr("reference image is 12 MB · rule kling-parameters"));
   EXPECT_THAT(out, HasSubstr("retrying unchanged will fail again"));
   EXPECT_THAT(out, HasSubstr("charged 40 units · not refunded"));
   EXPECT_THAT(out, HasSubstr("ratio 16:9"));

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/rules/failure_verdicts.h"
 #include "tests/support/temp_dir.h"
 
 namespace tasktrail {
@@ -28,23 +29,6 @@ using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-constexpr v1::FailureCategory kAuth = v1::FAILURE_CATEGORY_AUTH;
-constexpr v1::FailureCategory kModel = v1::FAILURE_CATEGORY_MODEL_NOT_FOUND;
-constexpr v1::FailureCategory kQuota = v1::FAILURE_CATEGORY_QUOTA;
-constexpr v1::FailureCategory kParams = v1::FAILURE_CATEGORY_INVALID_PARAMS;
-constexpr v1::FailureCategory kContent = v1::FAILURE_CATEGORY_CONTENT_POLICY;
-constexpr v1::FailureCategory kRate = v1::FAILURE_CATEGORY_RATE_LIMITED;
-constexpr v1::FailureCategory kTimeout = v1::FAILURE_CATEGORY_TIMEOUT;
-constexpr v1::FailureCategory kUnavailable =
-    v1::FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE;
-constexpr v1::FailureCategory kStream = v1::FAILURE_CATEGORY_STREAM_INTERRUPTED;
-constexpr v1::FailureCategory kUnknown = v1::FAILURE_CATEGORY_UNKNOWN;
-
-constexpr v1::FailureOrigin kConfig = v1::FAILURE_ORIGIN_CONFIGURATION;
-constexpr v1::FailureOrigin kProvider = v1::FAILURE_ORIGIN_PROVIDER;
-constexpr v1::FailureOrigin kUser = v1::FAILURE_ORIGIN_USER_CONTENT;
-constexpr v1::FailureOrigin kNobody = v1::FAILURE_ORIGIN_UNKNOWN;
 
 // One upstream failure and the verdict support expects for it.
 struct Case {
@@ -62,7 +46,8 @@ std::string Describe(const Case& c) {
 }
 
 void ExpectVerdict(const FailureClassifier& classifier, const Case& c) {
-  const v1::Failure failure = classifier.Classify(c.status, c.code, c.message);
+  const v1::Failure failure =
+      classifier.Classify("", c.status, c.code, c.message);
   EXPECT_EQ(v1::FailureCategory_Name(failure.category()),
             v1::FailureCategory_Name(c.category))
       << Describe(c);
@@ -197,6 +182,12 @@ const std::vector<Case>& MessageCases() {
       {0, "", "connection closed before message completed", kStream, kProvider,
        true},
       {0, "", "Premature close", kStream, kProvider, true},
+      {0, "", "http2: server sent GOAWAY and closed the connection", kStream,
+       kProvider, true},
+      // The provider cannot be reached.
+      {0, "", "dial tcp 10.1.2.3:443: connect: connection refused",
+       kUnavailable, kProvider, true},
+      {0, "", "connect: no route to host", kUnavailable, kProvider, true},
       // Capacity.
       {0, "", "No capacity available for this model", kUnavailable, kProvider,
        true},
@@ -263,7 +254,7 @@ TEST(FailureRulesTest, BuiltInLoadsOnceWithItsVersion) {
       FailureClassifier::BuiltIn();
   ASSERT_NE(classifier, nullptr);
   EXPECT_EQ(classifier, FailureClassifier::BuiltIn());
-  EXPECT_EQ(classifier->version(), "tasktrail-default-1");
+  EXPECT_EQ(classifier->version(), "tasktrail-default-2");
   EXPECT_GT(classifier->document().rules_size(), 20);
 }
 
@@ -285,15 +276,17 @@ TEST(FailureRulesTest, EveryBuiltInHttpStatus) {
   }
 }
 
-// Keeps the tables above honest: a rule added to the built-in table without a
-// test case fails here.
-TEST(FailureRulesTest, TablesCoverEveryBuiltInRule) {
+// Keeps the tables above honest: a generic rule added to the built-in table
+// without a test case fails here (provider_failures_test.cc covers the
+// vendor-scoped ones).
+TEST(FailureRulesTest, TablesCoverEveryBuiltInGenericRule) {
   std::set<std::string> codes;
   for (const Case& c : CodeCases()) codes.insert(c.code);
   std::set<int32_t> statuses;
   for (const Case& c : StatusCases()) statuses.insert(c.status);
   for (const v1::FailureRule& rule :
        FailureClassifier::BuiltIn()->document().rules()) {
+    if (!rule.vendor().empty()) continue;
     for (const std::string& code : rule.error_codes()) {
       EXPECT_EQ(codes.count(code), 1u) << "no case for code " << code;
     }
@@ -329,13 +322,13 @@ TEST(FailureRulesTest, BuiltInCausesArePlainAndSayWhetherToRetry) {
 
 TEST(FailureRulesTest, CausesForTheCommonSupportCases) {
   const auto& classifier = *FailureClassifier::BuiltIn();
-  EXPECT_THAT(classifier.Classify(402, "", "").cause(),
+  EXPECT_THAT(classifier.Classify("", 402, "", "").cause(),
               HasSubstr("balance boundary was reached"));
-  EXPECT_THAT(classifier.Classify(401, "", "").cause(),
+  EXPECT_THAT(classifier.Classify("", 401, "", "").cause(),
               HasSubstr("whitespace"));
-  EXPECT_THAT(classifier.Classify(400, "", "content policy").cause(),
+  EXPECT_THAT(classifier.Classify("", 400, "", "content policy").cause(),
               HasSubstr("retrying unchanged will fail again"));
-  EXPECT_THAT(classifier.Classify(503, "", "").cause(),
+  EXPECT_THAT(classifier.Classify("", 503, "", "").cause(),
               HasSubstr("temporary capacity error"));
 }
 
@@ -383,7 +376,7 @@ TEST(FailureRulesTest, NoMatchIsUnknownAndNotRetryable) {
   for (const Case& c : cases) {
     ExpectVerdict(*FailureClassifier::BuiltIn(), c);
     EXPECT_EQ(FailureClassifier::BuiltIn()
-                  ->Classify(c.status, c.code, c.message)
+                  ->Classify("", c.status, c.code, c.message)
                   .cause(),
               "the upstream failed for a reason tasktrail does not recognise; "
               "see the raw message");
@@ -427,14 +420,14 @@ TEST(FailureRulesTest, NearMissesDoNotMatch) {
 
 TEST(FailureRulesTest, KeepsTheRawEvidence) {
   const v1::Failure failure = FailureClassifier::BuiltIn()->Classify(
-      429, "Rate_Limited", "  Slow Down, please  ");
+      "", 429, "Rate_Limited", "  Slow Down, please  ");
   EXPECT_EQ(failure.http_status(), 429);
   EXPECT_EQ(failure.error_code(), "Rate_Limited");
   EXPECT_EQ(failure.message(), "  Slow Down, please  ");
   EXPECT_EQ(failure.category(), kRate);
 
   const v1::Failure unknown =
-      FailureClassifier::BuiltIn()->Classify(777, "Odd", "Odd Thing");
+      FailureClassifier::BuiltIn()->Classify("", 777, "Odd", "Odd Thing");
   EXPECT_EQ(unknown.http_status(), 777);
   EXPECT_EQ(unknown.error_code(), "Odd");
   EXPECT_EQ(unknown.message(), "Odd Thing");
@@ -445,13 +438,15 @@ TEST(FailureRulesTest, KeepsTheRawEvidence) {
 // `rule`.
 std::string TwoRules(const std::string& rule) {
   return absl::StrCat(
-      R"({"rules": [{"error_codes": ["ok"], "category": "FAILURE_CATEGORY_AUTH",)"
+      R"({"rules": [{"id": "ok", "error_codes": ["ok"],)"
+      R"( "category": "FAILURE_CATEGORY_AUTH",)"
       R"( "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"}, )",
       rule, "]}");
 }
 
-constexpr char kTail[] = R"("category": "FAILURE_CATEGORY_TIMEOUT", "origin":)"
-                         R"( "FAILURE_ORIGIN_PROVIDER", "cause": "c")";
+constexpr char kTail[] =
+    R"("id": "tail", "category": "FAILURE_CATEGORY_TIMEOUT",)"
+    R"( "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c")";
 
 struct BadCase {
   const char* name;
@@ -527,6 +522,20 @@ TEST(FailureRulesTest, RefusesBrokenTablesNamingTheRule) {
        TwoRules(R"({"error_codes": ["a"], "category": "FAILURE_CATEGORY_OOPS",)"
                 R"( "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c"})"),
        "", "not a failure rules document"},
+      {"no id",
+       TwoRules(R"({"error_codes": ["a"], "category": "FAILURE_CATEGORY_AUTH",)"
+                R"( "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c"})"),
+       "rules[1].id", "is empty"},
+      {"repeated id",
+       TwoRules(R"({"id": "ok", "error_codes": ["a"], )"
+                R"("category": "FAILURE_CATEGORY_AUTH",)"
+                R"( "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c"})"),
+       "rules[1].id", "\"ok\" is already the id of rules[0]"},
+      {"star alone", TwoRules(R"({"error_codes": ["*"], )" + tail + "}"),
+       "rules[1].error_codes[0]", "alone"},
+      {"vendor with spaces",
+       TwoRules(R"({"vendor": "google ", "error_codes": ["a"], )" + tail + "}"),
+       "rules[1].vendor", "whitespace"},
   };
   for (const BadCase& c : cases) {
     const auto classifier = FailureClassifier::FromJson(c.json, "rules.json");
@@ -551,35 +560,35 @@ TEST(FailureRulesTest, StatusesAndARangeInOneRuleAreOneKind) {
                std::string(kTail) + "}"),
       "rules.json");
   ASSERT_TRUE(classifier.ok()) << classifier.status();
-  EXPECT_EQ((*classifier)->Classify(408, "", "").category(), kTimeout);
-  EXPECT_EQ((*classifier)->Classify(524, "", "").category(), kTimeout);
-  EXPECT_EQ((*classifier)->Classify(530, "", "").category(), kUnknown);
+  EXPECT_EQ((*classifier)->Classify("", 408, "", "").category(), kTimeout);
+  EXPECT_EQ((*classifier)->Classify("", 524, "", "").category(), kTimeout);
+  EXPECT_EQ((*classifier)->Classify("", 530, "", "").category(), kUnknown);
 }
 
 constexpr char kCustomRules[] = R"json({
   "version": "acme-3",
   "rules": [
-    {"error_codes": ["GPU_Melted"],
+    {"id": "gpu-melted", "error_codes": ["GPU_Melted"],
      "category": "FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE",
      "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true,
      "cause": "the vendor's GPU pool failed; retrying later should work"},
-    {"error_codes": ["gpu_melted"],
+    {"id": "gpu-melted-again", "error_codes": ["gpu_melted"],
      "category": "FAILURE_CATEGORY_AUTH",
      "origin": "FAILURE_ORIGIN_CONFIGURATION",
      "cause": "second rule for the same code; never used"},
-    {"message_contains": ["Teapot"],
+    {"id": "teapot", "message_contains": ["Teapot"],
      "category": "FAILURE_CATEGORY_INVALID_PARAMS",
      "origin": "FAILURE_ORIGIN_CONFIGURATION",
      "cause": "the vendor is a teapot; retrying unchanged will fail again"},
-    {"message_contains": ["short and stout"],
+    {"id": "stout", "message_contains": ["short and stout"],
      "category": "FAILURE_CATEGORY_CONTENT_POLICY",
      "origin": "FAILURE_ORIGIN_USER_CONTENT",
      "cause": "later fragment rule"},
-    {"http_status_min": 400, "http_status_max": 499,
+    {"id": "any-4xx", "http_status_min": 400, "http_status_max": 499,
      "category": "FAILURE_CATEGORY_INVALID_PARAMS",
      "origin": "FAILURE_ORIGIN_CONFIGURATION",
      "cause": "any 4xx; retrying unchanged will fail again"},
-    {"http_statuses": [418],
+    {"id": "teapot-status", "http_statuses": [418],
      "category": "FAILURE_CATEGORY_RATE_LIMITED",
      "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true,
      "cause": "comes after the range; never used"}
@@ -597,7 +606,7 @@ TEST(FailureRulesTest, CustomTableReplacesTheBuiltIn) {
                 {0, "gpu_melted", "", kUnknown, kNobody, false});
   ExpectVerdict(classifier,
                 {0, "gpu_melted", "", kUnavailable, kProvider, true});
-  EXPECT_EQ(classifier.Classify(0, "GPU_MELTED", "").cause(),
+  EXPECT_EQ(classifier.Classify("", 0, "GPU_MELTED", "").cause(),
             "the vendor's GPU pool failed; retrying later should work");
 
   // The built-in rules are gone, not merged: only this table's 4xx range
@@ -614,26 +623,32 @@ TEST(FailureRulesTest, FirstRuleInFileOrderWinsWithinAKind) {
   ASSERT_TRUE(custom.ok()) << custom.status();
   const FailureClassifier& classifier = **custom;
   // Two rules name the same code (in different case): the first wins.
-  EXPECT_EQ(classifier.Classify(0, "gpu_melted", "").category(), kUnavailable);
+  EXPECT_EQ(classifier.Classify("", 0, "gpu_melted", "").category(),
+            kUnavailable);
   // Both fragment rules match: the first wins.
-  EXPECT_EQ(classifier.Classify(0, "", "I'm a little teapot, short and stout")
-                .category(),
-            kParams);
-  EXPECT_EQ(classifier.Classify(0, "", "short and stout").category(), kContent);
+  EXPECT_EQ(
+      classifier.Classify("", 0, "", "I'm a little teapot, short and stout")
+          .category(),
+      kParams);
+  EXPECT_EQ(classifier.Classify("", 0, "", "short and stout").category(),
+            kContent);
   // The range comes before the exact 418: the range wins.
-  EXPECT_EQ(classifier.Classify(418, "", "").category(), kParams);
+  EXPECT_EQ(classifier.Classify("", 418, "", "").category(), kParams);
 }
 
 TEST(FailureRulesTest, VersionIsExplicitOrTheContentHash) {
   const std::string rule =
-      R"({"error_codes": ["a"], "category": "FAILURE_CATEGORY_AUTH",)"
+      R"({"id": "a", "error_codes": ["a"], "category": "FAILURE_CATEGORY_AUTH",)"
+      R"( "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"})";
+  const std::string second =
+      R"({"id": "b", "error_codes": ["b"], "category": "FAILURE_CATEGORY_AUTH",)"
       R"( "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"})";
   const auto a = FailureClassifier::FromJson(
       absl::StrCat(R"({"rules": [)", rule, "]}"), "a");
   const auto reformatted = FailureClassifier::FromJson(
       absl::StrCat("{\n  \"rules\" : [\n", rule, "\n]\n}\n"), "b");
   const auto other = FailureClassifier::FromJson(
-      absl::StrCat(R"({"rules": [)", rule, ", ", rule, "]}"), "c");
+      absl::StrCat(R"({"rules": [)", rule, ", ", second, "]}"), "c");
   const auto named = FailureClassifier::FromJson(
       absl::StrCat(R"({"version": "2025-06", "rules": [)", rule, "]}"), "d");
   ASSERT_TRUE(a.ok() && reformatted.ok() && other.ok() && named.ok());
@@ -642,6 +657,118 @@ TEST(FailureRulesTest, VersionIsExplicitOrTheContentHash) {
   EXPECT_NE((*a)->version(), (*other)->version());
   EXPECT_EQ((*named)->version(), "2025-06");
   EXPECT_EQ((*a)->document().version(), (*a)->version());
+}
+
+constexpr char kScopedRules[] = R"json({
+  "rules": [
+    {"id": "acme-busy", "vendor": "Acme", "error_codes": ["BUSY"],
+     "category": "FAILURE_CATEGORY_RATE_LIMITED",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true, "cause": "c"},
+    {"id": "acme-safety", "vendor": "acme", "error_codes": ["SAFETY.*"],
+     "category": "FAILURE_CATEGORY_CONTENT_POLICY",
+     "origin": "FAILURE_ORIGIN_USER_CONTENT", "cause": "c"},
+    {"id": "acme-safety-output", "vendor": "acme",
+     "error_codes": ["SAFETY.OUTPUT.VIDEO"],
+     "category": "FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "shadowed by the prefix"},
+    {"id": "acme-quota-text", "vendor": "acme",
+     "message_contains": ["quota exceeded for"],
+     "category": "FAILURE_CATEGORY_RATE_LIMITED",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true, "cause": "c"},
+    {"id": "acme-402", "vendor": "acme", "http_statuses": [402],
+     "category": "FAILURE_CATEGORY_TIMEOUT",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c"},
+    {"id": "other-busy", "vendor": "other", "error_codes": ["busy"],
+     "category": "FAILURE_CATEGORY_AUTH",
+     "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"},
+    {"id": "any-busy", "error_codes": ["busy"],
+     "category": "FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true, "cause": "c"},
+    {"id": "any-quota", "error_codes": ["quota"],
+     "category": "FAILURE_CATEGORY_QUOTA",
+     "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"},
+    {"id": "any-quota-text", "message_contains": ["quota exceeded"],
+     "category": "FAILURE_CATEGORY_QUOTA",
+     "origin": "FAILURE_ORIGIN_CONFIGURATION", "cause": "c"},
+    {"id": "any-5xx", "http_status_min": 500, "http_status_max": 599,
+     "category": "FAILURE_CATEGORY_UPSTREAM_UNAVAILABLE",
+     "origin": "FAILURE_ORIGIN_PROVIDER", "retryable": true, "cause": "c"}
+  ]
+})json";
+
+// kScopedRules, loaded.
+class ScopedRulesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto loaded = FailureClassifier::FromJson(kScopedRules, "scoped");
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    rules_ = *std::move(loaded);
+  }
+
+  // The id of the rule that decides `status`, `code` and `message` for
+  // `vendor`.
+  std::string RuleFor(absl::string_view vendor, int32_t status,
+                      absl::string_view code, absl::string_view message) const {
+    return rules_->Classify(vendor, status, code, message).rule();
+  }
+
+  std::shared_ptr<const FailureClassifier> rules_;
+};
+
+TEST_F(ScopedRulesTest, VendorRulesComeFirstThenGenericOnes) {
+  // The vendor's own code rule; vendors compare case-insensitively.
+  EXPECT_EQ(RuleFor("acme", 0, "busy", ""), "acme-busy");
+  EXPECT_EQ(RuleFor("ACME", 0, "Busy", ""), "acme-busy");
+  // Another vendor's rule never applies; an unknown or empty vendor gets the
+  // generic rules only.
+  EXPECT_EQ(RuleFor("other", 0, "busy", ""), "other-busy");
+  EXPECT_EQ(RuleFor("nobody", 0, "busy", ""), "any-busy");
+  EXPECT_EQ(RuleFor("", 0, "busy", ""), "any-busy");
+  // A vendor message rule beats a generic code rule ...
+  EXPECT_EQ(RuleFor("acme", 429, "quota", "Quota exceeded for x/min"),
+            "acme-quota-text");
+  EXPECT_EQ(RuleFor("", 429, "quota", "Quota exceeded for x/min"), "any-quota");
+  // ... and a vendor status rule beats a generic message rule.
+  EXPECT_EQ(RuleFor("acme", 402, "", "quota exceeded"), "acme-402");
+  // Inside the scope: code, then message, then status.
+  EXPECT_EQ(RuleFor("acme", 402, "busy", "quota exceeded for"), "acme-busy");
+  EXPECT_EQ(RuleFor("acme", 402, "", "quota exceeded for"), "acme-quota-text");
+  // What the vendor's rules do not name falls through to the generic ones.
+  EXPECT_EQ(RuleFor("acme", 503, "odd", "odd"), "any-5xx");
+  EXPECT_EQ(RuleFor("acme", 0, "odd", "odd"), "");
+  const v1::Failure none = rules_->Classify("acme", 0, "odd", "odd");
+  EXPECT_EQ(none.category(), kUnknown);
+  EXPECT_EQ(none.rule(), "");
+}
+
+TEST_F(ScopedRulesTest, ACodeEndingInStarMatchesByPrefixInFileOrder) {
+  EXPECT_EQ(RuleFor("acme", 200, "SAFETY.INPUT.TEXT", ""), "acme-safety");
+  EXPECT_EQ(RuleFor("acme", 200, "safety.input.image", ""), "acme-safety");
+  // The prefix rule comes first in the file: it wins over the exact code.
+  EXPECT_EQ(RuleFor("acme", 200, "SAFETY.OUTPUT.VIDEO", ""), "acme-safety");
+  EXPECT_EQ(RuleFor("acme", 0, "SAFETY", ""), "");
+  EXPECT_EQ(RuleFor("acme", 0, "UNSAFETY.INPUT", ""), "");
+}
+
+TEST(FailureRulesTest, ATableOfVendorRulesAloneLeavesOthersUnknown) {
+  const auto loaded = FailureClassifier::FromJson(
+      R"({"rules": [{"id": "v", "vendor": "acme", "http_statuses": [500],)"
+      R"( "category": "FAILURE_CATEGORY_TIMEOUT",)"
+      R"( "origin": "FAILURE_ORIGIN_PROVIDER", "cause": "c"}]})",
+      "vendor-only");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->Classify("acme", 500, "", "").rule(), "v");
+  EXPECT_EQ((*loaded)->Classify("other", 500, "", "").category(), kUnknown);
+  EXPECT_EQ((*loaded)->Classify("", 500, "x", "y").category(), kUnknown);
+}
+
+TEST(FailureRulesTest, TheDecidingRuleIsNamed) {
+  const auto& classifier = *FailureClassifier::BuiltIn();
+  EXPECT_EQ(classifier.Classify("", 402, "", "").rule(),
+            "generic-payment-status");
+  EXPECT_EQ(classifier.Classify("", 0, "insufficient_quota", "").rule(),
+            "generic-quota-code");
+  EXPECT_EQ(classifier.Classify("", 0, "", "").rule(), "");
 }
 
 class FailureRulesFileTest : public ::testing::Test {
@@ -654,7 +781,8 @@ TEST_F(FailureRulesFileTest, LoadsAFileAndNamesItInErrors) {
   const auto loaded = FailureClassifier::FromFile(good);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ((*loaded)->version(), "acme-3");
-  EXPECT_EQ((*loaded)->Classify(0, "gpu_melted", "").category(), kUnavailable);
+  EXPECT_EQ((*loaded)->Classify("", 0, "gpu_melted", "").category(),
+            kUnavailable);
 
   const std::string bad = dir_.Write(
       "bad.json",
