@@ -24,7 +24,7 @@ constexpr size_t kCauseMax = 60;
 
 std::string Created(const Task& task, const FormatOptions& opts) {
   const absl::Time created = ToAbslTime(task.create_time());
-  return IsSet(created) ? FormatRelative(created, opts.now) : "-";
+  return IsSet(created) ? FormatTimeWithAge(created, opts) : "-";
 }
 
 // The verdict of an unfinished task, the cause of a failed or canceled one.

@@ -697,6 +697,7 @@ TEST(TaskSummariesTest, OneRowPerTaskWithVerdictOrCauseThenTheMissingIds) {
   EXPECT_THAT(lines[1], HasSubstr("01JEX4T6Q0M3V8D2S5K7N9P1RA"));
   EXPECT_THAT(lines[1], HasSubstr("the account's balance ran out"));
   EXPECT_THAT(lines[1], HasSubstr("charged 40 units · not refunded"));
+  EXPECT_THAT(lines[1], HasSubstr("3h ago, 18:00:00"));
   EXPECT_THAT(lines[2], HasSubstr("queued longer than usual"));
   EXPECT_THAT(lines[2], HasSubstr("not charged"));
   EXPECT_THAT(lines[3], HasSubstr("canceled"));
