@@ -148,7 +148,7 @@ void OnGrpcLog(gpr_log_func_args* args) {
       : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
                                                 : LogLevel::kDebug;
   Log(level, args->message,
-      {{"source", "grpc"}, {"file", args->file}, {"line", args->line}});
+      {{"component", "grpc"}, {"file", args->file}, {"line", args->line}});
   if (absl::StartsWith(args->message, "Failed accept4") &&
       !listener_failed.exchange(true)) {
     Log(LogLevel::kCritical,
@@ -167,14 +167,14 @@ void OnProtobufLog(google::protobuf::LogLevel level, const char* filename,
                    int line, const std::string& message) {
   if (level >= google::protobuf::LOGLEVEL_FATAL) {
     Log(LogLevel::kCritical, message,
-        {{"source", "libprotobuf"}, {"file", filename}, {"line", line}});
+        {{"component", "libprotobuf"}, {"file", filename}, {"line", line}});
     return;
   }
   static LogLimiter* const limiter = new LogLimiter(absl::Seconds(1));
   int64_t suppressed = 0;
   if (!limiter->Allow(absl::Now(), &suppressed)) return;
   Log(LogLevel::kWarning, message,
-      {{"source", "libprotobuf"},
+      {{"component", "libprotobuf"},
        {"file", filename},
        {"line", line},
        {"suppressed", suppressed}});
@@ -401,7 +401,7 @@ int Run(DaemonFlags flags) {
                          absl::string_view message) {
     Log(severity >= absl::LogSeverity::kError ? LogLevel::kError
                                               : LogLevel::kWarning,
-        message, {{"source", "rocksdb"}});
+        message, {{"component", "rocksdb"}});
   };
   absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
       store::TaskStore::Open(store_options);
@@ -512,6 +512,11 @@ int Run(DaemonFlags flags) {
       if (sigwait(&signals, &received) != 0) continue;
       if (received == SIGHUP) {
         ReloadCatalog(flags.catalog, &catalog);
+        if (!flags.failure_rules.empty() || !flags.auth_file.empty()) {
+          Log(LogLevel::kWarning,
+              "SIGHUP reloads the catalog only; restart to apply changes to "
+              "--failure-rules or --auth-file");
+        }
         continue;
       }
       Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(received)}});
