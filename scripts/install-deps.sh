@@ -14,13 +14,14 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
-# (clang and libclang-rt for libFuzzer and LSan), then buf
+# (clang and libclang-rt for libFuzzer and LSan; prometheus for promtool,
+# which the deploy test checks the alert rules with), then buf
 # (scripts/install-buf.sh), which the e2e tests run against the daemon and
 # scripts/lint-proto.sh lints with.
 testing=false
 if [[ "${1:-}" == "--test" ]]; then
   testing=true
-  packages+=(python3-grpcio clang libclang-rt-14-dev openssl)
+  packages+=(python3-grpcio clang libclang-rt-14-dev openssl prometheus)
 fi
 
 missing=()
