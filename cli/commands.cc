@@ -610,6 +610,22 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
   });
 }
 
+int RunClassify(const GlobalOptions& global, const ClassifyArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ClassifyFailureRequest request;
+  request.set_model(args.model);
+  request.set_http_status(args.http_status);
+  request.set_error_code(args.error_code);
+  request.set_message(args.message);
+  v1::Failure failure;
+  grpc::Status status = client.Call(&Stub::ClassifyFailure, request, &failure);
+  if (!status.ok()) return client.Fail(status);
+  return PrintAnswer(global, failure, [&](const v1::Failure& safe) {
+    return FormatClassification(safe, EscapeControlCharacters(args.model));
+  });
+}
+
 int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   absl::Duration window;
   if (!absl::ParseDuration(args.window, &window) ||

@@ -130,6 +130,32 @@ v1::Failure Tracker::ClassifyFailure(absl::string_view model,
                                   http_status, error_code, message);
 }
 
+absl::StatusOr<v1::Failure> Tracker::ClassifyFailure(
+    const v1::ClassifyFailureRequest& request) const {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("model", request.model(), /*required=*/true, kMaxIdBytes,
+                  &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  v1::TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_FAILED);
+  v1::FailedDetail* failed = event.mutable_failed();
+  failed->set_http_status(request.http_status());
+  failed->set_error_code(request.error_code());
+  failed->set_message(request.message());
+  RETURN_IF_ERROR(CheckFailureEvidence("", *failed));
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  const CompiledModel* spec = catalog->Find(request.model());
+  if (spec == nullptr) {
+    return InvalidArgument(kInvalidTaskParameters, request.model(),
+                           {UnknownModelViolation(*catalog, request.model())});
+  }
+  ScrubEventText(&event);
+  return failure_rules_->Classify(spec->spec.vendor(), failed->http_status(),
+                                  failed->error_code(), failed->message());
+}
+
 absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
                                     TaskEvent* event,
                                     const std::string& event_id_digest,

@@ -275,6 +275,16 @@ class Tracker {
                               absl::string_view error_code,
                               absl::string_view message) const;
 
+  // ClassifyFailure for the RPC: the request's fields checked as a FAILED
+  // event's (CheckFailureEvidence), the model required and in the catalog in
+  // force, and the error code and message scrubbed of secrets as a stored
+  // event's are before they are classified (the answer carries the scrubbed
+  // text). INVALID_ARGUMENT naming the field: `model` FIELD_REQUIRED or
+  // MODEL_UNKNOWN (ErrorInfo INVALID_TASK_PARAMETERS, as SubmitTask), or a
+  // malformed field (INVALID_REQUEST). Records nothing.
+  absl::StatusOr<v1::Failure> ClassifyFailure(
+      const v1::ClassifyFailureRequest& request) const;
+
   const Clock* clock() const { return clock_; }
 
  private:
