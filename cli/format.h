@@ -200,7 +200,8 @@ std::string FormatClassification(const tasktrail::v1::Failure& failure,
                                  absl::string_view model);
 
 // The `stats` answer: one block per model (tasks by state, failures by
-// category and origin, rejections, duplicates, queue waits), then incidents.
+// category and origin, rejections, the most frequent unclassified failure
+// messages, duplicates, queue waits), then incidents.
 std::string FormatStats(const tasktrail::v1::Stats& stats,
                         const FormatOptions& opts);
 

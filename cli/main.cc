@@ -156,7 +156,9 @@ CLI::App* AddNote(CLI::App& app, NoteArgs* a) {
 
 CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
   CLI::App* cmd =
-      app.add_subcommand("stats", "counts, failures and queue waits");
+      app.add_subcommand("stats",
+                         "counts, failures, queue waits and the most frequent "
+                         "unclassified failure messages");
   cmd->add_option("--window", a->window, "how far back, such as 15m or 2h")
       ->capture_default_str();
   cmd->add_option("--model", a->model, "only this model");

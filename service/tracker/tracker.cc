@@ -20,6 +20,7 @@
 #include "service/rules/status_macros.h"
 #include "service/rules/time_util.h"
 #include "service/rules/timeline.h"
+#include "service/rules/unclassified.h"
 #include "service/rules/validator.h"
 #include "service/tracker/tracker_internal.h"
 
@@ -193,8 +194,9 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   }
   *task->mutable_update_time() = event->record_time();
 
-  // Stats: the state entered (and why a task failed), counted in the minute
-  // it was recorded; the queue wait of a task that left the queue.
+  // Stats: the state entered (and why a task failed, with the message of a
+  // failure no rule recognised), counted in the minute it was recorded; the
+  // queue wait of a task that left the queue.
   const int64_t minute = absl::ToUnixSeconds(now) / 60;
   if (is_new_task || previous.state() != task->state()) {
     extra.push_back(store::RawMutation::CountOne(
@@ -211,6 +213,13 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
       extra.push_back(store::RawMutation::CountOne(
           minute, task->model(), store::CounterKind::kFailureOrigin,
           absl::StripPrefix(origin, "FAILURE_ORIGIN_")));
+      if (IsUnclassified(task->failure())) {
+        extra.push_back(store::RawMutation::CountOne(
+            minute, task->model(), store::CounterKind::kUnclassifiedMessage,
+            unclassified_.Admit(
+                minute, task->model(),
+                NormaliseFailureMessage(task->failure().message()))));
+      }
     }
   }
   const bool left_queue = !is_new_task &&

@@ -46,6 +46,7 @@
 #include "service/tracker/event_hub.h"
 #include "service/tracker/queue_waits.h"
 #include "service/tracker/stripe_locks.h"
+#include "service/tracker/unclassified_budget.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.pb.h"
 
@@ -382,6 +383,8 @@ class Tracker {
   const TrackerOptions options_;
   const std::shared_ptr<const FailureClassifier> failure_rules_;
   QueueWaits waits_;
+  // Which unclassified failure messages are counted by their own text.
+  UnclassifiedBudget unclassified_;
   TaskIdGenerator ids_;
   StripeLocks task_locks_;
   std::atomic<uint64_t> audit_nonce_{0};

@@ -1,7 +1,8 @@
 // ClassifyFailure and `tasktrail classify` end to end: a real tasktraild
 // classifies an upstream error with the rules of the model's vendor (or the
 // generic ones), names the rule that decided, refuses bad input naming the
-// field, and lets every role that may read a task call it.
+// field, and lets every role that may read a task call it; `tasktrail stats`
+// lists the failures no rule recognised, folded by their normalised message.
 #include <memory>
 #include <string>
 #include <vector>
@@ -148,6 +149,58 @@ TEST_F(ClassifyTest, BadInputIsInvalidArgumentNamingTheField) {
   EXPECT_THAT(bad_status.err, HasSubstr("http_status"));
   const CommandResult no_model = server_.RunCli({"classify", "--http", "500"});
   EXPECT_EQ(no_model.exit_code, 2);
+}
+
+// Fails a task of `model` with `message` alone (no status, no code).
+void FailTask(v1::TaskTracker::Stub* stub, const std::string& model,
+              const std::string& message) {
+  std::string task_id;
+  const grpc::Status failed =
+      SubmitAndFail(stub, model, 0, "", message, &task_id);
+  ASSERT_TRUE(failed.ok()) << failed.error_message();
+}
+
+TEST_F(ClassifyTest, StatsListTheUnclassifiedMessagesToWriteRulesFor) {
+  const std::string first =
+      "render node 550e8400-e29b-41d4-a716-446655440000 lost its sampler";
+  const std::string second =
+      "render node 9b1d2e44-aaaa-4bbb-8ccc-0123456789ab lost its sampler";
+  // Precondition: no rule recognises them (classify says so).
+  v1::Failure failure;
+  ASSERT_TRUE(Classify("kling-v2-1", 0, "", first, &failure).ok());
+  ASSERT_EQ(failure.rule(), "");
+  FailTask(stub_.get(), "kling-v2-1", first);
+  FailTask(stub_.get(), "kling-v2-1", second);
+  FailTask(stub_.get(), "kling-v2-1", "palette underflow in frame 12");
+  // Recognised failures are not listed.
+  FailTask(stub_.get(), "kling-v2-1", "upstream request timed out");
+
+  const CommandResult stats =
+      server_.RunCli({"stats", "--window", "1h"}, {"TZ=UTC"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_THAT(stats.out, HasSubstr("\nkling-v2-1\n"));
+  EXPECT_THAT(stats.out, HasSubstr("  unclassified\n"
+                                   "    2 × render node <id> lost its sampler\n"
+                                   "    1 × palette underflow in frame <n>\n"));
+  EXPECT_THAT(stats.out, Not(HasSubstr("timed out")));
+
+  const CommandResult json =
+      server_.RunCli({"stats", "--window", "1h", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  EXPECT_THAT(json.out, HasSubstr("\"unclassified\": ["));
+  // JSON escapes the mask's angle brackets.
+  EXPECT_THAT(json.out, HasSubstr("\"message\": \"render node \\u003cid\\u003e "
+                                  "lost its sampler\""));
+
+  // Counted durably: the same after a restart.
+  ASSERT_EQ(server_.Stop(), 0);
+  std::string error;
+  ASSERT_TRUE(server_.Start(&error)) << error;
+  const CommandResult again =
+      server_.RunCli({"stats", "--window", "1h"}, {"TZ=UTC"});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_THAT(again.out,
+              HasSubstr("    2 × render node <id> lost its sampler\n"));
 }
 
 TEST(ClassifyAccessTest, EveryRoleThatMayReadATaskMayClassify) {
