@@ -137,10 +137,10 @@ struct AuditArgs {
   int limit = 100;  // At most this many entries, newest first, over pages.
 };
 
-// One id: the one-screen report. Several: BatchGetTasks, one summary row per
-// task (with GetQueueStatus for the verdict of each unfinished one) and the
-// ids not found; exits 3 only when no id named a task. With one id, an
-// upstream id that names several tasks is listed, not guessed: exit 2.
+// One id: the one-screen report. Several: one BatchGetTasks call (with the
+// queue statuses), one summary row per task (the verdict of each unfinished
+// one) and the ids not found; exits 3 only when no id named a task. With one
+// id, an upstream id that names several tasks is listed, not guessed: exit 2.
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
 // Pages until it has --limit tasks or the end, or until the server has

@@ -210,9 +210,11 @@ class Tracker {
   // in all). INVALID_ARGUMENT naming `ids` (none, or more
   // than kMaxBatchIds) or `ids[i]` (malformed); RESOURCE_EXHAUSTED ("too
   // large") when the answer would hold more than kMaxBatchTasks tasks or
-  // take more than kMaxBatchAnswerBytes; DATA_LOSS as GetTask.
+  // take more than kMaxBatchAnswerBytes (queue statuses included); DATA_LOSS
+  // as GetTask. Not const: the queue statuses read (and cache) the models'
+  // typical waits.
   absl::StatusOr<v1::BatchGetTasksResponse> BatchGetTasks(
-      const v1::BatchGetTasksRequest& request) const;
+      const v1::BatchGetTasksRequest& request);
 
   // Tasks newest (or oldest) first, filtered through the most selective
   // index; at most max(page_size + 1, 10 * kMaxPageSize) tasks are visited
