@@ -232,11 +232,12 @@ int CallResolvingId(Client& client, const std::string& id, Call call) {
 }
 
 // `get` of several ids: one summary row per task, with the queue verdict of
-// each unfinished one (GetQueueStatus), then the ids not found.
+// each unfinished one, then the ids not found; one BatchGetTasks call.
 int RunGetSeveral(Client& client, const GetArgs& args) {
   const GlobalOptions& global = client.global();
   v1::BatchGetTasksRequest request;
   for (const std::string& id : args.ids) request.add_ids(id);
+  request.set_include_queue_status(true);
   v1::BatchGetTasksResponse response;
   grpc::Status status = client.Call(&Stub::BatchGetTasks, request, &response);
   if (!status.ok()) return client.Fail(status);
@@ -246,19 +247,12 @@ int RunGetSeveral(Client& client, const GetArgs& args) {
     return printed != kExitOk ? printed : found_status;
   }
   QueueVerdicts verdicts;
-  for (const v1::Task& task : response.tasks()) {
-    if (task.state() != v1::TASK_STATE_SUBMITTED &&
-        task.state() != v1::TASK_STATE_QUEUED &&
-        task.state() != v1::TASK_STATE_RUNNING) {
-      continue;
+  for (const v1::QueueStatus& queue_status : response.queue_statuses()) {
+    if (queue_status.state() == v1::TASK_STATE_SUBMITTED ||
+        queue_status.state() == v1::TASK_STATE_QUEUED ||
+        queue_status.state() == v1::TASK_STATE_RUNNING) {
+      verdicts[queue_status.task_id()] = queue_status.verdict();
     }
-    if (verdicts.contains(task.task_id())) continue;
-    v1::GetQueueStatusRequest queued;
-    queued.set_task_id(task.task_id());
-    v1::QueueStatus queue_status;
-    status = client.Call(&Stub::GetQueueStatus, queued, &queue_status);
-    if (!status.ok()) return client.Fail(status);
-    verdicts[task.task_id()] = queue_status.verdict();
   }
   const int printed =
       PrintAnswer(global, response, [&](const v1::BatchGetTasksResponse& safe) {
@@ -607,6 +601,22 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args) {
                       " shown; older ones exist (raise --limit)\n");
     }
     return out;
+  });
+}
+
+int RunClassify(const GlobalOptions& global, const ClassifyArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ClassifyFailureRequest request;
+  request.set_model(args.model);
+  request.set_http_status(args.http_status);
+  request.set_error_code(args.error_code);
+  request.set_message(args.message);
+  v1::Failure failure;
+  grpc::Status status = client.Call(&Stub::ClassifyFailure, request, &failure);
+  if (!status.ok()) return client.Fail(status);
+  return PrintAnswer(global, failure, [&](const v1::Failure& safe) {
+    return FormatClassification(safe, EscapeControlCharacters(args.model));
   });
 }
 

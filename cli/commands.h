@@ -123,16 +123,24 @@ struct StatsArgs {
   std::string model;
 };
 
+// `classify --model M [--http N] [--code C] [--message TEXT]`.
+struct ClassifyArgs {
+  std::string model;
+  int32_t http_status = 0;  // 0: none.
+  std::string error_code;
+  std::string message;
+};
+
 // `audit ID`.
 struct AuditArgs {
   std::string id;
   int limit = 100;  // At most this many entries, newest first, over pages.
 };
 
-// One id: the one-screen report. Several: BatchGetTasks, one summary row per
-// task (with GetQueueStatus for the verdict of each unfinished one) and the
-// ids not found; exits 3 only when no id named a task. With one id, an
-// upstream id that names several tasks is listed, not guessed: exit 2.
+// One id: the one-screen report. Several: one BatchGetTasks call (with the
+// queue statuses), one summary row per task (the verdict of each unfinished
+// one) and the ids not found; exits 3 only when no id named a task. With one
+// id, an upstream id that names several tasks is listed, not guessed: exit 2.
 int RunGet(const GlobalOptions& global, const GetArgs& args);
 int RunQueued(const GlobalOptions& global, const QueuedArgs& args);
 // Pages until it has --limit tasks or the end, or until the server has
@@ -150,6 +158,10 @@ int RunValidate(const GlobalOptions& global, const ValidateArgs& args);
 int RunModels(const GlobalOptions& global, const ModelsArgs& args);
 int RunNote(const GlobalOptions& global, const NoteArgs& args);
 int RunStats(const GlobalOptions& global, const StatsArgs& args);
+// What the failure rules in force make of an upstream failure of a task of
+// the model (ClassifyFailure): category, origin, retryable, cause and the
+// rule that decided. Exit 0 whether or not a rule matched.
+int RunClassify(const GlobalOptions& global, const ClassifyArgs& args);
 // Who read the task through support or admin credentials (admin only).
 int RunAudit(const GlobalOptions& global, const AuditArgs& args);
 

@@ -191,8 +191,17 @@ std::string FormatAudit(const tasktrail::v1::ListAuditResponse& response,
 
 std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 
+// The `classify` answer: the model, then the failure as `get` shows it
+// (category, origin, HTTP status, code, message, cause, retryable) and a
+// "rule" line naming the rule that decided, or saying that none did
+// (unclassified). Defined beside the task report, whose failure lines it
+// shares.
+std::string FormatClassification(const tasktrail::v1::Failure& failure,
+                                 absl::string_view model);
+
 // The `stats` answer: one block per model (tasks by state, failures by
-// category and origin, rejections, duplicates, queue waits), then incidents.
+// category and origin, rejections, the most frequent unclassified failure
+// messages, duplicates, queue waits), then incidents.
 std::string FormatStats(const tasktrail::v1::Stats& stats,
                         const FormatOptions& opts);
 

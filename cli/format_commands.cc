@@ -57,7 +57,8 @@ std::string StatsTable(const v1::Stats& stats) {
   return table.Render();
 }
 
-// Per model: counts by state, failure category and origin, and rejections.
+// Per model: counts by state, failure category and origin, rejections, and
+// the most frequent unclassified failure messages.
 std::string StatsBreakdown(const v1::Stats& stats) {
   std::string out;
   for (const v1::ModelStats& m : stats.models()) {
@@ -66,6 +67,14 @@ std::string StatsBreakdown(const v1::Stats& stats) {
     AddField(&block, "  failures", CountsLine(m.failures_by_category()));
     AddField(&block, "  origins", CountsLine(m.failures_by_origin()));
     AddField(&block, "  rejected", CountsLine(m.rejections_by_reason()));
+    if (m.unclassified_size() > 0) {
+      // Failures no rule recognised, most frequent first: the next rules.
+      block.append("  unclassified\n");
+      for (const v1::UnclassifiedMessage& line : m.unclassified()) {
+        absl::StrAppend(&block, "    ", line.count(), " × ", line.message(),
+                        "\n");
+      }
+    }
     if (!block.empty()) absl::StrAppend(&out, "\n", m.model(), "\n", block);
   }
   return out;

@@ -29,6 +29,8 @@ using ::tasktrail::v1::TaskParams;
 
 constexpr size_t kPromptMax = 100;
 constexpr size_t kMessageMax = 80;
+// A failure's message or cause shown whole: more than the server keeps.
+constexpr size_t kMaxWholeText = 8192;
 
 // ---- Event details ---------------------------------------------------------
 
@@ -248,9 +250,20 @@ void AddResults(const Task& t, const FormatOptions& opts, std::string* out) {
   }
 }
 
-void AddFailure(const Task& t, std::string* out) {
-  if (!t.has_failure()) return;
-  const Failure& f = t.failure();
+// How a failure is shown.
+enum class RuleLine {
+  // `get`: message and cause cut to one short line each, the id of the rule
+  // that decided after the cause ("... · rule ID") when one did.
+  kInCause,
+  // `classify`: message and cause whole (on one line), and a "rule" line of
+  // its own, also when no rule decided.
+  kOwn,
+};
+
+// The failure's fields, one labelled line each.
+void AddFailureFields(const Failure& f, RuleLine rule_line, std::string* out) {
+  const size_t text_max =
+      rule_line == RuleLine::kOwn ? kMaxWholeText : kPromptMax;
   std::vector<std::string> parts;
   AddPart(&parts, "",
           LowerWords(EnumWord(v1::FailureCategory_Name(f.category()),
@@ -266,21 +279,39 @@ void AddFailure(const Task& t, std::string* out) {
   }
   AddPart(&parts, "code", f.error_code());
   AddField(out, "failure", absl::StrJoin(parts, kSep));
-  AddField(out, "message", OneLine(f.message(), kPromptMax));
+  AddField(out, "message", OneLine(f.message(), text_max));
   // The rule that decided, so an operator knows which rule to edit.
-  std::string cause = OneLine(f.cause(), kPromptMax);
-  if (!f.rule().empty()) {
+  std::string cause = OneLine(f.cause(), text_max);
+  if (rule_line == RuleLine::kInCause && !f.rule().empty()) {
     absl::StrAppend(&cause, kSep, "rule ", OneLine(f.rule(), kMessageMax));
   }
   AddField(out, "cause", cause);
   AddField(out, "retryable",
            f.retryable() ? "yes — a retry may succeed"
                          : "no — retrying unchanged will fail again");
+  if (rule_line == RuleLine::kOwn) {
+    AddField(out, "rule",
+             f.rule().empty() ? "none matched — unclassified; add a rule for it"
+                              : OneLine(f.rule(), kMessageMax));
+  }
+}
+
+void AddFailure(const Task& t, std::string* out) {
+  if (!t.has_failure()) return;
+  AddFailureFields(t.failure(), RuleLine::kInCause, out);
 }
 
 }  // namespace
 
 // ---- Task report -----------------------------------------------------------
+
+std::string FormatClassification(const Failure& failure,
+                                 absl::string_view model) {
+  std::string out;
+  AddField(&out, "model", model);
+  AddFailureFields(failure, RuleLine::kOwn, &out);
+  return out;
+}
 
 std::string FormatChargeLine(const Task& task, const FormatOptions& opts) {
   if (task.charge_units() == 0 && !task.refunded()) return "not charged";

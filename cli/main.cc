@@ -156,10 +156,27 @@ CLI::App* AddNote(CLI::App& app, NoteArgs* a) {
 
 CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
   CLI::App* cmd =
-      app.add_subcommand("stats", "counts, failures and queue waits");
+      app.add_subcommand("stats",
+                         "counts, failures, queue waits and the most frequent "
+                         "unclassified failure messages");
   cmd->add_option("--window", a->window, "how far back, such as 15m or 2h")
       ->capture_default_str();
   cmd->add_option("--model", a->model, "only this model");
+  return cmd;
+}
+
+CLI::App* AddClassify(CLI::App& app, ClassifyArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "classify",
+      "what the failure rules make of an upstream error, and which rule "
+      "decided");
+  cmd->add_option("--model", a->model,
+                  "model of the task (its catalog vendor scopes the rules)")
+      ->required();
+  cmd->add_option("--http", a->http_status,
+                  "HTTP status the upstream answered with (100-599)");
+  cmd->add_option("--code", a->error_code, "upstream error code");
+  cmd->add_option("--message", a->message, "upstream error message (quote it)");
   return cmd;
 }
 
@@ -193,6 +210,7 @@ int Main(int argc, char** argv) {
   StatsArgs stats;
   AuditArgs audit;
   StuckArgs stuck;
+  ClassifyArgs classify;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -203,6 +221,7 @@ int Main(int argc, char** argv) {
   CLI::App* stats_cmd = AddStats(app, &stats);
   CLI::App* audit_cmd = AddAudit(app, &audit);
   CLI::App* stuck_cmd = AddStuck(app, &stuck);
+  CLI::App* classify_cmd = AddClassify(app, &classify);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -220,6 +239,7 @@ int Main(int argc, char** argv) {
   if (stats_cmd->parsed()) return RunStats(global, stats);
   if (audit_cmd->parsed()) return RunAudit(global, audit);
   if (stuck_cmd->parsed()) return RunStuck(global, stuck);
+  if (classify_cmd->parsed()) return RunClassify(global, classify);
   return kExitUsage;
 }
 

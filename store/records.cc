@@ -10,6 +10,7 @@ constexpr absl::string_view kEnteredStatePrefix = "state:";
 constexpr absl::string_view kFailureCategoryPrefix = "failure_category:";
 constexpr absl::string_view kFailureOriginPrefix = "failure_origin:";
 constexpr absl::string_view kRejectedPrefix = "rejected:";
+constexpr absl::string_view kUnclassifiedPrefix = "unclassified:";
 constexpr absl::string_view kRejected = "rejected";
 constexpr absl::string_view kDuplicatesBlocked = "duplicates_blocked";
 
@@ -29,6 +30,8 @@ std::string CounterName(CounterKind kind, absl::string_view detail) {
       return std::string(kRejected);
     case CounterKind::kDuplicatesBlocked:
       return std::string(kDuplicatesBlocked);
+    case CounterKind::kUnclassifiedMessage:
+      return absl::StrCat(kUnclassifiedPrefix, detail);
   }
   return "";
 }
@@ -43,6 +46,7 @@ absl::optional<ParsedCounterName> ParseCounterName(absl::string_view name) {
       {kFailureCategoryPrefix, CounterKind::kFailureCategory},
       {kFailureOriginPrefix, CounterKind::kFailureOrigin},
       {kRejectedPrefix, CounterKind::kRejectedReason},
+      {kUnclassifiedPrefix, CounterKind::kUnclassifiedMessage},
   };
   for (const Prefixed& prefixed : kPrefixed) {
     if (absl::StartsWith(name, prefixed.prefix)) {

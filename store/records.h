@@ -26,9 +26,12 @@ enum class CounterKind {
   kRejectedReason,     // "rejected:" + the violation's reason
   kRejected,           // "rejected": rejected submissions
   kDuplicatesBlocked,  // "duplicates_blocked": blocked duplicate submissions
+  // "unclassified:" + a failure message no failure rule recognised, in its
+  // normalised form (service/rules/unclassified.h)
+  kUnclassifiedMessage,
 };
 
-// The name of a counter of `kind`; `detail` completes the four kinds that
+// The name of a counter of `kind`; `detail` completes the five kinds that
 // have one (ignored by kRejected and kDuplicatesBlocked).
 std::string CounterName(CounterKind kind, absl::string_view detail = "");
 

@@ -69,6 +69,16 @@ absl::Status CheckId(absl::string_view field, absl::string_view value,
 
 }  // namespace
 
+absl::Status CheckFailureEvidence(absl::string_view prefix,
+                                  const v1::FailedDetail& failure) {
+  RETURN_IF_ERROR(CheckHttpStatus(absl::StrCat(prefix, "http_status"),
+                                  failure.http_status()));
+  RETURN_IF_ERROR(CheckLength(absl::StrCat(prefix, "error_code"),
+                              failure.error_code(), kMaxIdBytes));
+  return CheckLength(absl::StrCat(prefix, "message"), failure.message(),
+                     kMaxTextBytes);
+}
+
 absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
   TaskEvent event;
   switch (request.event_case()) {
@@ -134,11 +144,7 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
     }
     case RecordEventRequest::kFailed: {
       const auto& d = request.failed();
-      RETURN_IF_ERROR(CheckHttpStatus("failed.http_status", d.http_status()));
-      RETURN_IF_ERROR(
-          CheckLength("failed.error_code", d.error_code(), kMaxIdBytes));
-      RETURN_IF_ERROR(
-          CheckLength("failed.message", d.message(), kMaxTextBytes));
+      RETURN_IF_ERROR(CheckFailureEvidence("failed.", d));
       event.set_type(v1::EVENT_TYPE_FAILED);
       *event.mutable_failed() = d;
       break;

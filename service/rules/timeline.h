@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "tasktrail/v1/tracker.pb.h"
 
@@ -23,6 +24,14 @@ namespace tasktrail {
 // polled.eta that is negative or longer than kMaxUpstreamEta.
 absl::StatusOr<v1::TaskEvent> EventFromRequest(
     const v1::RecordEventRequest& request);
+
+// The checks of a failure's evidence, as a FailedDetail carries it: the HTTP
+// status 0 (none) or 100-599 (FIELD_OUT_OF_RANGE), the error code at most
+// kMaxIdBytes and the message at most kMaxTextBytes (FIELD_TOO_LONG). Errors:
+// INVALID_ARGUMENT naming `prefix` + the field ("failed.http_status" with
+// prefix "failed.").
+absl::Status CheckFailureEvidence(absl::string_view prefix,
+                                  const v1::FailedDetail& failure);
 
 // The checks of an event's own times against the time it happened
 // (occur_time, or when it was recorded): a completion's expire_time must be

@@ -477,20 +477,20 @@ class Rules {
   TaskParams* effective_;
 };
 
-// Reports an unknown model with the closest catalog names.
-void AddUnknownModel(const Catalog& catalog, absl::string_view model,
-                     ValidationResult* result) {
+}  // namespace
+
+v1::FieldViolation UnknownModelViolation(const Catalog& catalog,
+                                         absl::string_view model) {
   std::vector<std::string> found;
   const std::string cleaned = StripInvisible(model, &found);
   const std::string what =
       found.empty() ? "" : absl::StrCat(" (", absl::StrJoin(found, ", "), ")");
   if (cleaned != model && catalog.Find(cleaned) != nullptr) {
-    result->violations.push_back(Violation(
+    return Violation(
         "model", "MODEL_UNKNOWN",
         absl::StrCat("model name contains spaces or invisible characters", what,
                      ", often from copy and paste; the catalog has \"", cleaned,
-                     "\"")));
-    return;
+                     "\""));
   }
   std::vector<std::string> suggestions = catalog.Suggest(cleaned);
   std::string sentence =
@@ -504,10 +504,8 @@ void AddUnknownModel(const Catalog& catalog, absl::string_view model,
                     "characters",
                     what, ".");
   }
-  result->violations.push_back(Violation("model", "MODEL_UNKNOWN", sentence));
+  return Violation("model", "MODEL_UNKNOWN", sentence);
 }
-
-}  // namespace
 
 ValidationResult ValidateTask(const Catalog& catalog, absl::string_view model,
                               absl::string_view group, GroupCheck group_check,
@@ -520,7 +518,7 @@ ValidationResult ValidateTask(const Catalog& catalog, absl::string_view model,
   }
   result.model = catalog.Find(model);
   if (result.model == nullptr) {
-    AddUnknownModel(catalog, model, &result);
+    result.violations.push_back(UnknownModelViolation(catalog, model));
     return result;
   }
   const ModelSpec& spec = result.model->spec;

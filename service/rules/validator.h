@@ -32,6 +32,13 @@ struct ValidationResult {
   v1::TaskParams effective;
 };
 
+// The MODEL_UNKNOWN violation on `model` for a name the catalog does not
+// have: the closest catalog names ("did you mean"), or, when the name only
+// differs by spaces or invisible characters, the name the catalog has.
+// REQUIRES: catalog.Find(model) == nullptr.
+v1::FieldViolation UnknownModelViolation(const Catalog& catalog,
+                                         absl::string_view model);
+
 ValidationResult ValidateTask(const Catalog& catalog, absl::string_view model,
                               absl::string_view group, GroupCheck group_check,
                               const v1::TaskParams& params);

@@ -66,6 +66,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "ListAudit";
     case Rpc::kBatchGetTasks:
       return "BatchGetTasks";
+    case Rpc::kClassifyFailure:
+      return "ClassifyFailure";
   }
   return "unknown";
 }
@@ -79,7 +81,7 @@ bool Allowed(Role role, Rpc rpc) {
       return role == Role::kSupport || role == Role::kAdmin;
     case Rpc::kListAudit:
       return role == Role::kAdmin;
-    default:
+    default:  // the reads, ClassifyFailure among them: every role
       return true;
   }
 }

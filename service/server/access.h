@@ -33,6 +33,7 @@ enum class Rpc {
   kGetStats,
   kListAudit,
   kBatchGetTasks,
+  kClassifyFailure,
 };
 
 absl::string_view RoleName(Role role);
@@ -48,7 +49,8 @@ struct Caller {
 // True when `role` may call `rpc`:
 //   SubmitTask, RecordEvent: backend, admin
 //   ValidateTask, GetTask, BatchGetTasks, ListTasks, GetQueueStatus,
-//   WatchTask, ListModels, GetStats: backend, support, admin
+//   WatchTask, ListModels, GetStats, ClassifyFailure: backend, support,
+//   admin
 //   AddNote: support, admin
 //   ListAudit: admin
 bool Allowed(Role role, Rpc rpc);

@@ -620,6 +620,17 @@ grpc::ServerUnaryReactor* TaskTrackerService::BatchGetTasks(
       });
 }
 
+grpc::ServerUnaryReactor* TaskTrackerService::ClassifyFailure(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ClassifyFailureRequest>(
+      context, Rpc::kClassifyFailure, request,
+      [this, response](const Caller&,
+                       const v1::ClassifyFailureRequest& request) {
+        return Respond(tracker_->ClassifyFailure(request), response);
+      });
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes) {
   absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);

@@ -60,12 +60,13 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
                             v1::TaskTracker::WithRawCallbackMethod_AddNote<
                                 v1::TaskTracker::WithRawCallbackMethod_ListModels<
                                     v1::TaskTracker::WithRawCallbackMethod_GetStats<
-                                        v1::TaskTracker::
-                                            WithRawCallbackMethod_ListAudit<
-                                                v1::TaskTracker::
-                                                    WithRawCallbackMethod_BatchGetTasks<
-                                                        v1::TaskTracker::
-                                                            Service>>>>>>>>>>>>;
+                                        v1::TaskTracker::WithRawCallbackMethod_ListAudit<
+                                            v1::TaskTracker::
+                                                WithRawCallbackMethod_BatchGetTasks<
+                                                    v1::TaskTracker::
+                                                        WithRawCallbackMethod_ClassifyFailure<
+                                                            v1::TaskTracker::
+                                                                Service>>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
@@ -116,6 +117,9 @@ class TaskTrackerService final : public RawTaskTrackerService {
   grpc::ServerUnaryReactor* BatchGetTasks(grpc::CallbackServerContext* context,
                                           const grpc::ByteBuffer* request,
                                           grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ClassifyFailure(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
   // Writes serialized v1::TaskEvent messages.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,

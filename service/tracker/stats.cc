@@ -20,8 +20,16 @@ int64_t Get(const google::protobuf::Map<std::string, int64_t>& map,
   return it == map.end() ? 0 : it->second;
 }
 
-// Adds one counter to the model's stats by its name.
-void Count(absl::string_view name, int64_t value, v1::ModelStats* stats) {
+// A model's counts as they are gathered from the counters.
+struct ModelCounts {
+  v1::ModelStats stats;
+  // Normalised unclassified message -> count.
+  std::map<std::string, int64_t> unclassified;
+};
+
+// Adds one counter to the model's counts by its name.
+void Count(absl::string_view name, int64_t value, ModelCounts* counts) {
+  v1::ModelStats* stats = &counts->stats;
   const absl::optional<store::ParsedCounterName> parsed =
       store::ParseCounterName(name);
   if (!parsed.has_value()) return;
@@ -47,6 +55,9 @@ void Count(absl::string_view name, int64_t value, v1::ModelStats* stats) {
       break;
     case store::CounterKind::kRejected:
       break;  // the rejections are reported by reason
+    case store::CounterKind::kUnclassifiedMessage:
+      counts->unclassified[parsed->detail] += value;
+      break;
   }
 }
 
@@ -87,27 +98,51 @@ absl::optional<std::string> IncidentHint(const v1::ModelStats& stats,
 
 }  // namespace
 
+void AddTopUnclassified(const std::map<std::string, int64_t>& counts,
+                        v1::ModelStats* stats) {
+  std::vector<std::pair<int64_t, const std::string*>> ranked;
+  ranked.reserve(counts.size());
+  for (const auto& [message, count] : counts) {
+    ranked.emplace_back(count, &message);
+  }
+  const size_t shown =
+      std::min(ranked.size(), static_cast<size_t>(kTopUnclassifiedMessages));
+  // Most frequent first; `counts` is in byte order, which breaks ties.
+  std::partial_sort(ranked.begin(), ranked.begin() + shown, ranked.end(),
+                    [](const auto& a, const auto& b) {
+                      if (a.first != b.first) return a.first > b.first;
+                      return *a.second < *b.second;
+                    });
+  for (size_t i = 0; i < shown; ++i) {
+    v1::UnclassifiedMessage* line = stats->add_unclassified();
+    line->set_message(*ranked[i].second);
+    line->set_count(ranked[i].first);
+  }
+}
+
 absl::StatusOr<v1::Stats> ComputeStats(const store::TaskStore& store,
                                        QueueWaits* waits,
                                        absl::string_view model,
                                        absl::Duration window, absl::Time now) {
   const int64_t first_minute = absl::ToUnixSeconds(now - window) / 60;
   const int64_t last_minute = absl::ToUnixSeconds(now) / 60;
-  std::map<std::string, v1::ModelStats> by_model;
+  std::map<std::string, ModelCounts> by_model;
   absl::Status scanned = store.ScanCounters(
       first_minute, last_minute + 1,
       [&](const store::ParsedCounterKey& counter, int64_t value) {
         if (!model.empty() && counter.model != model) return;
-        v1::ModelStats& stats = by_model[counter.model];
-        stats.set_model(counter.model);
-        Count(counter.name, value, &stats);
+        ModelCounts& counts = by_model[counter.model];
+        counts.stats.set_model(counter.model);
+        Count(counter.name, value, &counts);
       });
   if (!scanned.ok()) return scanned;
 
   v1::Stats stats;
   *stats.mutable_window() = ToProtoDuration(window);
   *stats.mutable_compute_time() = ToProtoTime(now);
-  for (auto& [name, model_stats] : by_model) {
+  for (auto& [name, counts] : by_model) {
+    v1::ModelStats& model_stats = counts.stats;
+    AddTopUnclassified(counts.unclassified, &model_stats);
     absl::StatusOr<TypicalWait> waited = waits->Since(name, now - window);
     if (!waited.ok()) return waited.status();
     *model_stats.mutable_queue_wait_p50() = ToProtoDuration(waited->p50);

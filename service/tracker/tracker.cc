@@ -20,6 +20,7 @@
 #include "service/rules/status_macros.h"
 #include "service/rules/time_util.h"
 #include "service/rules/timeline.h"
+#include "service/rules/unclassified.h"
 #include "service/rules/validator.h"
 #include "service/tracker/tracker_internal.h"
 
@@ -130,6 +131,32 @@ v1::Failure Tracker::ClassifyFailure(absl::string_view model,
                                   http_status, error_code, message);
 }
 
+absl::StatusOr<v1::Failure> Tracker::ClassifyFailure(
+    const v1::ClassifyFailureRequest& request) const {
+  std::vector<v1::FieldViolation> violations;
+  CheckIdentifier("model", request.model(), /*required=*/true, kMaxIdBytes,
+                  &violations);
+  if (!violations.empty()) {
+    return InvalidArgument(kInvalidRequest, "", violations);
+  }
+  v1::TaskEvent event;
+  event.set_type(v1::EVENT_TYPE_FAILED);
+  v1::FailedDetail* failed = event.mutable_failed();
+  failed->set_http_status(request.http_status());
+  failed->set_error_code(request.error_code());
+  failed->set_message(request.message());
+  RETURN_IF_ERROR(CheckFailureEvidence("", *failed));
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  const CompiledModel* spec = catalog->Find(request.model());
+  if (spec == nullptr) {
+    return InvalidArgument(kInvalidTaskParameters, request.model(),
+                           {UnknownModelViolation(*catalog, request.model())});
+  }
+  ScrubEventText(&event);
+  return failure_rules_->Classify(spec->spec.vendor(), failed->http_status(),
+                                  failed->error_code(), failed->message());
+}
+
 absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
                                     TaskEvent* event,
                                     const std::string& event_id_digest,
@@ -167,8 +194,9 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   }
   *task->mutable_update_time() = event->record_time();
 
-  // Stats: the state entered (and why a task failed), counted in the minute
-  // it was recorded; the queue wait of a task that left the queue.
+  // Stats: the state entered (and why a task failed, with the message of a
+  // failure no rule recognised), counted in the minute it was recorded; the
+  // queue wait of a task that left the queue.
   const int64_t minute = absl::ToUnixSeconds(now) / 60;
   if (is_new_task || previous.state() != task->state()) {
     extra.push_back(store::RawMutation::CountOne(
@@ -185,6 +213,13 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
       extra.push_back(store::RawMutation::CountOne(
           minute, task->model(), store::CounterKind::kFailureOrigin,
           absl::StripPrefix(origin, "FAILURE_ORIGIN_")));
+      if (IsUnclassified(task->failure())) {
+        extra.push_back(store::RawMutation::CountOne(
+            minute, task->model(), store::CounterKind::kUnclassifiedMessage,
+            unclassified_.Admit(
+                minute, task->model(),
+                NormaliseFailureMessage(task->failure().message()))));
+      }
     }
   }
   const bool left_queue = !is_new_task &&

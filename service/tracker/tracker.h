@@ -46,6 +46,7 @@
 #include "service/tracker/event_hub.h"
 #include "service/tracker/queue_waits.h"
 #include "service/tracker/stripe_locks.h"
+#include "service/tracker/unclassified_budget.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.pb.h"
 
@@ -209,9 +210,11 @@ class Tracker {
   // in all). INVALID_ARGUMENT naming `ids` (none, or more
   // than kMaxBatchIds) or `ids[i]` (malformed); RESOURCE_EXHAUSTED ("too
   // large") when the answer would hold more than kMaxBatchTasks tasks or
-  // take more than kMaxBatchAnswerBytes; DATA_LOSS as GetTask.
+  // take more than kMaxBatchAnswerBytes (queue statuses included); DATA_LOSS
+  // as GetTask. Not const: the queue statuses read (and cache) the models'
+  // typical waits.
   absl::StatusOr<v1::BatchGetTasksResponse> BatchGetTasks(
-      const v1::BatchGetTasksRequest& request) const;
+      const v1::BatchGetTasksRequest& request);
 
   // Tasks newest (or oldest) first, filtered through the most selective
   // index; at most max(page_size + 1, 10 * kMaxPageSize) tasks are visited
@@ -274,6 +277,16 @@ class Tracker {
   v1::Failure ClassifyFailure(absl::string_view model, int32_t http_status,
                               absl::string_view error_code,
                               absl::string_view message) const;
+
+  // ClassifyFailure for the RPC: the request's fields checked as a FAILED
+  // event's (CheckFailureEvidence), the model required and in the catalog in
+  // force, and the error code and message scrubbed of secrets as a stored
+  // event's are before they are classified (the answer carries the scrubbed
+  // text). INVALID_ARGUMENT naming the field: `model` FIELD_REQUIRED or
+  // MODEL_UNKNOWN (ErrorInfo INVALID_TASK_PARAMETERS, as SubmitTask), or a
+  // malformed field (INVALID_REQUEST). Records nothing.
+  absl::StatusOr<v1::Failure> ClassifyFailure(
+      const v1::ClassifyFailureRequest& request) const;
 
   const Clock* clock() const { return clock_; }
 
@@ -372,6 +385,8 @@ class Tracker {
   const TrackerOptions options_;
   const std::shared_ptr<const FailureClassifier> failure_rules_;
   QueueWaits waits_;
+  // Which unclassified failure messages are counted by their own text.
+  UnclassifiedBudget unclassified_;
   TaskIdGenerator ids_;
   StripeLocks task_locks_;
   std::atomic<uint64_t> audit_nonce_{0};

@@ -1,5 +1,6 @@
 // BatchGetTasks: the tasks of many ids at once, each a task id or an
-// upstream task id, within one answer's size limit.
+// upstream task id, with their queue statuses when asked, within one
+// answer's size limit.
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/rules/errors.h"
 #include "service/rules/limits.h"
+#include "service/rules/queue_verdict.h"
 #include "service/rules/status_macros.h"
 #include "service/rules/task_id.h"
 #include "service/rules/validator.h"
@@ -25,6 +27,12 @@ using tracker_internal::SnapshotDoesNotParse;
 // What an entry of BatchGetTasksResponse adds to the answer besides its
 // bytes: its key and length.
 constexpr int64_t kEntryOverhead = 6;
+
+// The room the timeline budget leaves for each task's queue status (with
+// include_queue_status): a QueueStatus holds a task id and an upstream
+// status of at most kMaxIdBytes, an advice sentence, and numbers, times and
+// spans, well within it.
+constexpr int64_t kQueueStatusRoom = 1024;
 
 // INVALID_ARGUMENT naming `ids` (none, or too many) or `ids[i]` (each
 // malformed one).
@@ -82,7 +90,7 @@ absl::StatusOr<std::vector<std::string>> TaskIdsNamedBy(
 }  // namespace
 
 absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
-    const v1::BatchGetTasksRequest& request) const {
+    const v1::BatchGetTasksRequest& request) {
   RETURN_IF_ERROR(CheckIds(request));
 
   absl::flat_hash_map<std::string, std::vector<std::string>> tasks_of;
@@ -107,7 +115,8 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
   int64_t event_bytes = 0;
   if (request.include_events() && answered > 0) {
     absl::flat_hash_map<std::string, int64_t> snapshot_size;
-    int64_t size = 0;
+    int64_t size =
+        request.include_queue_status() ? answered * kQueueStatusRoom : 0;
     for (const std::string& id : request.ids()) {
       for (const std::string& task_id : tasks_of[id]) {
         auto it = snapshot_size.find(task_id);
@@ -157,6 +166,22 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
                                      kMaxBatchAnswerBytes, " bytes"));
       }
       *response.add_tasks() = it->second;
+    }
+  }
+  if (request.include_queue_status()) {
+    const absl::Time now = clock_->Now();
+    for (const Task& task : response.tasks()) {
+      ASSIGN_OR_RETURN(const TypicalWait typical, waits_.Typical(task.model()));
+      v1::QueueStatus* status = response.add_queue_statuses();
+      JudgeQueue(QueueFactsOf(task), typical, now, options_.stale_after,
+                 status);
+      size += kEntryOverhead + static_cast<int64_t>(status->ByteSizeLong());
+      if (size > kMaxBatchAnswerBytes) {
+        return TooLarge(absl::StrCat("the ", answered,
+                                     " tasks with their queue statuses take "
+                                     "more than ",
+                                     kMaxBatchAnswerBytes, " bytes"));
+      }
     }
   }
   return response;

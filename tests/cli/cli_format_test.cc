@@ -502,6 +502,52 @@ TEST(StatsTest, ModelsAndIncidents) {
   EXPECT_THAT(out, HasSubstr("  - kling-v2-1: 80% of failures"));
 }
 
+TEST(StatsTest, UnclassifiedMessagesAreListedUnderTheirModel) {
+  v1::Stats stats;
+  stats.mutable_window()->set_seconds(15 * 60);
+  v1::ModelStats* m = stats.add_models();
+  m->set_model("veo-3");
+  (*m->mutable_failures_by_category())["UNKNOWN"] = 5;
+  v1::UnclassifiedMessage* first = m->add_unclassified();
+  first->set_message("sampler wandered off on job <id>");
+  first->set_count(3);
+  v1::UnclassifiedMessage* second = m->add_unclassified();
+  second->set_message("(no message)");
+  second->set_count(2);
+  EXPECT_THAT(FormatStats(stats, Opts()),
+              HasSubstr("\nveo-3\n"
+                        "  failures  UNKNOWN 5\n"
+                        "  unclassified\n"
+                        "    3 × sampler wandered off on job <id>\n"
+                        "    2 × (no message)\n"));
+  m->clear_unclassified();
+  EXPECT_THAT(FormatStats(stats, Opts()), Not(HasSubstr("unclassified")));
+}
+
+TEST(ClassificationTest, ShowsTheFailureAndTheRuleThatDecided) {
+  v1::Failure failure;
+  failure.set_category(v1::FAILURE_CATEGORY_RATE_LIMITED);
+  failure.set_origin(v1::FAILURE_ORIGIN_PROVIDER);
+  failure.set_http_status(429);
+  failure.set_error_code("RESOURCE_EXHAUSTED");
+  failure.set_message("Quota exceeded");
+  failure.set_cause("wait a minute");
+  failure.set_retryable(true);
+  failure.set_rule("google-resource-exhausted");
+  EXPECT_EQ(FormatClassification(failure, "veo-3"),
+            "model       veo-3\n"
+            "failure     rate limited · origin provider · HTTP 429 · code "
+            "RESOURCE_EXHAUSTED\n"
+            "message     Quota exceeded\n"
+            "cause       wait a minute\n"
+            "retryable   yes — a retry may succeed\n"
+            "rule        google-resource-exhausted\n");
+  failure.clear_rule();
+  EXPECT_THAT(FormatClassification(failure, "veo-3"),
+              HasSubstr("rule        none matched — unclassified; add a rule "
+                        "for it\n"));
+}
+
 TEST(JsonTest, ProtoFieldNamesAndDefaults) {
   v1::Task task;
   task.set_task_id("tt_1");

@@ -1,7 +1,8 @@
 // Many ids at once and upstream ids everywhere, through the real server with
 // access control on: BatchGetTasks (order, duplicates, missing ids, limits,
-// roles and audit, the size bound of timelines), ListAudit paging, and the
-// CLI's multi-id `get` and `queued`, `watch`, `note`, `audit` by upstream id.
+// roles and audit, the size bound of timelines, queue statuses), ListAudit
+// paging, and the CLI's multi-id `get` and `queued`, `watch`, `note`, `audit`
+// by upstream id.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -151,6 +152,52 @@ TEST_F(BatchE2eTest, AnswersTaskAndUpstreamIdsInOrderWithDuplicatesAndMissing) {
   EXPECT_THAT(Audit(queued), ElementsAre("BatchGetTasks alice"));
 }
 
+TEST_F(BatchE2eTest, QueueStatusesComeWithTheTasksWhenAsked) {
+  const std::string failed = Submit("a lighthouse at dusk");
+  Queue(failed, "kl-4001");
+  Fail(failed);
+  const std::string queued = Submit("a fox in the snow");
+  Queue(queued, "kl-4002");
+  const std::string submitted = Submit("a heron at dawn");
+
+  v1::BatchGetTasksRequest request;
+  for (const std::string& id : {submitted, std::string("kl-4002"), failed,
+                                std::string("gone"), submitted}) {
+    request.add_ids(id);
+  }
+  v1::BatchGetTasksResponse plain;
+  grpc::Status status =
+      stub_->BatchGetTasks(As(kSupportToken).get(), request, &plain);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(plain.queue_statuses_size(), 0);
+
+  request.set_include_queue_status(true);
+  v1::BatchGetTasksResponse with;
+  status = stub_->BatchGetTasks(As(kSupportToken).get(), request, &with);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_THAT(TaskIds(with), ElementsAre(submitted, queued, failed, submitted));
+  ASSERT_EQ(with.queue_statuses_size(), with.tasks_size());
+  for (int i = 0; i < with.tasks_size(); ++i) {
+    SCOPED_TRACE(with.tasks(i).task_id());
+    const v1::QueueStatus& batched = with.queue_statuses(i);
+    v1::GetQueueStatusRequest one;
+    one.set_task_id(with.tasks(i).task_id());
+    v1::QueueStatus alone;
+    ASSERT_TRUE(
+        stub_->GetQueueStatus(As(kSupportToken).get(), one, &alone).ok());
+    EXPECT_EQ(batched.task_id(), alone.task_id());
+    EXPECT_EQ(batched.state(), alone.state());
+    EXPECT_EQ(batched.verdict(), alone.verdict());
+    EXPECT_EQ(batched.queue_position(), alone.queue_position());
+    EXPECT_EQ(batched.resubmit_advised(), alone.resubmit_advised());
+  }
+  EXPECT_EQ(with.queue_statuses(0).verdict(),
+            v1::QUEUE_VERDICT_WAITING_FOR_UPSTREAM);
+  EXPECT_EQ(with.queue_statuses(1).verdict(), v1::QUEUE_VERDICT_QUEUED_NORMAL);
+  EXPECT_EQ(with.queue_statuses(2).verdict(), v1::QUEUE_VERDICT_FINISHED);
+  EXPECT_TRUE(with.queue_statuses(2).resubmit_advised());  // a 503 is retryable
+}
+
 TEST_F(BatchE2eTest, RefusesTooManyIdsAndMalformedIdsAndChecksTokens) {
   const std::string task = Submit("a red kite");
   std::vector<std::string> ids(101, task);
@@ -284,6 +331,9 @@ TEST_F(BatchE2eTest, CliGetOfSeveralIdsPrintsOneRowEachAndTheMissingIds) {
   EXPECT_THAT(rows.out, HasSubstr("not found: no-such-job"));
   // One row per task, not the one-screen report.
   EXPECT_THAT(rows.out, Not(HasSubstr("upstream overloaded")));
+  // One call gave the rows and the verdict: one BatchGetTasks read, no
+  // GetQueueStatus.
+  EXPECT_THAT(Audit(queued), ElementsAre("BatchGetTasks alice"));
 
   CommandResult none = Cli(kSupportToken, {"get", "gone-1", "gone-2"});
   EXPECT_EQ(none.exit_code, 3);

@@ -111,25 +111,11 @@ TEST(FailureRulesCheckE2eTest, RefusesABadFileNamingTheField) {
 std::string FailTask(v1::TaskTracker::Stub* stub, const std::string& model,
                      int status, const std::string& code,
                      const std::string& message) {
-  v1::SubmitTaskRequest submit;
-  submit.set_account_id("acct-7");
-  submit.set_model(model);
-  submit.set_charge_units(10);
-  submit.mutable_params()->set_prompt("a lighthouse at dusk");
-  v1::SubmitTaskResponse submitted;
-  const grpc::Status submit_status =
-      stub->SubmitTask(DeadlineContext().get(), submit, &submitted);
-  EXPECT_TRUE(submit_status.ok()) << submit_status.error_message();
-  v1::RecordEventRequest failed;
-  failed.set_task_id(submitted.task().task_id());
-  failed.mutable_failed()->set_http_status(status);
-  failed.mutable_failed()->set_error_code(code);
-  failed.mutable_failed()->set_message(message);
-  v1::RecordEventResponse recorded;
-  const grpc::Status record_status =
-      stub->RecordEvent(DeadlineContext().get(), failed, &recorded);
-  EXPECT_TRUE(record_status.ok()) << record_status.error_message();
-  return submitted.task().task_id();
+  std::string task_id;
+  const grpc::Status failed =
+      SubmitAndFail(stub, model, status, code, message, &task_id);
+  EXPECT_TRUE(failed.ok()) << failed.error_message();
+  return task_id;
 }
 
 TEST(FailureRulesServeE2eTest, GetNamesTheVendorRuleThatDecided) {

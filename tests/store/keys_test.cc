@@ -277,6 +277,8 @@ TEST(KeysTest, CounterNamesKeepTheirOnDiskStringsAndParseBack) {
       {CounterKind::kRejectedReason, "UNKNOWN_MODEL", "rejected:UNKNOWN_MODEL"},
       {CounterKind::kRejected, "", "rejected"},
       {CounterKind::kDuplicatesBlocked, "", "duplicates_blocked"},
+      {CounterKind::kUnclassifiedMessage, "job <id>: sampler failed",
+       "unclassified:job <id>: sampler failed"},
   };
   for (const auto& c : kCases) {
     EXPECT_EQ(store::CounterName(c.kind, c.detail), c.name);

@@ -235,6 +235,29 @@ bool ParseJsonLog(const std::string& log,
   return true;
 }
 
+grpc::Status SubmitAndFail(v1::TaskTracker::Stub* stub,
+                           const std::string& model, int http_status,
+                           const std::string& error_code,
+                           const std::string& message, std::string* task_id) {
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-7");
+  submit.set_model(model);
+  submit.set_charge_units(10);
+  submit.mutable_params()->set_prompt("a lighthouse at dusk");
+  v1::SubmitTaskResponse submitted;
+  grpc::Status status =
+      stub->SubmitTask(DeadlineContext().get(), submit, &submitted);
+  if (!status.ok()) return status;
+  *task_id = submitted.task().task_id();
+  v1::RecordEventRequest failed;
+  failed.set_task_id(*task_id);
+  failed.mutable_failed()->set_http_status(http_status);
+  failed.mutable_failed()->set_error_code(error_code);
+  failed.mutable_failed()->set_message(message);
+  v1::RecordEventResponse recorded;
+  return stub->RecordEvent(DeadlineContext().get(), failed, &recorded);
+}
+
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() +

@@ -102,6 +102,15 @@ bool ParseJsonLog(const std::string& log,
                   std::vector<google::protobuf::Struct>* lines,
                   std::string* error);
 
+// Submits a task of `model` (account acct-7, charged 10 units) and records
+// a FAILED event with `http_status`, `error_code` and `message`; `*task_id`
+// is the task's id once it is submitted. Returns the first call's error, or
+// OK.
+grpc::Status SubmitAndFail(v1::TaskTracker::Stub* stub,
+                           const std::string& model, int http_status,
+                           const std::string& error_code,
+                           const std::string& message, std::string* task_id);
+
 // A client context whose deadline is `seconds` from now, so that a test
 // against a hung server fails instead of hanging.
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds = 10);

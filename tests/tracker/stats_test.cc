@@ -1,22 +1,30 @@
 // GetStats through the Tracker on a real RocksDB store with a manual clock:
 // tasks counted by the state they entered, failures by category and origin,
 // rejections by reason, duplicates blocked, queue waits over the window, the
-// incident hints and their thresholds, and counters that survive a reopen.
+// incident hints and their thresholds, counters that survive a reopen, and
+// the most frequent unclassified failure messages (windowed, bounded).
+#include "service/tracker/stats.h"
+
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/map.h"
 #include "gtest/gtest.h"
 #include "service/rules/time_util.h"
 #include "service/tracker/tracker.h"
+#include "service/tracker/unclassified_budget.h"
 #include "tests/tracker/lifecycle_fixture.h"
 
 namespace tasktrail {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -319,6 +327,117 @@ TEST_F(StatsTrackerTest, CountersSurviveReopen) {
   EXPECT_EQ(At(kling->rejections_by_reason(), "RATIO_UNSUPPORTED"), 1);
   ASSERT_EQ(stats->incidents_size(), 1);
   EXPECT_THAT(stats->incidents(0), HasSubstr("veo-3"));
+}
+
+// Records one failure of a fresh task of `model` that no rule recognises.
+class UnclassifiedStatsTest : public StatsTrackerTest {
+ protected:
+  void FailUnrecognised(const std::string& model, const std::string& message) {
+    const std::string id = Submit(model);
+    auto failed = Record(Failed(0, "", message), id);
+    ASSERT_TRUE(failed.ok()) << failed.status();
+    ASSERT_EQ(failed->task().failure().rule(), "") << message;
+  }
+
+  // "MESSAGE COUNT" of each unclassified line of `model` over `window`.
+  std::vector<std::string> Lines(absl::Duration window,
+                                 const std::string& model = "veo-3") {
+    const v1::ModelStats stats = MustFind(window, model);
+    std::vector<std::string> lines;
+    for (const v1::UnclassifiedMessage& line : stats.unclassified()) {
+      lines.push_back(absl::StrCat(line.message(), " ", line.count()));
+    }
+    return lines;
+  }
+};
+
+TEST_F(UnclassifiedStatsTest, TopFiveMostFrequentFirstTiesInByteOrder) {
+  FailUnrecognised("veo-3",
+                   "sampler wandered off on job "
+                   "550e8400-e29b-41d4-a716-446655440000");
+  FailUnrecognised("veo-3",
+                   "sampler wandered off on job "
+                   "9b1d2e44-aaaa-4bbb-8ccc-0123456789ab");
+  FailUnrecognised("veo-3", "sampler wandered off on job 7f3a9c21");
+  for (const char* message :
+       {"palette underflow", "gpu melted", "palette underflow", "gpu melted",
+        "frames out of order", "codec handshake refused", "zebra stripes",
+        "audio track went missing"}) {
+    FailUnrecognised("veo-3", message);
+  }
+  Finish("veo-3", 2, Failed(503, "", ""));  // recognised: not listed
+  FailUnrecognised("kling-v2-1", "palette underflow");
+
+  EXPECT_THAT(Lines(absl::Minutes(15)),
+              ElementsAre("sampler wandered off on job <id> 3", "gpu melted 2",
+                          "palette underflow 2", "audio track went missing 1",
+                          "codec handshake refused 1"));
+  EXPECT_THAT(Lines(absl::Minutes(15), "kling-v2-1"),
+              ElementsAre("palette underflow 1"));
+  // Filtered by model, the same lines.
+  auto one = Stats(absl::Minutes(15), "veo-3");
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_EQ(one->models_size(), 1);
+  EXPECT_EQ(one->models(0).unclassified_size(), 5);
+}
+
+TEST_F(UnclassifiedStatsTest, TheWindowAppliesAndCountsSurviveReopen) {
+  FailUnrecognised("veo-3", "gpu melted at 91 C");
+  clock_.Advance(absl::Minutes(30));
+  FailUnrecognised("veo-3", "gpu melted at 97 C");
+  FailUnrecognised("veo-3", "palette underflow");
+  EXPECT_THAT(Lines(absl::Minutes(15)),
+              ElementsAre("gpu melted at <n> C 1", "palette underflow 1"));
+  EXPECT_THAT(Lines(absl::Hours(1)),
+              ElementsAre("gpu melted at <n> C 2", "palette underflow 1"));
+  Reopen();
+  EXPECT_THAT(Lines(absl::Hours(1)),
+              ElementsAre("gpu melted at <n> C 2", "palette underflow 1"));
+}
+
+TEST_F(UnclassifiedStatsTest, DistinctMessagesPerMinuteAreCapped) {
+  for (int i = 0; i < kMaxUnclassifiedPerMinute + 3; ++i) {
+    // Letters, not numbers: normalisation cannot fold them.
+    FailUnrecognised("veo-3", std::string("worker ") +
+                                  static_cast<char>('a' + i) + " fell over");
+  }
+  std::vector<std::string> lines = Lines(absl::Minutes(15));
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines[0], absl::StrCat(kOtherUnclassifiedMessages, " 3"));
+  // Another minute has its own budget (a window of 1m also covers the
+  // minute before the current one).
+  clock_.Advance(absl::Minutes(2));
+  FailUnrecognised("veo-3", "worker z fell over");
+  EXPECT_THAT(Lines(absl::Minutes(1)), ElementsAre("worker z fell over 1"));
+}
+
+TEST(AddTopUnclassifiedTest, KeepsTheFiveMostFrequent) {
+  const std::map<std::string, int64_t> counts = {
+      {"b", 4}, {"a", 4}, {"c", 9}, {"d", 1}, {"e", 2}, {"f", 2}, {"g", 3}};
+  v1::ModelStats stats;
+  AddTopUnclassified(counts, &stats);
+  std::vector<std::string> lines;
+  for (const v1::UnclassifiedMessage& line : stats.unclassified()) {
+    lines.push_back(absl::StrCat(line.message(), " ", line.count()));
+  }
+  EXPECT_THAT(lines, ElementsAre("c 9", "a 4", "b 4", "g 3", "e 2"));
+  v1::ModelStats none;
+  AddTopUnclassified({}, &none);
+  EXPECT_EQ(none.unclassified_size(), 0);
+}
+
+TEST(UnclassifiedBudgetTest, AdmitsAFewDistinctMessagesPerModelAndMinute) {
+  UnclassifiedBudget budget(/*max_per_minute=*/2);
+  EXPECT_EQ(budget.Admit(100, "veo-3", "a"), "a");
+  EXPECT_EQ(budget.Admit(100, "veo-3", "b"), "b");
+  EXPECT_EQ(budget.Admit(100, "veo-3", "c"), kOtherUnclassifiedMessages);
+  EXPECT_EQ(budget.Admit(100, "veo-3", "a"), "a");   // admitted before
+  EXPECT_EQ(budget.Admit(100, "sora-2", "c"), "c");  // another model
+  EXPECT_EQ(budget.Admit(101, "veo-3", "c"), "c");   // another minute
+  EXPECT_EQ(budget.Admit(100, "veo-3", "d"), kOtherUnclassifiedMessages);
+  // Minutes more than one away are forgotten.
+  EXPECT_EQ(budget.Admit(105, "veo-3", "x"), "x");
+  EXPECT_EQ(budget.Admit(100, "veo-3", "d"), "d");
 }
 
 }  // namespace
