@@ -2,6 +2,7 @@
 // GetSnapshot, ReadEvents, ListTasks (request checks, page tokens and the
 // choice of index), GetQueueStatus and GetStats.
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -532,6 +533,24 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
                    status);
         return absl::OkStatus();
       });
+}
+
+absl::StatusOr<UnfinishedCounts> Tracker::CountUnfinished() const {
+  UnfinishedCounts counts;
+  const absl::Time now = clock_->Now();
+  store::TaskScan scan;
+  scan.index = store::ScanIndex::kUnfinished;
+  scan.oldest_first = true;
+  scan.max_visits = std::numeric_limits<int>::max();
+  absl::StatusOr<std::string> last = store_->Scan(scan, [&](const Task& task) {
+    ++counts.by_model_state[{task.model(), task.state()}];
+    if (IsPollingStalled(QueueFactsOf(task), now, options_.stale_after)) {
+      ++counts.stalled_by_model[task.model()];
+    }
+    return true;
+  });
+  if (!last.ok()) return last.status();
+  return counts;
 }
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(
