@@ -50,8 +50,10 @@ std::string ModelLabels::Label(absl::string_view model) const {
 }
 
 DomainMetrics::DomainMetrics(prometheus::Registry& registry,
-                             const CatalogHolder* catalog)
+                             const CatalogHolder* catalog,
+                             absl::Duration stale_after)
     : labels_(catalog),
+      unfinished_(stale_after),
       submitted_(prometheus::BuildCounter()
                      .Name("tasktrail_tasks_submitted_total")
                      .Help("New tasks recorded (blocked duplicates and "
@@ -165,17 +167,23 @@ void DomainMetrics::OnRefunded(absl::string_view model) {
   Series(model).refunds->Increment();
 }
 
+void DomainMetrics::OnTaskWritten(absl::string_view task_id,
+                                  absl::string_view model, v1::TaskState state,
+                                  absl::Time last_upstream_event) {
+  unfinished_.Update(task_id, model, state, last_upstream_event);
+}
+
 void DomainMetrics::OnLeftQueue(absl::string_view model, absl::Duration wait) {
   Series(model).queue_wait->Observe(absl::ToDoubleSeconds(wait));
 }
 
-UnfinishedCollector::UnfinishedCollector(const Tracker* tracker,
-                                         const ModelLabels* labels)
-    : tracker_(tracker), labels_(labels) {}
+UnfinishedCollector::UnfinishedCollector(const UnfinishedTally* tally,
+                                         const ModelLabels* labels,
+                                         const Clock* clock)
+    : tally_(tally), labels_(labels), clock_(clock) {}
 
 std::vector<prometheus::MetricFamily> UnfinishedCollector::Collect() const {
-  absl::StatusOr<UnfinishedCounts> counts = tracker_->CountUnfinished();
-  if (!counts.ok()) return {};
+  const UnfinishedCounts counts = tally_->Count(clock_->Now());
   // By label, then state; every initial model at zero first.
   std::map<std::string, std::map<v1::TaskState, int64_t>> unfinished;
   std::map<std::string, int64_t> stalled;
@@ -183,12 +191,12 @@ std::vector<prometheus::MetricFamily> UnfinishedCollector::Collect() const {
     for (v1::TaskState state : kUnfinishedStates) unfinished[label][state] = 0;
     stalled[label] = 0;
   }
-  for (const auto& [key, count] : counts->by_model_state) {
+  for (const auto& [key, count] : counts.by_model_state) {
     const std::string label = labels_->Label(key.first);
     for (v1::TaskState state : kUnfinishedStates) unfinished[label][state];
     unfinished[label][key.second] += count;
   }
-  for (const auto& [model, count] : counts->stalled_by_model) {
+  for (const auto& [model, count] : counts.stalled_by_model) {
     stalled[labels_->Label(model)] += count;
   }
 

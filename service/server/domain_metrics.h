@@ -1,6 +1,7 @@
 // DomainMetrics: what the Tracker did, as Prometheus series (it is the
 // Tracker's TrackerObserver), and the unfinished and stalled tasks of the
-// store, counted when scraped (UnfinishedCollector).
+// store, kept in an UnfinishedTally and read when scraped
+// (UnfinishedCollector).
 //
 //   tasktrail_tasks_submitted_total{model}
 //   tasktrail_task_transitions_total{model,state}
@@ -42,6 +43,7 @@
 #include "service/rules/catalog.h"
 #include "service/tracker/tracker.h"
 #include "service/tracker/tracker_observer.h"
+#include "service/tracker/unfinished_tally.h"
 
 namespace tasktrail {
 
@@ -74,7 +76,9 @@ class DomainMetrics final : public TrackerObserver {
  public:
   // Adds the families to `registry`, with the series of every model of the
   // catalog in force. REQUIRES: `catalog` outlives this.
-  DomainMetrics(prometheus::Registry& registry, const CatalogHolder* catalog);
+  // `stale_after` is the Tracker's (TrackerOptions::stale_after).
+  DomainMetrics(prometheus::Registry& registry, const CatalogHolder* catalog,
+                absl::Duration stale_after);
 
   void OnSubmitted(absl::string_view model) override;
   void OnStateEntered(absl::string_view model, v1::TaskState state) override;
@@ -85,9 +89,16 @@ class DomainMetrics final : public TrackerObserver {
   void OnRejected(absl::string_view model,
                   absl::Span<const std::string> reasons) override;
   void OnRefunded(absl::string_view model) override;
+  void OnTaskWritten(absl::string_view task_id, absl::string_view model,
+                     v1::TaskState state,
+                     absl::Time last_upstream_event) override;
   void OnLeftQueue(absl::string_view model, absl::Duration wait) override;
 
   const ModelLabels& labels() const { return labels_; }
+
+  // The unfinished tasks, which the gauges read; load it (Load) before
+  // serving.
+  UnfinishedTally& unfinished() { return unfinished_; }
 
  private:
   // The series of one model label that the hot paths use.
@@ -105,6 +116,7 @@ class DomainMetrics final : public TrackerObserver {
   const ModelSeries& Series(absl::string_view model);
 
   ModelLabels labels_;
+  UnfinishedTally unfinished_;
   prometheus::Family<prometheus::Counter>& submitted_;
   prometheus::Family<prometheus::Counter>& transitions_;
   prometheus::Family<prometheus::Counter>& failures_;
@@ -121,23 +133,24 @@ class DomainMetrics final : public TrackerObserver {
 };
 
 // tasktrail_tasks_unfinished{model,state} and tasktrail_tasks_stalled{model},
-// from Tracker::CountUnfinished at each scrape, so that they are right after
-// a restart. Every model of ModelLabels::initial() has its series, zero when
-// it has no such task. A scrape costs one read of every unfinished task's
-// snapshot; when the store cannot be read the two families are left out of
-// that scrape.
+// read from an UnfinishedTally at each scrape (right after a restart, as it
+// is loaded from the store). Every model of ModelLabels::initial() has its
+// series, zero when it has no such task. A scrape costs O(models x states +
+// stalled tasks), whatever the number of unfinished tasks.
 //
 // Thread safety: thread-safe (Collect may run on several scrapes at once).
 class UnfinishedCollector final : public prometheus::Collectable {
  public:
-  // REQUIRES: `tracker` and `labels` outlive this.
-  UnfinishedCollector(const Tracker* tracker, const ModelLabels* labels);
+  // REQUIRES: `tally`, `labels` and `clock` outlive this.
+  UnfinishedCollector(const UnfinishedTally* tally, const ModelLabels* labels,
+                      const Clock* clock);
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
-  const Tracker* const tracker_;
+  const UnfinishedTally* const tally_;
   const ModelLabels* const labels_;
+  const Clock* const clock_;
 };
 
 }  // namespace tasktrail

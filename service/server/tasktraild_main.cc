@@ -492,7 +492,8 @@ int Run(DaemonFlags flags) {
 
   std::unique_ptr<DomainMetrics> domain_metrics;
   if (registry != nullptr) {
-    domain_metrics = std::make_unique<DomainMetrics>(*registry, &catalog);
+    domain_metrics = std::make_unique<DomainMetrics>(
+        *registry, &catalog, tracker_options.stale_after);
     tracker_options.observer = domain_metrics.get();
   }
 
@@ -517,8 +518,16 @@ int Run(DaemonFlags flags) {
     }
     grpc_metrics = *std::move(created);
     store_metrics->SetStore(store->get());
+    // Before serving: no write runs while the tally is loaded.
+    if (absl::Status loaded = domain_metrics->unfinished().Load(tracker);
+        !loaded.ok()) {
+      spdlog::error("cannot count the unfinished tasks error=\"{}\"",
+                    std::string(loaded.message()));
+      return 1;
+    }
     unfinished_collector = std::make_shared<UnfinishedCollector>(
-        &tracker, &domain_metrics->labels());
+        &domain_metrics->unfinished(), &domain_metrics->labels(),
+        SystemClock::Get());
     process_collector = std::make_shared<ProcessCollector>();
     absl::StatusOr<std::unique_ptr<prometheus::Exposer>> started =
         StartExposer(flags.metrics_listen);

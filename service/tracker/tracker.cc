@@ -142,7 +142,10 @@ std::function<void()> Tracker::ObserveAppend(const Task& previous,
   return [observer = options_.observer, model = task.model(), is_new_task,
           entered, state = task.state(), category = task.failure().category(),
           origin = task.failure().origin(), refunded, duplicate,
-          reason = event.duplicate_blocked().reason(), left_queue, queue_wait] {
+          reason = event.duplicate_blocked().reason(), left_queue, queue_wait,
+          task_id = task.task_id(),
+          last_upstream = FromProtoTime(task.last_upstream_event_time())] {
+    observer->OnTaskWritten(task_id, model, state, last_upstream);
     if (is_new_task) observer->OnSubmitted(model);
     if (entered) {
       observer->OnStateEntered(model, state);

@@ -116,13 +116,13 @@ struct TrackerOptions {
   TrackerObserver* observer = nullptr;
 };
 
-// The unfinished tasks of the store now, for gauges (CountUnfinished).
+// The unfinished tasks at a moment, for gauges (UnfinishedTally::Count).
 struct UnfinishedCounts {
   // Tasks per (model as recorded, state), states SUBMITTED, QUEUED and
   // RUNNING only; absent pairs are zero.
   std::map<std::pair<std::string, v1::TaskState>, int64_t> by_model_state;
-  // Tasks whose queue verdict is POLLING_STALLED now, per model as
-  // recorded; absent models are zero.
+  // Tasks whose queue verdict is POLLING_STALLED, per model as recorded;
+  // absent models are zero.
   std::map<std::string, int64_t> stalled_by_model;
 };
 
@@ -250,13 +250,12 @@ class Tracker {
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
 
-  // Counts the unfinished tasks (those in the store's unfinished index) by
-  // model and state, and those POLLING_STALLED now (the rule of
-  // GetQueueStatus, with stale_after). Reads and parses every unfinished
-  // task's snapshot: its cost grows with their number, not with the store's
-  // size. DATA_LOSS when a snapshot does not parse; UNAVAILABLE when the
-  // store cannot be read.
-  absl::StatusOr<UnfinishedCounts> CountUnfinished() const;
+  // Calls `visit` with the snapshot of every unfinished task (those in the
+  // store's unfinished index), oldest first: one pass reading each one's
+  // snapshot, for UnfinishedTally::Load. DATA_LOSS when a snapshot does not
+  // parse; UNAVAILABLE when the store cannot be read.
+  absl::Status VisitUnfinished(
+      const std::function<void(const v1::Task&)>& visit) const;
 
   // Records that `principal` (with `role`) read each of `task_ids` through
   // `rpc` in the audit log (not the timeline): one entry per task, all in

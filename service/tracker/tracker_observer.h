@@ -56,6 +56,13 @@ class TrackerObserver {
   // A task's charge was refunded (by a REFUNDED event, or failed.refunded).
   virtual void OnRefunded(absl::string_view model) = 0;
 
+  // Any write of a task (every timeline entry): the task is now in `state`,
+  // with its last upstream-reported event at `last_upstream_event` (the
+  // epoch when none).
+  virtual void OnTaskWritten(absl::string_view task_id, absl::string_view model,
+                             v1::TaskState state,
+                             absl::Time last_upstream_event) = 0;
+
   // A task left TASK_STATE_QUEUED after `wait` in the queue.
   virtual void OnLeftQueue(absl::string_view model, absl::Duration wait) = 0;
 };

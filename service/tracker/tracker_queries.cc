@@ -535,22 +535,17 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
       });
 }
 
-absl::StatusOr<UnfinishedCounts> Tracker::CountUnfinished() const {
-  UnfinishedCounts counts;
-  const absl::Time now = clock_->Now();
+absl::Status Tracker::VisitUnfinished(
+    const std::function<void(const Task&)>& visit) const {
   store::TaskScan scan;
   scan.index = store::ScanIndex::kUnfinished;
   scan.oldest_first = true;
   scan.max_visits = std::numeric_limits<int>::max();
   absl::StatusOr<std::string> last = store_->Scan(scan, [&](const Task& task) {
-    ++counts.by_model_state[{task.model(), task.state()}];
-    if (IsPollingStalled(QueueFactsOf(task), now, options_.stale_after)) {
-      ++counts.stalled_by_model[task.model()];
-    }
+    visit(task);
     return true;
   });
-  if (!last.ok()) return last.status();
-  return counts;
+  return last.status();
 }
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(
