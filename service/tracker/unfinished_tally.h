@@ -9,7 +9,7 @@
 // observer), so that it is right after a restart and stays right.
 //
 // Cost: Update is O(log n) under a mutex; Count is O(models x states +
-// stalled tasks), not O(unfinished tasks). Memory: about 150 bytes per
+// stalled tasks), not O(unfinished tasks). Memory: roughly 200 bytes per
 // unfinished task.
 //
 // Thread safety: thread-safe.
