@@ -36,10 +36,21 @@
 #                           drift falls on both sides; prints every run, each
 #                           side's median and range, and the with/without
 #                           ratios per round (target: within 20 %)
+#   bench/run.sh --metrics  the cost of --metrics-listen: get and submit at
+#                           concurrency 64, DURATION (10) s each, on one store
+#                           of PRELOAD (10,000) preloaded tasks (all
+#                           unfinished), in METRICS_ROUNDS (3) rounds of
+#                           A B B A (A: tasktraild without metrics, B: with
+#                           --metrics-listen and /metrics scraped every
+#                           second), the daemon restarted for every run on
+#                           the same store; prints every run, each side's
+#                           median and range, the with/without ratios per
+#                           round (target: within 3 %) and the time of one
+#                           scrape
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
 # missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, WATCHERS,
-# WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, LARGE_TASKS,
+# WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, METRICS_ROUNDS, LARGE_TASKS,
 # LARGE_ROUNDS, SETTLE_MAX (longest wait for compactions, s; default 900),
 # WARMUP (--large: unmeasured seconds before each run, default 10),
 # SERVER_ARGS (extra tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1
@@ -58,12 +69,13 @@ case "${1:-}" in
   --smoke) mode=smoke ;;
   --large) mode=large ;;
   --watchers) mode=watchers ;;
+  --metrics) mode=metrics ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [--smoke|--large|--watchers]" >&2
+    echo "usage: $0 [--smoke|--large|--watchers|--metrics]" >&2
     exit 2
     ;;
 esac
@@ -99,15 +111,17 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 
-# start_server DB_DIR: starts tasktraild and waits for its port file and a
-# health check; sets server_pid, port and startup_seconds.
+# start_server DB_DIR [FLAGS...]: starts tasktraild (with FLAGS) and waits
+# for its port file and a health check; sets server_pid, port and
+# startup_seconds.
 start_server() {
   local db="$1" portfile="$tmp/port" t0 t1
+  shift
   rm -f "$portfile"
   t0=$(now)
   # shellcheck disable=SC2086
   "$daemon" --listen 127.0.0.1:0 --db "$db" --port-file "$portfile" \
-    ${SERVER_ARGS:-} >>"$tmp/server.log" 2>&1 &
+    ${SERVER_ARGS:-} "$@" >>"$tmp/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 600); do
     [[ -s "$portfile" ]] && break
@@ -296,6 +310,103 @@ EOF
   exit $status
 fi
 
+if [[ "$mode" == metrics ]]; then
+  duration="${DURATION:-10}"
+  preload="${PRELOAD:-10000}"
+  metrics_rounds="${METRICS_ROUNDS:-3}"
+  metrics_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  metrics_url="http://127.0.0.1:$metrics_port/metrics"
+  fetch='import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())'
+  # One Python process scrapes every second, as a Prometheus server would
+  # (its scrape_interval is 15 s to 1 min in most setups).
+  scraper_loop='import sys, time, urllib.request
+while True:
+    try:
+        urllib.request.urlopen(sys.argv[1], timeout=10).read()
+    except Exception:
+        pass
+    time.sleep(1)'
+  # The mean time of N scrapes by one client, in ms.
+  scrape_ms='import sys, time, urllib.request
+n = int(sys.argv[2])
+urllib.request.urlopen(sys.argv[1], timeout=10).read()
+t0 = time.monotonic()
+for _ in range(n):
+    urllib.request.urlopen(sys.argv[1], timeout=10).read()
+print(f"{(time.monotonic() - t0) / n * 1000:.1f}")'
+  start_server "$tmp/db"
+  run_bench "$tmp/metrics.preload.jsonl" --preload "$preload" \
+    --save-tasks "$tmp/metrics.ids" --workload none || status=1
+  stop_server
+  echo "load average before: $(loadavg)"
+  files=()
+  for round in $(seq 1 "$metrics_rounds"); do
+    k=0
+    for side in A B B A; do
+      k=$((k + 1))
+      out="$tmp/metrics.$round.$k.$side.jsonl"
+      files+=("$out")
+      scraper=""
+      if [[ "$side" == B ]]; then
+        start_server "$tmp/db" --metrics-listen "127.0.0.1:$metrics_port"
+        "$python" -c "$scraper_loop" "$metrics_url" &
+        scraper=$!
+      else
+        start_server "$tmp/db"
+      fi
+      run_bench "$out" --load-tasks "$tmp/metrics.ids" --workload get,submit \
+        --concurrency "$conc" --duration "$duration" || status=1
+      if [[ -n "$scraper" ]]; then
+        kill "$scraper" 2>/dev/null || true
+        wait "$scraper" 2>/dev/null || true
+      fi
+      stop_server
+      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+    done
+  done
+  # The time of one scrape (a Python client's fetch included), on the store
+  # as the runs left it.
+  start_server "$tmp/db" --metrics-listen "127.0.0.1:$metrics_port"
+  ms=$("$python" -c "$scrape_ms" "$metrics_url" 20)
+  unfinished=$("$python" -c "$fetch" "$metrics_url" |
+    awk '/^tasktrail_tasks_unfinished\{/ {sum += $NF} END {print sum}')
+  stop_server
+  echo "load average after:  $(loadavg)"
+  echo "one scrape with $unfinished unfinished tasks: $ms ms (mean of 20)"
+  echo
+  "$python" - "${files[@]}" <<'EOF'
+import json, re, statistics, sys
+runs = {}  # (round, side, workload) -> calls/s of that run
+for path in sys.argv[1:]:
+    m = re.search(r"metrics\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
+    rnd, side = int(m.group(1)), m.group(3)
+    for line in open(path):
+        r = json.loads(line)
+        if r["workload"] in ("get", "submit"):
+            label = "with" if side == "B" else "without"
+            print(f"round {rnd} {label:<7} {r['workload']:<6} c={r['concurrency']}: "
+                  f"{r['calls_per_second']:8.0f} calls/s  p50={r['p50_us']}us "
+                  f"p99={r['p99_us']}us errors={r['errors']}")
+            runs.setdefault((rnd, side, r["workload"]), []).append(r["calls_per_second"])
+print()
+for workload in ("get", "submit"):
+    a = [v for (rnd, s, w), vs in runs.items() if s == "A" and w == workload for v in vs]
+    b = [v for (rnd, s, w), vs in runs.items() if s == "B" and w == workload for v in vs]
+    if not a or not b:
+        continue
+    print(f"{workload:<6} without: median {statistics.median(a):8.0f} calls/s (range {min(a):.0f}-{max(a):.0f})"
+          f"   with metrics: median {statistics.median(b):8.0f} calls/s (range {min(b):.0f}-{max(b):.0f})")
+    ratios = []
+    for rnd in sorted({k[0] for k in runs}):
+        ra, rb = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
+        if ra and rb:
+            ratios.append(statistics.mean(rb) / statistics.mean(ra))
+    med = statistics.median(ratios)
+    print(f"{workload:<6} with / without: median {med:.3f} (rounds: {', '.join(f'{v:.3f}' for v in ratios)})"
+          f"  target >= 0.97: {'PASS' if med >= 0.97 else 'BELOW'}")
+EOF
+  exit $status
+fi
 
 if [[ "$mode" == table ]]; then
   duration="${DURATION:-5}"

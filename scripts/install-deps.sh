@@ -10,12 +10,13 @@ packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libjemalloc-dev libabsl-dev libssl-dev libspdlog-dev
-  libcli11-dev
+  libcli11-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
-# (clang and libclang-rt for libFuzzer and LSan; prometheus for promtool,
-# which the deploy test checks the alert rules with), then buf
+# (clang and libclang-rt for libFuzzer and LSan; prometheus, the server and
+# promtool, which the metrics tests scrape with and the deploy test checks
+# the alert rules with), then buf
 # (scripts/install-buf.sh), which the e2e tests run against the daemon and
 # scripts/lint-proto.sh lints with.
 testing=false

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -42,8 +43,10 @@ std::unique_ptr<rocksdb::WriteBatch> Merge(
 
 }  // namespace
 
-CommitQueue::CommitQueue(Apply apply)
-    : apply_(std::move(apply)), thread_([this] { Run(); }) {}
+CommitQueue::CommitQueue(Apply apply, Observe observe)
+    : apply_(std::move(apply)),
+      observe_(std::move(observe)),
+      thread_([this] { Run(); }) {}
 
 CommitQueue::~CommitQueue() {
   {
@@ -95,11 +98,17 @@ void CommitQueue::Run() {
       batches.push_back(entry.batch.get());
     }
     absl::Status status;
+    const auto started = std::chrono::steady_clock::now();
     if (group.size() == 1) {
       status = apply_(group.front().batch.get(), sync);
     } else {
       std::unique_ptr<rocksdb::WriteBatch> merged = Merge(batches);
       status = apply_(merged.get(), sync);
+    }
+    if (observe_ != nullptr) {
+      observe_(group.size(), std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - started)
+                                 .count());
     }
     for (Entry& entry : group) std::move(entry.done)(status);
   }

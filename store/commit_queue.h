@@ -52,7 +52,13 @@ class CommitQueue {
   static constexpr size_t kMaxGroupBatches = 512;
   static constexpr size_t kMaxGroupBytes = 4 << 20;
 
-  explicit CommitQueue(Apply apply);
+  // Called after each group is applied (whatever its status) with the
+  // number of batches it held and the seconds the Apply took (the write and
+  // its fsync). Runs on the queue's thread; must not block.
+  using Observe = absl::AnyInvocable<void(size_t batches, double seconds)>;
+
+  // `observe` may be empty.
+  explicit CommitQueue(Apply apply, Observe observe = nullptr);
 
   // Applies everything already queued (callbacks included), then joins the
   // thread. REQUIRES: no Enqueue concurrent with or after destruction.
@@ -86,6 +92,7 @@ class CommitQueue {
   void Run();
 
   Apply apply_;
+  Observe observe_;
   mutable absl::Mutex mutex_;
   std::deque<Entry> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;

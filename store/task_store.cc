@@ -339,7 +339,12 @@ TaskStore::TaskStore(StoreOptions options, std::unique_ptr<rocksdb::DB> db,
       commit_queue_(std::make_unique<CommitQueue>(
           [this](rocksdb::WriteBatch* batch, bool sync) {
             return ApplyBatch(batch, sync);
-          })) {}
+          },
+          options_.on_commit == nullptr
+              ? CommitQueue::Observe()
+              : CommitQueue::Observe([this](size_t writes, double seconds) {
+                  options_.on_commit(writes, seconds);
+                }))) {}
 
 TaskStore::~TaskStore() {
   commit_queue_.reset();  // applies what is queued
@@ -926,6 +931,28 @@ absl::Status TaskStore::Compact(ColumnFamily family) {
 
 CommitQueue::Counts TaskStore::commit_counts() const {
   return commit_queue_->counts();
+}
+
+TaskStore::Properties TaskStore::properties() const {
+  Properties properties;
+  auto summed = [this](const std::string& name) {
+    uint64_t value = 0;
+    return db_->GetAggregatedIntProperty(name, &value) ? value : 0;
+  };
+  auto whole = [this](const std::string& name) {
+    uint64_t value = 0;
+    return db_->GetIntProperty(name, &value) ? value : 0;
+  };
+  properties.live_data_bytes =
+      summed(rocksdb::DB::Properties::kEstimateLiveDataSize);
+  properties.sst_bytes = summed(rocksdb::DB::Properties::kTotalSstFilesSize);
+  properties.pending_compaction_bytes =
+      summed(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  properties.running_compactions =
+      whole(rocksdb::DB::Properties::kNumRunningCompactions);
+  properties.block_cache_bytes =
+      whole(rocksdb::DB::Properties::kBlockCacheUsage);
+  return properties;
 }
 
 bool TaskStore::failed() const { return failure_->tripped(); }

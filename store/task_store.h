@@ -82,6 +82,11 @@ struct StoreOptions {
   // on the next line written to a log file that failed once.
   std::function<void(absl::LogSeverity, absl::string_view)> log;
 
+  // Called on the commit thread after each group commit with the number of
+  // writes it held and the seconds its write (and fsync) took, for metrics.
+  // nullptr: nobody. It must not block or call into the store.
+  std::function<void(size_t writes, double seconds)> on_commit;
+
   // Per-minute counters (CounterKey) older than this are dropped by
   // compaction, which keeps the counters bounded without any scan.
   int64_t counter_retention_minutes = 26 * 60;
@@ -384,6 +389,20 @@ class TaskStore {
   // first few differences. Reads the whole store: for tests and repair
   // tools, not for serving.
   absl::Status VerifyIndexes() const;
+
+  // RocksDB's view of the store's size and background work, read from its
+  // properties when asked (no I/O): summed over the column families, but
+  // for the shared block cache and the compactions running, which are
+  // the database's.
+  struct Properties {
+    uint64_t live_data_bytes = 0;  // rocksdb.estimate-live-data-size
+    uint64_t sst_bytes = 0;        // rocksdb.total-sst-files-size
+    uint64_t pending_compaction_bytes =
+        0;                             // ...estimate-pending-compaction-bytes
+    uint64_t running_compactions = 0;  // rocksdb.num-running-compactions
+    uint64_t block_cache_bytes = 0;    // rocksdb.block-cache-usage
+  };
+  Properties properties() const;
 
   // True once a write failed; the store refuses writes from then on.
   bool failed() const;

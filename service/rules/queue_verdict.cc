@@ -234,6 +234,14 @@ absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot) {
   return facts;
 }
 
+bool IsPollingStalled(const QueueFacts& task, absl::Time now,
+                      absl::Duration stale_after) {
+  const bool upstream_side = task.state == v1::TASK_STATE_QUEUED ||
+                             task.state == v1::TASK_STATE_RUNNING;
+  return upstream_side &&
+         now - task.last_upstream_event_time.AsTime() > stale_after;
+}
+
 void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                 absl::Time now, absl::Duration stale_after,
                 v1::QueueStatus* status) {
@@ -275,10 +283,8 @@ void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
     status->set_advice(FinishedAdvice(task));
     return;
   }
-  const bool upstream_side = task.state == v1::TASK_STATE_QUEUED ||
-                             task.state == v1::TASK_STATE_RUNNING;
   const absl::Time last_upstream = task.last_upstream_event_time.AsTime();
-  if (upstream_side && now - last_upstream > stale_after) {
+  if (IsPollingStalled(task, now, stale_after)) {
     // An estimate older than the stale limit is no estimate.
     status->clear_upstream_eta();
     status->set_verdict(v1::QUEUE_VERDICT_POLLING_STALLED);

@@ -89,6 +89,11 @@ QueueFacts QueueFactsOf(const v1::Task& task);
 // snapshot whose other fields a full parse would refuse still has facts.
 absl::optional<QueueFacts> ReadQueueFacts(absl::string_view snapshot);
 
+// True when `task` is QUEUED or RUNNING and its last upstream event is more
+// than `stale_after` before `now`: JudgeQueue's POLLING_STALLED.
+bool IsPollingStalled(const QueueFacts& task, absl::Time now,
+                      absl::Duration stale_after);
+
 // Fills `status`, which is expected empty (it may live on an arena).
 void JudgeQueue(const QueueFacts& task, const TypicalWait& typical,
                 absl::Time now, absl::Duration stale_after,

@@ -18,6 +18,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/base/log_severity.h"
@@ -35,14 +36,19 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
 #include "service/rules/catalog.h"
 #include "service/rules/clock.h"
 #include "service/rules/failure_rules.h"
 #include "service/rules/operator_file.h"
 #include "service/server/access.h"
+#include "service/server/domain_metrics.h"
+#include "service/server/grpc_metrics.h"
 #include "service/server/grpc_service.h"
 #include "service/server/log.h"
 #include "service/server/log_limiter.h"
+#include "service/server/store_metrics.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
@@ -58,6 +64,7 @@ constexpr char kReflectionServiceName[] =
 
 struct DaemonFlags {
   std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen;  // empty: no metrics endpoint
   std::string db = "./data";
   bool sync = true;
   std::string port_file;
@@ -284,6 +291,33 @@ absl::Status CheckAccessPolicy(DaemonFlags* flags) {
   return absl::OkStatus();
 }
 
+// Where /metrics may be served: loopback, or any address when the gRPC port
+// may be served beyond loopback (--auth-file or --insecure), as for that
+// port. The metrics name models and counts, never a task, account or secret.
+absl::Status CheckMetricsPolicy(const DaemonFlags& flags) {
+  if (flags.metrics_listen.empty() || IsLoopback(flags.metrics_listen) ||
+      !flags.auth_file.empty() || flags.insecure) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "refusing --metrics-listen ", flags.metrics_listen,
+      ": a non-loopback metrics address needs --auth-file or --insecure, as "
+      "the gRPC address does; listen on 127.0.0.1 or give one of them"));
+}
+
+// Serves /metrics on --metrics-listen, or fails naming the flag (a malformed
+// address, a port in use, an address not on this host).
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartExposer(
+    const std::string& address) {
+  try {
+    return std::make_unique<prometheus::Exposer>(address);
+  } catch (const std::exception& error) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve --metrics-listen ", address,
+                     " (address in use or invalid): ", error.what()));
+  }
+}
+
 // Server reflection lists every service the server serves and describes each
 // from protobuf's generated descriptor pool, which holds a .proto file only
 // when its generated code is linked into the binary. gRPC's default health
@@ -382,8 +416,27 @@ int Run(DaemonFlags flags) {
     return 1;
   }
 
+  if (absl::Status metrics = CheckMetricsPolicy(flags); !metrics.ok()) {
+    Log(LogLevel::kError, metrics.message());
+    return 1;
+  }
+  // The registry and the commit histograms outlive the store, whose commit
+  // thread feeds them; nullptr without --metrics-listen.
+  std::shared_ptr<prometheus::Registry> registry;
+  std::shared_ptr<StoreMetrics> store_metrics;
+  if (!flags.metrics_listen.empty()) {
+    registry = std::make_shared<prometheus::Registry>();
+    store_metrics = std::make_shared<StoreMetrics>(*registry);
+  }
+
   store::StoreOptions store_options;
   store_options.path = flags.db;
+  if (store_metrics != nullptr) {
+    store_options.on_commit = [metrics = store_metrics.get()](size_t writes,
+                                                              double seconds) {
+      metrics->OnCommit(writes, seconds);
+    };
+  }
   store_options.sync_writes = flags.sync;
   store_options.block_cache_mb = flags.block_cache_mb;
   // Set once the server runs; a failure reported before that is checked for
@@ -445,15 +498,68 @@ int Run(DaemonFlags flags) {
     tracker_options.failure_rules = *std::move(rules);
   }
 
+  std::unique_ptr<DomainMetrics> domain_metrics;
+  if (registry != nullptr) {
+    domain_metrics = std::make_unique<DomainMetrics>(
+        *registry, &catalog, tracker_options.stale_after);
+    tracker_options.observer = domain_metrics.get();
+  }
+
   EventHub hub(flags.hub);
   Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
                   tracker_options);
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
 
+  // Declared after everything its collectors read, so that it stops
+  // serving scrapes before they go away.
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<GrpcMetrics> grpc_metrics;
+  std::shared_ptr<UnfinishedCollector> unfinished_collector;
+  std::shared_ptr<ProcessCollector> process_collector;
+  if (registry != nullptr) {
+    absl::StatusOr<std::unique_ptr<GrpcMetrics>> created = GrpcMetrics::Create(
+        *registry, {kServiceName, kHealthServiceName, kReflectionServiceName});
+    if (!created.ok()) {
+      Log(LogLevel::kError, created.status().message());
+      return 1;
+    }
+    grpc_metrics = *std::move(created);
+    store_metrics->SetStore(store->get());
+    // Before serving: no write runs while the tally is loaded.
+    if (absl::Status loaded = domain_metrics->unfinished().Load(tracker);
+        !loaded.ok()) {
+      Log(LogLevel::kError, "cannot count the unfinished tasks",
+          {{"error", loaded.message()}});
+      return 1;
+    }
+    unfinished_collector = std::make_shared<UnfinishedCollector>(
+        &domain_metrics->unfinished(), &domain_metrics->labels(),
+        SystemClock::Get());
+    process_collector = std::make_shared<ProcessCollector>();
+    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> started =
+        StartExposer(flags.metrics_listen);
+    if (!started.ok()) {
+      Log(LogLevel::kError, started.status().message());
+      return 1;
+    }
+    exposer = *std::move(started);
+    exposer->RegisterCollectable(registry);
+    exposer->RegisterCollectable(store_metrics);
+    exposer->RegisterCollectable(unfinished_collector);
+    exposer->RegisterCollectable(process_collector);
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (grpc_metrics != nullptr) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(grpc_metrics->NewInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   int port = 0;
   builder.AddListeningPort(flags.listen, *credentials, &port);
   builder.RegisterService(&service);
@@ -504,6 +610,8 @@ int Run(DaemonFlags flags) {
        {"sync", flags.sync},
        {"tls", flags.tls_cert.empty() ? "off" : "on"},
        {"auth", flags.edge.access == nullptr ? "off" : "on"},
+       {"metrics",
+        flags.metrics_listen.empty() ? "off" : flags.metrics_listen},
        {"pid", static_cast<int64_t>(getpid())}});
 
   std::thread signal_thread([&] {
@@ -532,6 +640,7 @@ int Run(DaemonFlags flags) {
   server->Wait();
   signal_thread.join();
   write_pool.reset();  // runs the writes already accepted
+  exposer.reset();     // no scrape reads the tracker or the store after this
   const store::CommitQueue::Counts commits = (*store)->commit_counts();
   Log(LogLevel::kInfo, "tasktraild stopped",
       {{"writes", commits.writes}, {"fsync_groups", commits.groups}});
@@ -550,6 +659,10 @@ int Main(int argc, char** argv) {
       "jobs (gRPC server on an embedded RocksDB store)"};
   app.add_option("--listen", flags.listen, "HOST:PORT to serve on")
       ->capture_default_str();
+  app.add_option("--metrics-listen", flags.metrics_listen,
+                 "HOST:PORT to serve Prometheus metrics on (/metrics); off "
+                 "when not given. Loopback only unless --auth-file or "
+                 "--insecure is given");
   app.add_option("--db", flags.db, "data directory (created when missing)")
       ->capture_default_str();
   app.add_option("--sync", flags.sync,

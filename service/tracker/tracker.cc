@@ -157,6 +157,35 @@ absl::StatusOr<v1::Failure> Tracker::ClassifyFailure(
                                   failed->error_code(), failed->message());
 }
 
+std::function<void()> Tracker::ObserveAppend(const Task& previous,
+                                             const Task& task,
+                                             const TaskEvent& event,
+                                             bool left_queue,
+                                             absl::Duration queue_wait) const {
+  const bool is_new_task = previous.task_id().empty();
+  const bool entered = is_new_task || previous.state() != task.state();
+  const bool refunded = task.refunded() && !previous.refunded();
+  const bool duplicate = event.type() == v1::EVENT_TYPE_DUPLICATE_BLOCKED;
+  return [observer = options_.observer, model = task.model(), is_new_task,
+          entered, state = task.state(), category = task.failure().category(),
+          origin = task.failure().origin(), refunded, duplicate,
+          reason = event.duplicate_blocked().reason(), left_queue, queue_wait,
+          task_id = task.task_id(),
+          last_upstream = FromProtoTime(task.last_upstream_event_time())] {
+    observer->OnTaskWritten(task_id, model, state, last_upstream);
+    if (is_new_task) observer->OnSubmitted(model);
+    if (entered) {
+      observer->OnStateEntered(model, state);
+      if (state == v1::TASK_STATE_FAILED) {
+        observer->OnFailed(model, category, origin);
+      }
+    }
+    if (duplicate) observer->OnDuplicateBlocked(model, reason);
+    if (refunded) observer->OnRefunded(model);
+    if (left_queue) observer->OnLeftQueue(model, queue_wait);
+  };
+}
+
 absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
                                     TaskEvent* event,
                                     const std::string& event_id_digest,
@@ -262,6 +291,10 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
          exit_time = FromProtoTime(task->queue_exit_time()),
          task_id = task->task_id(),
          queue_wait] { waits_.Add(model, exit_time, task_id, queue_wait); });
+  }
+  if (options_.observer != nullptr) {
+    write->after_commit.push_back(
+        ObserveAppend(previous, *task, *event, left_queue, queue_wait));
   }
   if (fold) *event = folded;
   // Watchers get the entry itself once it is durable: the commit thread only

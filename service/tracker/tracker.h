@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,7 @@
 #include "service/tracker/event_hub.h"
 #include "service/tracker/queue_waits.h"
 #include "service/tracker/stripe_locks.h"
+#include "service/tracker/tracker_observer.h"
 #include "service/tracker/unclassified_budget.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/tracker.pb.h"
@@ -109,6 +111,20 @@ struct TrackerOptions {
   // How long a content fingerprint is remembered at all. An original still
   // unfinished after this long no longer blocks identical submissions.
   absl::Duration dedup_content_ttl = absl::Hours(24);
+
+  // Told what the Tracker did once it is durable (tracker_observer.h);
+  // nullptr: nobody. REQUIRES: outlives the Tracker.
+  TrackerObserver* observer = nullptr;
+};
+
+// The unfinished tasks at a moment, for gauges (UnfinishedTally::Count).
+struct UnfinishedCounts {
+  // Tasks per (model as recorded, state), states SUBMITTED, QUEUED and
+  // RUNNING only; absent pairs are zero.
+  std::map<std::pair<std::string, v1::TaskState>, int64_t> by_model_state;
+  // Tasks whose queue verdict is POLLING_STALLED, per model as recorded;
+  // absent models are zero.
+  std::map<std::string, int64_t> stalled_by_model;
 };
 
 // Whether preparing a write may wait for a lock that another write holds
@@ -237,6 +253,13 @@ class Tracker {
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
 
+  // Calls `visit` with the snapshot of every unfinished task (those in the
+  // store's unfinished index), oldest first: one pass reading each one's
+  // snapshot, for UnfinishedTally::Load. DATA_LOSS when a snapshot does not
+  // parse; UNAVAILABLE when the store cannot be read.
+  absl::Status VisitUnfinished(
+      const std::function<void(const v1::Task&)>& visit) const;
+
   // Records that `principal` (with `role`) read each of `task_ids` through
   // `rpc` in the audit log (not the timeline): one entry per task, all in
   // one write, without waiting for an fsync. Nothing is written when
@@ -356,6 +379,14 @@ class Tracker {
                              std::vector<store::RawMutation> extra,
                              PendingWrite* write);
 
+  // What options_.observer is told once the append of `event`, which took
+  // `previous` to `task`, is durable. REQUIRES: options_.observer.
+  std::function<void()> ObserveAppend(const v1::Task& previous,
+                                      const v1::Task& task,
+                                      const v1::TaskEvent& event,
+                                      bool left_queue,
+                                      absl::Duration queue_wait) const;
+
   // GetStoredTaskBytes with the timeline (when `include_events`) cut to at
   // most `max_event_bytes` bytes and options_.max_events_returned entries.
   absl::StatusOr<std::string> StoredTaskBytes(absl::string_view task_id,
@@ -373,10 +404,10 @@ class Tracker {
   // True when an identical submission is still the original's intent.
   bool BlocksContent(const v1::Task& original, absl::Time now) const;
 
-  // The write that counts a rejected submission per model and reason.
-  store::PreparedWrite CountRejection(
-      absl::string_view model,
-      const std::vector<v1::FieldViolation>& violations);
+  // The write that counts a rejected submission per model and each of
+  // `reasons` (distinct violation reasons).
+  store::PreparedWrite CountRejection(absl::string_view model,
+                                      const std::vector<std::string>& reasons);
 
   store::TaskStore* const store_;
   const CatalogHolder* const catalog_;

@@ -2,6 +2,7 @@
 // GetSnapshot, ReadEvents, ListTasks (request checks, page tokens and the
 // choice of index), GetQueueStatus and GetStats.
 #include <algorithm>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -532,6 +533,19 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
                    status);
         return absl::OkStatus();
       });
+}
+
+absl::Status Tracker::VisitUnfinished(
+    const std::function<void(const Task&)>& visit) const {
+  store::TaskScan scan;
+  scan.index = store::ScanIndex::kUnfinished;
+  scan.oldest_first = true;
+  scan.max_visits = std::numeric_limits<int>::max();
+  absl::StatusOr<std::string> last = store_->Scan(scan, [&](const Task& task) {
+    visit(task);
+    return true;
+  });
+  return last.status();
 }
 
 absl::StatusOr<v1::Stats> Tracker::GetStats(

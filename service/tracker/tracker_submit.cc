@@ -170,10 +170,23 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     // name so that they cannot create unbounded stats rows.
     Pending<v1::SubmitTaskResponse> rejected(InvalidArgument(
         kInvalidTaskParameters, request.model(), validation.violations));
-    rejected.write.prepared = CountRejection(
-        validation.model != nullptr ? request.model()
-                                    : absl::string_view("(unknown)"),
-        validation.violations);
+    std::string model(validation.model != nullptr ? request.model()
+                                                  : kUnknownModel);
+    std::vector<std::string> reasons;
+    for (const v1::FieldViolation& violation : validation.violations) {
+      if (std::find(reasons.begin(), reasons.end(), violation.reason()) ==
+          reasons.end()) {
+        reasons.push_back(violation.reason());
+      }
+    }
+    rejected.write.prepared = CountRejection(model, reasons);
+    if (options_.observer != nullptr) {
+      rejected.write.after_commit.push_back([observer = options_.observer,
+                                             model = std::move(model),
+                                             reasons = std::move(reasons)] {
+        observer->OnRejected(model, reasons);
+      });
+    }
     return rejected;
   }
 
@@ -258,22 +271,14 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
 }
 
 store::PreparedWrite Tracker::CountRejection(
-    absl::string_view model,
-    const std::vector<v1::FieldViolation>& violations) {
+    absl::string_view model, const std::vector<std::string>& reasons) {
   const int64_t minute = absl::ToUnixSeconds(clock_->Now()) / 60;
   std::vector<store::RawMutation> counts;
   counts.push_back(store::RawMutation::CountOne(minute, model,
                                                 store::CounterKind::kRejected));
-  std::vector<std::string> reasons;
-  for (const v1::FieldViolation& violation : violations) {
-    if (std::find(reasons.begin(), reasons.end(), violation.reason()) !=
-        reasons.end()) {
-      continue;
-    }
-    reasons.push_back(violation.reason());
+  for (const std::string& reason : reasons) {
     counts.push_back(store::RawMutation::CountOne(
-        minute, model, store::CounterKind::kRejectedReason,
-        violation.reason()));
+        minute, model, store::CounterKind::kRejectedReason, reason));
   }
   // The rejection is answered whether or not it could be counted (Complete
   // keeps an error result); a store that fails here also fails the next

@@ -1,7 +1,11 @@
 #include "tests/support/test_support.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -267,5 +271,147 @@ std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {
 
 std::string DaemonPath() { return TASKTRAILD_PATH; }
 std::string CliPath() { return TASKTRAIL_CLI_PATH; }
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
+    port = ntohs(address.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+namespace {
+
+// The body of a chunked transfer encoding: hex size CRLF data CRLF ... 0.
+std::string Unchunk(const std::string& chunked) {
+  std::string body;
+  size_t at = 0;
+  while (at < chunked.size()) {
+    const size_t line_end = chunked.find("\r\n", at);
+    if (line_end == std::string::npos) break;
+    const size_t size =
+        std::stoul(chunked.substr(at, line_end - at), nullptr, 16);
+    if (size == 0) break;
+    body += chunked.substr(line_end + 2, size);
+    at = line_end + 2 + size + 2;
+  }
+  return body;
+}
+
+}  // namespace
+
+HttpResponse HttpGet(const std::string& host_port, const std::string& path) {
+  HttpResponse response;
+  const size_t colon = host_port.rfind(':');
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(std::stoi(host_port.substr(colon + 1)));
+  if (inet_pton(AF_INET, host_port.substr(0, colon).c_str(),
+                &address.sin_addr) != 1) {
+    response.body = "not an IPv4 address: " + host_port;
+    return response;
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    response.body = "socket failed";
+    return response;
+  }
+  timeval timeout{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
+      0) {
+    close(fd);
+    response.body = "cannot connect to " + host_port;
+    return response;
+  }
+  const std::string request = "GET " + path +
+                              " HTTP/1.1\r\nHost: " + host_port +
+                              "\r\nConnection: close\r\n\r\n";
+  size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n =
+        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buffer[16384];
+  while (true) {
+    const ssize_t n = recv(fd, buffer, sizeof(buffer), 0);
+    if (n <= 0) break;
+    raw.append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t header_end = raw.find("\r\n\r\n");
+  if (raw.rfind("HTTP/1.", 0) != 0 || header_end == std::string::npos) {
+    response.body = "no HTTP answer: " + raw.substr(0, 200);
+    return response;
+  }
+  response.status = std::stoi(raw.substr(9, 3));
+  std::string headers = raw.substr(0, header_end);
+  std::transform(headers.begin(), headers.end(), headers.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  std::string body = raw.substr(header_end + 4);
+  if (headers.find("transfer-encoding: chunked") != std::string::npos) {
+    body = Unchunk(body);
+  }
+  response.body = std::move(body);
+  return response;
+}
+
+bool BackgroundProcess::Start(const std::vector<std::string>& args,
+                              const std::string& dir,
+                              const std::string& log_path) {
+  const pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log_fd >= 0) {
+      dup2(log_fd, 2);
+      dup2(log_fd, 1);
+    }
+    if (chdir(dir.c_str()) != 0) _exit(126);
+    std::vector<char*> argv = ToArgv(args);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  return true;
+}
+
+int BackgroundProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  pid_ = -1;
+  return status;
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
 
 }  // namespace tasktrail::testing

@@ -56,6 +56,7 @@ class ServerProcess {
   int Stop();
 
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }
   // The daemon's stderr so far (its log).
   std::string Log() const;
@@ -79,6 +80,38 @@ class ServerProcess {
 // waits for it (killing it after 60 s).
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& env = {});
+
+// A port on 127.0.0.1 that was free when asked (the kernel picked it for a
+// socket that is closed again), for a listener that cannot report the port
+// it bound.
+int FreeLoopbackPort();
+
+// The answer to an HTTP/1.1 GET.
+struct HttpResponse {
+  int status = 0;  // 0: no answer (`body` says why)
+  std::string body;
+};
+
+// GETs `path` from `host_port` (IPv4 HOST:PORT) over HTTP/1.1 with
+// "Connection: close", reading until the server closes (a 10 s timeout per
+// read). Handles a Content-Length or chunked body.
+HttpResponse HttpGet(const std::string& host_port, const std::string& path);
+
+// A program run in the background with its output in a file, killed
+// (SIGKILL) when the object goes away if it still runs.
+class BackgroundProcess {
+ public:
+  // Starts `argv` in `dir`, stdout and stderr appended to `log_path`.
+  // Returns false when it cannot fork.
+  bool Start(const std::vector<std::string>& argv, const std::string& dir,
+             const std::string& log_path);
+  // SIGTERM, then SIGKILL after 20 s; reaps it. Returns the wait status.
+  int Stop();
+  ~BackgroundProcess();
+
+ private:
+  pid_t pid_ = -1;
+};
 
 // Lower-case hex SHA-256 of `text` (by the openssl command line), as an
 // auth file lists a token.
