@@ -10,17 +10,18 @@ packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libjemalloc-dev libabsl-dev libssl-dev libspdlog-dev
-  libcli11-dev
+  libcli11-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
-# (clang and libclang-rt for libFuzzer and LSan), then buf
+# (clang and libclang-rt for libFuzzer and LSan; the PostgreSQL server the
+# tests start throwaway clusters of), then buf
 # (scripts/install-buf.sh), which the e2e tests run against the daemon and
 # scripts/lint-proto.sh lints with.
 testing=false
 if [[ "${1:-}" == "--test" ]]; then
   testing=true
-  packages+=(python3-grpcio clang libclang-rt-14-dev openssl)
+  packages+=(python3-grpcio clang libclang-rt-14-dev openssl postgresql)
 fi
 
 missing=()
