@@ -47,7 +47,7 @@
 #include "service/tracker/tracker.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
 namespace {
@@ -395,8 +395,8 @@ int Run(DaemonFlags flags) {
                                                       : spdlog::level::warn,
                 "rocksdb message=\"{}\"", std::string(message));
   };
-  absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
-      store::TaskStore::Open(store_options);
+  absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> store =
+      store::RocksDbTaskStore::Open(store_options);
   if (!store.ok()) {
     spdlog::error("cannot open store db={} error=\"{}\"", flags.db,
                   std::string(store.status().message()));
