@@ -181,6 +181,16 @@ struct TaskScan {
   int max_visits = 1000;
 };
 
+// One backup of a store (CreateBackup, ListBackups).
+struct BackupInfo {
+  int64_t backup_id = 0;
+  int64_t create_unix_seconds = 0;
+  // Bytes of the backup's files (files shared with other backups counted).
+  int64_t size_bytes = 0;
+  // Tasks in the store when the backup began.
+  int64_t task_count = 0;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
@@ -322,6 +332,16 @@ class TaskStore {
   // True once a write failed because the storage did; the store refuses
   // writes from then on.
   virtual bool failed() const = 0;
+
+  // Takes a backup now, online: writes go on meanwhile, and every write
+  // acknowledged before the call is in the backup. FAILED_PRECONDITION,
+  // naming why, when this store takes no backups of its own (not
+  // configured, or a database with its own backup tools); UNAVAILABLE when
+  // the storage fails or the store has failed.
+  virtual absl::StatusOr<BackupInfo> CreateBackup() = 0;
+
+  // The backups kept, newest first; FAILED_PRECONDITION as CreateBackup.
+  virtual absl::StatusOr<std::vector<BackupInfo>> ListBackups() const = 0;
 
  protected:
   // Commits `prepared` and waits for the result.

@@ -17,6 +17,7 @@
 #include "rocksdb/write_batch.h"
 #include "store/rocksdb/commit_queue.h"
 #include "store/rocksdb/rocksdb_options.h"
+#include "store/rocksdb/rocksdb_status.h"
 
 namespace tasktrail::store {
 namespace {
@@ -112,16 +113,6 @@ absl::Status NamingTheWrite(absl::string_view what,
   if (status.ok()) return status;
   return absl::Status(status.code(),
                       absl::StrCat(what, ": ", status.message()));
-}
-
-absl::Status FromRocks(const rocksdb::Status& status,
-                       absl::string_view context) {
-  if (status.ok()) return absl::OkStatus();
-  const std::string message = absl::StrCat(context, ": ", status.ToString());
-  if (status.IsCorruption()) return absl::DataLossError(message);
-  if (status.IsNotFound()) return absl::NotFoundError(message);
-  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
-  return absl::UnavailableError(message);
 }
 
 bool IsLockError(const rocksdb::Status& status) {

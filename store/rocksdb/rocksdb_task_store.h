@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "store/keys.h"
 #include "store/rocksdb/commit_queue.h"
@@ -83,6 +84,13 @@ struct StoreOptions {
   // Per-minute counters (CounterKey) older than this are dropped by
   // compaction, which keeps the counters bounded without any scan.
   int64_t counter_retention_minutes = 26 * 60;
+
+  // Where CreateBackup puts backups (RocksDB's BackupEngine: incremental,
+  // checksummed); empty: backups are off. The directory should be on
+  // another disk than `path`.
+  std::string backup_dir;
+  // CreateBackup keeps the newest this many backups. At least 1.
+  int backup_keep = 7;
 };
 
 class RocksDbTaskStore final : public TaskStore {
@@ -156,6 +164,21 @@ class RocksDbTaskStore final : public TaskStore {
                         Durability durability = Durability::kSynced) override;
   absl::Status VerifyIndexes() const override;
   bool failed() const override;
+  // One backup at a time: a call made while another runs waits for it. The
+  // memtables are flushed first, so a backup is SST files alone.
+  absl::StatusOr<BackupInfo> CreateBackup() override;
+  absl::StatusOr<std::vector<BackupInfo>> ListBackups() const override;
+
+  // Restores backup `backup_id` (0: the newest) of `backup_dir` into
+  // `db_dir`, which must be missing or empty, after verifying every file of
+  // the backup against its checksum, and then opens the restored store to
+  // check it. Returns the backup restored. FAILED_PRECONDITION for a
+  // non-empty `db_dir`; NOT_FOUND for an unknown backup or a directory
+  // without backups; DATA_LOSS naming the damage when the backup is
+  // corrupted (nothing usable is left in `db_dir` then).
+  static absl::StatusOr<BackupInfo> RestoreBackup(const std::string& backup_dir,
+                                                  int64_t backup_id,
+                                                  const std::string& db_dir);
 
   // Reads a raw value from a service-owned column family; nullopt if absent.
   absl::StatusOr<absl::optional<std::string>> GetRaw(
@@ -230,6 +253,8 @@ class RocksDbTaskStore final : public TaskStore {
   std::unique_ptr<CommitQueue> commit_queue_;
   // Kept alive for the DB, which holds a raw pointer to it.
   std::shared_ptr<const void> counter_expiry_;
+  // Serializes CreateBackup; guards nothing else.
+  mutable absl::Mutex backup_mutex_;
 };
 
 }  // namespace tasktrail::store
