@@ -66,6 +66,10 @@ absl::string_view RpcName(Rpc rpc) {
       return "ListAudit";
     case Rpc::kBatchGetTasks:
       return "BatchGetTasks";
+    case Rpc::kCreateBackup:
+      return "CreateBackup";
+    case Rpc::kListBackups:
+      return "ListBackups";
   }
   return "unknown";
 }
@@ -78,6 +82,8 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kAddNote:
       return role == Role::kSupport || role == Role::kAdmin;
     case Rpc::kListAudit:
+    case Rpc::kCreateBackup:
+    case Rpc::kListBackups:
       return role == Role::kAdmin;
     default:
       return true;

@@ -33,6 +33,8 @@ enum class Rpc {
   kGetStats,
   kListAudit,
   kBatchGetTasks,
+  kCreateBackup,
+  kListBackups,
 };
 
 absl::string_view RoleName(Role role);
@@ -50,7 +52,7 @@ struct Caller {
 //   ValidateTask, GetTask, BatchGetTasks, ListTasks, GetQueueStatus,
 //   WatchTask, ListModels, GetStats: backend, support, admin
 //   AddNote: support, admin
-//   ListAudit: admin
+//   ListAudit, CreateBackup, ListBackups: admin
 bool Allowed(Role role, Rpc rpc);
 
 class AccessTable {

@@ -211,6 +211,8 @@ TEST(AllowedTest, EachRpcAllowsTheRolesTheHeaderLists) {
       {Rpc::kGetStats, true, true, true},
       {Rpc::kAddNote, false, true, true},
       {Rpc::kListAudit, false, false, true},
+      {Rpc::kCreateBackup, false, false, true},
+      {Rpc::kListBackups, false, false, true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(std::string(RpcName(row.rpc)));
@@ -254,6 +256,8 @@ TEST(AccessNamesTest, RolesAndRpcsHaveTheirWireNames) {
   EXPECT_EQ(RpcName(Rpc::kGetStats), "GetStats");
   EXPECT_EQ(RpcName(Rpc::kListAudit), "ListAudit");
   EXPECT_EQ(RpcName(Rpc::kBatchGetTasks), "BatchGetTasks");
+  EXPECT_EQ(RpcName(Rpc::kCreateBackup), "CreateBackup");
+  EXPECT_EQ(RpcName(Rpc::kListBackups), "ListBackups");
 }
 
 }  // namespace
