@@ -14,14 +14,16 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
-# (clang and libclang-rt for libFuzzer and LSan; the PostgreSQL server the
-# tests start throwaway clusters of), then buf
+# (clang and libclang-rt for libFuzzer and LSan; prometheus for promtool,
+# which the deploy test checks the alert rules with; the PostgreSQL server
+# the tests start throwaway clusters of), then buf
 # (scripts/install-buf.sh), which the e2e tests run against the daemon and
 # scripts/lint-proto.sh lints with.
 testing=false
 if [[ "${1:-}" == "--test" ]]; then
   testing=true
-  packages+=(python3-grpcio clang libclang-rt-14-dev openssl postgresql)
+  packages+=(python3-grpcio clang libclang-rt-14-dev openssl prometheus
+    postgresql)
 fi
 
 missing=()

@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -15,6 +17,8 @@
 #include "google/protobuf/arena.h"
 #include "grpcpp/alarm.h"
 #include "service/server/grpc_status.h"
+#include "service/server/log.h"
+#include "service/server/log_limiter.h"
 #include "service/tracker/watch_cursor.h"
 
 namespace tasktrail {
@@ -82,6 +86,38 @@ grpc::Status NotParsed() {
                    Request::descriptor()->full_name(),
                    " (malformed protobuf, or a string field that is not "
                    "valid UTF-8)"));
+}
+
+// Logs a call answered INTERNAL or UNAVAILABLE: the server could not do what
+// was asked (a store failure, a bug), which ordinary answers, successful or
+// refused, are not. At most one line per second per method and code reaches
+// the log, with the number held back since the previous one (after a store
+// failure every write is refused). The message is scrubbed by Log.
+// Thread safety: may be called concurrently.
+void LogServerError(Rpc rpc, const grpc::Status& status) {
+  const grpc::StatusCode code = status.error_code();
+  if (code != grpc::StatusCode::INTERNAL &&
+      code != grpc::StatusCode::UNAVAILABLE) {
+    return;
+  }
+  static absl::Mutex* const mutex = new absl::Mutex();
+  static auto* const limiters =
+      new absl::node_hash_map<std::pair<Rpc, grpc::StatusCode>, LogLimiter>();
+  LogLimiter* limiter = nullptr;
+  {
+    absl::MutexLock lock(mutex);
+    limiter = &limiters->try_emplace({rpc, code}, absl::Seconds(1))
+                   .first->second;  // node_hash_map: the address is stable
+  }
+  int64_t suppressed = 0;
+  if (!limiter->Allow(absl::Now(), &suppressed)) return;
+  Log(code == grpc::StatusCode::INTERNAL ? LogLevel::kError
+                                         : LogLevel::kWarning,
+      "request failed",
+      {{"method", RpcName(rpc)},
+       {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))},
+       {"error", status.error_message()},
+       {"suppressed", suppressed}});
 }
 
 // A WatchTask stream: moves what its WatchCursor decides (what to send,
@@ -193,6 +229,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
         }
       }
       if (finish.has_value()) finished_ = true;
+    }
+    // A stream that ends UNAVAILABLE (cut for falling behind, the server
+    // shutting down) asks its client to resume with after_seq; that is not
+    // a failure.
+    if (finish.has_value() &&
+        finish->error_code() != grpc::StatusCode::UNAVAILABLE) {
+      LogServerError(Rpc::kWatchTask, *finish);
     }
     if (write) StartWrite(&current_bytes_);
     if (finish.has_value()) Finish(*finish);
@@ -367,6 +410,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::Serve(
   absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
   if (!caller.has_value()) return reactor;
   const grpc::Status status = work(*caller);
+  LogServerError(rpc, status);
   in_flight_.fetch_sub(1);
   reactor->Finish(status);
   return reactor;
@@ -408,6 +452,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
           AuditRead(*reader, {ReturnedTaskId(*result)}, rpc);
         }
         const grpc::Status status = Respond(result, response);
+        LogServerError(rpc, status);
         in_flight_.fetch_sub(1);
         reactor->Finish(status);
       };
@@ -621,7 +666,11 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
   }
   absl::StatusOr<WatchCursor> cursor =
       WatchCursor::Open(tracker_, request.task_id(), request.after_seq());
-  if (!cursor.ok()) return new FailedWatch(ToGrpcStatus(cursor.status()));
+  if (!cursor.ok()) {
+    const grpc::Status status = ToGrpcStatus(cursor.status());
+    LogServerError(Rpc::kWatchTask, status);
+    return new FailedWatch(status);
+  }
   AuditRead(*caller, {request.task_id()}, Rpc::kWatchTask);
   return new WatchReactor(hub_, request.task_id(), *std::move(cursor),
                           options_.watch_max_lifetime);

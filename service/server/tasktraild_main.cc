@@ -41,12 +41,11 @@
 #include "service/rules/operator_file.h"
 #include "service/server/access.h"
 #include "service/server/grpc_service.h"
+#include "service/server/log.h"
 #include "service/server/log_limiter.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
-#include "spdlog/spdlog.h"
 #include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
@@ -79,6 +78,7 @@ struct DaemonFlags {
   EventHub::Options hub;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
+  LogFormat log_format = LogFormat::kText;
   TrackerOptions tracker;
 };
 
@@ -143,17 +143,18 @@ std::atomic<bool> listener_failed{false};
 // then shuts down and exits 1, so that a supervisor restarts it, rather than
 // live on as a zombie listener. gRPC's lines go to the log with the others.
 void OnGrpcLog(gpr_log_func_args* args) {
-  const spdlog::level::level_enum level =
-      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::err
-      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::info
-                                                : spdlog::level::debug;
-  spdlog::log(level, "grpc {}:{} {}", args->file, args->line, args->message);
+  const LogLevel level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? LogLevel::kError
+      : args->severity == GPR_LOG_SEVERITY_INFO ? LogLevel::kInfo
+                                                : LogLevel::kDebug;
+  Log(level, args->message,
+      {{"component", "grpc"}, {"file", args->file}, {"line", args->line}});
   if (absl::StartsWith(args->message, "Failed accept4") &&
       !listener_failed.exchange(true)) {
-    spdlog::critical(
-        "the listener stopped accepting connections ({}); shutting down to "
-        "be restarted",
-        args->message);
+    Log(LogLevel::kCritical,
+        "the listener stopped accepting connections; shutting down to be "
+        "restarted",
+        {{"error", args->message}});
     kill(getpid(), SIGTERM);  // handled by the signal thread
   }
 }
@@ -165,14 +166,18 @@ void OnGrpcLog(gpr_log_func_args* args) {
 void OnProtobufLog(google::protobuf::LogLevel level, const char* filename,
                    int line, const std::string& message) {
   if (level >= google::protobuf::LOGLEVEL_FATAL) {
-    spdlog::critical("libprotobuf {}:{} {}", filename, line, message);
+    Log(LogLevel::kCritical, message,
+        {{"component", "libprotobuf"}, {"file", filename}, {"line", line}});
     return;
   }
   static LogLimiter* const limiter = new LogLimiter(absl::Seconds(1));
   int64_t suppressed = 0;
   if (!limiter->Allow(absl::Now(), &suppressed)) return;
-  spdlog::warn("libprotobuf {}:{} {} suppressed={}", filename, line, message,
-               suppressed);
+  Log(LogLevel::kWarning, message,
+      {{"component", "libprotobuf"},
+       {"file", filename},
+       {"line", line},
+       {"suppressed", suppressed}});
 }
 
 // Raises the soft limit on open files to the hard limit: every connection
@@ -181,22 +186,25 @@ void OnProtobufLog(google::protobuf::LogLevel level, const char* filename,
 void RaiseDescriptorLimit() {
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    spdlog::warn("cannot read the open file limit error=\"{}\"",
-                 strerror(errno));
+    Log(LogLevel::kWarning, "cannot read the open file limit",
+        {{"error", strerror(errno)}});
     return;
   }
   const rlim_t before = limit.rlim_cur;
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-      spdlog::warn(
-          "cannot raise the open file limit soft={} hard={} error=\"{}\"",
-          before, limit.rlim_max, strerror(errno));
+      Log(LogLevel::kWarning, "cannot raise the open file limit",
+          {{"soft", before},
+           {"hard", limit.rlim_max},
+           {"error", strerror(errno)}});
       return;
     }
   }
-  spdlog::info("open file limit soft={} hard={} raised_from={}", limit.rlim_cur,
-               limit.rlim_max, before);
+  Log(LogLevel::kInfo, "open file limit",
+      {{"soft", limit.rlim_cur},
+       {"hard", limit.rlim_max},
+       {"raised_from", before}});
 }
 
 // The contents of a PEM file given by a flag (bounded like every operator
@@ -204,7 +212,7 @@ void RaiseDescriptorLimit() {
 std::string ReadPemOrEmpty(const std::string& path, absl::string_view flag) {
   absl::StatusOr<std::string> text = ReadOperatorFile(path, flag);
   if (!text.ok()) {
-    spdlog::error("{}", std::string(text.status().message()));
+    Log(LogLevel::kError, text.status().message());
     return "";
   }
   return *std::move(text);
@@ -251,13 +259,13 @@ absl::Status CheckAccessPolicy(DaemonFlags* flags) {
     absl::StatusOr<std::shared_ptr<const AccessTable>> table =
         AccessTable::FromFile(flags->auth_file);
     if (!table.ok()) return table.status();
-    spdlog::info("access control on auth_file={} principals={}",
-                 flags->auth_file, (*table)->size());
+    Log(LogLevel::kInfo, "access control on",
+        {{"auth_file", flags->auth_file}, {"principals", (*table)->size()}});
     flags->edge.access = *std::move(table);
     return absl::OkStatus();
   }
   if (IsLoopback(flags->listen)) {
-    spdlog::warn(
+    Log(LogLevel::kWarning,
         "no --auth-file: every local client may call every RPC; "
         "serving on loopback only");
     return absl::OkStatus();
@@ -269,10 +277,10 @@ absl::Status CheckAccessPolicy(DaemonFlags* flags) {
         "billing evidence; give --auth-file, listen on 127.0.0.1, or pass "
         "--insecure to accept the risk"));
   }
-  spdlog::warn(
-      "INSECURE: serving {} without --auth-file; every client may "
-      "call every RPC (--insecure)",
-      flags->listen);
+  Log(LogLevel::kWarning,
+      "INSECURE: serving without --auth-file; every client may call every "
+      "RPC (--insecure)",
+      {{"listen", flags->listen}});
   return absl::OkStatus();
 }
 
@@ -303,23 +311,25 @@ absl::Status CheckServicesDescribed() {
 // of the offending field and the catalog in force stays.
 void ReloadCatalog(const std::string& path, CatalogHolder* holder) {
   if (path.empty()) {
-    spdlog::info("SIGHUP: serving the built-in catalog; nothing to reload");
+    Log(LogLevel::kInfo,
+        "SIGHUP: serving the built-in catalog; nothing to reload");
     return;
   }
   absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
       Catalog::FromFile(path);
   if (!loaded.ok()) {
-    spdlog::error("catalog reload rejected path={} kept={} error=\"{}\"", path,
-                  holder->Get()->version(),
-                  std::string(loaded.status().message()));
+    Log(LogLevel::kError, "catalog reload rejected",
+        {{"path", path},
+         {"kept", holder->Get()->version()},
+         {"error", loaded.status().message()}});
     return;
   }
   const std::string version = (*loaded)->version();
   const int models = (*loaded)->document().models_size();
   // Logged once in force, so that a reader of the log sees the new catalog.
   holder->Set(*std::move(loaded));
-  spdlog::info("catalog reloaded path={} version={} models={}", path, version,
-               models);
+  Log(LogLevel::kInfo, "catalog reloaded",
+      {{"path", path}, {"version", version}, {"models", models}});
 }
 
 // --check: validates the failure rules (the --failure-rules file, or the
@@ -358,17 +368,17 @@ int Run(DaemonFlags flags) {
   RaiseDescriptorLimit();
 
   if (absl::Status described = CheckServicesDescribed(); !described.ok()) {
-    spdlog::error("{}", std::string(described.message()));
+    Log(LogLevel::kError, described.message());
     return 1;
   }
   if (absl::Status policy = CheckAccessPolicy(&flags); !policy.ok()) {
-    spdlog::error("{}", std::string(policy.message()));
+    Log(LogLevel::kError, policy.message());
     return 1;
   }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
       ServerCredentials(flags);
   if (!credentials.ok()) {
-    spdlog::error("{}", std::string(credentials.status().message()));
+    Log(LogLevel::kError, credentials.status().message());
     return 1;
   }
 
@@ -380,10 +390,8 @@ int Run(DaemonFlags flags) {
   // then.
   std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
   store_options.on_failure = [&health_service](const absl::Status& failure) {
-    spdlog::error(
-        "store failed; refusing writes, health NOT_SERVING "
-        "error=\"{}\"",
-        std::string(failure.message()));
+    Log(LogLevel::kError, "store failed; refusing writes, health NOT_SERVING",
+        {{"error", failure.message()}});
     if (grpc::HealthCheckServiceInterface* health = health_service.load()) {
       health->SetServingStatus("", false);
       health->SetServingStatus(kServiceName, false);
@@ -391,19 +399,19 @@ int Run(DaemonFlags flags) {
   };
   store_options.log = [](absl::LogSeverity severity,
                          absl::string_view message) {
-    spdlog::log(severity >= absl::LogSeverity::kError ? spdlog::level::err
-                                                      : spdlog::level::warn,
-                "rocksdb message=\"{}\"", std::string(message));
+    Log(severity >= absl::LogSeverity::kError ? LogLevel::kError
+                                              : LogLevel::kWarning,
+        message, {{"component", "rocksdb"}});
   };
   absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> store =
       store::RocksDbTaskStore::Open(store_options);
   if (!store.ok()) {
-    spdlog::error("cannot open store db={} error=\"{}\"", flags.db,
-                  std::string(store.status().message()));
+    Log(LogLevel::kError, "cannot open store",
+        {{"db", flags.db}, {"error", store.status().message()}});
     return 1;
   }
   if (!flags.sync) {
-    spdlog::warn(
+    Log(LogLevel::kWarning,
         "sync=false: acknowledged writes may be lost on a crash; "
         "use only for benchmarks");
   }
@@ -413,25 +421,25 @@ int Run(DaemonFlags flags) {
     absl::StatusOr<std::shared_ptr<const Catalog>> loaded =
         Catalog::FromFile(flags.catalog);
     if (!loaded.ok()) {
-      spdlog::error("cannot load catalog path={} error=\"{}\"", flags.catalog,
-                    std::string(loaded.status().message()));
+      Log(LogLevel::kError, "cannot load catalog",
+          {{"path", flags.catalog}, {"error", loaded.status().message()}});
       return 1;
     }
     initial_catalog = *std::move(loaded);
   }
   CatalogHolder catalog(initial_catalog);
   TrackerOptions tracker_options = flags.tracker;
-  spdlog::info("catalog loaded source={} version={} models={}",
-               flags.catalog.empty() ? "built-in" : flags.catalog,
-               initial_catalog->version(),
-               initial_catalog->document().models_size());
+  Log(LogLevel::kInfo, "catalog loaded",
+      {{"source", flags.catalog.empty() ? "built-in" : flags.catalog},
+       {"version", initial_catalog->version()},
+       {"models", initial_catalog->document().models_size()}});
 
   if (!flags.failure_rules.empty()) {
     absl::StatusOr<std::shared_ptr<const FailureClassifier>> rules =
         FailureClassifier::FromFile(flags.failure_rules);
     if (!rules.ok()) {
-      spdlog::error("cannot load failure rules path={} error=\"{}\"",
-                    flags.failure_rules, std::string(rules.status().message()));
+      Log(LogLevel::kError, "cannot load failure rules",
+          {{"path", flags.failure_rules}, {"error", rules.status().message()}});
       return 1;
     }
     tracker_options.failure_rules = *std::move(rules);
@@ -467,8 +475,8 @@ int Run(DaemonFlags flags) {
                              ChannelMillis(flags.handshake_timeout));
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    spdlog::error("cannot listen listen={} (address in use or invalid)",
-                  flags.listen);
+    Log(LogLevel::kError, "cannot listen (address in use or invalid)",
+        {{"listen", flags.listen}});
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
@@ -484,16 +492,19 @@ int Run(DaemonFlags flags) {
 
   const std::string address = BoundAddress(flags.listen, port);
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {
-    spdlog::error("cannot write port file path={}", flags.port_file);
+    Log(LogLevel::kError, "cannot write port file",
+        {{"path", flags.port_file}});
     server->Shutdown();
     return 1;
   }
-  spdlog::info(
-      "tasktraild started version={} listen={} db={} sync={} tls={} "
-      "auth={}",
-      TASKTRAIL_VERSION, address, flags.db, flags.sync,
-      flags.tls_cert.empty() ? "off" : "on",
-      flags.edge.access == nullptr ? "off" : "on");
+  Log(LogLevel::kInfo, "tasktraild started",
+      {{"version", TASKTRAIL_VERSION},
+       {"listen", address},
+       {"db", flags.db},
+       {"sync", flags.sync},
+       {"tls", flags.tls_cert.empty() ? "off" : "on"},
+       {"auth", flags.edge.access == nullptr ? "off" : "on"},
+       {"pid", static_cast<int64_t>(getpid())}});
 
   std::thread signal_thread([&] {
     while (true) {
@@ -501,9 +512,14 @@ int Run(DaemonFlags flags) {
       if (sigwait(&signals, &received) != 0) continue;
       if (received == SIGHUP) {
         ReloadCatalog(flags.catalog, &catalog);
+        if (!flags.failure_rules.empty() || !flags.auth_file.empty()) {
+          Log(LogLevel::kWarning,
+              "SIGHUP reloads the catalog only; restart to apply changes to "
+              "--failure-rules or --auth-file");
+        }
         continue;
       }
-      spdlog::info("shutting down signal={}", strsignal(received));
+      Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(received)}});
       break;
     }
     health->SetServingStatus("", false);
@@ -517,10 +533,11 @@ int Run(DaemonFlags flags) {
   signal_thread.join();
   write_pool.reset();  // runs the writes already accepted
   const store::CommitQueue::Counts commits = (*store)->commit_counts();
-  spdlog::info("tasktraild stopped writes={} fsync_groups={}", commits.writes,
-               commits.groups);
+  Log(LogLevel::kInfo, "tasktraild stopped",
+      {{"writes", commits.writes}, {"fsync_groups", commits.groups}});
   if (listener_failed.load()) {
-    spdlog::error("exiting 1: the listener had stopped accepting connections");
+    Log(LogLevel::kError,
+        "exiting 1: the listener had stopped accepting connections");
     return 1;
   }
   return 0;
@@ -608,6 +625,19 @@ int Main(int argc, char** argv) {
                     &flags.tracker.dedup_window_after_success,
                     "how long after an original succeeded an identical "
                     "submission is still blocked as a double click");
+  app.add_option_function<std::string>(
+         "--log-format",
+         [&flags](const std::string& name) {
+           absl::StatusOr<LogFormat> format = ParseLogFormat(name);
+           if (!format.ok()) {
+             throw CLI::ValidationError(std::string(format.status().message()));
+           }
+           flags.log_format = *format;
+         },
+         "log lines on stderr: text (TIME LEVEL MESSAGE key=value ...) or "
+         "json (one object per line: time, level, message and the same "
+         "keys)")
+      ->default_str("text");
   CLI11_PARSE(app, argc, argv);
   if (flags.check) return CheckFailureRules(flags.failure_rules);
 
@@ -615,8 +645,7 @@ int Main(int argc, char** argv) {
   // that costs a few percent of CPU on every call and finds nothing the
   // tests do not.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  spdlog::set_default_logger(spdlog::stderr_color_mt("tasktraild"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  SetLogFormat(flags.log_format);
   gpr_set_log_function(&OnGrpcLog);
   google::protobuf::SetLogHandler(&OnProtobufLog);
   return Run(std::move(flags));

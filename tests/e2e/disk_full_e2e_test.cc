@@ -96,8 +96,9 @@ class DiskFullTest : public ::testing::Test {
   }
 
   // A daemon (not started yet) on the tmpfs, killed by TearDown.
-  ServerProcess& NewServer() {
-    servers_.push_back(std::make_unique<ServerProcess>(mount_point_ + "/db"));
+  ServerProcess& NewServer(std::vector<std::string> extra_args = {}) {
+    servers_.push_back(std::make_unique<ServerProcess>(mount_point_ + "/db",
+                                                       std::move(extra_args)));
     return *servers_.back();
   }
 
@@ -213,6 +214,56 @@ TEST_F(DiskFullTest, WritesAreRefusedAndTheDaemonServesReadsUntilRestart) {
   const grpc::Status write = restarted_stub->SubmitTask(
       Context().get(), Submit("after the restart"), &response);
   EXPECT_TRUE(write.ok()) << write.error_message();
+}
+
+// With --log-format json, the store failure and the write it refused each
+// leave one JSON line an operator can search for: "store failed" with the
+// disk's error, and "request failed" naming the method and the code.
+TEST_F(DiskFullTest, TheJsonLogNamesTheStoreFailureAndTheRefusedWrite) {
+  ServerProcess& server = NewServer({"--log-format", "json"});
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  {
+    auto stub = server.NewStub();
+    grpc::Status refused;
+    for (int n = 0; n < kWriters * kMaxSubmitsPerWriter && refused.ok(); ++n) {
+      v1::SubmitTaskResponse response;
+      refused =
+          stub->SubmitTask(Context().get(), Submit(Prompt(0, n)), &response);
+    }
+    ASSERT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE)
+        << refused.error_message();
+  }  // closes the connection, which would hold up the shutdown
+  ASSERT_TRUE(server.WaitForLog(R"("message":"request failed")"))
+      << server.Log();
+  EXPECT_EQ(server.Stop(), 0) << server.Log();
+
+  std::vector<google::protobuf::Struct> lines;
+  ASSERT_TRUE(ParseJsonLog(server.Log(), &lines, &error)) << error;
+  const google::protobuf::Struct* store_failed = nullptr;
+  const google::protobuf::Struct* request_failed = nullptr;
+  for (const google::protobuf::Struct& line : lines) {
+    const std::string& message = line.fields().at("message").string_value();
+    if (store_failed == nullptr &&
+        message.find("store failed") != std::string::npos) {
+      store_failed = &line;
+    }
+    if (request_failed == nullptr && message == "request failed") {
+      request_failed = &line;
+    }
+  }
+  ASSERT_NE(store_failed, nullptr) << server.Log();
+  EXPECT_EQ(store_failed->fields().at("level").string_value(), "error");
+  EXPECT_THAT(store_failed->fields().at("error").string_value(),
+              HasSubstr("No space left on device"));
+  ASSERT_NE(request_failed, nullptr) << server.Log();
+  EXPECT_EQ(request_failed->fields().at("method").string_value(), "SubmitTask");
+  EXPECT_EQ(request_failed->fields().at("code").string_value(), "UNAVAILABLE");
+  EXPECT_THAT(request_failed->fields().at("error").string_value(),
+              AnyOf(HasSubstr("No space left on device"),
+                    HasSubstr("refuses writes until restart")));
+  EXPECT_EQ(request_failed->fields().at("suppressed").kind_case(),
+            google::protobuf::Value::kNumberValue);
 }
 
 }  // namespace

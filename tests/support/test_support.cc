@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -209,6 +211,28 @@ std::vector<std::string> ViolatedFields(const grpc::Status& status) {
     }
   }
   return fields;
+}
+
+bool ParseJsonLog(const std::string& log,
+                  std::vector<google::protobuf::Struct>* lines,
+                  std::string* error) {
+  lines->clear();
+  if (!log.empty() && log.back() != '\n') {
+    *error = "the log does not end with a newline";
+    return false;
+  }
+  for (absl::string_view line : absl::StrSplit(log, '\n', absl::SkipEmpty())) {
+    google::protobuf::Struct object;
+    const auto parsed =
+        google::protobuf::util::JsonStringToMessage(std::string(line), &object);
+    if (!parsed.ok()) {
+      *error =
+          "not a JSON object (" + parsed.ToString() + "): " + std::string(line);
+      return false;
+    }
+    lines->push_back(std::move(object));
+  }
+  return true;
 }
 
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "google/protobuf/struct.pb.h"
 #include "grpcpp/client_context.h"
 #include "tasktrail/v1/tracker.grpc.pb.h"
 #include "tests/support/temp_dir.h"
@@ -93,6 +94,13 @@ std::string AuthFileText(const std::string& backend_token,
 // "FIELD REASON" of each google.rpc.BadRequest violation in the details of
 // `status`, in order; empty when it carries none.
 std::vector<std::string> ViolatedFields(const grpc::Status& status);
+
+// The lines of a log written with --log-format json, each parsed as one JSON
+// object. Returns false, with `*error` quoting the first line that is not a
+// JSON object (or when `log` does not end with a newline).
+bool ParseJsonLog(const std::string& log,
+                  std::vector<google::protobuf::Struct>* lines,
+                  std::string* error);
 
 // A client context whose deadline is `seconds` from now, so that a test
 // against a hung server fails instead of hanging.
