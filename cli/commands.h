@@ -123,6 +123,11 @@ struct StatsArgs {
   std::string model;
 };
 
+// `backup [--list]`.
+struct BackupArgs {
+  bool list = false;  // List the kept backups instead of taking one.
+};
+
 // `audit ID`.
 struct AuditArgs {
   std::string id;
@@ -152,6 +157,9 @@ int RunNote(const GlobalOptions& global, const NoteArgs& args);
 int RunStats(const GlobalOptions& global, const StatsArgs& args);
 // Who read the task through support or admin credentials (admin only).
 int RunAudit(const GlobalOptions& global, const AuditArgs& args);
+// Takes a backup (CreateBackup) and prints it, or lists the kept ones
+// (ListBackups) with --list. Admin only.
+int RunBackup(const GlobalOptions& global, const BackupArgs& args);
 
 }  // namespace tasktrail::cli
 

@@ -191,6 +191,11 @@ std::string FormatAudit(const tasktrail::v1::ListAuditResponse& response,
 
 std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 
+// A table of backups: id, when taken, tasks and size; "no backups" when
+// there are none.
+std::string FormatBackups(const std::vector<tasktrail::v1::Backup>& backups,
+                          const FormatOptions& opts);
+
 // The `stats` answer: one block per model (tasks by state, failures by
 // category and origin, rejections, duplicates, queue waits), then incidents.
 std::string FormatStats(const tasktrail::v1::Stats& stats,

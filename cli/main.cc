@@ -173,6 +173,15 @@ CLI::App* AddAudit(CLI::App& app, AuditArgs* a) {
   return cmd;
 }
 
+CLI::App* AddBackup(CLI::App& app, BackupArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "backup",
+      "take a backup of the store now (admin; tasktraild needs "
+      "--backup-dir)");
+  cmd->add_flag("--list", a->list, "list the kept backups, newest first");
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -193,6 +202,7 @@ int Main(int argc, char** argv) {
   StatsArgs stats;
   AuditArgs audit;
   StuckArgs stuck;
+  BackupArgs backup;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -203,6 +213,7 @@ int Main(int argc, char** argv) {
   CLI::App* stats_cmd = AddStats(app, &stats);
   CLI::App* audit_cmd = AddAudit(app, &audit);
   CLI::App* stuck_cmd = AddStuck(app, &stuck);
+  CLI::App* backup_cmd = AddBackup(app, &backup);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -220,6 +231,7 @@ int Main(int argc, char** argv) {
   if (stats_cmd->parsed()) return RunStats(global, stats);
   if (audit_cmd->parsed()) return RunAudit(global, audit);
   if (stuck_cmd->parsed()) return RunStuck(global, stuck);
+  if (backup_cmd->parsed()) return RunBackup(global, backup);
   return kExitUsage;
 }
 

@@ -136,6 +136,11 @@ absl::StatusOr<BackupInfo> RocksDbTaskStore::RestoreBackup(
         absl::StrCat("restore target ", db_dir,
                      " is not empty; restore into a new or empty directory"));
   }
+  std::error_code error;
+  if (!std::filesystem::exists(backup_dir + "/meta", error)) {
+    return absl::NotFoundError(absl::StrCat(
+        "no backups in ", backup_dir, " (it holds no backup directory)"));
+  }
   rocksdb::Env* env = rocksdb::Env::Default();
   rocksdb::BackupEngineReadOnly* raw_engine = nullptr;
   rocksdb::IOStatus opened = rocksdb::BackupEngineReadOnly::Open(
