@@ -643,4 +643,29 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   });
 }
 
+int RunBackup(const GlobalOptions& global, const BackupArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::ListBackupsResponse backups;
+  grpc::Status status;
+  if (args.list) {
+    status =
+        client.Call(&Stub::ListBackups, v1::ListBackupsRequest(), &backups);
+  } else {
+    status = client.Call(&Stub::CreateBackup, v1::CreateBackupRequest(),
+                         backups.add_backups());
+  }
+  if (!status.ok()) return client.Fail(status);
+  if (!args.list) {
+    return PrintAnswer(global, backups.backups(0), [&](const v1::Backup& safe) {
+      return absl::StrCat("backup taken:\n",
+                          FormatBackups({safe}, MakeFormatOptions(global)));
+    });
+  }
+  return PrintAnswer(global, backups, [&](const v1::ListBackupsResponse& safe) {
+    return FormatBackups({safe.backups().begin(), safe.backups().end()},
+                         MakeFormatOptions(global));
+  });
+}
+
 }  // namespace tasktrail::cli

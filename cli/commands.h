@@ -131,6 +131,11 @@ struct ClassifyArgs {
   std::string message;
 };
 
+// `backup [--list]`.
+struct BackupArgs {
+  bool list = false;  // List the kept backups instead of taking one.
+};
+
 // `audit ID`.
 struct AuditArgs {
   std::string id;
@@ -164,6 +169,9 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args);
 int RunClassify(const GlobalOptions& global, const ClassifyArgs& args);
 // Who read the task through support or admin credentials (admin only).
 int RunAudit(const GlobalOptions& global, const AuditArgs& args);
+// Takes a backup (CreateBackup) and prints it, or lists the kept ones
+// (ListBackups) with --list. Admin only.
+int RunBackup(const GlobalOptions& global, const BackupArgs& args);
 
 }  // namespace tasktrail::cli
 

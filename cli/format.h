@@ -199,6 +199,11 @@ std::string FormatModels(const tasktrail::v1::ListModelsResponse& response);
 std::string FormatClassification(const tasktrail::v1::Failure& failure,
                                  absl::string_view model);
 
+// A table of backups: id, when taken, tasks and size; "no backups" when
+// there are none.
+std::string FormatBackups(const std::vector<tasktrail::v1::Backup>& backups,
+                          const FormatOptions& opts);
+
 // The `stats` answer: one block per model (tasks by state, failures by
 // category and origin, rejections, the most frequent unclassified failure
 // messages, duplicates, queue waits), then incidents.

@@ -293,6 +293,19 @@ std::string FormatAudit(const v1::ListAuditResponse& response,
   return table.Render();
 }
 
+std::string FormatBackups(const std::vector<v1::Backup>& backups,
+                          const FormatOptions& opts) {
+  if (backups.empty()) return "no backups\n";
+  Table table({"ID", "TAKEN", "TASKS", "SIZE"});
+  for (const v1::Backup& backup : backups) {
+    table.Add({absl::StrCat(backup.backup_id()),
+               FormatTimeWithAge(ToAbslTime(backup.create_time()), opts),
+               absl::StrCat(backup.task_count()),
+               absl::StrCat(backup.size_bytes(), " bytes")});
+  }
+  return table.Render();
+}
+
 std::string FormatModels(const v1::ListModelsResponse& response) {
   if (response.models_size() == 0) return "no models\n";
   Table table({"NAME", "KIND", "RATIOS", "RESOLUTIONS", "DURATION",

@@ -190,6 +190,15 @@ CLI::App* AddAudit(CLI::App& app, AuditArgs* a) {
   return cmd;
 }
 
+CLI::App* AddBackup(CLI::App& app, BackupArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "backup",
+      "take a backup of the store now (admin; tasktraild needs "
+      "--backup-dir)");
+  cmd->add_flag("--list", a->list, "list the kept backups, newest first");
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -211,6 +220,7 @@ int Main(int argc, char** argv) {
   AuditArgs audit;
   StuckArgs stuck;
   ClassifyArgs classify;
+  BackupArgs backup;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -222,6 +232,7 @@ int Main(int argc, char** argv) {
   CLI::App* audit_cmd = AddAudit(app, &audit);
   CLI::App* stuck_cmd = AddStuck(app, &stuck);
   CLI::App* classify_cmd = AddClassify(app, &classify);
+  CLI::App* backup_cmd = AddBackup(app, &backup);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -240,6 +251,7 @@ int Main(int argc, char** argv) {
   if (audit_cmd->parsed()) return RunAudit(global, audit);
   if (stuck_cmd->parsed()) return RunStuck(global, stuck);
   if (classify_cmd->parsed()) return RunClassify(global, classify);
+  if (backup_cmd->parsed()) return RunBackup(global, backup);
   return kExitUsage;
 }
 

@@ -10,19 +10,21 @@ packages=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libjemalloc-dev libabsl-dev libssl-dev libspdlog-dev
-  libcli11-dev prometheus-cpp-dev
+  libcli11-dev prometheus-cpp-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # --test: what scripts/test.sh, sanitize.sh and fuzz.sh need beyond the build
 # (clang and libclang-rt for libFuzzer and LSan; prometheus, the server and
 # promtool, which the metrics tests scrape with and the deploy test checks
-# the alert rules with), then buf
+# the alert rules with; the PostgreSQL server the tests start throwaway
+# clusters of), then buf
 # (scripts/install-buf.sh), which the e2e tests run against the daemon and
 # scripts/lint-proto.sh lints with.
 testing=false
 if [[ "${1:-}" == "--test" ]]; then
   testing=true
-  packages+=(python3-grpcio clang libclang-rt-14-dev openssl prometheus)
+  packages+=(python3-grpcio clang libclang-rt-14-dev openssl prometheus
+    postgresql)
 fi
 
 missing=()

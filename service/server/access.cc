@@ -68,6 +68,10 @@ absl::string_view RpcName(Rpc rpc) {
       return "BatchGetTasks";
     case Rpc::kClassifyFailure:
       return "ClassifyFailure";
+    case Rpc::kCreateBackup:
+      return "CreateBackup";
+    case Rpc::kListBackups:
+      return "ListBackups";
   }
   return "unknown";
 }
@@ -80,6 +84,8 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kAddNote:
       return role == Role::kSupport || role == Role::kAdmin;
     case Rpc::kListAudit:
+    case Rpc::kCreateBackup:
+    case Rpc::kListBackups:
       return role == Role::kAdmin;
     default:  // the reads, ClassifyFailure among them: every role
       return true;

@@ -34,6 +34,8 @@ enum class Rpc {
   kListAudit,
   kBatchGetTasks,
   kClassifyFailure,
+  kCreateBackup,
+  kListBackups,
 };
 
 absl::string_view RoleName(Role role);
@@ -52,7 +54,7 @@ struct Caller {
 //   WatchTask, ListModels, GetStats, ClassifyFailure: backend, support,
 //   admin
 //   AddNote: support, admin
-//   ListAudit: admin
+//   ListAudit, CreateBackup, ListBackups: admin
 bool Allowed(Role role, Rpc rpc);
 
 class AccessTable {

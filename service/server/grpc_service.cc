@@ -631,6 +631,39 @@ grpc::ServerUnaryReactor* TaskTrackerService::ClassifyFailure(
       });
 }
 
+// A backup copies the store's files, which may take a while: it runs on the
+// write pool, never on a gRPC thread.
+grpc::ServerUnaryReactor* TaskTrackerService::CreateBackup(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!AdmitOrFinish(context, Rpc::kCreateBackup, reactor).has_value()) {
+    return reactor;
+  }
+  v1::CreateBackupRequest parsed;
+  if (!ParseRequest(*request, &parsed)) {
+    in_flight_.fetch_sub(1);
+    reactor->Finish(NotParsed<v1::CreateBackupRequest>());
+    return reactor;
+  }
+  writes_->Schedule([this, reactor, response] {
+    const grpc::Status status = Respond(tracker_->CreateBackup(), response);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TaskTrackerService::ListBackups(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return ServeParsed<v1::ListBackupsRequest>(
+      context, Rpc::kListBackups, request,
+      [this, response](const Caller&, const v1::ListBackupsRequest&) {
+        return Respond(tracker_->ListBackups(), response);
+      });
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes) {
   absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);

@@ -51,22 +51,21 @@ struct EdgeOptions {
 // The TaskTracker service with every method raw (ByteBuffer in and out). On
 // the wire these are the same methods with the same messages.
 using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTask<
-    v1::TaskTracker::WithRawCallbackMethod_SubmitTask<
-        v1::TaskTracker::WithRawCallbackMethod_RecordEvent<
-            v1::TaskTracker::WithRawCallbackMethod_GetTask<
-                v1::TaskTracker::WithRawCallbackMethod_ListTasks<
-                    v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<
-                        v1::TaskTracker::WithRawCallbackMethod_WatchTask<
-                            v1::TaskTracker::WithRawCallbackMethod_AddNote<
-                                v1::TaskTracker::WithRawCallbackMethod_ListModels<
-                                    v1::TaskTracker::WithRawCallbackMethod_GetStats<
-                                        v1::TaskTracker::WithRawCallbackMethod_ListAudit<
-                                            v1::TaskTracker::
-                                                WithRawCallbackMethod_BatchGetTasks<
-                                                    v1::TaskTracker::
-                                                        WithRawCallbackMethod_ClassifyFailure<
-                                                            v1::TaskTracker::
-                                                                Service>>>>>>>>>>>>>;
+    v1::TaskTracker::WithRawCallbackMethod_SubmitTask<v1::TaskTracker::WithRawCallbackMethod_RecordEvent<
+        v1::TaskTracker::WithRawCallbackMethod_GetTask<v1::TaskTracker::WithRawCallbackMethod_ListTasks<
+            v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<
+                v1::TaskTracker::WithRawCallbackMethod_WatchTask<
+                    v1::TaskTracker::WithRawCallbackMethod_AddNote<
+                        v1::TaskTracker::WithRawCallbackMethod_ListModels<
+                            v1::TaskTracker::WithRawCallbackMethod_GetStats<
+                                v1::TaskTracker::WithRawCallbackMethod_ListAudit<
+                                    v1::TaskTracker::WithRawCallbackMethod_BatchGetTasks<
+                                        v1::TaskTracker::WithRawCallbackMethod_ClassifyFailure<
+                                            v1::TaskTracker::WithRawCallbackMethod_CreateBackup<
+                                                v1::TaskTracker::
+                                                    WithRawCallbackMethod_ListBackups<
+                                                        v1::TaskTracker::
+                                                            Service>>>>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
@@ -120,6 +119,12 @@ class TaskTrackerService final : public RawTaskTrackerService {
   grpc::ServerUnaryReactor* ClassifyFailure(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
       grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* CreateBackup(grpc::CallbackServerContext* context,
+                                         const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListBackups(grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
   // Writes serialized v1::TaskEvent messages.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,

@@ -94,9 +94,9 @@ void StoreMetrics::OnCommit(size_t writes, double seconds) {
 }
 
 std::vector<prometheus::MetricFamily> StoreMetrics::Collect() const {
-  const store::TaskStore* store = store_.load();
+  const store::RocksDbTaskStore* store = store_.load();
   if (store == nullptr) return {};
-  const store::TaskStore::Properties properties = store->properties();
+  const store::RocksDbTaskStore::Properties properties = store->properties();
   std::vector<prometheus::MetricFamily> families;
   families.push_back(Gauge("tasktrail_store_failed",
                            "1 once a write to the store failed (it refuses "

@@ -33,7 +33,7 @@
 #include "prometheus/family.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
 
@@ -47,14 +47,14 @@ class StoreMetrics final : public prometheus::Collectable {
 
   // The store the gauges read, once it is open; until then they are left
   // out. REQUIRES: `store` outlives this, or is reset to nullptr first.
-  void SetStore(const store::TaskStore* store) { store_.store(store); }
+  void SetStore(const store::RocksDbTaskStore* store) { store_.store(store); }
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   prometheus::Histogram& batch_size_;
   prometheus::Histogram& commit_seconds_;
-  std::atomic<const store::TaskStore*> store_{nullptr};
+  std::atomic<const store::RocksDbTaskStore*> store_{nullptr};
 };
 
 class ProcessCollector final : public prometheus::Collectable {

@@ -52,7 +52,7 @@
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
 namespace {
@@ -87,6 +87,10 @@ struct DaemonFlags {
   int shutdown_grace_seconds = 3;
   LogFormat log_format = LogFormat::kText;
   TrackerOptions tracker;
+  std::string backup_dir;
+  int backup_keep = 7;
+  std::string restore_from;
+  int64_t backup_id = 0;
 };
 
 // Adds a flag whose value is a span of time written like 90s, 5m or 24h.
@@ -439,6 +443,8 @@ int Run(DaemonFlags flags) {
   }
   store_options.sync_writes = flags.sync;
   store_options.block_cache_mb = flags.block_cache_mb;
+  store_options.backup_dir = flags.backup_dir;
+  store_options.backup_keep = flags.backup_keep;
   // Set once the server runs; a failure reported before that is checked for
   // then.
   std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
@@ -456,8 +462,8 @@ int Run(DaemonFlags flags) {
                                               : LogLevel::kWarning,
         message, {{"component", "rocksdb"}});
   };
-  absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
-      store::TaskStore::Open(store_options);
+  absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> store =
+      store::RocksDbTaskStore::Open(store_options);
   if (!store.ok()) {
     Log(LogLevel::kError, "cannot open store",
         {{"db", flags.db}, {"error", store.status().message()}});
@@ -652,6 +658,32 @@ int Run(DaemonFlags flags) {
   return 0;
 }
 
+// Restores backup --backup-id (default: the newest) of --restore-from into
+// --db, printing what it restored; 0 when restored and verified, 1 (with
+// the reason on stderr) otherwise.
+int RestoreBackup(const DaemonFlags& flags) {
+  absl::StatusOr<store::BackupInfo> restored =
+      store::RocksDbTaskStore::RestoreBackup(flags.restore_from,
+                                             flags.backup_id, flags.db);
+  if (!restored.ok()) {
+    std::fprintf(stderr, "restore failed: %s\n",
+                 std::string(restored.status().message()).c_str());
+    return 1;
+  }
+  std::printf(
+      "restored backup %lld (taken %s, %lld tasks, %lld bytes) from %s into "
+      "%s; verified. Serve it with: tasktraild --db %s\n",
+      static_cast<long long>(restored->backup_id),
+      absl::FormatTime(absl::RFC3339_sec,
+                       absl::FromUnixSeconds(restored->create_unix_seconds),
+                       absl::UTCTimeZone())
+          .c_str(),
+      static_cast<long long>(restored->task_count),
+      static_cast<long long>(restored->size_bytes), flags.restore_from.c_str(),
+      flags.db.c_str(), flags.db.c_str());
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   DaemonFlags flags;
   CLI::App app{
@@ -751,8 +783,32 @@ int Main(int argc, char** argv) {
          "json (one object per line: time, level, message and the same "
          "keys)")
       ->default_str("text");
+  app.add_option("--backup-dir", flags.backup_dir,
+                 "enable CreateBackup (`tasktrail backup`): backups go to "
+                 "this directory, best on another disk than --db");
+  app.add_option("--backup-keep", flags.backup_keep,
+                 "backups CreateBackup keeps, newest first")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  CLI::Option* restore_from = app.add_option(
+      "--restore-from", flags.restore_from,
+      "restore a backup of this backup directory into --db (which must be "
+      "new or empty), verify it, print what was restored and exit");
+  app.add_option("--backup-id", flags.backup_id,
+                 "--restore-from: the backup to restore (default: the newest)")
+      ->needs(restore_from)
+      ->check(CLI::Range(int64_t{1}, int64_t{UINT32_MAX}));
   CLI11_PARSE(app, argc, argv);
   if (flags.check) return CheckFailureRules(flags.failure_rules);
+  if (!flags.restore_from.empty()) {
+    if (app.count("--db") == 0) {
+      std::fprintf(stderr,
+                   "--restore-from needs --db NEWDIR: the directory to "
+                   "restore into (new or empty)\n");
+      return 2;
+    }
+    return RestoreBackup(flags);
+  }
 
   // Debian's abseil checks every Mutex acquisition for lock-order cycles;
   // that costs a few percent of CPU on every call and finds nothing the

@@ -276,6 +276,13 @@ class Tracker {
   absl::StatusOr<v1::ListAuditResponse> ListAudit(
       const v1::ListAuditRequest& request) const;
 
+  // Takes a backup of the store now, and lists the backups kept, newest
+  // first (store::TaskStore::CreateBackup, ListBackups): FAILED_PRECONDITION
+  // when the store takes no backups (naming why), UNAVAILABLE when the
+  // backup cannot be written.
+  absl::StatusOr<v1::Backup> CreateBackup();
+  absl::StatusOr<v1::ListBackupsResponse> ListBackups() const;
+
   // Appends a support note. When `actor` is non-empty it is the author.
   // FAILED_PRECONDITION naming the cap when the task already has
   // max_notes_per_task notes. The snapshot keeps the newest

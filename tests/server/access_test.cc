@@ -213,6 +213,8 @@ TEST(AllowedTest, EachRpcAllowsTheRolesTheHeaderLists) {
       {Rpc::kListAudit, false, false, true},
       // Read-only: the roles of GetTask.
       {Rpc::kClassifyFailure, true, true, true},
+      {Rpc::kCreateBackup, false, false, true},
+      {Rpc::kListBackups, false, false, true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(std::string(RpcName(row.rpc)));
@@ -257,6 +259,8 @@ TEST(AccessNamesTest, RolesAndRpcsHaveTheirWireNames) {
   EXPECT_EQ(RpcName(Rpc::kListAudit), "ListAudit");
   EXPECT_EQ(RpcName(Rpc::kBatchGetTasks), "BatchGetTasks");
   EXPECT_EQ(RpcName(Rpc::kClassifyFailure), "ClassifyFailure");
+  EXPECT_EQ(RpcName(Rpc::kCreateBackup), "CreateBackup");
+  EXPECT_EQ(RpcName(Rpc::kListBackups), "ListBackups");
 }
 
 }  // namespace

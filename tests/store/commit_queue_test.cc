@@ -3,7 +3,7 @@
 // progress while others queue behind it; TaskStore's tests cover the queue
 // on a real RocksDB.
 
-#include "store/commit_queue.h"
+#include "store/rocksdb/commit_queue.h"
 
 #include <memory>
 #include <string>

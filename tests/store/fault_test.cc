@@ -17,7 +17,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/file_system.h"
 #include "service/tracker/tracker.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tracker_setup.h"
 
@@ -321,7 +321,7 @@ TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
     auto opened = testing::OpenTracker(Options(/*faulty=*/true), &catalog_,
                                        SystemClock::Get(), &hub_);
     ASSERT_TRUE(opened.ok()) << opened.status();
-    store::TaskStore* store = opened->store.get();
+    store::RocksDbTaskStore* store = opened->store.get();
     Tracker& tracker = *opened->tracker;
     auto first = AwaitWrite(tracker, &Tracker::SubmitTask,
                             Submit("before the disk filled"), "");
@@ -348,7 +348,7 @@ TEST_F(FaultTest, AFullDiskIsUnavailableAndNothingHalfWrittenSurvives) {
     EXPECT_TRUE(tracker.GetTask(get).ok());
   }
   // A restart on a healthy disk has the acknowledged task and nothing else.
-  auto store = store::TaskStore::Open(Options(/*faulty=*/false));
+  auto store = store::RocksDbTaskStore::Open(Options(/*faulty=*/false));
   ASSERT_TRUE(store.ok()) << store.status();
   int tasks = 0;
   ASSERT_TRUE((*store)
@@ -373,7 +373,7 @@ TEST_F(FaultTest, NothingIsWrittenAfterTheDiskRefusedAnAppend) {
   constexpr int kWrites = 64;
   std::vector<absl::Status> results(kWrites);
   {
-    auto store = store::TaskStore::Open(BudgetOptions());
+    auto store = store::RocksDbTaskStore::Open(BudgetOptions());
     ASSERT_TRUE(store.ok()) << store.status();
     // Two writes while there is room; then room for about one more, and the
     // rest queued at once so that they are applied in groups: the group
@@ -428,7 +428,7 @@ TEST_F(FaultTest, NothingIsWrittenAfterTheDiskRefusedAnAppend) {
   EXPECT_THAT(budget_->after_refusal(), IsEmpty());
 
   // Reopened, the store has exactly the writes reported OK.
-  auto store = store::TaskStore::Open(BudgetOptions());
+  auto store = store::RocksDbTaskStore::Open(BudgetOptions());
   ASSERT_TRUE(store.ok()) << store.status();
   for (int i = 0; i < kWrites; ++i) {
     auto read = (*store)->GetRaw(store::ColumnFamily::kMeta,
@@ -443,7 +443,7 @@ TEST_F(FaultTest, NothingIsWrittenAfterTheDiskRefusedAnAppend) {
 TEST_F(FaultTest, ARefusedFlushLeavesTheStoreFailed) {
   std::string acknowledged;
   {
-    auto store = store::TaskStore::Open(BudgetOptions());
+    auto store = store::RocksDbTaskStore::Open(BudgetOptions());
     ASSERT_TRUE(store.ok()) << store.status();
     Tracker tracker(store->get(), &catalog_, SystemClock::Get(), &hub_);
     auto first = AwaitWrite(tracker, &Tracker::SubmitTask,
@@ -470,14 +470,14 @@ TEST_F(FaultTest, ARefusedFlushLeavesTheStoreFailed) {
   }
   EXPECT_THAT(budget_->after_refusal(), IsEmpty());
 
-  auto store = store::TaskStore::Open(BudgetOptions());
+  auto store = store::RocksDbTaskStore::Open(BudgetOptions());
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_TRUE((*store)->GetTask(acknowledged).ok());
 }
 
 TEST_F(FaultTest, ACorruptedDirectoryFailsToOpenWithAClearError) {
   {
-    auto store = store::TaskStore::Open(Options(/*faulty=*/false));
+    auto store = store::RocksDbTaskStore::Open(Options(/*faulty=*/false));
     ASSERT_TRUE(store.ok());
   }
   // CURRENT names the manifest; garbage there is a corrupted directory.
@@ -485,7 +485,7 @@ TEST_F(FaultTest, ACorruptedDirectoryFailsToOpenWithAClearError) {
     std::ofstream current(dir_.File("CURRENT"), std::ios::trunc);
     current << "MANIFEST-999999\n";
   }
-  auto reopened = store::TaskStore::Open(Options(/*faulty=*/false));
+  auto reopened = store::RocksDbTaskStore::Open(Options(/*faulty=*/false));
   ASSERT_FALSE(reopened.ok());
   EXPECT_NE(reopened.status().code(), absl::StatusCode::kOk);
   EXPECT_THAT(reopened.status().message(), HasSubstr(dir_.path()));
@@ -493,7 +493,7 @@ TEST_F(FaultTest, ACorruptedDirectoryFailsToOpenWithAClearError) {
 
 TEST_F(FaultTest, AFullDiskAtOpenFailsWithAClearError) {
   failing_->store(true);
-  auto store = store::TaskStore::Open(Options(/*faulty=*/true));
+  auto store = store::RocksDbTaskStore::Open(Options(/*faulty=*/true));
   ASSERT_FALSE(store.ok());
   EXPECT_THAT(store.status().message(), HasSubstr("space"));
 }

@@ -24,7 +24,7 @@
 #include "gtest/gtest.h"
 #include "service/rules/task_id.h"
 #include "store/keys.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 #include "tasktrail/v1/task.pb.h"
 #include "tests/store/scan_ids.h"
 #include "tests/support/temp_dir.h"
@@ -69,9 +69,9 @@ StoreOptions OptionsAt(const std::string& path) {
   return options;
 }
 
-std::unique_ptr<TaskStore> OpenAt(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<TaskStore>> store =
-      TaskStore::Open(OptionsAt(path));
+std::unique_ptr<RocksDbTaskStore> OpenAt(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> store =
+      RocksDbTaskStore::Open(OptionsAt(path));
   EXPECT_TRUE(store.ok()) << store.status();
   return store.ok() ? std::move(*store) : nullptr;
 }
@@ -92,7 +92,8 @@ TaskScan PairScan(ScanIndex index, std::string value, TaskState state) {
 
 // Moves `task` to `state` through the store, as the Tracker does: one write
 // with the previous snapshot.
-absl::Status Transition(TaskStore& store, v1::Task* task, TaskState state) {
+absl::Status Transition(RocksDbTaskStore& store, v1::Task* task,
+                        TaskState state) {
   const v1::Task previous = *task;
   task->set_state(state);
   TaskWrite write;
@@ -101,7 +102,7 @@ absl::Status Transition(TaskStore& store, v1::Task* task, TaskState state) {
   return store.Write(write);
 }
 
-absl::Status Create(TaskStore& store, const v1::Task& task) {
+absl::Status Create(RocksDbTaskStore& store, const v1::Task& task) {
   TaskWrite write;
   write.task = &task;
   return store.Write(write);
@@ -119,7 +120,7 @@ v1::Task NewTask(TaskIdGenerator& ids, int n) {
 
 TEST(FleetIndexTest, EveryTransitionKeepsTheIndexesExact) {
   testing::TempDir dir("fleet-index");
-  std::unique_ptr<TaskStore> store = OpenAt(dir.File("db"));
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(dir.File("db"));
   ASSERT_NE(store, nullptr);
   TaskIdGenerator ids(/*seed=*/7);
   for (size_t p = 0; p < LifecyclePaths().size(); ++p) {
@@ -173,7 +174,7 @@ TEST(FleetIndexTest, EveryTransitionKeepsTheIndexesExact) {
 
 TEST(FleetIndexTest, ScansGoOldestFirstAndStayWithinTheIdBounds) {
   testing::TempDir dir("fleet-index");
-  std::unique_ptr<TaskStore> store = OpenAt(dir.File("db"));
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(dir.File("db"));
   ASSERT_NE(store, nullptr);
   TaskIdGenerator ids(/*seed=*/8);
   std::vector<std::string> written;
@@ -226,7 +227,7 @@ TEST(FleetIndexTest, AVersion1StoreIsBackfilledOnOpen) {
   const std::string path = dir.File("db");
   std::vector<std::string> unfinished;
   {
-    std::unique_ptr<TaskStore> store = OpenAt(path);
+    std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
     ASSERT_NE(store, nullptr);
     TaskIdGenerator ids(/*seed=*/9);
     // More tasks than one backfill batch.
@@ -263,7 +264,7 @@ TEST(FleetIndexTest, AVersion1StoreIsBackfilledOnOpen) {
     EXPECT_FALSE(store->VerifyIndexes().ok());
     EXPECT_THAT(ScanIds(*store, Unfinished()), IsEmpty());
   }
-  std::unique_ptr<TaskStore> store = OpenAt(path);
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
   ASSERT_NE(store, nullptr);
   absl::StatusOr<absl::optional<std::string>> version =
       store->GetRaw(ColumnFamily::kMeta, kFormatVersionKey);
@@ -294,7 +295,7 @@ TEST(FleetIndexCrashWriter, DISABLED_Run) {
                               "by it (with "
                            << kWriterEnv << " set); ctest does not list it";
   const char* seed = std::getenv("TASKTRAIL_FLEET_INDEX_WRITER_SEED");
-  std::unique_ptr<TaskStore> store = OpenAt(path);
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
   ASSERT_NE(store, nullptr);
   TaskIdGenerator ids(seed != nullptr ? std::strtoull(seed, nullptr, 10) : 1);
   // Several tasks in flight at once, so that a kill lands between the
@@ -380,7 +381,7 @@ TEST(FleetIndexCrashTest, AKilledWriterLeavesTheIndexesEqualToTheStates) {
     std::map<std::string, int> acks =
         RunWriterAndKill(path, kill_after, ++seed);
     acknowledged.insert(acks.begin(), acks.end());
-    std::unique_ptr<TaskStore> store = OpenAt(path);
+    std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
     ASSERT_NE(store, nullptr);
     EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
     // The unfinished index is exactly the tasks whose state is unfinished,

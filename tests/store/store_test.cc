@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "service/rules/task_id.h"
 #include "store/keys.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 #include "tasktrail/v1/task.pb.h"
 #include "tests/store/scan_ids.h"
 #include "tests/support/temp_dir.h"
@@ -45,9 +45,9 @@ class TaskStoreTest : public ::testing::Test {
     return options;
   }
 
-  std::unique_ptr<TaskStore> OpenStore() {
-    absl::StatusOr<std::unique_ptr<TaskStore>> store =
-        TaskStore::Open(Options());
+  std::unique_ptr<RocksDbTaskStore> OpenStore() {
+    absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> store =
+        RocksDbTaskStore::Open(Options());
     EXPECT_TRUE(store.ok()) << store.status();
     return store.ok() ? std::move(*store) : nullptr;
   }
@@ -95,7 +95,7 @@ TaskScan ValueScan(ScanIndex index, std::string value) {
 TEST_F(TaskStoreTest, OpenCreatesTheDirectoryWithAFormatVersion) {
   ASSERT_FALSE(std::filesystem::exists(path_));
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     EXPECT_TRUE(std::filesystem::is_directory(path_));
     absl::StatusOr<absl::optional<std::string>> version =
@@ -105,7 +105,7 @@ TEST_F(TaskStoreTest, OpenCreatesTheDirectoryWithAFormatVersion) {
     EXPECT_EQ(**version, kFormatVersion);
   }
   // Reopening the same directory works and keeps the version.
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   absl::StatusOr<absl::optional<std::string>> version =
       store->GetRaw(ColumnFamily::kMeta, kFormatVersionKey);
@@ -114,10 +114,10 @@ TEST_F(TaskStoreTest, OpenCreatesTheDirectoryWithAFormatVersion) {
 }
 
 TEST_F(TaskStoreTest, SecondOpenOfAnOpenStoreIsRefused) {
-  std::unique_ptr<TaskStore> first = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> first = OpenStore();
   ASSERT_NE(first, nullptr);
-  absl::StatusOr<std::unique_ptr<TaskStore>> second =
-      TaskStore::Open(Options());
+  absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> second =
+      RocksDbTaskStore::Open(Options());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition)
       << second.status();
@@ -130,7 +130,7 @@ TEST_F(TaskStoreTest, SecondOpenOfAnOpenStoreIsRefused) {
 
 TEST_F(TaskStoreTest, UnknownFormatVersionIsRefused) {
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(
         store
@@ -138,7 +138,8 @@ TEST_F(TaskStoreTest, UnknownFormatVersionIsRefused) {
                          std::string("999")}})
             .ok());
   }
-  absl::StatusOr<std::unique_ptr<TaskStore>> store = TaskStore::Open(Options());
+  absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> store =
+      RocksDbTaskStore::Open(Options());
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition)
       << store.status();
@@ -170,7 +171,7 @@ TEST_F(TaskStoreTest, WrittenTaskEventsAndEventIdSurviveReopen) {
   // A digest is binary: embedded NUL and high bytes must survive.
   const std::string digest("\x00\x01\xfe\xff digest", 11);
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     TaskWrite write;
     write.task = &task;
@@ -179,7 +180,7 @@ TEST_F(TaskStoreTest, WrittenTaskEventsAndEventIdSurviveReopen) {
     write.event_id.emplace("ev-q", EventIdRecord{2, digest});
     ASSERT_TRUE(store->Write(write).ok());
   }
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
 
   absl::StatusOr<v1::Task> got = store->GetTask("T0001");
@@ -222,7 +223,7 @@ TEST_F(TaskStoreTest, WrittenTaskEventsAndEventIdSurviveReopen) {
 }
 
 TEST_F(TaskStoreTest, UnknownTasksAreNotFoundAndHaveNoEvents) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const v1::Task task = ParseTask(kTask);
   TaskWrite write;
@@ -240,7 +241,7 @@ TEST_F(TaskStoreTest, UnknownTasksAreNotFoundAndHaveNoEvents) {
 }
 
 TEST_F(TaskStoreTest, TaskSnapshotIsStoredWithoutItsEvents) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   v1::Task task = ParseTask(kTask);
   *task.add_events() = ParseEvent(kEvent1);
@@ -255,7 +256,7 @@ TEST_F(TaskStoreTest, TaskSnapshotIsStoredWithoutItsEvents) {
 }
 
 TEST_F(TaskStoreTest, TimelinesOfTasksWhoseIdsArePrefixesStayApart) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const std::vector<std::string> ids = {"AB", "ABC", "A"};
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -288,7 +289,7 @@ TEST_F(TaskStoreTest, TimelinesOfTasksWhoseIdsArePrefixesStayApart) {
 // ---------------------------------------------------------------------------
 
 TEST_F(TaskStoreTest, IndexesFollowStateAndUpstreamChanges) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const v1::Task submitted = ParseTask(R"(
       task_id: "T0001" account_id: "acct-1" model: "veo-3"
@@ -341,7 +342,7 @@ TEST_F(TaskStoreTest, IndexesFollowStateAndUpstreamChanges) {
 }
 
 TEST_F(TaskStoreTest, IndexValuesThatArePrefixesOfEachOtherStayApart) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   // Account "a" with task "bT2" and account "ab" with task "T1": equal
   // value+task_id bytes must not mix the two accounts.
@@ -367,7 +368,7 @@ class ScanPagingTest : public TaskStoreTest {
   // alternately in accounts "acct-a" and "acct-b"; returns the ids oldest
   // first. Written in a shuffled order: the store must not rely on insertion
   // order.
-  std::vector<std::string> WriteTasks(TaskStore* store) {
+  std::vector<std::string> WriteTasks(RocksDbTaskStore* store) {
     TaskIdGenerator generator(/*seed=*/20240601);
     std::vector<v1::Task> tasks(kTasks);
     std::vector<std::string> ids;
@@ -391,7 +392,7 @@ class ScanPagingTest : public TaskStoreTest {
 };
 
 TEST_F(ScanPagingTest, ScansReturnNewestFirst) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const std::vector<std::string> ids = WriteTasks(store.get());
   ASSERT_TRUE(std::is_sorted(ids.begin(), ids.end()));
@@ -411,7 +412,7 @@ TEST_F(ScanPagingTest, ScansReturnNewestFirst) {
 }
 
 TEST_F(ScanPagingTest, PagesVisitEveryTaskExactlyOnce) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const std::vector<std::string> ids = WriteTasks(store.get());
 
@@ -461,7 +462,7 @@ TEST_F(ScanPagingTest, PagesVisitEveryTaskExactlyOnce) {
 }
 
 TEST_F(ScanPagingTest, VisitorCanStopAScanEarly) {
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   const std::vector<std::string> ids = WriteTasks(store.get());
   TaskScan scan;
@@ -482,7 +483,7 @@ TEST_F(TaskStoreTest, ExtraMutationsCommitWithTheTask) {
   const std::string dedup_key = DedupKey("acct-1/content", "fingerprint-1");
   const std::string stale_key = DedupKey("acct-1/request", "old-req");
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store
                     ->WriteRaw({{ColumnFamily::kDedup, stale_key,
@@ -498,7 +499,7 @@ TEST_F(TaskStoreTest, ExtraMutationsCommitWithTheTask) {
     };
     ASSERT_TRUE(store->Write(write).ok());
   }
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(store->GetTask("T0001").ok());
   auto dedup = store->GetRaw(ColumnFamily::kDedup, dedup_key);
@@ -537,7 +538,7 @@ TEST_F(TaskStoreTest, CommitAnswersInOrderOnceTheWriteIsReadable) {
   // readable, in commit order, and every write survives a reopen.
   constexpr int kWrites = 300;
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     absl::Mutex mutex;
     std::vector<int> answered;
@@ -567,7 +568,7 @@ TEST_F(TaskStoreTest, CommitAnswersInOrderOnceTheWriteIsReadable) {
     EXPECT_TRUE(std::is_sorted(answered.begin(), answered.end()));
     EXPECT_EQ(readable, kWrites);
   }
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   TaskScan all;
   all.index = ScanIndex::kAll;
@@ -587,7 +588,7 @@ TEST_F(TaskStoreTest, ConcurrentWritersLoseNothing) {
     return absl::StrFormat("W%d-T%04d", thread, i);
   };
   {
-    std::unique_ptr<TaskStore> store = OpenStore();
+    std::unique_ptr<RocksDbTaskStore> store = OpenStore();
     ASSERT_NE(store, nullptr);
     std::atomic<int> failures{0};
     std::vector<std::thread> threads;
@@ -620,7 +621,7 @@ TEST_F(TaskStoreTest, ConcurrentWritersLoseNothing) {
     EXPECT_FALSE(store->failed());
   }
 
-  std::unique_ptr<TaskStore> store = OpenStore();
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
   int tasks = 0;
   int events = 0;

@@ -17,7 +17,7 @@
 #include "service/rules/clock.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/tracker_setup.h"
 
@@ -66,7 +66,7 @@ class TrackerFixtureBase : public ::testing::Test {
   // may change them in its constructor, or before Reopen.
   TrackerOptions tracker_options_;
   EventHub hub_;
-  std::unique_ptr<store::TaskStore> store_;
+  std::unique_ptr<store::RocksDbTaskStore> store_;
   std::unique_ptr<Tracker> tracker_;
 
  private:

@@ -11,8 +11,8 @@ namespace tasktrail::testing {
 absl::StatusOr<OpenedTracker> OpenTracker(
     const store::StoreOptions& options, const CatalogHolder* catalog,
     const Clock* clock, EventHub* hub, const TrackerOptions& tracker_options) {
-  absl::StatusOr<std::unique_ptr<store::TaskStore>> store =
-      store::TaskStore::Open(options);
+  absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> store =
+      store::RocksDbTaskStore::Open(options);
   if (!store.ok()) return store.status();
   OpenedTracker opened;
   opened.store = std::move(store).value();

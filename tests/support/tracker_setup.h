@@ -1,5 +1,5 @@
-// A TaskStore opened on a directory and a Tracker on it: the one place in
-// tests/ and bench/ that constructs a Tracker, for the gtest fixture
+// A RocksDbTaskStore opened on a directory and a Tracker on it: the one place
+// in tests/ and bench/ that constructs a Tracker, for the gtest fixture
 // (tracker_fixture.h), the fault tests and the benchmarks. No gtest here, so
 // that the benchmarks can use it.
 //
@@ -16,7 +16,7 @@
 #include "service/rules/clock.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
-#include "store/task_store.h"
+#include "store/rocksdb/rocksdb_task_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace tasktrail::testing {
@@ -24,12 +24,12 @@ namespace tasktrail::testing {
 // A store and the Tracker on it. The members are declared so that the
 // Tracker is destroyed before its store.
 struct OpenedTracker {
-  std::unique_ptr<store::TaskStore> store;
+  std::unique_ptr<store::RocksDbTaskStore> store;
   std::unique_ptr<Tracker> tracker;
 };
 
-// Opens a TaskStore with `options` and a Tracker on it. `catalog`, `clock`
-// and `hub` are the caller's and must outlive the result. Returns the
+// Opens a RocksDbTaskStore with `options` and a Tracker on it. `catalog`,
+// `clock` and `hub` are the caller's and must outlive the result. Returns the
 // store's error when it does not open.
 absl::StatusOr<OpenedTracker> OpenTracker(
     const store::StoreOptions& options, const CatalogHolder* catalog,
@@ -46,7 +46,7 @@ class TempTracker {
   TempTracker& operator=(const TempTracker&) = delete;
 
   const std::string& path() const { return dir_.path(); }
-  store::TaskStore* store() { return opened_.store.get(); }
+  store::RocksDbTaskStore* store() { return opened_.store.get(); }
   Tracker* tracker() { return opened_.tracker.get(); }
 
  private:

@@ -1,4 +1,4 @@
-#include "store/commit_queue.h"
+#include "store/rocksdb/commit_queue.h"
 
 #include <pthread.h>
 

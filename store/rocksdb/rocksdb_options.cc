@@ -1,4 +1,4 @@
-#include "store/rocksdb_options.h"
+#include "store/rocksdb/rocksdb_options.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -10,8 +10,8 @@
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_buffer_manager.h"
-#include "store/compaction.h"
 #include "store/keys.h"
+#include "store/rocksdb/compaction.h"
 
 namespace tasktrail::store {
 namespace {

@@ -1,4 +1,4 @@
-#include "store/compaction.h"
+#include "store/rocksdb/compaction.h"
 
 #include <chrono>
 #include <string>

@@ -1,0 +1,143 @@
+#include "store/postgres/pg_connection.h"
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace tasktrail::store::postgres {
+namespace {
+
+struct ResultClearer {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using Result = std::unique_ptr<PGresult, ResultClearer>;
+
+// The status of a statement that did not succeed: from its result when the
+// server answered, from the connection otherwise.
+absl::Status StatusFromFailure(PGconn* connection, const PGresult* result,
+                               absl::string_view what) {
+  const char* sql_state = result == nullptr
+                              ? nullptr
+                              : PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  std::string message(absl::StripAsciiWhitespace(
+      result != nullptr ? PQresultErrorMessage(result)
+                        : PQerrorMessage(connection)));
+  if (message.empty()) message = PQerrorMessage(connection);
+  if (sql_state == nullptr) {
+    // No SQLSTATE: the server did not answer (a lost connection).
+    return absl::UnavailableError(absl::StrCat(
+        what,
+        ": no answer from PostgreSQL: ", absl::StripAsciiWhitespace(message)));
+  }
+  return absl::Status(
+      StatusCodeFromSqlState(sql_state),
+      absl::StrCat(what, ": ", message, " (SQLSTATE ", sql_state, ")"));
+}
+
+}  // namespace
+
+absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state) {
+  if (sql_state == "40001" || sql_state == "40P01") {
+    return absl::StatusCode::kAborted;
+  }
+  if (sql_state == "23505") return absl::StatusCode::kAlreadyExists;
+  if (absl::StartsWith(sql_state, "23")) {
+    return absl::StatusCode::kFailedPrecondition;
+  }
+  if (sql_state.empty() || absl::StartsWith(sql_state, "08") ||
+      absl::StartsWith(sql_state, "53") || sql_state == "57P01" ||
+      sql_state == "57P02" || sql_state == "57P03") {
+    return absl::StatusCode::kUnavailable;
+  }
+  return absl::StatusCode::kInternal;
+}
+
+bool IsRetryableTransactionError(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted;
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
+    const std::string& conninfo) {
+  PGconn* connection = PQconnectdb(conninfo.c_str());
+  if (connection == nullptr) {
+    return absl::UnavailableError("connecting to PostgreSQL: out of memory");
+  }
+  if (PQstatus(connection) != CONNECTION_OK) {
+    absl::Status status = absl::UnavailableError(
+        absl::StrCat("connecting to PostgreSQL: ",
+                     absl::StripAsciiWhitespace(PQerrorMessage(connection))));
+    PQfinish(connection);
+    return status;
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(connection));
+}
+
+PgConnection::~PgConnection() { PQfinish(connection_); }
+
+bool PgConnection::connected() const {
+  return PQstatus(connection_) == CONNECTION_OK;
+}
+
+absl::Status PgConnection::Execute(absl::string_view sql,
+                                   absl::string_view what) {
+  const std::string text(sql);
+  Result result(PQexec(connection_, text.c_str()));
+  const ExecStatusType status =
+      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    return absl::OkStatus();
+  }
+  return StatusFromFailure(connection_, result.get(), what);
+}
+
+absl::StatusOr<PgRows> PgConnection::Query(
+    absl::string_view sql,
+    const std::vector<absl::optional<std::string>>& params,
+    absl::string_view what) {
+  const std::string text(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const absl::optional<std::string>& param : params) {
+    values.push_back(param.has_value() ? param->c_str() : nullptr);
+  }
+  Result result(PQexecParams(connection_, text.c_str(),
+                             static_cast<int>(values.size()),
+                             /*paramTypes=*/nullptr, values.data(),
+                             /*paramLengths=*/nullptr,
+                             /*paramFormats=*/nullptr, /*resultFormat=*/0));
+  const ExecStatusType status =
+      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    return StatusFromFailure(connection_, result.get(), what);
+  }
+  PgRows rows;
+  const int row_count = PQntuples(result.get());
+  const int column_count = PQnfields(result.get());
+  rows.rows.reserve(row_count);
+  for (int row = 0; row < row_count; ++row) {
+    std::vector<absl::optional<std::string>>& values_out =
+        rows.rows.emplace_back();
+    values_out.reserve(column_count);
+    for (int column = 0; column < column_count; ++column) {
+      if (PQgetisnull(result.get(), row, column)) {
+        values_out.emplace_back(absl::nullopt);
+      } else {
+        values_out.emplace_back(
+            std::string(PQgetvalue(result.get(), row, column),
+                        PQgetlength(result.get(), row, column)));
+      }
+    }
+  }
+  const char* affected = PQcmdTuples(result.get());
+  rows.affected = (affected == nullptr || *affected == '\0')
+                      ? 0
+                      : std::strtoll(affected, nullptr, 10);
+  return rows;
+}
+
+}  // namespace tasktrail::store::postgres

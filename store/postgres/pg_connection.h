@@ -1,0 +1,83 @@
+// PgConnection: one libpq connection to PostgreSQL, with the database's
+// errors translated into absl::Status codes the service can act on. The
+// PostgreSQL store is built on it; nothing above the store sees libpq.
+//
+// Error codes (from the SQLSTATE the server sends, see StatusFromSqlState):
+//   ABORTED         serialization failure or deadlock (40001, 40P01): the
+//                   transaction was rolled back and may be retried as a whole
+//   ALREADY_EXISTS  a unique constraint refused a row (23505)
+//   FAILED_PRECONDITION  another integrity constraint refused it (class 23)
+//   UNAVAILABLE     the connection is lost, the server is shutting down,
+//                   starting or out of connections (classes 08 and 53,
+//                   57P01-57P03), or there was no answer at all
+//   INTERNAL        anything else (a bug in a statement, say)
+// Every message names what was being done and carries the SQLSTATE.
+//
+// Thread safety: a connection is used by one thread at a time (libpq's
+// rule); different connections may be used concurrently.
+#ifndef TASKTRAIL_STORE_POSTGRES_PG_CONNECTION_H_
+#define TASKTRAIL_STORE_POSTGRES_PG_CONNECTION_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+
+struct pg_conn;
+
+namespace tasktrail::store::postgres {
+
+// The status code for a SQLSTATE (five characters; "" when the server sent
+// none), as listed above.
+absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state);
+
+// True for the errors a transaction is retried after (ABORTED).
+bool IsRetryableTransactionError(const absl::Status& status);
+
+// The rows a statement returned, each value as PostgreSQL's text form
+// (nullopt for NULL), and the rows it changed.
+struct PgRows {
+  std::vector<std::vector<absl::optional<std::string>>> rows;
+  int64_t affected = 0;
+};
+
+class PgConnection {
+ public:
+  // Connects with `conninfo`: a libpq URI (postgresql://...) or key=value
+  // string; a password may come from PGPASSWORD or ~/.pgpass, as libpq reads
+  // them. UNAVAILABLE with the server's or libpq's reason when it cannot.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
+      const std::string& conninfo);
+
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs `sql`, one or more statements without parameters (in one implicit
+  // transaction unless they contain their own BEGIN/COMMIT). `what` names
+  // the work in an error.
+  absl::Status Execute(absl::string_view sql, absl::string_view what);
+
+  // Runs one statement with text parameters ($1, $2, ...; nullopt is NULL)
+  // and returns its rows.
+  absl::StatusOr<PgRows> Query(
+      absl::string_view sql,
+      const std::vector<absl::optional<std::string>>& params,
+      absl::string_view what);
+
+  // False once the connection is known to be lost; a new one is needed.
+  bool connected() const;
+
+ private:
+  explicit PgConnection(pg_conn* connection) : connection_(connection) {}
+
+  pg_conn* connection_;
+};
+
+}  // namespace tasktrail::store::postgres
+
+#endif  // TASKTRAIL_STORE_POSTGRES_PG_CONNECTION_H_

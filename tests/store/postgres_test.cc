@@ -1,0 +1,302 @@
+// The PostgreSQL store's foundations against a real, throwaway PostgreSQL
+// cluster (tests/support/postgres_cluster.h): the connection's error codes
+// for what a replica meets (a refused row, a serialization failure, a lost
+// server), and the schema migrations replicas run at start-up (once, even
+// when they start together; never over a newer schema; whole or not at all).
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/schema.h"
+#include "tests/support/postgres_cluster.h"
+
+namespace tasktrail::store::postgres {
+namespace {
+
+using ::tasktrail::testing::PostgresCluster;
+
+class PostgresTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
+        PostgresCluster::Start();
+    if (started.ok()) {
+      cluster_ = started->release();
+    } else {
+      start_error_ = new absl::Status(started.status());
+    }
+  }
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+    delete start_error_;
+    start_error_ = nullptr;
+  }
+
+  // Each test gets a database of its own.
+  void SetUp() override {
+    if (start_error_ != nullptr &&
+        start_error_->code() == absl::StatusCode::kFailedPrecondition) {
+      GTEST_SKIP() << "no PostgreSQL here: " << start_error_->message();
+    }
+    ASSERT_EQ(start_error_, nullptr) << start_error_->message();
+    if (!cluster_->running()) {
+      ASSERT_TRUE(cluster_->Restart().ok());
+    }
+    database_ = absl::StrCat("test_", ++databases_made_);
+    absl::StatusOr<std::string> made =
+        cluster_->Psql("CREATE DATABASE " + database_);
+    ASSERT_TRUE(made.ok()) << made.status().message();
+  }
+
+  std::unique_ptr<PgConnection> Connect() {
+    absl::StatusOr<std::unique_ptr<PgConnection>> connection =
+        PgConnection::Connect(cluster_->ConnInfo(database_));
+    EXPECT_TRUE(connection.ok()) << connection.status().message();
+    return connection.ok() ? std::move(*connection) : nullptr;
+  }
+
+  // The single value `sql` returns, or the error's message.
+  static std::string Value(PgConnection& connection, const std::string& sql) {
+    absl::StatusOr<PgRows> rows = connection.Query(sql, {}, "test query");
+    if (!rows.ok()) return std::string(rows.status().message());
+    if (rows->rows.empty() || rows->rows[0].empty()) return "(no rows)";
+    return rows->rows[0][0].value_or("(null)");
+  }
+
+  static PostgresCluster* cluster_;
+  static absl::Status* start_error_;
+  static int databases_made_;
+  std::string database_;
+};
+
+PostgresCluster* PostgresTest::cluster_ = nullptr;
+absl::Status* PostgresTest::start_error_ = nullptr;
+int PostgresTest::databases_made_ = 0;
+
+TEST(SqlStateTest, EachClassMapsToTheCodeTheServiceActsOn) {
+  struct Row {
+    const char* sql_state;
+    absl::StatusCode code;
+  };
+  const Row rows[] = {
+      {"40001", absl::StatusCode::kAborted},  // serialization_failure
+      {"40P01", absl::StatusCode::kAborted},  // deadlock_detected
+      {"23505", absl::StatusCode::kAlreadyExists},
+      {"23503", absl::StatusCode::kFailedPrecondition},  // foreign key
+      {"23514", absl::StatusCode::kFailedPrecondition},  // check
+      {"08006", absl::StatusCode::kUnavailable},         // connection_failure
+      {"53300", absl::StatusCode::kUnavailable},         // too_many_connections
+      {"57P01", absl::StatusCode::kUnavailable},         // admin_shutdown
+      {"57P03", absl::StatusCode::kUnavailable},         // cannot_connect_now
+      {"", absl::StatusCode::kUnavailable},
+      {"42601", absl::StatusCode::kInternal},  // syntax_error
+      {"42P01", absl::StatusCode::kInternal},  // undefined_table
+      {"57014", absl::StatusCode::kInternal},  // query_canceled
+  };
+  for (const Row& row : rows) {
+    EXPECT_EQ(StatusCodeFromSqlState(row.sql_state), row.code) << row.sql_state;
+  }
+  EXPECT_TRUE(IsRetryableTransactionError(absl::AbortedError("x")));
+  EXPECT_FALSE(IsRetryableTransactionError(absl::UnavailableError("x")));
+}
+
+TEST_F(PostgresTest, ConnectionAnswersRowsAndNamesWhatFailed) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(connection
+                  ->Execute("CREATE TABLE t (id text PRIMARY KEY, note text)",
+                            "making t")
+                  .ok());
+  absl::StatusOr<PgRows> inserted =
+      connection->Query("INSERT INTO t VALUES ($1, $2), ($3, $4)",
+                        {std::string("a"), std::string("it's \"quoted\""),
+                         std::string("b"), absl::nullopt},
+                        "inserting");
+  ASSERT_TRUE(inserted.ok()) << inserted.status().message();
+  EXPECT_EQ(inserted->affected, 2);
+  absl::StatusOr<PgRows> rows =
+      connection->Query("SELECT id, note FROM t ORDER BY id", {}, "reading");
+  ASSERT_TRUE(rows.ok()) << rows.status().message();
+  ASSERT_EQ(rows->rows.size(), 2u);
+  EXPECT_EQ(rows->rows[0][1], "it's \"quoted\"");
+  EXPECT_EQ(rows->rows[1][1], absl::nullopt);
+
+  absl::StatusOr<PgRows> again = connection->Query(
+      "INSERT INTO t VALUES ($1, NULL)", {std::string("a")}, "inserting a");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(absl::StartsWith(again.status().message(), "inserting a: "))
+      << again.status().message();
+  EXPECT_TRUE(absl::StrContains(again.status().message(), "SQLSTATE 23505"))
+      << again.status().message();
+
+  absl::Status bad = connection->Execute("SELEC 1", "a typo");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(bad.message(), "42601")) << bad.message();
+  EXPECT_TRUE(connection->connected());
+}
+
+TEST_F(PostgresTest, WriteSkewUnderSerializableIsAbortedForARetry) {
+  std::unique_ptr<PgConnection> first = Connect();
+  std::unique_ptr<PgConnection> second = Connect();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(first->Execute("CREATE TABLE t (x int)", "making t").ok());
+  // Each transaction reads what the other writes: one of them must fail.
+  for (PgConnection* connection : {first.get(), second.get()}) {
+    ASSERT_TRUE(connection
+                    ->Execute("BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                              "SELECT count(*) FROM t",
+                              "reading t")
+                    .ok());
+  }
+  ASSERT_TRUE(first->Execute("INSERT INTO t VALUES (1)", "first insert").ok());
+  absl::Status second_insert =
+      second->Execute("INSERT INTO t VALUES (2)", "second insert");
+  ASSERT_TRUE(first->Execute("COMMIT", "first commit").ok());
+  absl::Status second_commit = second_insert.ok()
+                                   ? second->Execute("COMMIT", "second commit")
+                                   : second_insert;
+  EXPECT_EQ(second_commit.code(), absl::StatusCode::kAborted)
+      << second_commit.message();
+  EXPECT_TRUE(IsRetryableTransactionError(second_commit));
+  EXPECT_TRUE(absl::StrContains(second_commit.message(), "40001"))
+      << second_commit.message();
+}
+
+TEST_F(PostgresTest, LostServerIsUnavailableAndAStoppedOneRefusesToConnect) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(cluster_->Stop().ok());
+  absl::Status lost = connection->Execute("SELECT 1", "after the stop");
+  EXPECT_EQ(lost.code(), absl::StatusCode::kUnavailable) << lost.message();
+  EXPECT_FALSE(connection->connected());
+
+  absl::StatusOr<std::unique_ptr<PgConnection>> refused =
+      PgConnection::Connect(cluster_->ConnInfo(database_));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StartsWith(refused.status().message(),
+                               "connecting to PostgreSQL: "))
+      << refused.status().message();
+
+  ASSERT_TRUE(cluster_->Restart().ok());
+  std::unique_ptr<PgConnection> again = Connect();
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(Value(*again, "SELECT 1"), "1");
+}
+
+TEST_F(PostgresTest, MigrationCreatesTheSchemaOnceAndIsIdempotent) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  absl::StatusOr<int> before = ReadSchemaVersion(*connection);
+  ASSERT_TRUE(before.ok()) << before.status().message();
+  EXPECT_EQ(*before, 0);
+
+  absl::StatusOr<MigrationResult> first = MigrateSchema(*connection);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->from_version, 0);
+  EXPECT_EQ(first->to_version, KnownSchemaVersion());
+  absl::StatusOr<MigrationResult> second = MigrateSchema(*connection);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->from_version, KnownSchemaVersion());
+  EXPECT_EQ(second->to_version, KnownSchemaVersion());
+  EXPECT_EQ(*ReadSchemaVersion(*connection), KnownSchemaVersion());
+
+  // The tables the store needs are there, in the tasktrail schema.
+  for (const char* table :
+       {"tasks", "task_events", "event_ids", "dedup_records", "stats_counters",
+        "queue_wait_samples", "audit_entries"}) {
+    EXPECT_EQ(Value(*connection, absl::StrCat("SELECT to_regclass('tasktrail.",
+                                              table, "') IS NOT NULL")),
+              "t")
+        << table;
+  }
+  EXPECT_EQ(
+      Value(*connection, "SELECT count(*) FROM tasktrail.schema_migrations"),
+      std::to_string(SchemaMigrations().size()));
+}
+
+TEST_F(PostgresTest, ReplicasStartingTogetherMigrateOnce) {
+  constexpr int kReplicas = 8;
+  std::vector<absl::StatusOr<MigrationResult>> results(
+      kReplicas, absl::UnknownError("not run"));
+  std::vector<std::unique_ptr<PgConnection>> connections;
+  for (int i = 0; i < kReplicas; ++i) {
+    connections.push_back(Connect());
+    ASSERT_NE(connections.back(), nullptr);
+  }
+  std::vector<std::thread> replicas;
+  for (int i = 0; i < kReplicas; ++i) {
+    replicas.emplace_back(
+        [&, i] { results[i] = MigrateSchema(*connections[i]); });
+  }
+  for (std::thread& replica : replicas) replica.join();
+  int migrated = 0;
+  for (const absl::StatusOr<MigrationResult>& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status().message();
+    EXPECT_EQ(result->to_version, KnownSchemaVersion());
+    if (result->from_version == 0) ++migrated;
+  }
+  EXPECT_EQ(migrated, 1) << "exactly one replica applies the migrations";
+  EXPECT_EQ(Value(*connections[0],
+                  "SELECT count(*) FROM tasktrail.schema_migrations"),
+            std::to_string(SchemaMigrations().size()));
+}
+
+TEST_F(PostgresTest, ANewerSchemaIsRefusedNamingBothVersions) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(MigrateSchema(*connection).ok());
+  const int newer = KnownSchemaVersion() + 1;
+  ASSERT_TRUE(connection
+                  ->Execute(absl::StrCat("INSERT INTO tasktrail.schema_"
+                                         "migrations (version, description) "
+                                         "VALUES (",
+                                         newer, ", 'from a newer build')"),
+                            "pretending a newer build migrated")
+                  .ok());
+  absl::StatusOr<MigrationResult> refused = MigrateSchema(*connection);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(refused.status().message(),
+                                absl::StrCat("version ", newer)))
+      << refused.status().message();
+  EXPECT_TRUE(absl::StrContains(
+      refused.status().message(),
+      absl::StrCat("knows (version ", KnownSchemaVersion(), ")")))
+      << refused.status().message();
+  EXPECT_TRUE(connection->connected()) << "the refusal rolled back cleanly";
+  EXPECT_EQ(*ReadSchemaVersion(*connection), newer);
+}
+
+TEST_F(PostgresTest, AFailingMigrationLeavesNothingBehind) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  const Migration broken[] = {
+      SchemaMigrations()[0],
+      {2, "half done",
+       "CREATE TABLE tasktrail.half_done (x int); "
+       "SELECT no_such_function();"},
+  };
+  absl::StatusOr<MigrationResult> failed = MigrateSchema(*connection, broken);
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains(failed.status().message(),
+                                "schema migration 2 (half done)"))
+      << failed.status().message();
+  EXPECT_EQ(*ReadSchemaVersion(*connection), 0);
+  EXPECT_EQ(Value(*connection, "SELECT to_regclass('tasktrail.half_done')"),
+            "(null)");
+  EXPECT_EQ(Value(*connection, "SELECT to_regclass('tasktrail.tasks')"),
+            "(null)");
+
+  absl::StatusOr<MigrationResult> fixed = MigrateSchema(*connection);
+  ASSERT_TRUE(fixed.ok()) << fixed.status().message();
+  EXPECT_EQ(fixed->to_version, KnownSchemaVersion());
+}
+
+}  // namespace
+}  // namespace tasktrail::store::postgres
