@@ -616,8 +616,7 @@ int Run(DaemonFlags flags) {
        {"sync", flags.sync},
        {"tls", flags.tls_cert.empty() ? "off" : "on"},
        {"auth", flags.edge.access == nullptr ? "off" : "on"},
-       {"metrics",
-        flags.metrics_listen.empty() ? "off" : flags.metrics_listen},
+       {"metrics", flags.metrics_listen.empty() ? "off" : flags.metrics_listen},
        {"pid", static_cast<int64_t>(getpid())}});
 
   std::thread signal_thread([&] {

@@ -138,8 +138,8 @@ absl::StatusOr<BackupInfo> RocksDbTaskStore::RestoreBackup(
   }
   std::error_code error;
   if (!std::filesystem::exists(backup_dir + "/meta", error)) {
-    return absl::NotFoundError(absl::StrCat(
-        "no backups in ", backup_dir, " (it holds no backup directory)"));
+    return absl::NotFoundError(absl::StrCat("no backups in ", backup_dir,
+                                            " (it holds no backup directory)"));
   }
   rocksdb::Env* env = rocksdb::Env::Default();
   rocksdb::BackupEngineReadOnly* raw_engine = nullptr;

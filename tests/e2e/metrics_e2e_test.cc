@@ -347,7 +347,8 @@ TEST_F(MetricsE2eTest, KnownCallsGiveExactSeries) {
 
   // promtool accepts the exposition.
   if (!std::filesystem::exists("/usr/bin/promtool")) {
-    GTEST_SKIP() << "promtool is not installed (Debian package prometheus)";
+    FAIL() << "promtool is not installed (Debian package prometheus; bash "
+              "scripts/install-deps.sh --test installs it)";
   }
   const std::string path = db_.Write("metrics.txt", text);
   const CommandResult checked = RunCommand(
@@ -480,7 +481,8 @@ TEST_F(MetricsE2eTest, ABadMetricsAddressStopsTheStartNamingTheFlag) {
 
 TEST_F(MetricsE2eTest, ARealPrometheusScrapesTheServer) {
   if (!std::filesystem::exists("/usr/bin/prometheus")) {
-    GTEST_SKIP() << "prometheus is not installed (Debian package prometheus)";
+    FAIL() << "prometheus is not installed (Debian package prometheus; bash "
+              "scripts/install-deps.sh --test installs it)";
   }
   StartServer();
   for (int i = 0; i < 3; ++i) {
