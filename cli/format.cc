@@ -144,6 +144,10 @@ std::string EventTypeName(EventType type) {
       return "note";
     case v1::EVENT_TYPE_REFUNDED:
       return "refunded";
+    case v1::EVENT_TYPE_CHARGE_ADJUSTED:
+      return "charge-adjusted";
+    case v1::EVENT_TYPE_LATE_UPSTREAM_RESULT:
+      return "late-result";
     default:
       return absl::StrCat("event-", static_cast<int>(type));
   }

@@ -114,9 +114,17 @@ std::string FormatClock(absl::Time t, const FormatOptions& opts);
 
 // The charge line: "charged 40 units · refunded 21:14:03",
 // "charged 40 units · refunded 20 units 21:14:03" (partial refund),
-// "charged 40 units · not refunded", or "not charged". No trailing newline.
+// "charged 40 units · not refunded", or "not charged". A task whose charge
+// was adjusted shows the settlement and the net: "charged 40 · adjusted +8
+// (ledger L-991) · refunded 0 · net 48". No trailing newline.
 std::string FormatChargeLine(const tasktrail::v1::Task& task,
                              const FormatOptions& opts);
+
+// What the provider reported after the task failed or was canceled here:
+// "provider completed 12m after the gateway failed it · refunded 40",
+// "provider failed 3m after it was canceled · not refunded". Empty when no
+// late result was recorded. No trailing newline.
+std::string FormatLateResultLine(const tasktrail::v1::Task& task);
 
 // "blocked 2 duplicate submissions (last 21:03:12)"; empty when
 // duplicate_count is 0. No trailing newline.

@@ -57,8 +57,8 @@ std::string StatsTable(const v1::Stats& stats) {
   return table.Render();
 }
 
-// Per model: counts by state, failure category and origin, rejections, and
-// the most frequent unclassified failure messages.
+// Per model: counts by state, failure category and origin, rejections, late
+// upstream results, and the most frequent unclassified failure messages.
 std::string StatsBreakdown(const v1::Stats& stats) {
   std::string out;
   for (const v1::ModelStats& m : stats.models()) {
@@ -67,6 +67,9 @@ std::string StatsBreakdown(const v1::Stats& stats) {
     AddField(&block, "  failures", CountsLine(m.failures_by_category()));
     AddField(&block, "  origins", CountsLine(m.failures_by_origin()));
     AddField(&block, "  rejected", CountsLine(m.rejections_by_reason()));
+    // Results the provider reported after the task failed or was canceled
+    // here: "SUCCEEDED" ones are jobs it may bill for.
+    AddField(&block, "  late results", CountsLine(m.late_results()));
     if (m.unclassified_size() > 0) {
       // Failures no rule recognised, most frequent first: the next rules.
       block.append("  unclassified\n");

@@ -109,6 +109,35 @@ std::string RefundedSummary(const v1::RefundedDetail& d) {
   return absl::StrCat(units, kSep, OneLine(d.reason(), kMessageMax));
 }
 
+std::string ChargeAdjustedSummary(const v1::ChargeAdjustedDetail& d) {
+  std::vector<std::string> parts;
+  parts.push_back(
+      absl::StrCat(d.delta_units() > 0 ? "+" : "", d.delta_units(), " units"));
+  AddPart(&parts, "ledger", d.ledger_ref());
+  AddPart(&parts, "", OneLine(d.reason(), kMessageMax));
+  return absl::StrJoin(parts, kSep);
+}
+
+std::string LateResultSummary(const v1::LateResultDetail& d) {
+  std::vector<std::string> parts;
+  AddPart(&parts, "", d.upstream_status());
+  if (d.result_uris_size() > 0) {
+    parts.push_back(absl::StrCat("completed", kSep,
+                                 OneLine(d.result_uris(0), kMessageMax)));
+    if (d.result_uris_size() > 1) {
+      parts.push_back(absl::StrCat("+", d.result_uris_size() - 1, " more"));
+    }
+  } else {
+    parts.push_back("failed");
+  }
+  if (d.http_status() != 0) {
+    parts.push_back(absl::StrCat("HTTP ", d.http_status()));
+  }
+  AddPart(&parts, "", d.error_code());
+  AddPart(&parts, "", OneLine(d.message(), kMessageMax));
+  return absl::StrJoin(parts, kSep);
+}
+
 std::string DuplicateSummary(const v1::DuplicateBlockedDetail& d) {
   std::vector<std::string> parts;
   switch (d.reason()) {
@@ -314,6 +343,21 @@ std::string FormatClassification(const Failure& failure,
 }
 
 std::string FormatChargeLine(const Task& task, const FormatOptions& opts) {
+  if (task.adjusted_units() != 0) {
+    std::string line = absl::StrCat(
+        "charged ", task.charge_units(), kSep, "adjusted ",
+        task.adjusted_units() > 0 ? "+" : "", task.adjusted_units());
+    if (!task.last_ledger_ref().empty()) {
+      absl::StrAppend(&line, " (ledger ", task.last_ledger_ref(), ")");
+    }
+    absl::StrAppend(&line, kSep, "refunded ",
+                    task.refunded() ? task.refunded_units() : 0);
+    if (task.refunded() && task.has_refund_time()) {
+      absl::StrAppend(&line, " ",
+                      FormatClock(ToAbslTime(task.refund_time()), opts));
+    }
+    return absl::StrCat(line, kSep, "net ", task.net_units());
+  }
   if (task.charge_units() == 0 && !task.refunded()) return "not charged";
   std::string line = absl::StrCat("charged ", task.charge_units(), " units");
   if (!task.refunded()) return absl::StrCat(line, kSep, "not refunded");
@@ -325,6 +369,31 @@ std::string FormatChargeLine(const Task& task, const FormatOptions& opts) {
   if (task.has_refund_time()) {
     absl::StrAppend(&line, " ",
                     FormatClock(ToAbslTime(task.refund_time()), opts));
+  }
+  return line;
+}
+
+std::string FormatLateResultLine(const Task& task) {
+  if (task.late_outcome() == v1::TASK_STATE_UNSPECIFIED) return "";
+  std::string line = absl::StrCat(
+      "provider ",
+      task.late_outcome() == v1::TASK_STATE_SUCCEEDED ? "completed" : "failed",
+      " ",
+      FormatSpan(absl::Trunc(
+          ToAbslTime(task.late_result_time()) - ToAbslTime(task.finish_time()),
+          absl::Seconds(1))),
+      " after ");
+  if (task.state() == v1::TASK_STATE_CANCELED) {
+    line.append("it was canceled");
+  } else if (task.failure().origin() == v1::FAILURE_ORIGIN_GATEWAY) {
+    line.append("the gateway failed it");
+  } else {
+    line.append("it failed here");
+  }
+  if (task.refunded()) {
+    absl::StrAppend(&line, kSep, "refunded ", task.refunded_units());
+  } else {
+    absl::StrAppend(&line, kSep, "not refunded");
   }
   return line;
 }
@@ -382,6 +451,10 @@ std::string FormatEventDetail(const TaskEvent& event,
       return OneLine(event.canceled().reason(), kMessageMax);
     case TaskEvent::kRefunded:
       return RefundedSummary(event.refunded());
+    case TaskEvent::kChargeAdjusted:
+      return ChargeAdjustedSummary(event.charge_adjusted());
+    case TaskEvent::kLateResult:
+      return LateResultSummary(event.late_result());
     case TaskEvent::kDuplicateBlocked:
       return DuplicateSummary(event.duplicate_blocked());
     case TaskEvent::kNote:
@@ -426,6 +499,7 @@ std::string FormatTask(const Task& task, const FormatOptions& opts) {
   AddResults(task, opts, &out);
   AddFailure(task, &out);
   AddField(&out, "charge", FormatChargeLine(task, opts));
+  AddField(&out, "late result", FormatLateResultLine(task));
   AddField(&out, "duplicates", FormatDuplicatesLine(task, opts));
   AddField(&out, "catalog", task.catalog_version());
   if (task.events_size() > 0) {

@@ -11,6 +11,7 @@ constexpr absl::string_view kFailureCategoryPrefix = "failure_category:";
 constexpr absl::string_view kFailureOriginPrefix = "failure_origin:";
 constexpr absl::string_view kRejectedPrefix = "rejected:";
 constexpr absl::string_view kUnclassifiedPrefix = "unclassified:";
+constexpr absl::string_view kLateResultPrefix = "late_result:";
 constexpr absl::string_view kRejected = "rejected";
 constexpr absl::string_view kDuplicatesBlocked = "duplicates_blocked";
 
@@ -32,6 +33,8 @@ std::string CounterName(CounterKind kind, absl::string_view detail) {
       return std::string(kDuplicatesBlocked);
     case CounterKind::kUnclassifiedMessage:
       return absl::StrCat(kUnclassifiedPrefix, detail);
+    case CounterKind::kLateResult:
+      return absl::StrCat(kLateResultPrefix, detail);
   }
   return "";
 }
@@ -47,6 +50,7 @@ absl::optional<ParsedCounterName> ParseCounterName(absl::string_view name) {
       {kFailureOriginPrefix, CounterKind::kFailureOrigin},
       {kRejectedPrefix, CounterKind::kRejectedReason},
       {kUnclassifiedPrefix, CounterKind::kUnclassifiedMessage},
+      {kLateResultPrefix, CounterKind::kLateResult},
   };
   for (const Prefixed& prefixed : kPrefixed) {
     if (absl::StartsWith(name, prefixed.prefix)) {

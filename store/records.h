@@ -29,9 +29,12 @@ enum class CounterKind {
   // "unclassified:" + a failure message no failure rule recognised, in its
   // normalised form (service/rules/unclassified.h)
   kUnclassifiedMessage,
+  // "late_result:" + what a late upstream result said ("SUCCEEDED" or
+  // "FAILED")
+  kLateResult,
 };
 
-// The name of a counter of `kind`; `detail` completes the five kinds that
+// The name of a counter of `kind`; `detail` completes the six kinds that
 // have one (ignored by kRejected and kDuplicatesBlocked).
 std::string CounterName(CounterKind kind, absl::string_view detail = "");
 

@@ -37,6 +37,13 @@
 
 namespace tasktrail {
 
+// The cause of a failure the gateway reported as its own (FailedDetail.
+// by_gateway): its origin is FAILURE_ORIGIN_GATEWAY whatever a rule says.
+inline constexpr char kGatewayGaveUpCause[] =
+    "the gateway gave up on the task itself (its poller's timeout or a local "
+    "error), not the provider; the provider may still finish it: record what "
+    "it reports then as late_result";
+
 // The cause given when no rule matches.
 inline constexpr char kUnrecognisedFailureCause[] =
     "the upstream failed for a reason tasktrail does not recognise; see the "

@@ -53,6 +53,14 @@ absl::StatusOr<TaskState> StateAfter(TaskState current, EventType type) {
     case v1::EVENT_TYPE_COMPLETED:
     case v1::EVENT_TYPE_FAILED:
     case v1::EVENT_TYPE_CANCELED:
+      if (type != v1::EVENT_TYPE_CANCELED &&
+          (current == v1::TASK_STATE_FAILED ||
+           current == v1::TASK_STATE_CANCELED)) {
+        return refuse(
+            ", which is final; send what the provider reported afterwards as "
+            "late_result, which keeps the evidence without changing the "
+            "state");
+      }
       if (IsFinished(current)) return refuse(", which is final");
       if (type == v1::EVENT_TYPE_COMPLETED) return v1::TASK_STATE_SUCCEEDED;
       if (type == v1::EVENT_TYPE_FAILED) return v1::TASK_STATE_FAILED;
@@ -71,8 +79,17 @@ absl::StatusOr<TaskState> StateAfter(TaskState current, EventType type) {
         return current;
       }
       return refuse("; refunds are allowed only after FAILED or CANCELED");
+    case v1::EVENT_TYPE_LATE_UPSTREAM_RESULT:
+      if (current == v1::TASK_STATE_FAILED ||
+          current == v1::TASK_STATE_CANCELED) {
+        return current;
+      }
+      return refuse(
+          "; late results are recorded only after FAILED or CANCELED (a "
+          "result of a task still in flight is completed or failed)");
     case v1::EVENT_TYPE_NOTE_ADDED:
     case v1::EVENT_TYPE_DUPLICATE_BLOCKED:
+    case v1::EVENT_TYPE_CHARGE_ADJUSTED:
       return current;
     case v1::EVENT_TYPE_SUBMITTED:
       return absl::InvalidArgumentError(

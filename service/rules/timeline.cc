@@ -79,6 +79,26 @@ absl::Status CheckFailureEvidence(absl::string_view prefix,
                      kMaxTextBytes);
 }
 
+absl::StatusOr<v1::TaskState> LateOutcome(const v1::LateResultDetail& late) {
+  const bool completed = late.result_uris_size() > 0;
+  const bool failed = late.http_status() >= 400 || !late.error_code().empty() ||
+                      !late.message().empty();
+  if (completed && failed) {
+    return InvalidField(
+        "late_result", "LATE_RESULT_AMBIGUOUS",
+        "late_result carries both result_uris (the provider completed) and "
+        "failure evidence (http_status 400 or more, error_code or message); "
+        "send what the provider said: one or the other");
+  }
+  if (!completed && !failed) {
+    return InvalidField(
+        "late_result", "FIELD_REQUIRED",
+        "late_result needs result_uris (the provider completed) or failure "
+        "evidence (http_status 400 or more, error_code or message)");
+  }
+  return completed ? v1::TASK_STATE_SUCCEEDED : v1::TASK_STATE_FAILED;
+}
+
 absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
   TaskEvent event;
   switch (request.event_case()) {
@@ -171,11 +191,50 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
       event.set_type(v1::EVENT_TYPE_REFUNDED);
       *event.mutable_refunded() = request.refunded();
       break;
+    case RecordEventRequest::kChargeAdjusted: {
+      const auto& d = request.charge_adjusted();
+      if (d.delta_units() == 0) {
+        return InvalidField("charge_adjusted.delta_units", "FIELD_REQUIRED",
+                            "charge_adjusted.delta_units must not be 0: it is "
+                            "the units added (positive) or taken (negative)");
+      }
+      RETURN_IF_ERROR(
+          CheckLength("charge_adjusted.reason", d.reason(), kMaxTextBytes));
+      RETURN_IF_ERROR(
+          CheckId("charge_adjusted.ledger_ref", d.ledger_ref(), kMaxIdBytes));
+      event.set_type(v1::EVENT_TYPE_CHARGE_ADJUSTED);
+      *event.mutable_charge_adjusted() = d;
+      break;
+    }
+    case RecordEventRequest::kLateResult: {
+      const auto& d = request.late_result();
+      RETURN_IF_ERROR(CheckLength("late_result.upstream_status",
+                                  d.upstream_status(), kMaxIdBytes));
+      if (d.result_uris_size() > kMaxResultUris) {
+        return InvalidField("late_result.result_uris", "FIELD_TOO_LONG",
+                            absl::StrCat("at most ", kMaxResultUris,
+                                         " result URIs are allowed"));
+      }
+      for (int i = 0; i < d.result_uris_size(); ++i) {
+        RETURN_IF_ERROR(
+            CheckId(absl::StrCat("late_result.result_uris[", i, "]"),
+                    d.result_uris(i), kMaxUriBytes));
+      }
+      v1::FailedDetail evidence;
+      evidence.set_http_status(d.http_status());
+      evidence.set_error_code(d.error_code());
+      evidence.set_message(d.message());
+      RETURN_IF_ERROR(CheckFailureEvidence("late_result.", evidence));
+      RETURN_IF_ERROR(LateOutcome(d).status());
+      event.set_type(v1::EVENT_TYPE_LATE_UPSTREAM_RESULT);
+      *event.mutable_late_result() = d;
+      break;
+    }
     case RecordEventRequest::EVENT_NOT_SET:
-      return InvalidField(
-          "event", "FIELD_REQUIRED",
-          "one event (queued, started, polled, completed, "
-          "failed, downloaded, canceled, refunded) is required");
+      return InvalidField("event", "FIELD_REQUIRED",
+                          "one event (queued, started, polled, completed, "
+                          "failed, downloaded, canceled, refunded, "
+                          "charge_adjusted, late_result) is required");
   }
   return event;
 }
@@ -230,6 +289,18 @@ void ScrubEventText(TaskEvent* event) {
       scrub(event->mutable_note()->mutable_text());
       scrub(event->mutable_note()->mutable_final_cause());
       break;
+    case TaskEvent::kChargeAdjusted:
+      scrub(event->mutable_charge_adjusted()->mutable_reason());
+      scrub(event->mutable_charge_adjusted()->mutable_ledger_ref());
+      break;
+    case TaskEvent::kLateResult: {
+      v1::LateResultDetail* late = event->mutable_late_result();
+      scrub(late->mutable_upstream_status());
+      for (std::string& uri : *late->mutable_result_uris()) scrub(&uri);
+      scrub(late->mutable_error_code());
+      scrub(late->mutable_message());
+      break;
+    }
     default:
       break;
   }
@@ -300,7 +371,7 @@ void ApplyToSnapshot(const TaskEvent& event, Task* task) {
       if (d.refunded() && !task->refunded()) {
         task->set_refunded(true);
         *task->mutable_refund_time() = event.record_time();
-        task->set_refunded_units(task->charge_units());
+        task->set_refunded_units(ChargedUnits(*task));
       }
       task->clear_upstream_eta();
       leave_queue();
@@ -330,8 +401,22 @@ void ApplyToSnapshot(const TaskEvent& event, Task* task) {
       *task->mutable_refund_time() = event.record_time();
       task->set_refunded_units(event.refunded().units() > 0
                                    ? event.refunded().units()
-                                   : task->charge_units());
+                                   : ChargedUnits(*task));
       break;
+    case v1::EVENT_TYPE_CHARGE_ADJUSTED:
+      task->set_adjusted_units(task->adjusted_units() +
+                               event.charge_adjusted().delta_units());
+      if (!event.charge_adjusted().ledger_ref().empty()) {
+        task->set_last_ledger_ref(event.charge_adjusted().ledger_ref());
+      }
+      break;
+    case v1::EVENT_TYPE_LATE_UPSTREAM_RESULT: {
+      *task->mutable_late_result_time() = time;
+      absl::StatusOr<v1::TaskState> outcome = LateOutcome(event.late_result());
+      task->set_late_outcome(outcome.ok() ? *outcome
+                                          : v1::TASK_STATE_UNSPECIFIED);
+      break;
+    }
     case v1::EVENT_TYPE_NOTE_ADDED:
       *task->add_notes() = event.note();
       break;
@@ -342,6 +427,15 @@ void ApplyToSnapshot(const TaskEvent& event, Task* task) {
     default:
       break;
   }
+  task->set_net_units(NetUnits(*task));
+}
+
+int64_t ChargedUnits(const Task& task) {
+  return task.charge_units() + task.adjusted_units();
+}
+
+int64_t NetUnits(const Task& task) {
+  return ChargedUnits(task) - (task.refunded() ? task.refunded_units() : 0);
 }
 
 bool FoldsInto(const TaskEvent& last, const TaskEvent& poll) {

@@ -6,6 +6,7 @@
 #ifndef TASKTRAIL_SERVICE_RULES_TIMELINE_H_
 #define TASKTRAIL_SERVICE_RULES_TIMELINE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -24,6 +25,21 @@ namespace tasktrail {
 // polled.eta that is negative or longer than kMaxUpstreamEta.
 absl::StatusOr<v1::TaskEvent> EventFromRequest(
     const v1::RecordEventRequest& request);
+
+// What a late upstream result says the provider did: TASK_STATE_SUCCEEDED
+// when it carries result URIs, TASK_STATE_FAILED when it carries failure
+// evidence (an HTTP status of 400 or more, an error code or a message).
+// INVALID_ARGUMENT naming late_result when it carries both (ambiguous) or
+// neither.
+absl::StatusOr<v1::TaskState> LateOutcome(const v1::LateResultDetail& late);
+
+// The units a task is charged after its adjustments: charge_units +
+// adjusted_units. A refund of the "whole charge" refunds this.
+int64_t ChargedUnits(const v1::Task& task);
+
+// What the user paid in the end: ChargedUnits - refunded_units (when
+// refunded).
+int64_t NetUnits(const v1::Task& task);
 
 // The checks of a failure's evidence, as a FailedDetail carries it: the HTTP
 // status 0 (none) or 100-599 (FIELD_OUT_OF_RANGE), the error code at most
@@ -46,7 +62,8 @@ void ScrubEventText(v1::TaskEvent* event);
 
 // Updates the snapshot fields that `event` carries (upstream id and status,
 // progress, polls, results, downloads, failure, refund, notes, duplicates,
-// the queue and finish times). Does not touch `state`, `last_event_seq` or
+// the queue and finish times, charge adjustments and net_units, late
+// results). Does not touch `state`, `last_event_seq` or
 // `update_time`. REQUIRES: event.time() is set.
 void ApplyToSnapshot(const v1::TaskEvent& event, v1::Task* task);
 

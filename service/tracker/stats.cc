@@ -58,6 +58,9 @@ void Count(absl::string_view name, int64_t value, ModelCounts* counts) {
     case store::CounterKind::kUnclassifiedMessage:
       counts->unclassified[parsed->detail] += value;
       break;
+    case store::CounterKind::kLateResult:
+      add(stats->mutable_late_results());
+      break;
   }
 }
 

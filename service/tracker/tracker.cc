@@ -219,6 +219,10 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
     *task->mutable_failure() = ClassifyFailure(
         task->model(), event->failed().http_status(),
         event->failed().error_code(), event->failed().message());
+    if (event->failed().by_gateway()) {
+      task->mutable_failure()->set_origin(v1::FAILURE_ORIGIN_GATEWAY);
+      task->mutable_failure()->set_cause(kGatewayGaveUpCause);
+    }
     task->set_refunded(refunded);
   }
   *task->mutable_update_time() = event->record_time();
@@ -250,6 +254,11 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
                 NormaliseFailureMessage(task->failure().message()))));
       }
     }
+  }
+  if (event->type() == v1::EVENT_TYPE_LATE_UPSTREAM_RESULT) {
+    extra.push_back(store::RawMutation::CountOne(
+        minute, task->model(), store::CounterKind::kLateResult,
+        StateName(task->late_outcome())));
   }
   const bool left_queue = !is_new_task &&
                           previous.state() == v1::TASK_STATE_QUEUED &&

@@ -21,6 +21,14 @@ using v1::TaskEvent;
 
 using tracker_internal::CheckTaskId;
 
+// " (charge C, adjusted +A)" when the task has adjustments; "" otherwise.
+std::string ChargeBreakdown(const Task& task) {
+  if (task.adjusted_units() == 0) return "";
+  return absl::StrCat(" (charge ", task.charge_units(), ", adjusted ",
+                      task.adjusted_units() > 0 ? "+" : "",
+                      task.adjusted_units(), ")");
+}
+
 std::string FormatTime(const google::protobuf::Timestamp& time) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", FromProtoTime(time),
                           absl::UTCTimeZone());
@@ -122,12 +130,26 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
           FormatTime(task.refund_time()), " (", task.refunded_units(),
           " units); a charge is refunded once"));
     }
-    if (event.refunded().units() > task.charge_units()) {
+    if (event.refunded().units() > ChargedUnits(task)) {
       return InvalidField(
           "refunded.units", "REFUND_EXCEEDS_CHARGE",
           absl::StrCat("refunded.units is ", event.refunded().units(),
-                       " but the task was charged ", task.charge_units(),
-                       " units"));
+                       " but the task was charged ", ChargedUnits(task),
+                       " units", ChargeBreakdown(task)));
+    }
+  }
+  if (event.type() == v1::EVENT_TYPE_CHARGE_ADJUSTED) {
+    const int64_t delta = event.charge_adjusted().delta_units();
+    const int64_t charged_after = ChargedUnits(task) + delta;
+    const int64_t net_after = NetUnits(task) + delta;
+    if (charged_after < 0 || net_after < 0) {
+      return InvalidField(
+          "charge_adjusted.delta_units", "ADJUSTMENT_BELOW_ZERO",
+          absl::StrCat(
+              "charge_adjusted.delta_units ", delta, " would take the ",
+              charged_after < 0 ? "charge" : "net (after the refund)",
+              " below 0: the task is charged ", ChargedUnits(task), " units",
+              ChargeBreakdown(task), ", net ", NetUnits(task)));
     }
   }
 

@@ -161,6 +161,8 @@ TEST(NamesTest, EventTypeShortNames) {
             "duplicate-blocked");
   EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_NOTE_ADDED), "note");
   EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_REFUNDED), "refunded");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_CHARGE_ADJUSTED), "charge-adjusted");
+  EXPECT_EQ(EventTypeName(v1::EVENT_TYPE_LATE_UPSTREAM_RESULT), "late-result");
   EXPECT_EQ(EventTypeName(static_cast<v1::EventType>(99)), "event-99");
 }
 
@@ -190,6 +192,47 @@ TEST(ChargeLineTest, PartialRefundShowsTheUnits) {
   *task.mutable_refund_time() = Ts(At(21, 14, 3));
   EXPECT_EQ(FormatChargeLine(task, Opts()),
             "charged 40 units · refunded 10 units 21:14:03");
+}
+
+TEST(ChargeLineTest, AdjustedShowsTheSettlementAndTheNet) {
+  v1::Task task;
+  task.set_charge_units(40);
+  task.set_adjusted_units(8);
+  task.set_net_units(48);
+  task.set_last_ledger_ref("L-991");
+  EXPECT_EQ(FormatChargeLine(task, Opts()),
+            "charged 40 · adjusted +8 (ledger L-991) · refunded 0 · net 48");
+  task.set_adjusted_units(-8);
+  task.set_refunded(true);
+  task.set_refunded_units(32);
+  task.set_net_units(0);
+  task.clear_last_ledger_ref();
+  *task.mutable_refund_time() = Ts(At(21, 14, 3));
+  EXPECT_EQ(FormatChargeLine(task, Opts()),
+            "charged 40 · adjusted -8 · refunded 32 21:14:03 · net 0");
+}
+
+TEST(LateResultLineTest, SaysWhatTheProviderDidAfterTheTaskFinishedHere) {
+  v1::Task task;
+  EXPECT_EQ(FormatLateResultLine(task), "");
+  task.set_state(v1::TASK_STATE_FAILED);
+  task.mutable_failure()->set_origin(v1::FAILURE_ORIGIN_GATEWAY);
+  *task.mutable_finish_time() = Ts(At(20, 50, 0));
+  *task.mutable_late_result_time() = Ts(At(21, 2, 0));
+  task.set_late_outcome(v1::TASK_STATE_SUCCEEDED);
+  task.set_refunded(true);
+  task.set_refunded_units(40);
+  EXPECT_EQ(FormatLateResultLine(task),
+            "provider completed 12m after the gateway failed it · refunded 40");
+  task.mutable_failure()->set_origin(v1::FAILURE_ORIGIN_PROVIDER);
+  task.set_refunded(false);
+  EXPECT_EQ(FormatLateResultLine(task),
+            "provider completed 12m after it failed here · not refunded");
+  task.set_state(v1::TASK_STATE_CANCELED);
+  task.set_late_outcome(v1::TASK_STATE_FAILED);
+  *task.mutable_late_result_time() = Ts(At(20, 53, 30));
+  EXPECT_EQ(FormatLateResultLine(task),
+            "provider failed 3m30s after it was canceled · not refunded");
 }
 
 TEST(ChargeLineTest, NoCharge) {
