@@ -355,32 +355,41 @@ grpc::Status ListPages(Client& client, v1::ListTasksRequest request, int want,
 
 }  // namespace
 
-int RunList(const GlobalOptions& global, const ListArgs& args) {
-  v1::ListTasksRequest request;
+// Sets the request's creation time range from --since and --until (either
+// may be empty: unbounded). Returns false after saying what is wrong.
+bool SetCreationRange(const std::string& since_text,
+                      const std::string& until_text,
+                      v1::ListTasksRequest* request) {
   const absl::Time now = absl::Now();
   absl::Time since = absl::InfinitePast();
   absl::Time until = absl::InfiniteFuture();
   for (const auto& [flag, text, time] :
-       {std::make_tuple("--since", &args.since, &since),
-        std::make_tuple("--until", &args.until, &until)}) {
+       {std::make_tuple("--since", &since_text, &since),
+        std::make_tuple("--until", &until_text, &until)}) {
     if (text->empty()) continue;
     absl::StatusOr<absl::Time> parsed = ParseTimeOrAgo(*text, now);
     if (!parsed.ok()) {
       PrintError(absl::StrCat(flag, ": ", parsed.status().message()));
-      return kExitUsage;
+      return false;
     }
     *time = *parsed;
   }
   if (since >= until) {
     PrintError("--since must be before --until");
-    return kExitUsage;
+    return false;
   }
-  if (!args.since.empty()) {
-    SetTimestamp(since, request.mutable_create_time_after());
+  if (!since_text.empty()) {
+    SetTimestamp(since, request->mutable_create_time_after());
   }
-  if (!args.until.empty()) {
-    SetTimestamp(until, request.mutable_create_time_before());
+  if (!until_text.empty()) {
+    SetTimestamp(until, request->mutable_create_time_before());
   }
+  return true;
+}
+
+int RunList(const GlobalOptions& global, const ListArgs& args) {
+  v1::ListTasksRequest request;
+  if (!SetCreationRange(args.since, args.until, &request)) return kExitUsage;
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   request.set_account_id(args.account);
@@ -641,6 +650,39 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   return PrintAnswer(global, response, [&](const v1::Stats& safe) {
     return FormatStats(safe, MakeFormatOptions(global));
   });
+}
+
+int RunCharges(const GlobalOptions& global, const ChargesArgs& args) {
+  v1::ListTasksRequest request;
+  if (!SetCreationRange(args.since, args.until, &request)) return kExitUsage;
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  request.set_account_id(args.account);
+  request.set_oldest_first(true);
+  // The account index holds exactly the account's tasks in creation order:
+  // every page is read to the end, with no work bound.
+  v1::ListTasksResponse tasks;
+  bool stopped_at_work_bound = false;
+  grpc::Status status =
+      ListPages(client, request, /*want=*/0,
+                /*scan_bound=*/0, &tasks, &stopped_at_work_bound);
+  if (!status.ok()) return client.Fail(status);
+  if (global.json) {
+    for (const v1::Task& task : tasks.tasks()) {
+      absl::StatusOr<std::string> row = FormatChargeRowJson(task);
+      if (!row.ok()) {
+        PrintError(absl::StrCat("cannot print the answer as JSON: ",
+                                row.status().message()));
+        return kExitOther;
+      }
+      Print(absl::StrCat(*row, "\n"));
+    }
+    return kExitOk;
+  }
+  v1::ListTasksResponse safe = tasks;
+  EscapeControlCharactersIn(&safe);
+  Print(FormatCharges(safe.tasks()));
+  return kExitOk;
 }
 
 int RunBackup(const GlobalOptions& global, const BackupArgs& args) {

@@ -131,6 +131,16 @@ struct ClassifyArgs {
   std::string message;
 };
 
+// `charges --account A [--since 7d] [--until T]`: one row per task of the
+// account created in [since, until), with totals, for reconciling against
+// the gateway's own ledger.
+struct ChargesArgs {
+  std::string account;  // Required.
+  // RFC 3339 times with an offset, or spans back from now (ParseTimeOrAgo).
+  std::string since = "7d";
+  std::string until;
+};
+
 // `backup [--list]`.
 struct BackupArgs {
   bool list = false;  // List the kept backups instead of taking one.
@@ -172,6 +182,9 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args);
 // Takes a backup (CreateBackup) and prints it, or lists the kept ones
 // (ListBackups) with --list. Admin only.
 int RunBackup(const GlobalOptions& global, const BackupArgs& args);
+// With --json, one JSON object per task per line (NDJSON): see
+// FormatChargeRowJson.
+int RunCharges(const GlobalOptions& global, const ChargesArgs& args);
 
 }  // namespace tasktrail::cli
 

@@ -120,6 +120,19 @@ std::string FormatClock(absl::Time t, const FormatOptions& opts);
 std::string FormatChargeLine(const tasktrail::v1::Task& task,
                              const FormatOptions& opts);
 
+// `charges`: one row per task (id, model, state, charged, adjusted,
+// refunded, net, failure origin, and "late: provider completed|failed" when
+// the provider reported after the task finished here), then the totals:
+// "3 tasks · charged 120 · adjusted +8 · refunded 40 · net 88".
+std::string FormatCharges(
+    const google::protobuf::RepeatedPtrField<tasktrail::v1::Task>& tasks);
+
+// One task of `charges --json` as one line of JSON: task_id, model, state,
+// create_time (RFC 3339), charged, adjusted, refunded, net (numbers),
+// failure_origin and late_outcome (names without prefix, "" when none).
+absl::StatusOr<std::string> FormatChargeRowJson(
+    const tasktrail::v1::Task& task);
+
 // What the provider reported after the task failed or was canceled here:
 // "provider completed 12m after the gateway failed it · refunded 40",
 // "provider failed 3m after it was canceled · not refunded". Empty when no

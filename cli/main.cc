@@ -199,6 +199,22 @@ CLI::App* AddBackup(CLI::App& app, BackupArgs* a) {
   return cmd;
 }
 
+CLI::App* AddCharges(CLI::App& app, ChargesArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "charges",
+      "an account's tasks with what each was charged, adjusted, refunded and "
+      "the net, and the totals (--json: one JSON object per line)");
+  cmd->add_option("--account", a->account, "the account")->required();
+  cmd->add_option("--since", a->since,
+                  "tasks created at or after: an RFC 3339 time with its "
+                  "offset, or a span back from now (90s, 15m, 2h, 7d)")
+      ->capture_default_str();
+  cmd->add_option("--until", a->until,
+                  "tasks created before: an RFC 3339 time or a span back "
+                  "from now");
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -221,6 +237,7 @@ int Main(int argc, char** argv) {
   StuckArgs stuck;
   ClassifyArgs classify;
   BackupArgs backup;
+  ChargesArgs charges;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -233,6 +250,7 @@ int Main(int argc, char** argv) {
   CLI::App* stuck_cmd = AddStuck(app, &stuck);
   CLI::App* classify_cmd = AddClassify(app, &classify);
   CLI::App* backup_cmd = AddBackup(app, &backup);
+  CLI::App* charges_cmd = AddCharges(app, &charges);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -252,6 +270,7 @@ int Main(int argc, char** argv) {
   if (stuck_cmd->parsed()) return RunStuck(global, stuck);
   if (classify_cmd->parsed()) return RunClassify(global, classify);
   if (backup_cmd->parsed()) return RunBackup(global, backup);
+  if (charges_cmd->parsed()) return RunCharges(global, charges);
   return kExitUsage;
 }
 

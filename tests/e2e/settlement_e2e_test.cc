@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -347,6 +348,54 @@ TEST_F(SettlementTest, StatsCountLateResultsByWhatTheProviderSaid) {
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_THAT(cli.out, HasSubstr("late results"));
   EXPECT_THAT(cli.out, HasSubstr("SUCCEEDED 2"));
+}
+
+TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
+  const std::string adjusted = Submit(40);
+  ASSERT_TRUE(Record(Adjust(8, "L-991"), adjusted).ok());
+  const std::string refunded = Submit(20);
+  ASSERT_TRUE(
+      Record(Failed(/*by_gateway=*/true, /*refunded=*/true), refunded).ok());
+  ASSERT_TRUE(Record(LateCompleted(), refunded).ok());
+  // Another account's task is not listed.
+  v1::SubmitTaskRequest other;
+  other.set_account_id("acct-other");
+  other.set_model("sora-2");
+  other.set_charge_units(99);
+  other.mutable_params()->set_prompt("someone else's");
+  v1::SubmitTaskResponse ignored;
+  ASSERT_TRUE(stub_->SubmitTask(DeadlineContext().get(), other, &ignored).ok());
+
+  const CommandResult text =
+      server_.RunCli({"charges", "--account", "acct-7", "--since", "1h"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_THAT(text.out, HasSubstr(adjusted));
+  EXPECT_THAT(text.out, HasSubstr(refunded));
+  EXPECT_THAT(text.out, HasSubstr("late: provider completed"));
+  EXPECT_THAT(text.out, HasSubstr("gateway"));
+  EXPECT_THAT(text.out, Not(HasSubstr("99")));
+  EXPECT_THAT(text.out, HasSubstr("2 tasks · charged 60 · adjusted +8 · "
+                                  "refunded 20 · net 48\n"));
+
+  // --json: one object per line, oldest first, the numbers as numbers.
+  const CommandResult json = server_.RunCli(
+      {"charges", "--account", "acct-7", "--since", "1h", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  const std::vector<std::string> lines =
+      absl::StrSplit(json.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << json.out;
+  EXPECT_THAT(lines[0], HasSubstr(absl::StrCat("\"task_id\":\"", adjusted)));
+  EXPECT_THAT(lines[0], HasSubstr("\"adjusted\":8"));
+  EXPECT_THAT(lines[0], HasSubstr("\"net\":48"));
+  EXPECT_THAT(lines[1], HasSubstr("\"failure_origin\":\"GATEWAY\""));
+  EXPECT_THAT(lines[1], HasSubstr("\"late_outcome\":\"SUCCEEDED\""));
+  EXPECT_THAT(lines[1], HasSubstr("\"net\":0"));
+
+  // A range with nothing in it.
+  const CommandResult none = server_.RunCli(
+      {"charges", "--account", "acct-7", "--since", "2h", "--until", "1h"});
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_THAT(none.out, HasSubstr("no tasks"));
 }
 
 }  // namespace
