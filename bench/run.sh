@@ -36,6 +36,20 @@
 #                           drift falls on both sides; prints every run, each
 #                           side's median and range, and the with/without
 #                           ratios per round (target: within 20 %)
+#   bench/run.sh --export   ExportTasks on a store of EXPORT_TASKS
+#                           (1,000,000) preloaded tasks (submit, queued, 3
+#                           polls each), restarted and settled: one export
+#                           stream alone for DURATION (10) s (bench
+#                           --exporters 1: the stream's tasks/s, timelines
+#                           included); `tasktrail export` of the whole store
+#                           into a file, timed, without and with --auth-file
+#                           (with it, every exported task is audited); get
+#                           and submit at concurrency CONCURRENCY (64),
+#                           DURATION s each, without and with one export
+#                           stream running, in EXPORT_ROUNDS (2) rounds of
+#                           A B B A on the same server; prints every run and
+#                           the with / without p99 ratios per round
+#                           (target: within 20 %)
 #   bench/run.sh --metrics  the cost of --metrics-listen: get and submit at
 #                           concurrency 64, DURATION (10) s each, on one store
 #                           of PRELOAD (10,000) preloaded tasks (all
@@ -50,7 +64,8 @@
 #
 # Environment: BUILD_DIR (default ./build; built when the binaries are
 # missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, WATCHERS,
-# WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, METRICS_ROUNDS, LARGE_TASKS,
+# WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, METRICS_ROUNDS, EXPORT_TASKS,
+# EXPORT_ROUNDS, LARGE_TASKS,
 # LARGE_ROUNDS, SETTLE_MAX (longest wait for compactions, s; default 900),
 # WARMUP (--large: unmeasured seconds before each run, default 10),
 # SERVER_ARGS (extra tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1
@@ -70,12 +85,13 @@ case "${1:-}" in
   --large) mode=large ;;
   --watchers) mode=watchers ;;
   --metrics) mode=metrics ;;
+  --export) mode=export ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [--smoke|--large|--watchers|--metrics]" >&2
+    echo "usage: $0 [--smoke|--large|--watchers|--metrics|--export]" >&2
     exit 2
     ;;
 esac
@@ -83,9 +99,10 @@ esac
 build="${BUILD_DIR:-$root/build}"
 daemon="$build/service/tasktraild"
 bench="$build/bench/tasktrail-bench"
-if [[ ! -x "$daemon" || ! -x "$bench" ]]; then
+cli="$build/cli/tasktrail"
+if [[ ! -x "$daemon" || ! -x "$bench" || ! -x "$cli" ]]; then
   cmake -S "$root" -B "$build" -G Ninja >/dev/null
-  ninja -C "$build" tasktraild tasktrail_bench >/dev/null
+  ninja -C "$build" tasktraild tasktrail_bench tasktrail >/dev/null
 fi
 python=$(command -v /usr/bin/python3 || command -v python3)
 
@@ -151,6 +168,30 @@ start_server() {
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# cpu_ticks PID: user+system clock ticks the process has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# settle: waits until the server has used under 5 % of a core for 3 seconds
+# in a row, at most SETTLE_MAX (900) s; prints how long that took, in s.
+settle() {
+  local t0 quiet=0 before after hz
+  hz=$(getconf CLK_TCK)
+  t0=$(now)
+  before=$(cpu_ticks "$server_pid")
+  for _ in $(seq 1 "${SETTLE_MAX:-900}"); do
+    sleep 1
+    after=$(cpu_ticks "$server_pid")
+    if (((after - before) * 20 < hz)); then
+      quiet=$((quiet + 1))
+      ((quiet >= 3)) && break
+    else
+      quiet=0
+    fi
+    before=$after
+  done
+  "$python" -c "print(f'{$(now) - $t0:.1f}')"
+}
 
 # run_bench OUT_JSONL ARGS...: runs the bench against the server, appending
 # its JSON lines to OUT_JSONL; returns the bench's exit status.
@@ -309,6 +350,107 @@ def show(name, values, op, target):
           f"  target {op} {target}: {'PASS' if ok else 'BELOW'}")
 show("event calls/s with / without watchers", rate_ratios, ">=", 0.8)
 show("event p50 with / without watchers", p50_ratios, "<=", 1.2)
+EOF
+  exit $status
+fi
+
+if [[ "$mode" == export ]]; then
+  duration="${DURATION:-10}"
+  export_tasks="${EXPORT_TASKS:-1000000}"
+  export_rounds="${EXPORT_ROUNDS:-2}"
+  admin_token="bench-export-admin"
+  printf 'admin bench %s\n' \
+    "$(printf %s "$admin_token" | sha256sum | cut -d' ' -f1)" >"$tmp/auth"
+  start_server "$tmp/db"
+  run_bench "$tmp/export.preload.jsonl" --preload "$export_tasks" \
+    --preload-concurrency 128 --save-tasks "$tmp/export.ids" \
+    --workload none || status=1
+  stop_server
+  start_server "$tmp/db"
+  echo "settled after $(settle) s" >&2
+  # One stream alone.
+  run_bench "$tmp/export.alone.jsonl" --workload none --exporters 1 \
+    --duration "$duration" || status=1
+  # timed_export LABEL [GLOBAL CLI FLAGS...]: the whole store through the
+  # CLI, into a file.
+  timed_export() {
+    local label="$1" t0 t1 lines bytes
+    shift
+    t0=$(now)
+    "$cli" --server "127.0.0.1:$port" "$@" export >"$tmp/export.ndjson" ||
+      status=1
+    t1=$(now)
+    lines=$(wc -l <"$tmp/export.ndjson")
+    bytes=$(stat -c %s "$tmp/export.ndjson")
+    "$python" -c "print(f'tasktrail export ($label): $lines tasks in {$t1 - $t0:.1f} s, {$lines / ($t1 - $t0):.0f} tasks/s, {$bytes / 1e6:.0f} MB of NDJSON')"
+    rm -f "$tmp/export.ndjson"
+  }
+  timed_export "no access control"
+  files=()
+  for round in $(seq 1 "$export_rounds"); do
+    k=0
+    for side in A B B A; do
+      k=$((k + 1))
+      out="$tmp/export.$round.$k.$side.jsonl"
+      files+=("$out")
+      args=(--load-tasks "$tmp/export.ids" --workload get,submit
+        --concurrency "$conc" --duration "$duration")
+      if [[ "$side" == B ]]; then args+=(--exporters 1); fi
+      run_bench "$out" "${args[@]}" || status=1
+      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+    done
+  done
+  rss=$(rss_kb "$server_pid")
+  stop_server
+  start_server "$tmp/db" --auth-file "$tmp/auth"
+  timed_export "--auth-file, every task audited" --token "$admin_token"
+  first=$(head -1 "$tmp/export.ids")
+  if ! "$cli" --server "127.0.0.1:$port" --token "$admin_token" audit \
+    "$first" | grep -q ExportTasks; then
+    echo "the export was not audited on $first" >&2
+    status=1
+  fi
+  stop_server
+  echo "load average after:  $(loadavg)"
+  echo "server RSS after the rounds: $((rss / 1024)) MB"
+  echo "store: $(du -sm "$tmp/db" | cut -f1) MB"
+  echo
+  "$python" - "$conc" "$tmp/export.alone.jsonl" "${files[@]}" <<'EOF'
+import json, re, statistics, sys
+conc = sys.argv[1]
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    if r["workload"] == "exporters":
+        print(f"one export stream alone: {r['tasks_per_second']:.0f} tasks/s "
+              f"({r['bytes'] / r['seconds'] / 1e6:.1f} MB/s), whole passes "
+              f"{r['passes']} ({r['pass_seconds']:.1f} s each, {r['pass_tasks']} tasks)")
+runs = {}  # (round, side, workload) -> runs
+for path in sys.argv[3:]:
+    m = re.search(r"export\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
+    rnd, side = int(m.group(1)), m.group(3)
+    label = "with" if side == "B" else "without"
+    for line in open(path):
+        r = json.loads(line)
+        if r["workload"] == "exporters":
+            print(f"round {rnd} {label:<7} export stream: {r['tasks_per_second']:8.0f} tasks/s")
+            continue
+        print(f"round {rnd} {label:<7} {r['workload']:<6} c={conc}: {r['calls_per_second']:8.1f} calls/s"
+              f"  p50={r['p50_us']}us p99={r['p99_us']}us errors={r['errors']}")
+        runs.setdefault((rnd, side, r["workload"]), []).append(r)
+print()
+for workload in ("get", "submit"):
+    ratios = []
+    for rnd in sorted({k[0] for k in runs}):
+        a, b = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
+        if not a or not b:
+            continue
+        ratios.append(statistics.mean(r["p99_us"] for r in b) /
+                      max(statistics.mean(r["p99_us"] for r in a), 1))
+    if ratios:
+        med = statistics.median(ratios)
+        print(f"{workload} p99 with / without an export stream: median {med:5.2f} (rounds: "
+              f"{', '.join(f'{v:.2f}' for v in ratios)})  target <= 1.2: "
+              f"{'PASS' if med <= 1.2 else 'BELOW'}")
 EOF
   exit $status
 fi
@@ -484,33 +626,9 @@ large="${LARGE_TASKS:-1000000}"
 # Longer than the table's runs: a 5 s submit run on the large store can fall
 # between two of its compactions, or into one.
 duration="${DURATION:-20}"
-settle_max="${SETTLE_MAX:-900}"
 warmup="${WARMUP:-10}"
 large_rounds="${LARGE_ROUNDS:-3}"
 
-# cpu_ticks PID: user+system clock ticks the process has used.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-# settle: waits until the server has used under 5 % of a core for 3 seconds
-# in a row, at most settle_max s; prints how long that took, in s.
-settle() {
-  local t0 quiet=0 before after hz
-  hz=$(getconf CLK_TCK)
-  t0=$(now)
-  before=$(cpu_ticks "$server_pid")
-  for _ in $(seq 1 "$settle_max"); do
-    sleep 1
-    after=$(cpu_ticks "$server_pid")
-    if (((after - before) * 20 < hz)); then
-      quiet=$((quiet + 1))
-      ((quiet >= 3)) && break
-    else
-      quiet=0
-    fi
-    before=$after
-  done
-  "$python" -c "print(f'{$(now) - $t0:.1f}')"
-}
 
 # track_rss NAME: the resident-memory sampler follows this server when NAME
 # is the large store (only its servers count towards the memory target).

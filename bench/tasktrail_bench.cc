@@ -35,6 +35,13 @@
 // measured beside watchers receiving events. After the runs the streams
 // must all have received the hot task's last event; a summary line follows.
 //
+// --exporters N runs N ExportTasks streams (each on its own connection) over
+// the whole store, timelines included, while the runs run (with --workload
+// none: for --duration s), each starting again from the first task when it
+// reaches the end: the workloads are then measured beside exports. A summary
+// line follows the runs: tasks exported per second over the runs, and the time
+// of each whole pass.
+//
 // --save-tasks FILE keeps the preloaded task ids; --load-tasks FILE reuses
 // them in a later process against the same store (so that a store can be
 // loaded once, the server restarted, and only then measured). With
@@ -118,6 +125,7 @@ struct Flags {
   int rotations = 1;
   int watchers = 0;
   double watch_rate = 5;
+  int exporters = 0;
 };
 
 // What one workload run measured.
@@ -965,6 +973,117 @@ class HotTaskWatchers {
   uint64_t write_errors_ = 0;
 };
 
+// ---------------------------------------------------------------------------
+// --exporters: ExportTasks streams over the whole store while the runs run.
+
+class Exporters {
+ public:
+  struct Summary {
+    int streams = 0;
+    double seconds = 0;       // from Start to Stop
+    uint64_t tasks = 0;       // received over all streams
+    uint64_t bytes = 0;       // of the tasks received, serialized
+    uint64_t passes = 0;      // streams that reached the end of the store
+    double pass_seconds = 0;  // the mean time of those
+    uint64_t pass_tasks = 0;  // tasks in the last whole pass
+    uint64_t errors = 0;      // streams that ended neither OK nor cancelled
+  };
+
+  explicit Exporters(const Flags& flags) : flags_(flags) {}
+  ~Exporters() { Stop(); }
+
+  void Start() {
+    start_ = SteadyClock::now();
+    for (int i = 0; i < flags_.exporters; ++i) {
+      threads_.emplace_back([this, i] { Export(i); });
+    }
+  }
+
+  // Cancels the streams and waits for them.
+  Summary Stop() {
+    Summary summary;
+    if (threads_.empty()) return summary;
+    stop_.store(true);
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (grpc::ClientContext* context : contexts_) context->TryCancel();
+    }
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    summary.streams = flags_.exporters;
+    summary.seconds =
+        std::chrono::duration<double>(SteadyClock::now() - start_).count();
+    summary.tasks = tasks_.load();
+    summary.bytes = bytes_.load();
+    summary.passes = passes_;
+    summary.pass_seconds = passes_ > 0 ? pass_seconds_ / passes_ : 0;
+    summary.pass_tasks = pass_tasks_;
+    summary.errors = errors_;
+    return summary;
+  }
+
+ private:
+  // One stream after the other on connection `index` until stopped.
+  void Export(int index) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("tasktrail.bench.export_channel", index);
+    // A task with a long timeline may exceed the default 4 MiB.
+    args.SetMaxReceiveMessageSize(-1);
+    auto stub = v1::TaskTracker::NewStub(grpc::CreateCustomChannel(
+        flags_.server, grpc::InsecureChannelCredentials(), args));
+    v1::ExportTasksRequest request;
+    request.set_include_events(true);
+    while (!stop_.load()) {
+      grpc::ClientContext context;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_.load()) return;
+        contexts_.push_back(&context);
+      }
+      const auto began = SteadyClock::now();
+      auto reader = stub->ExportTasks(&context, request);
+      v1::Task task;
+      uint64_t tasks = 0;
+      while (reader->Read(&task)) {
+        ++tasks;
+        tasks_.fetch_add(1, std::memory_order_relaxed);
+        bytes_.fetch_add(task.ByteSizeLong(), std::memory_order_relaxed);
+      }
+      const grpc::Status status = reader->Finish();
+      std::lock_guard<std::mutex> lock(mutex_);
+      contexts_.erase(std::find(contexts_.begin(), contexts_.end(), &context));
+      if (status.ok()) {
+        ++passes_;
+        pass_seconds_ +=
+            std::chrono::duration<double>(SteadyClock::now() - began).count();
+        pass_tasks_ = tasks;
+      } else if (status.error_code() != grpc::StatusCode::CANCELLED ||
+                 !stop_.load()) {
+        fprintf(stderr, "export: %s %s\n",
+                CodeName(status.error_code()).c_str(),
+                status.error_message().c_str());
+        ++errors_;
+        return;
+      }
+    }
+  }
+
+  const Flags& flags_;
+  SteadyClock::time_point start_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> tasks_{0};
+  std::atomic<uint64_t> bytes_{0};
+  std::mutex mutex_;
+  std::vector<grpc::ClientContext*> contexts_;  // guarded by mutex_
+  uint64_t passes_ = 0;                         // guarded by mutex_
+  double pass_seconds_ = 0;                     // guarded by mutex_
+  uint64_t pass_tasks_ = 0;                     // guarded by mutex_
+  uint64_t errors_ = 0;                         // guarded by mutex_
+};
+
 // One grpc.health.v1 Check that waits for the server to be reachable.
 int Probe(const Flags& flags) {
   auto stub = health::Health::NewStub(
@@ -1099,6 +1218,11 @@ int Main(int argc, char** argv) {
                  "--watchers: polls recorded on the hot task per second")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 10000.0));
+  app.add_option("--exporters", flags.exporters,
+                 "ExportTasks streams over the whole store while the runs "
+                 "run")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   app.add_flag("--quiet", flags.quiet, "no progress on stderr");
   app.add_flag("--probe", flags.probe,
                "one health check (waiting for the server up to --deadline); "
@@ -1155,12 +1279,13 @@ int Main(int argc, char** argv) {
     fprintf(stderr, "--load-tasks and --preload exclude each other\n");
     return 2;
   }
-  if (runs.empty() && !flags.probe && flags.save_tasks.empty()) {
+  if (runs.empty() && !flags.probe && flags.save_tasks.empty() &&
+      flags.exporters == 0) {
     fprintf(stderr, "--workload and --concurrency must not be empty\n");
     return 2;
   }
-  bool uses_server =
-      flags.probe || !flags.save_tasks.empty() || flags.watchers > 0;
+  bool uses_server = flags.probe || !flags.save_tasks.empty() ||
+                     flags.watchers > 0 || flags.exporters > 0;
   bool needs_tasks = false;
   for (const auto& [w, c] : runs) {
     if (w == "store-submit") {
@@ -1238,6 +1363,16 @@ int Main(int argc, char** argv) {
   HotTaskWatchers watchers(flags);
   if (flags.watchers > 0 && !watchers.Start(nonce)) return 1;
 
+  Exporters exporters(flags);
+  if (flags.exporters > 0) {
+    exporters.Start();
+    // --workload none: the exports alone, for --duration s.
+    if (runs.empty()) {
+      std::this_thread::sleep_for(
+          std::chrono::duration<double>(flags.duration));
+    }
+  }
+
   // Each run is reported after its last rotation (with one rotation, as soon
   // as it ends).
   const double seconds = flags.duration / flags.rotations;
@@ -1268,6 +1403,36 @@ int Main(int argc, char** argv) {
       Report(merged[i], flags, static_cast<int64_t>(ids.size()));
       if (merged[i].errors() > 0 || merged[i].calls == 0) failed = true;
     }
+  }
+  if (flags.exporters > 0) {
+    const Exporters::Summary summary = exporters.Stop();
+    const double rate =
+        summary.seconds > 0 ? summary.tasks / summary.seconds : 0.0;
+    if (flags.json) {
+      printf(
+          "{\"workload\":\"exporters\",\"streams\":%d,\"seconds\":%.3f,"
+          "\"tasks\":%llu,\"bytes\":%llu,\"tasks_per_second\":%.1f,"
+          "\"passes\":%llu,\"pass_seconds\":%.3f,\"pass_tasks\":%llu,"
+          "\"errors\":%llu}\n",
+          summary.streams, summary.seconds,
+          static_cast<unsigned long long>(summary.tasks),
+          static_cast<unsigned long long>(summary.bytes), rate,
+          static_cast<unsigned long long>(summary.passes), summary.pass_seconds,
+          static_cast<unsigned long long>(summary.pass_tasks),
+          static_cast<unsigned long long>(summary.errors));
+    } else {
+      printf(
+          "exporters     n=%d tasks=%llu in %.1f s (%.0f tasks/s, %.1f MB/s) "
+          "whole passes=%llu (%.1f s each, %llu tasks) errors=%llu\n",
+          summary.streams, static_cast<unsigned long long>(summary.tasks),
+          summary.seconds, rate,
+          summary.seconds > 0 ? summary.bytes / summary.seconds / 1e6 : 0.0,
+          static_cast<unsigned long long>(summary.passes), summary.pass_seconds,
+          static_cast<unsigned long long>(summary.pass_tasks),
+          static_cast<unsigned long long>(summary.errors));
+    }
+    fflush(stdout);
+    if (summary.errors > 0 || summary.tasks == 0) failed = true;
   }
   if (flags.watchers > 0) {
     const HotTaskWatchers::Summary summary = watchers.Stop();

@@ -103,17 +103,17 @@ class Client {
  public:
   explicit Client(const GlobalOptions& global) : global_(global) {}
 
-  // Creates the channel. Returns false (after printing why) when the TLS
-  // files cannot be read.
-  bool Connect() {
+  // Creates the channel, with `arguments`. Returns false (after printing
+  // why) when the TLS files cannot be read.
+  bool Connect(const grpc::ChannelArguments& arguments = {}) {
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
         MakeCredentials(global_);
     if (!creds.ok()) {
       PrintError(std::string(creds.status().message()));
       return false;
     }
-    stub_ = v1::TaskTracker::NewStub(
-        grpc::CreateChannel(global_.server, *std::move(creds)));
+    stub_ = v1::TaskTracker::NewStub(grpc::CreateCustomChannel(
+        global_.server, *std::move(creds), arguments));
     return true;
   }
 
@@ -355,11 +355,13 @@ grpc::Status ListPages(Client& client, v1::ListTasksRequest request, int want,
 
 }  // namespace
 
-// Sets the request's creation time range from --since and --until (either
-// may be empty: unbounded). Returns false after saying what is wrong.
-bool SetCreationRange(const std::string& since_text,
-                      const std::string& until_text,
-                      v1::ListTasksRequest* request) {
+// Sets the create_time_after and create_time_before of `request` (a
+// ListTasksRequest or an ExportTasksRequest) from --since and --until
+// (ParseTimeOrAgo), leaving each unset when its flag is empty. Returns
+// kExitOk, or kExitUsage after saying why.
+template <typename Request>
+int SetCreateTimeRange(const std::string& since_text,
+                       const std::string& until_text, Request* request) {
   const absl::Time now = absl::Now();
   absl::Time since = absl::InfinitePast();
   absl::Time until = absl::InfiniteFuture();
@@ -370,13 +372,13 @@ bool SetCreationRange(const std::string& since_text,
     absl::StatusOr<absl::Time> parsed = ParseTimeOrAgo(*text, now);
     if (!parsed.ok()) {
       PrintError(absl::StrCat(flag, ": ", parsed.status().message()));
-      return false;
+      return kExitUsage;
     }
     *time = *parsed;
   }
   if (since >= until) {
     PrintError("--since must be before --until");
-    return false;
+    return kExitUsage;
   }
   if (!since_text.empty()) {
     SetTimestamp(since, request->mutable_create_time_after());
@@ -384,12 +386,15 @@ bool SetCreationRange(const std::string& since_text,
   if (!until_text.empty()) {
     SetTimestamp(until, request->mutable_create_time_before());
   }
-  return true;
+  return kExitOk;
 }
 
 int RunList(const GlobalOptions& global, const ListArgs& args) {
   v1::ListTasksRequest request;
-  if (!SetCreationRange(args.since, args.until, &request)) return kExitUsage;
+  if (const int set = SetCreateTimeRange(args.since, args.until, &request);
+      set != kExitOk) {
+    return set;
+  }
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   request.set_account_id(args.account);
@@ -654,7 +659,10 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
 
 int RunCharges(const GlobalOptions& global, const ChargesArgs& args) {
   v1::ListTasksRequest request;
-  if (!SetCreationRange(args.since, args.until, &request)) return kExitUsage;
+  if (const int set = SetCreateTimeRange(args.since, args.until, &request);
+      set != kExitOk) {
+    return set;
+  }
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   request.set_account_id(args.account);
@@ -708,6 +716,108 @@ int RunBackup(const GlobalOptions& global, const BackupArgs& args) {
     return FormatBackups({safe.backups().begin(), safe.backups().end()},
                          MakeFormatOptions(global));
   });
+}
+
+namespace {
+
+// Shows how far an export is, on one line of stderr rewritten in place, at
+// most every half second; only when stderr is a terminal.
+class ExportProgress {
+ public:
+  ExportProgress() : shown_(isatty(STDERR_FILENO) == 1) {}
+
+  void Exported(int64_t count, const v1::Task& task) {
+    if (!shown_) return;
+    const absl::Time now = absl::Now();
+    if (now - last_shown_ < absl::Milliseconds(500)) return;
+    last_shown_ = now;
+    std::fprintf(
+        stderr, "\rexported %lld tasks, up to %s (created %s)",
+        static_cast<long long>(count), task.task_id().c_str(),
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                         absl::FromUnixSeconds(task.create_time().seconds()),
+                         absl::UTCTimeZone())
+            .c_str());
+  }
+
+  // Ends the line, if one was shown.
+  void Done(int64_t count) {
+    if (!shown_) return;
+    std::fprintf(stderr, "\rexported %lld tasks%30s\n",
+                 static_cast<long long>(count), "");
+  }
+
+ private:
+  const bool shown_;
+  absl::Time last_shown_ = absl::InfinitePast();
+};
+
+}  // namespace
+
+int RunExport(const GlobalOptions& global, const ExportArgs& args) {
+  v1::ExportTasksRequest request;
+  if (const int set = SetCreateTimeRange(args.since, args.until, &request);
+      set != kExitOk) {
+    return set;
+  }
+  request.set_account_id(args.account);
+  request.set_include_events(args.events);
+  request.set_after_task_id(args.after);
+  // A task with a long timeline may take more than gRPC's default 4 MiB.
+  grpc::ChannelArguments arguments;
+  arguments.SetMaxReceiveMessageSize(-1);
+  Client client(global);
+  if (!client.Connect(arguments)) return kExitUsage;
+  grpc::ClientContext ctx;
+  client.Prepare(&ctx, /*unary=*/false);
+  auto reader = client.stub().ExportTasks(&ctx, request);
+  ExportProgress progress;
+  int64_t count = 0;
+  std::string last_task_id;
+  // Says where the export stopped, so that it can be resumed.
+  const auto stopped = [&] {
+    std::fflush(stdout);
+    progress.Done(count);
+    if (last_task_id.empty()) {
+      PrintError("export stopped before its first task");
+    } else {
+      PrintError(absl::StrCat("export stopped after ", count,
+                              " tasks; resume with --after ", last_task_id));
+    }
+  };
+  v1::Task task;
+  while (reader->Read(&task)) {
+    absl::StatusOr<std::string> line = ToJson(task, /*pretty=*/false);
+    if (!line.ok()) {
+      ctx.TryCancel();
+      reader->Finish().IgnoreError();
+      stopped();
+      PrintError(absl::StrCat("cannot print task ", task.task_id(),
+                              " as JSON: ", line.status().message()));
+      return kExitOther;
+    }
+    if (std::fwrite(line->data(), 1, line->size(), stdout) != line->size()) {
+      ctx.TryCancel();
+      reader->Finish().IgnoreError();
+      stopped();
+      PrintError("cannot write to stdout");
+      return kExitOther;
+    }
+    ++count;
+    last_task_id = task.task_id();
+    progress.Exported(count, task);
+  }
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    stopped();
+    return client.Fail(status);
+  }
+  if (std::fflush(stdout) != 0) {
+    PrintError("cannot write to stdout");
+    return kExitOther;
+  }
+  progress.Done(count);
+  return kExitOk;
 }
 
 }  // namespace tasktrail::cli

@@ -152,6 +152,17 @@ struct AuditArgs {
   int limit = 100;  // At most this many entries, newest first, over pages.
 };
 
+// `export`: tasks created in [since, until), oldest first, as NDJSON.
+struct ExportArgs {
+  // RFC 3339 times with an offset, or spans back from now (ParseTimeOrAgo);
+  // empty: from the first task, up to the ones created when it starts.
+  std::string since;
+  std::string until;
+  std::string account;  // Empty: every account.
+  bool events = true;   // Each task's whole timeline in `events`.
+  std::string after;    // Resume after this task id.
+};
+
 // One id: the one-screen report. Several: one BatchGetTasks call (with the
 // queue statuses), one summary row per task (the verdict of each unfinished
 // one) and the ids not found; exits 3 only when no id named a task. With one
@@ -185,6 +196,12 @@ int RunBackup(const GlobalOptions& global, const BackupArgs& args);
 // With --json, one JSON object per task per line (NDJSON): see
 // FormatChargeRowJson.
 int RunCharges(const GlobalOptions& global, const ChargesArgs& args);
+// Streams ExportTasks to stdout, one proto3-JSON v1::Task per line (the
+// field names of --json, on one line each), with a progress line on stderr
+// while stderr is a terminal. When the stream breaks, says on stderr after
+// which task id to resume (--after) and exits with the status of the error.
+// Admin only.
+int RunExport(const GlobalOptions& global, const ExportArgs& args);
 
 }  // namespace tasktrail::cli
 

@@ -215,6 +215,27 @@ CLI::App* AddCharges(CLI::App& app, ChargesArgs* a) {
   return cmd;
 }
 
+CLI::App* AddExport(CLI::App& app, ExportArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "export",
+      "write tasks as NDJSON, oldest first: one proto3-JSON task per line "
+      "(admin)");
+  cmd->add_option("--since", a->since,
+                  "only tasks created at or after: an RFC 3339 time with its "
+                  "offset, or a span back from now (90s, 15m, 2h, 7d); "
+                  "default: from the first task");
+  cmd->add_option("--until", a->until,
+                  "only tasks created before: an RFC 3339 time or a span "
+                  "back from now; default: up to now");
+  cmd->add_option("--account", a->account, "only this account");
+  cmd->add_flag("--events,!--no-events", a->events,
+                "include each task's whole timeline (default: yes)");
+  cmd->add_option("--after", a->after,
+                  "resume a broken export after this task id (the one it "
+                  "named)");
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -238,6 +259,7 @@ int Main(int argc, char** argv) {
   ClassifyArgs classify;
   BackupArgs backup;
   ChargesArgs charges;
+  ExportArgs export_args;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -251,6 +273,7 @@ int Main(int argc, char** argv) {
   CLI::App* classify_cmd = AddClassify(app, &classify);
   CLI::App* backup_cmd = AddBackup(app, &backup);
   CLI::App* charges_cmd = AddCharges(app, &charges);
+  CLI::App* export_cmd = AddExport(app, &export_args);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -271,6 +294,7 @@ int Main(int argc, char** argv) {
   if (classify_cmd->parsed()) return RunClassify(global, classify);
   if (backup_cmd->parsed()) return RunBackup(global, backup);
   if (charges_cmd->parsed()) return RunCharges(global, charges);
+  if (export_cmd->parsed()) return RunExport(global, export_args);
   return kExitUsage;
 }
 

@@ -36,6 +36,7 @@ enum class Rpc {
   kClassifyFailure,
   kCreateBackup,
   kListBackups,
+  kExportTasks,
 };
 
 absl::string_view RoleName(Role role);
@@ -54,7 +55,7 @@ struct Caller {
 //   WatchTask, ListModels, GetStats, ClassifyFailure: backend, support,
 //   admin
 //   AddNote: support, admin
-//   ListAudit, CreateBackup, ListBackups: admin
+//   ListAudit, CreateBackup, ListBackups, ExportTasks: admin
 bool Allowed(Role role, Rpc rpc);
 
 class AccessTable {

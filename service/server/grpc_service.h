@@ -65,7 +65,9 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
                                                 v1::TaskTracker::
                                                     WithRawCallbackMethod_ListBackups<
                                                         v1::TaskTracker::
-                                                            Service>>>>>>>>>>>>>>>;
+                                                            WithRawCallbackMethod_ExportTasks<
+                                                                v1::TaskTracker::
+                                                                    Service>>>>>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
@@ -125,6 +127,10 @@ class TaskTrackerService final : public RawTaskTrackerService {
   grpc::ServerUnaryReactor* ListBackups(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override;
+  // Writes serialized v1::Task messages (ExportReactor in the .cc).
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* ExportTasks(
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
   // Writes serialized v1::TaskEvent messages.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,

@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -125,6 +126,24 @@ struct UnfinishedCounts {
   // Tasks whose queue verdict is POLLING_STALLED, per model as recorded;
   // absent models are zero.
   std::map<std::string, int64_t> stalled_by_model;
+};
+
+// Where an export stands in its range (Tracker::StartExport,
+// NextExportPage). A value owned by its caller; a fresh one restarts the
+// export.
+struct ExportCursor {
+  // The index, id bounds and resume point of the next page.
+  store::TaskScan scan;
+  bool include_events = false;
+  // True once the range holds nothing past what was returned.
+  bool done = false;
+};
+
+// One task of an export page.
+struct ExportedTask {
+  std::string task_id;
+  // A serialized v1::Task, its whole timeline in `events` when asked.
+  std::string bytes;
 };
 
 // Whether preparing a write may wait for a lock that another write holds
@@ -252,6 +271,29 @@ class Tracker {
   // Counts, failures, queue waits and incident hints over a recent window
   // (default 15 min; INVALID_ARGUMENT above 24 h or below 1 min).
   absl::StatusOr<v1::Stats> GetStats(const v1::GetStatsRequest& request);
+
+  // Checks an ExportTasksRequest and returns the cursor of its first page:
+  // the tasks of the account index (account_id set) or of all tasks whose
+  // ids fall in the creation-time range (TaskIdFloor of each bound, so the
+  // bounds are exact to the millisecond the ids carry; without
+  // create_time_before, up to the tasks created when it is called), after
+  // after_task_id. INVALID_ARGUMENT naming the field: create_time_after or
+  // create_time_before outside protobuf's range, create_time_before before
+  // create_time_after, a malformed account_id, an after_task_id that is
+  // not a task id.
+  absl::StatusOr<ExportCursor> StartExport(
+      const v1::ExportTasksRequest& request) const;
+
+  // Replaces `page` with the next tasks of the export, oldest first: at
+  // most `max_tasks`, and no more once their bytes reach `max_bytes` (at
+  // least one task, whatever its size), and advances `cursor` past them
+  // (cursor->done once nothing remains). A task that disappears between
+  // the index and its read is skipped. Reads only what it returns: memory
+  // is bounded by the page. DATA_LOSS or UNAVAILABLE as GetTask; `cursor`
+  // is unchanged on error. REQUIRES: max_tasks > 0.
+  absl::Status NextExportPage(ExportCursor* cursor, int max_tasks,
+                              int64_t max_bytes,
+                              std::vector<ExportedTask>* page) const;
 
   // Calls `visit` with the snapshot of every unfinished task (those in the
   // store's unfinished index), oldest first: one pass reading each one's
@@ -395,10 +437,13 @@ class Tracker {
                                       absl::Duration queue_wait) const;
 
   // GetStoredTaskBytes with the timeline (when `include_events`) cut to at
-  // most `max_event_bytes` bytes and options_.max_events_returned entries.
+  // most `max_events` entries and `max_event_bytes` bytes; kWholeTimeline
+  // for both: never cut.
   absl::StatusOr<std::string> StoredTaskBytes(absl::string_view task_id,
                                               bool include_events,
+                                              int64_t max_events,
                                               int64_t max_event_bytes) const;
+  static constexpr int64_t kWholeTimeline = std::numeric_limits<int64_t>::max();
 
   // Records a blocked duplicate on the original task and answers with it.
   // `account_lease` is the submitting account's lease.

@@ -123,7 +123,7 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
         if (it == snapshot_size.end()) {
           ASSIGN_OR_RETURN(
               const std::string bytes,
-              StoredTaskBytes(task_id, /*include_events=*/false, 0));
+              StoredTaskBytes(task_id, /*include_events=*/false, 0, 0));
           it = snapshot_size.emplace(task_id, bytes.size()).first;
         }
         size += kEntryOverhead + it->second;
@@ -153,7 +153,8 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
       if (it == read.end()) {
         ASSIGN_OR_RETURN(
             const std::string bytes,
-            StoredTaskBytes(task_id, request.include_events(), event_bytes));
+            StoredTaskBytes(task_id, request.include_events(),
+                            options_.max_events_returned, event_bytes));
         Task task;
         if (!task.ParseFromString(bytes)) return SnapshotDoesNotParse(task_id);
         it = read.emplace(task_id, std::move(task)).first;

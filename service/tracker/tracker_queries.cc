@@ -361,11 +361,12 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   return StoredTaskBytes(request.task_id(), request.include_events(),
+                         options_.max_events_returned,
                          options_.max_event_bytes_returned);
 }
 
 absl::StatusOr<std::string> Tracker::StoredTaskBytes(
-    absl::string_view task_id, bool include_events,
+    absl::string_view task_id, bool include_events, int64_t max_events,
     int64_t max_event_bytes) const {
   std::string bytes;
   RETURN_IF_ERROR(
@@ -396,7 +397,7 @@ absl::StatusOr<std::string> Tracker::StoredTaskBytes(
   // The first entry and the newest ones within both limits (entries, and
   // bytes framed as Task.events entries); a timeline's seqs are
   // 1..last_event_seq without gaps, so the ones left out are those between.
-  const int64_t max_count = std::max(options_.max_events_returned, 1);
+  const int64_t max_count = std::max<int64_t>(max_events, 1);
   const int64_t max_bytes = max_event_bytes;
 
   // A short timeline is fetched whole by point lookups (cheaper than an
@@ -413,6 +414,18 @@ absl::StatusOr<std::string> Tracker::StoredTaskBytes(
       return bytes;
     }
     bytes.resize(snapshot_size);
+  }
+  if (last_seq <= max_count && max_bytes == kWholeTimeline) {
+    // The whole timeline, in one pass of an iterator.
+    RETURN_IF_ERROR(
+        store_->VisitEvents(task_id, 0,
+                            static_cast<int>(std::min<int64_t>(
+                                last_seq, std::numeric_limits<int>::max())),
+                            [&bytes](absl::string_view event) {
+                              AppendEvent(event, &bytes);
+                              return absl::OkStatus();
+                            }));
+    return bytes;
   }
 
   std::string first;

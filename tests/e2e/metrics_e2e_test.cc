@@ -268,6 +268,9 @@ TEST_F(MetricsE2eTest, KnownCallsGiveExactSeries) {
   EXPECT_EQ(ValueOf(samples, "grpc_server_started_total",
                     TrackerMethod("WatchTask", "server_stream")),
             0);
+  EXPECT_EQ(ValueOf(samples, "grpc_server_started_total",
+                    TrackerMethod("ExportTasks", "server_stream")),
+            0);
   EXPECT_EQ(
       ValueOf(samples, "grpc_server_started_total",
               {{"grpc_method", "ServerReflectionInfo"},

@@ -215,6 +215,7 @@ TEST(AllowedTest, EachRpcAllowsTheRolesTheHeaderLists) {
       {Rpc::kClassifyFailure, true, true, true},
       {Rpc::kCreateBackup, false, false, true},
       {Rpc::kListBackups, false, false, true},
+      {Rpc::kExportTasks, false, false, true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(std::string(RpcName(row.rpc)));
@@ -261,6 +262,7 @@ TEST(AccessNamesTest, RolesAndRpcsHaveTheirWireNames) {
   EXPECT_EQ(RpcName(Rpc::kClassifyFailure), "ClassifyFailure");
   EXPECT_EQ(RpcName(Rpc::kCreateBackup), "CreateBackup");
   EXPECT_EQ(RpcName(Rpc::kListBackups), "ListBackups");
+  EXPECT_EQ(RpcName(Rpc::kExportTasks), "ExportTasks");
 }
 
 }  // namespace
