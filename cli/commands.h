@@ -136,6 +136,12 @@ struct BackupArgs {
   bool list = false;  // List the kept backups instead of taking one.
 };
 
+// `purge ID --reason TEXT`.
+struct PurgeArgs {
+  std::string id;
+  std::string reason;
+};
+
 // `audit ID`.
 struct AuditArgs {
   std::string id;
@@ -172,6 +178,9 @@ int RunAudit(const GlobalOptions& global, const AuditArgs& args);
 // Takes a backup (CreateBackup) and prints it, or lists the kept ones
 // (ListBackups) with --list. Admin only.
 int RunBackup(const GlobalOptions& global, const BackupArgs& args);
+// Deletes one task now (PurgeTask; admin only) and prints the audit entry
+// that records it.
+int RunPurge(const GlobalOptions& global, const PurgeArgs& args);
 
 }  // namespace tasktrail::cli
 

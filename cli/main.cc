@@ -199,6 +199,19 @@ CLI::App* AddBackup(CLI::App& app, BackupArgs* a) {
   return cmd;
 }
 
+CLI::App* AddPurge(CLI::App& app, PurgeArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "purge",
+      "delete a task now, whatever its state (admin; an erasure request): "
+      "its timeline, notes and audit log go, one audit entry records the "
+      "purge");
+  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("--reason", a->reason,
+                  "why (kept in the audit entry of the purge)")
+      ->required();
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -221,6 +234,7 @@ int Main(int argc, char** argv) {
   StuckArgs stuck;
   ClassifyArgs classify;
   BackupArgs backup;
+  PurgeArgs purge;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -233,6 +247,7 @@ int Main(int argc, char** argv) {
   CLI::App* stuck_cmd = AddStuck(app, &stuck);
   CLI::App* classify_cmd = AddClassify(app, &classify);
   CLI::App* backup_cmd = AddBackup(app, &backup);
+  CLI::App* purge_cmd = AddPurge(app, &purge);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -252,6 +267,7 @@ int Main(int argc, char** argv) {
   if (stuck_cmd->parsed()) return RunStuck(global, stuck);
   if (classify_cmd->parsed()) return RunClassify(global, classify);
   if (backup_cmd->parsed()) return RunBackup(global, backup);
+  if (purge_cmd->parsed()) return RunPurge(global, purge);
   return kExitUsage;
 }
 

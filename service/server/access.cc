@@ -72,6 +72,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "CreateBackup";
     case Rpc::kListBackups:
       return "ListBackups";
+    case Rpc::kPurgeTask:
+      return "PurgeTask";
   }
   return "unknown";
 }
@@ -86,6 +88,7 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kListAudit:
     case Rpc::kCreateBackup:
     case Rpc::kListBackups:
+    case Rpc::kPurgeTask:
       return role == Role::kAdmin;
     default:  // the reads, ClassifyFailure among them: every role
       return true;

@@ -36,6 +36,7 @@ enum class Rpc {
   kClassifyFailure,
   kCreateBackup,
   kListBackups,
+  kPurgeTask,
 };
 
 absl::string_view RoleName(Role role);
@@ -54,7 +55,7 @@ struct Caller {
 //   WatchTask, ListModels, GetStats, ClassifyFailure: backend, support,
 //   admin
 //   AddNote: support, admin
-//   ListAudit, CreateBackup, ListBackups: admin
+//   ListAudit, CreateBackup, ListBackups, PurgeTask: admin
 bool Allowed(Role role, Rpc rpc);
 
 class AccessTable {
