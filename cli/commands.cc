@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -190,17 +191,25 @@ struct Resolution {
 // Looks `id` up as a task id, else as an upstream task id (BatchGetTasks).
 // One task: its id. None: "task ID not found" and kExitNotFound. Several:
 // lists them (FormatAmbiguousId) and kExitUsage, never choosing one. A
-// failed call: its error and exit status.
-Resolution ResolveId(Client& client, const std::string& id) {
+// failed call: its error and exit status. `not_found` is the server's
+// NOT_FOUND message for `id` as a task id, if any: when it says more than
+// "task ID not found" (that the task may have been purged), it is the one
+// printed.
+Resolution ResolveId(Client& client, const std::string& id,
+                     absl::string_view not_found = "") {
   v1::BatchGetTasksRequest request;
   request.add_ids(id);
   v1::BatchGetTasksResponse found;
   grpc::Status status = client.Call(&Stub::BatchGetTasks, request, &found);
   if (!status.ok()) return {"", client.Fail(status)};
   if (found.tasks_size() == 0) {
-    PrintError(absl::StrCat("task ", id,
-                            " not found (neither a task id nor an upstream "
-                            "task id)"));
+    const std::string plain = absl::StrCat("task ", id, " not found");
+    if (not_found.size() > plain.size() && absl::StartsWith(not_found, plain)) {
+      PrintError(std::string(not_found));
+    } else {
+      PrintError(
+          absl::StrCat(plain, " (neither a task id nor an upstream task id)"));
+    }
     return {"", kExitNotFound};
   }
   if (found.tasks_size() > 1) {
@@ -223,7 +232,7 @@ template <typename Call>
 int CallResolvingId(Client& client, const std::string& id, Call call) {
   grpc::Status status = call(id);
   if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
-    const Resolution resolved = ResolveId(client, id);
+    const Resolution resolved = ResolveId(client, id, status.error_message());
     if (resolved.exit_code != kExitOk) return resolved.exit_code;
     status = call(resolved.task_id);
   }
@@ -818,6 +827,23 @@ int RunExport(const GlobalOptions& global, const ExportArgs& args) {
   }
   progress.Done(count);
   return kExitOk;
+}
+
+int RunPurge(const GlobalOptions& global, const PurgeArgs& args) {
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  v1::PurgeTaskRequest request;
+  request.set_task_id(args.id);
+  request.set_reason(args.reason);
+  v1::PurgeTaskResponse response;
+  grpc::Status status = client.Call(&Stub::PurgeTask, request, &response);
+  if (!status.ok()) return client.Fail(status);
+  return PrintAnswer(global, response, [&](const v1::PurgeTaskResponse& safe) {
+    const v1::AuditEntry& entry = safe.audit_entry();
+    return absl::StrCat("purged task ", entry.task_id(), " (",
+                        entry.principal().empty() ? "-" : entry.principal(),
+                        ", reason: ", entry.reason(), ")\n");
+  });
 }
 
 }  // namespace tasktrail::cli

@@ -146,6 +146,12 @@ struct BackupArgs {
   bool list = false;  // List the kept backups instead of taking one.
 };
 
+// `purge ID --reason TEXT`.
+struct PurgeArgs {
+  std::string id;
+  std::string reason;
+};
+
 // `audit ID`.
 struct AuditArgs {
   std::string id;
@@ -202,6 +208,9 @@ int RunCharges(const GlobalOptions& global, const ChargesArgs& args);
 // which task id to resume (--after) and exits with the status of the error.
 // Admin only.
 int RunExport(const GlobalOptions& global, const ExportArgs& args);
+// Deletes one task now (PurgeTask; admin only) and prints the audit entry
+// that records it.
+int RunPurge(const GlobalOptions& global, const PurgeArgs& args);
 
 }  // namespace tasktrail::cli
 

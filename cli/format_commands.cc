@@ -288,10 +288,11 @@ std::vector<std::string> ModelRow(const v1::ModelSpec& m) {
 std::string FormatAudit(const v1::ListAuditResponse& response,
                         const FormatOptions& opts) {
   if (response.entries_size() == 0) return "no support or admin reads\n";
-  Table table({"TIME", "PRINCIPAL", "ROLE", "RPC"});
+  Table table({"TIME", "PRINCIPAL", "ROLE", "RPC", "REASON"});
   for (const v1::AuditEntry& entry : response.entries()) {
     table.Add({FormatTimeWithAge(ToAbslTime(entry.time()), opts),
-               entry.principal(), entry.role(), entry.rpc()});
+               entry.principal(), entry.role().empty() ? "-" : entry.role(),
+               entry.rpc(), entry.reason().empty() ? "-" : entry.reason()});
   }
   return table.Render();
 }

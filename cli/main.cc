@@ -236,6 +236,19 @@ CLI::App* AddExport(CLI::App& app, ExportArgs* a) {
   return cmd;
 }
 
+CLI::App* AddPurge(CLI::App& app, PurgeArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "purge",
+      "delete a task now, whatever its state (admin; an erasure request): "
+      "its timeline, notes and audit log go, one audit entry records the "
+      "purge");
+  cmd->add_option("ID", a->id, "task id")->required();
+  cmd->add_option("--reason", a->reason,
+                  "why (kept in the audit entry of the purge)")
+      ->required();
+  return cmd;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"tasktrail: look up image and video generation tasks",
                "tasktrail"};
@@ -260,6 +273,7 @@ int Main(int argc, char** argv) {
   BackupArgs backup;
   ChargesArgs charges;
   ExportArgs export_args;
+  PurgeArgs purge;
   CLI::App* get_cmd = AddGet(app, &get);
   CLI::App* queued_cmd = AddQueued(app, &queued);
   CLI::App* list_cmd = AddList(app, &list);
@@ -274,6 +288,7 @@ int Main(int argc, char** argv) {
   CLI::App* backup_cmd = AddBackup(app, &backup);
   CLI::App* charges_cmd = AddCharges(app, &charges);
   CLI::App* export_cmd = AddExport(app, &export_args);
+  CLI::App* purge_cmd = AddPurge(app, &purge);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -295,6 +310,7 @@ int Main(int argc, char** argv) {
   if (backup_cmd->parsed()) return RunBackup(global, backup);
   if (charges_cmd->parsed()) return RunCharges(global, charges);
   if (export_cmd->parsed()) return RunExport(global, export_args);
+  if (purge_cmd->parsed()) return RunPurge(global, purge);
   return kExitUsage;
 }
 

@@ -111,6 +111,14 @@ std::string PairIndexValue(absl::string_view first, absl::string_view second) {
   return value;
 }
 
+std::string RetentionIndexValue(RetentionClass retention_class,
+                                int64_t unix_micros) {
+  std::string value(1, static_cast<char>(retention_class));
+  AppendBigEndian64(static_cast<uint64_t>(std::max<int64_t>(unix_micros, 0)),
+                    &value);
+  return value;
+}
+
 std::string DedupKey(absl::string_view scope, absl::string_view key) {
   std::string encoded;
   encoded.reserve(2 + scope.size() + key.size());

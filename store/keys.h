@@ -45,18 +45,39 @@ enum class IndexKind : uint8_t {
   kUnfinished = 6,
   kAccountState = 7,  // PairIndexValue(account_id, state byte)
   kModelState = 8,    // PairIndexValue(model, state byte)
+  // RetentionIndexValue(class, time): every task, by the time its retention
+  // runs from (see RetentionClass).
+  kRetention = 9,
 };
+
+// The two halves of the retention index (IndexKind::kRetention); on-disk
+// bytes, never change.
+enum class RetentionClass : char {
+  // SUCCEEDED, FAILED or CANCELED tasks, by finish time.
+  kFinished = 'f',
+  // Tasks in SUBMITTED, QUEUED or RUNNING, by the time their snapshot last
+  // changed (their last event).
+  kUnfinished = 'u',
+};
+
+// The value of a retention index entry: the class byte, then the time as 8
+// big-endian bytes (negative times as 0). Every value has the same length,
+// so the entries of one class sort by time, then task id.
+std::string RetentionIndexValue(RetentionClass retention_class,
+                                int64_t unix_micros);
 
 // The value of a two-part index (kAccountState, kModelState):
 // len16(first) first second.
 std::string PairIndexValue(absl::string_view first, absl::string_view second);
 
 // The store's on-disk format version, kept under kFormatVersionKey in kMeta.
-// Version 1 lacks the kUnfinished, kAccountState and kModelState entries;
-// opening it adds them (TaskStore::Open).
+// Version 1 lacks the kUnfinished, kAccountState and kModelState entries and
+// version 2 the kRetention ones; opening either adds what it lacks
+// (RocksDbTaskStore::Open).
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
-inline constexpr absl::string_view kFormatVersion = "2";
+inline constexpr absl::string_view kFormatVersion = "3";
 inline constexpr absl::string_view kFormatVersionWithoutFleetIndexes = "1";
+inline constexpr absl::string_view kFormatVersionWithoutRetentionIndex = "2";
 
 // Appends `value` as 8 big-endian bytes.
 void AppendBigEndian64(uint64_t value, std::string* out);

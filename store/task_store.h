@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 #include "store/keys.h"
 #include "store/records.h"
 #include "tasktrail/v1/task.pb.h"
@@ -323,6 +324,33 @@ class TaskStore {
   virtual absl::Status WriteRaw(
       const std::vector<RawMutation>& mutations,
       Durability durability = Durability::kSynced) = 0;
+
+  // Retention. Every task has one entry in the store's retention index: a
+  // finished task (SUCCEEDED, FAILED, CANCELED) under its finish_time, an
+  // unfinished one under its update_time (its last event); Prepare keeps it
+  // in the same atomic write as every change of the task.
+  //
+  // The ids of up to `limit` tasks due for purging: finished tasks that
+  // finished before `finished_before_unix_micros`, oldest first, then
+  // unfinished tasks last changed before `unfinished_before_unix_micros`,
+  // oldest first. A cutoff <= 0 lists none of its class. Reads only the
+  // index entries it returns (no scan of the tasks).
+  virtual absl::StatusOr<std::vector<std::string>> ListDueTasks(
+      int64_t finished_before_unix_micros,
+      int64_t unfinished_before_unix_micros, int limit) const = 0;
+
+  // Deletes everything stored of the task in one atomic, durable write, and
+  // waits for it: its snapshot (with its notes), every timeline entry,
+  // every index entry, its event-id records, its audit log, its queue-wait
+  // sample, and its request_id dedup record plus those of `dedup_keys`
+  // (ContentDedupKey, which the store cannot derive) when they name this
+  // task. A dedup key bound to another task is left alone. Afterwards the
+  // store holds no key of the task. NOT_FOUND (nothing written) when the
+  // task is not stored; UNAVAILABLE as Commit.
+  // REQUIRES: no write of the task is prepared or committed meanwhile (the
+  // caller holds the task's lock).
+  virtual absl::Status PurgeTask(absl::string_view task_id,
+                                 absl::Span<const std::string> dedup_keys) = 0;
 
   // Checks that the secondary indexes hold exactly the entries the stored
   // tasks imply. OK, or DATA_LOSS naming the first few differences. Reads

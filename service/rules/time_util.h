@@ -1,11 +1,17 @@
-// Conversions between absl time types and protobuf well-known types.
+// Conversions between absl time types and protobuf well-known types, and
+// the text form of retention spans.
 //
 // Thread safety: all functions are pure.
 #ifndef TASKTRAIL_SERVICE_RULES_TIME_UTIL_H_
 #define TASKTRAIL_SERVICE_RULES_TIME_UTIL_H_
 
 #include <cstdint>
+#include <string>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -73,6 +79,34 @@ inline google::protobuf::Duration ToProtoDuration(absl::Duration duration) {
 inline absl::Duration FromProtoDuration(
     const google::protobuf::Duration& proto) {
   return DurationFromParts(proto.seconds(), proto.nanos());
+}
+
+// Parses a retention span: whole days as "90d", or what absl::ParseDuration
+// takes ("36h", "90s", "0"). False for anything else or a negative span.
+inline bool ParseRetention(absl::string_view text, absl::Duration* span) {
+  int64_t days = 0;
+  if (absl::ConsumeSuffix(&text, "d")) {
+    if (!absl::SimpleAtoi(text, &days) || days < 0 || days > 1000000) {
+      return false;
+    }
+    *span = absl::Hours(24) * days;
+    return true;
+  }
+  absl::Duration parsed;
+  if (!absl::ParseDuration(text, &parsed) || parsed < absl::ZeroDuration()) {
+    return false;
+  }
+  *span = parsed;
+  return true;
+}
+
+// A retention span as ParseRetention reads it: "90d" for whole days,
+// absl::FormatDuration's form ("36h", "1m30s") otherwise.
+inline std::string FormatRetention(absl::Duration span) {
+  absl::Duration rest;
+  const int64_t days = absl::IDivDuration(span, absl::Hours(24), &rest);
+  if (days > 0 && rest == absl::ZeroDuration()) return absl::StrCat(days, "d");
+  return absl::FormatDuration(span);
 }
 
 }  // namespace tasktrail

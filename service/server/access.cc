@@ -74,6 +74,8 @@ absl::string_view RpcName(Rpc rpc) {
       return "ListBackups";
     case Rpc::kExportTasks:
       return "ExportTasks";
+    case Rpc::kPurgeTask:
+      return "PurgeTask";
   }
   return "unknown";
 }
@@ -89,6 +91,7 @@ bool Allowed(Role role, Rpc rpc) {
     case Rpc::kCreateBackup:
     case Rpc::kListBackups:
     case Rpc::kExportTasks:
+    case Rpc::kPurgeTask:
       return role == Role::kAdmin;
     default:  // the reads, ClassifyFailure among them: every role
       return true;

@@ -37,6 +37,7 @@ enum class Rpc {
   kCreateBackup,
   kListBackups,
   kExportTasks,
+  kPurgeTask,
 };
 
 absl::string_view RoleName(Role role);
@@ -56,6 +57,7 @@ struct Caller {
 //   admin
 //   AddNote: support, admin
 //   ListAudit, CreateBackup, ListBackups, ExportTasks: admin
+//   ListAudit, CreateBackup, ListBackups, PurgeTask: admin
 bool Allowed(Role role, Rpc rpc);
 
 class AccessTable {

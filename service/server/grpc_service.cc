@@ -755,6 +755,31 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListBackups(
       });
 }
 
+// A purge waits for the task's locks and its durable writes: it runs on the
+// write pool, never on a gRPC thread.
+grpc::ServerUnaryReactor* TaskTrackerService::PurgeTask(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::optional<Caller> caller =
+      AdmitOrFinish(context, Rpc::kPurgeTask, reactor);
+  if (!caller.has_value()) return reactor;
+  v1::PurgeTaskRequest parsed;
+  if (!ParseRequest(*request, &parsed)) {
+    in_flight_.fetch_sub(1);
+    reactor->Finish(NotParsed<v1::PurgeTaskRequest>());
+    return reactor;
+  }
+  writes_->Schedule([this, reactor, response, parsed = std::move(parsed),
+                     principal = caller->name] {
+    const grpc::Status status =
+        Respond(tracker_->PurgeTask(parsed, principal), response);
+    in_flight_.fetch_sub(1);
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::WatchTask(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* bytes) {
   absl::StatusOr<Caller> caller = Admit(context, Rpc::kWatchTask);

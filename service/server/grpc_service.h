@@ -54,20 +54,20 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
     v1::TaskTracker::WithRawCallbackMethod_SubmitTask<v1::TaskTracker::WithRawCallbackMethod_RecordEvent<
         v1::TaskTracker::WithRawCallbackMethod_GetTask<v1::TaskTracker::WithRawCallbackMethod_ListTasks<
             v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<
-                v1::TaskTracker::WithRawCallbackMethod_WatchTask<
-                    v1::TaskTracker::WithRawCallbackMethod_AddNote<
-                        v1::TaskTracker::WithRawCallbackMethod_ListModels<
-                            v1::TaskTracker::WithRawCallbackMethod_GetStats<
-                                v1::TaskTracker::WithRawCallbackMethod_ListAudit<
-                                    v1::TaskTracker::WithRawCallbackMethod_BatchGetTasks<
-                                        v1::TaskTracker::WithRawCallbackMethod_ClassifyFailure<
-                                            v1::TaskTracker::WithRawCallbackMethod_CreateBackup<
+                v1::TaskTracker::WithRawCallbackMethod_WatchTask<v1::TaskTracker::WithRawCallbackMethod_AddNote<
+                    v1::TaskTracker::WithRawCallbackMethod_ListModels<
+                        v1::TaskTracker::WithRawCallbackMethod_GetStats<
+                            v1::TaskTracker::WithRawCallbackMethod_ListAudit<
+                                v1::TaskTracker::WithRawCallbackMethod_BatchGetTasks<
+                                    v1::TaskTracker::WithRawCallbackMethod_ClassifyFailure<
+                                        v1::TaskTracker::WithRawCallbackMethod_CreateBackup<
+                                            v1::TaskTracker::WithRawCallbackMethod_ListBackups<
                                                 v1::TaskTracker::
-                                                    WithRawCallbackMethod_ListBackups<
+                                                    WithRawCallbackMethod_PurgeTask<
                                                         v1::TaskTracker::
                                                             WithRawCallbackMethod_ExportTasks<
                                                                 v1::TaskTracker::
-                                                                    Service>>>>>>>>>>>>>>>>;
+                                                                    Service>>>>>>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
@@ -131,6 +131,9 @@ class TaskTrackerService final : public RawTaskTrackerService {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* ExportTasks(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* PurgeTask(grpc::CallbackServerContext* context,
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
   // Writes serialized v1::TaskEvent messages.
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchTask(
       grpc::CallbackServerContext* context,

@@ -42,6 +42,7 @@
 #include "service/rules/clock.h"
 #include "service/rules/failure_rules.h"
 #include "service/rules/operator_file.h"
+#include "service/rules/time_util.h"
 #include "service/server/access.h"
 #include "service/server/domain_metrics.h"
 #include "service/server/grpc_metrics.h"
@@ -51,6 +52,7 @@
 #include "service/server/store_metrics.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
+#include "service/tracker/retention_sweeper.h"
 #include "service/tracker/tracker.h"
 #include "store/rocksdb/rocksdb_task_store.h"
 
@@ -91,6 +93,7 @@ struct DaemonFlags {
   int backup_keep = 7;
   std::string restore_from;
   int64_t backup_id = 0;
+  absl::Duration retention_sweep_interval = absl::Minutes(1);
 };
 
 // Adds a flag whose value is a span of time written like 90s, 5m or 24h.
@@ -109,6 +112,24 @@ void AddDurationOption(CLI::App& app, const std::string& name,
          },
          help)
       ->default_str(absl::FormatDuration(*target));
+}
+
+// Adds a flag whose value is a retention span: whole days like 90d, or a
+// span like 36h; 0 keeps forever.
+CLI::Option* AddRetentionOption(CLI::App& app, const std::string& name,
+                                absl::Duration* target,
+                                const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [target, name](const std::string& text) {
+            if (!ParseRetention(text, target)) {
+              throw CLI::ValidationError(
+                  name, "expected a span like 90d, 36h or 0, got " + text);
+            }
+          },
+          help)
+      ->default_str(FormatRetention(*target));
 }
 
 // `span` as a gRPC channel argument in milliseconds, at least 1.
@@ -514,6 +535,17 @@ int Run(DaemonFlags flags) {
   EventHub hub(flags.hub);
   Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
                   tracker_options);
+  RetentionSweeper::Options sweeper_options;
+  sweeper_options.interval = flags.retention_sweep_interval;
+  sweeper_options.on_sweep = [](int64_t purged, const absl::Status& status) {
+    if (!status.ok()) {
+      Log(LogLevel::kError, "retention sweep failed",
+          {{"purged", purged}, {"error", status.message()}});
+    } else if (purged > 0) {
+      Log(LogLevel::kInfo, "retention sweep", {{"purged", purged}});
+    }
+  };
+  RetentionSweeper sweeper(&tracker, std::move(sweeper_options));
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
   TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
 
@@ -602,6 +634,11 @@ int Run(DaemonFlags flags) {
     health->SetServingStatus(kServiceName, false);
   }
 
+  if (tracker_options.task_retention > absl::ZeroDuration() ||
+      tracker_options.unfinished_retention > absl::ZeroDuration()) {
+    sweeper.Start();
+  }
+
   const std::string address = BoundAddress(flags.listen, port);
   if (!flags.port_file.empty() && !WritePortFile(flags.port_file, port)) {
     Log(LogLevel::kError, "cannot write port file",
@@ -617,6 +654,9 @@ int Run(DaemonFlags flags) {
        {"tls", flags.tls_cert.empty() ? "off" : "on"},
        {"auth", flags.edge.access == nullptr ? "off" : "on"},
        {"metrics", flags.metrics_listen.empty() ? "off" : flags.metrics_listen},
+       {"task_retention", FormatRetention(tracker_options.task_retention)},
+       {"unfinished_retention",
+        FormatRetention(tracker_options.unfinished_retention)},
        {"pid", static_cast<int64_t>(getpid())}});
 
   std::thread signal_thread([&] {
@@ -644,6 +684,7 @@ int Run(DaemonFlags flags) {
 
   server->Wait();
   signal_thread.join();
+  sweeper.Stop();
   write_pool.reset();  // runs the writes already accepted
   exposer.reset();     // no scrape reads the tracker or the store after this
   const store::CommitQueue::Counts commits = (*store)->commit_counts();
@@ -797,7 +838,27 @@ int Main(int argc, char** argv) {
                  "--restore-from: the backup to restore (default: the newest)")
       ->needs(restore_from)
       ->check(CLI::Range(int64_t{1}, int64_t{UINT32_MAX}));
+  AddRetentionOption(app, "--task-retention", &flags.tracker.task_retention,
+                     "how long a finished task (SUCCEEDED, FAILED, CANCELED) "
+                     "is kept after it finished, then purged with its "
+                     "timeline, notes and audit log; 0 keeps forever");
+  CLI::Option* unfinished_retention = AddRetentionOption(
+      app, "--unfinished-retention", &flags.tracker.unfinished_retention,
+      "how long an unfinished task is kept after its last event (abandoned), "
+      "then purged; 0 keeps forever. Default: twice --task-retention");
+  unfinished_retention->default_str("2 x --task-retention");
+  AddDurationOption(app, "--retention-sweep-interval",
+                    &flags.retention_sweep_interval,
+                    "how often the tasks past their retention are looked for "
+                    "and purged (in small batches, yielding to other writes)");
   CLI11_PARSE(app, argc, argv);
+  if (unfinished_retention->count() == 0) {
+    flags.tracker.unfinished_retention = 2 * flags.tracker.task_retention;
+  }
+  if (flags.retention_sweep_interval <= absl::ZeroDuration()) {
+    std::fprintf(stderr, "--retention-sweep-interval must be above 0\n");
+    return 2;
+  }
   if (flags.check) return CheckFailureRules(flags.failure_rules);
   if (!flags.restore_from.empty()) {
     if (app.count("--db") == 0) {

@@ -4,7 +4,8 @@
 // other concerns live beside it: tracker_submit.cc (submission, dedup,
 // validation), tracker_events.cc (RecordEvent and its rules),
 // tracker_queries.cc (reads), tracker_batch.cc (BatchGetTasks),
-// tracker_notes.cc (notes and audit).
+// tracker_notes.cc (notes and audit), tracker_retention.cc (retention and
+// erasure).
 #include "service/tracker/tracker.h"
 
 #include <memory>

@@ -113,6 +113,15 @@ struct TrackerOptions {
   // unfinished after this long no longer blocks identical submissions.
   absl::Duration dedup_content_ttl = absl::Hours(24);
 
+  // Retention. A finished task (SUCCEEDED, FAILED, CANCELED) is due for
+  // purging once its finish_time + task_retention has passed; an
+  // unfinished one once its update_time (its last event) +
+  // unfinished_retention has (abandoned). Zero: kept forever. PurgeDueTasks
+  // (run by RetentionSweeper) purges the due ones; a NOT_FOUND for an id
+  // older than the shorter retention says the task may have been purged.
+  absl::Duration task_retention = absl::Hours(90 * 24);
+  absl::Duration unfinished_retention = absl::Hours(2 * 90 * 24);
+
   // Told what the Tracker did once it is durable (tracker_observer.h);
   // nullptr: nobody. REQUIRES: outlives the Tracker.
   TrackerObserver* observer = nullptr;
@@ -325,6 +334,26 @@ class Tracker {
   absl::StatusOr<v1::Backup> CreateBackup();
   absl::StatusOr<v1::ListBackupsResponse> ListBackups() const;
 
+  // Erasure: deletes the task now, whatever its state, as retention does
+  // (store::TaskStore::PurgeTask, its content dedup record included), then
+  // appends to its audit log one entry that keeps only the task id,
+  // `principal`, the time and the reason (rpc "PurgeTask"), durably.
+  // Waits for the task's locks and for the writes: not for a thread that
+  // must not block. INVALID_ARGUMENT naming `task_id` (malformed) or
+  // `reason` (FIELD_REQUIRED, FIELD_TOO_LONG over kMaxTextBytes); NOT_FOUND
+  // when no such task; UNAVAILABLE when the store fails.
+  absl::StatusOr<v1::PurgeTaskResponse> PurgeTask(
+      const v1::PurgeTaskRequest& request, absl::string_view principal);
+
+  // Retention: purges up to `limit` tasks that are due at the clock's now
+  // (see TrackerOptions::task_retention), oldest first, each in its own
+  // atomic write taken under its account's and its task's locks. Yields to
+  // foreground writes: a task whose lock another write holds or waits for is
+  // skipped (it stays due for the next call). Returns how many tasks were
+  // purged; fewer than `limit` when no more are due now (or some were
+  // skipped). UNAVAILABLE when the store fails.
+  absl::StatusOr<int> PurgeDueTasks(int limit);
+
   // Appends a support note. When `actor` is non-empty it is the author.
   // FAILED_PRECONDITION naming the cap when the task already has
   // max_notes_per_task notes. The snapshot keeps the newest
@@ -452,6 +481,23 @@ class Tracker {
       const v1::SubmitTaskRequest& request, absl::string_view actor,
       std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
       LockWait wait);
+
+  // NOT_FOUND for `task_id`: when the id is older than the shorter
+  // retention (it may name a purged task), saying how long finished tasks
+  // are kept.
+  absl::Status TaskNotFound(absl::string_view task_id) const;
+  // `status`, or TaskNotFound(task_id) when `status` is NOT_FOUND.
+  absl::Status ExplainNotFound(absl::string_view task_id,
+                               absl::Status status) const;
+  // The stored snapshot; TaskNotFound when unknown.
+  absl::StatusOr<v1::Task> GetStoredSnapshot(absl::string_view task_id) const;
+
+  // Purges `task_id` if it is (still) due at `now` (`due_only`) or in any
+  // case, under the account's and the task's locks (waited for with kWait;
+  // with kNever the task is skipped when busy). Returns whether it was
+  // purged; NOT_FOUND when no such task.
+  absl::StatusOr<bool> PurgeOne(absl::string_view task_id, bool due_only,
+                                absl::Time now, LockWait wait);
 
   // True when an identical submission is still the original's intent.
   bool BlocksContent(const v1::Task& original, absl::Time now) const;

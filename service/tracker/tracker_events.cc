@@ -60,7 +60,7 @@ Tracker::Pending<v1::RecordEventResponse> Tracker::PrepareEvent(
   if (!task_lease.has_value()) {
     return Pending<v1::RecordEventResponse>::LockBusy();
   }
-  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, GetStoredSnapshot(request.task_id()));
 
   // Replays are recognised before any other check, so that a late retry of
   // something already recorded always gets its original answer.

@@ -1,6 +1,7 @@
 // Helpers shared by the files that implement the Tracker (tracker.cc,
 // tracker_submit.cc, tracker_events.cc, tracker_queries.cc,
-// tracker_batch.cc, tracker_notes.cc), and by nothing else: include it only
+// tracker_batch.cc, tracker_notes.cc, tracker_retention.cc), and by nothing
+// else: include it only
 // from those files.
 //
 // Contract: every helper here is a pure function of its arguments (no store,

@@ -101,9 +101,11 @@ absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
     ASSIGN_OR_RETURN(
         before, DecodeAuditPageToken(request.page_token(), request.task_id()));
   }
-  // Known tasks only: an id that names none is NOT_FOUND, not an empty log.
-  RETURN_IF_ERROR(store_->VisitTask(
-      request.task_id(), [](absl::string_view) { return absl::OkStatus(); }));
+  // Known tasks only: an id that names none is NOT_FOUND, not an empty log;
+  // a purged task keeps the entry of its erasure (PurgeTask) and is listed.
+  const absl::Status known = store_->VisitTask(
+      request.task_id(), [](absl::string_view) { return absl::OkStatus(); });
+  if (!known.ok() && !absl::IsNotFound(known)) return known;
   const int limit = request.page_size() <= 0
                         ? kDefaultAuditPageSize
                         : std::min(request.page_size(), kMaxPageSize);
@@ -127,6 +129,9 @@ absl::StatusOr<v1::ListAuditResponse> Tracker::ListAudit(
         last_position.assign(position.data(), position.size());
         return true;
       }));
+  if (!known.ok() && last_position.empty() && request.page_token().empty()) {
+    return TaskNotFound(request.task_id());
+  }
   if (more) {
     response.set_next_page_token(
         EncodeAuditPageToken(request.task_id(), last_position));
@@ -149,7 +154,7 @@ Tracker::Pending<Task> Tracker::PrepareNote(const v1::AddNoteRequest& request,
   absl::optional<StripeLocks::Lease> task_lease =
       Lock(task_locks_, request.task_id(), wait);
   if (!task_lease.has_value()) return Pending<Task>::LockBusy();
-  ASSIGN_OR_RETURN(Task task, store_->GetTask(request.task_id()));
+  ASSIGN_OR_RETURN(Task task, GetStoredSnapshot(request.task_id()));
   // A snapshot written before note_count existed holds all its notes.
   const int64_t note_count =
       std::max<int64_t>(task.note_count(), task.notes_size());

@@ -58,7 +58,8 @@ class TrackerObserver {
 
   // Any write of a task (every timeline entry): the task is now in `state`,
   // with its last upstream-reported event at `last_upstream_event` (the
-  // epoch when none).
+  // epoch when none). A purged task (retention, PurgeTask) is reported once
+  // more, in TASK_STATE_UNSPECIFIED: it is gone.
   virtual void OnTaskWritten(absl::string_view task_id, absl::string_view model,
                              v1::TaskState state,
                              absl::Time last_upstream_event) = 0;

@@ -360,9 +360,12 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
 absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  return StoredTaskBytes(request.task_id(), request.include_events(),
-                         options_.max_events_returned,
-                         options_.max_event_bytes_returned);
+  absl::StatusOr<std::string> bytes =
+      StoredTaskBytes(request.task_id(), request.include_events(),
+                      options_.max_events_returned,
+                      options_.max_event_bytes_returned);
+  if (!bytes.ok()) return ExplainNotFound(request.task_id(), bytes.status());
+  return bytes;
 }
 
 absl::StatusOr<std::string> Tracker::StoredTaskBytes(
@@ -536,16 +539,19 @@ absl::Status Tracker::GetQueueStatus(const v1::GetQueueStatusRequest& request,
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
   // Judged from the snapshot where it lies: of its fields only those the
   // verdict needs are read.
-  return store_->VisitTask(
-      request.task_id(), [&](absl::string_view snapshot) -> absl::Status {
-        const absl::optional<QueueFacts> facts = ReadQueueFacts(snapshot);
-        if (!facts.has_value()) return SnapshotDoesNotParse(request.task_id());
-        ASSIGN_OR_RETURN(const TypicalWait typical,
-                         waits_.Typical(facts->model));
-        JudgeQueue(*facts, typical, clock_->Now(), options_.stale_after,
-                   status);
-        return absl::OkStatus();
-      });
+  return ExplainNotFound(
+      request.task_id(),
+      store_->VisitTask(
+          request.task_id(), [&](absl::string_view snapshot) -> absl::Status {
+            const absl::optional<QueueFacts> facts = ReadQueueFacts(snapshot);
+            if (!facts.has_value())
+              return SnapshotDoesNotParse(request.task_id());
+            ASSIGN_OR_RETURN(const TypicalWait typical,
+                             waits_.Typical(facts->model));
+            JudgeQueue(*facts, typical, clock_->Now(), options_.stale_after,
+                       status);
+            return absl::OkStatus();
+          }));
 }
 
 absl::Status Tracker::VisitUnfinished(

@@ -9,6 +9,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/table_properties_collectors.h"
 #include "rocksdb/write_buffer_manager.h"
 #include "store/keys.h"
 #include "store/rocksdb/compaction.h"
@@ -141,6 +142,19 @@ RocksDbOptions TunedRocksDbOptions(int block_cache_mb,
     reads.pin_partitions = family == ColumnFamily::kDedup;
     reads.point_hits = family == ColumnFamily::kTasks;
     families.emplace_back(kColumnFamilyNames[i], FamilyOptions(cache, reads));
+    // Retention purges a task with point deletes in every family that holds
+    // its keys (RocksDbTaskStore::PurgeTask). A file written with a run of
+    // them is marked for compaction at once, so that the tombstones and the
+    // values they cover leave the disk without waiting for the level to fill
+    // up: the live size levels off under a constant load.
+    if (family == ColumnFamily::kTasks || family == ColumnFamily::kEvents ||
+        family == ColumnFamily::kEventIds || family == ColumnFamily::kIndexes ||
+        family == ColumnFamily::kAudit) {
+      families.back().options.table_properties_collector_factories.push_back(
+          rocksdb::NewCompactOnDeletionCollectorFactory(
+              /*sliding_window_size=*/64 * 1024,
+              /*deletion_trigger=*/16 * 1024, /*deletion_ratio=*/0.3));
+    }
   }
   // Kept alive by the store: RocksDB keeps a raw pointer for the DB's
   // lifetime.

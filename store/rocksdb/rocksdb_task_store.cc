@@ -120,6 +120,23 @@ bool IsLockError(const rocksdb::Status& status) {
          status.ToString().find("lock") != std::string::npos;
 }
 
+int64_t UnixMicros(const google::protobuf::Timestamp& time) {
+  return time.seconds() * 1000000 + time.nanos() / 1000;
+}
+
+// The retention index value of `task`: a finished task by its finish time
+// (its last change when a snapshot lacks one), any other by its last change.
+std::string RetentionValue(const Task& task) {
+  if (IsUnfinishedState(task.state())) {
+    return RetentionIndexValue(RetentionClass::kUnfinished,
+                               UnixMicros(task.update_time()));
+  }
+  return RetentionIndexValue(
+      RetentionClass::kFinished,
+      UnixMicros(task.has_finish_time() ? task.finish_time()
+                                        : task.update_time()));
+}
+
 // The value a task contributes to an index; nullopt means no entry.
 absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
   const std::string state(1, static_cast<char>(task.state()));
@@ -146,18 +163,22 @@ absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
       return PairIndexValue(task.account_id(), state);
     case IndexKind::kModelState:
       return PairIndexValue(task.model(), state);
+    case IndexKind::kRetention:
+      return RetentionValue(task);
   }
   return absl::nullopt;
 }
 
 constexpr IndexKind kAllIndexKinds[] = {
-    IndexKind::kAccount,      IndexKind::kState,     IndexKind::kModel,
-    IndexKind::kUpstream,     IndexKind::kRequest,   IndexKind::kUnfinished,
-    IndexKind::kAccountState, IndexKind::kModelState};
+    IndexKind::kAccount,      IndexKind::kState,      IndexKind::kModel,
+    IndexKind::kUpstream,     IndexKind::kRequest,    IndexKind::kUnfinished,
+    IndexKind::kAccountState, IndexKind::kModelState, IndexKind::kRetention};
 
-// The kinds format version 2 added.
-constexpr IndexKind kFleetIndexKinds[] = {
-    IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState};
+// The kinds format versions 2 and 3 added.
+constexpr IndexKind kIndexKindsSinceVersion1[] = {
+    IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState,
+    IndexKind::kRetention};
+constexpr IndexKind kIndexKindsSinceVersion2[] = {IndexKind::kRetention};
 
 // The index prefix a scan walks.
 std::string ScanPrefix(const TaskScan& scan) {
@@ -305,7 +326,14 @@ absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> RocksDbTaskStore::Open(
                           std::string(kFormatVersion)}});
     if (!written.ok()) return written;
   } else if (**version == kFormatVersionWithoutFleetIndexes) {
-    absl::Status upgraded = store->BackfillFleetIndexes();
+    absl::Status upgraded = store->BackfillIndexes(
+        kIndexKindsSinceVersion1,
+        "adding the index entries of format versions 2 and 3");
+    if (!upgraded.ok()) return upgraded;
+  } else if (**version == kFormatVersionWithoutRetentionIndex) {
+    absl::Status upgraded = store->BackfillIndexes(
+        kIndexKindsSinceVersion2,
+        "adding the retention index of format version 3");
     if (!upgraded.ok()) return upgraded;
   } else if (**version != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -647,15 +675,15 @@ absl::StatusOr<std::string> RocksDbTaskStore::Scan(
   return last_visited;
 }
 
-absl::Status RocksDbTaskStore::BackfillFleetIndexes() {
+absl::Status RocksDbTaskStore::BackfillIndexes(
+    absl::Span<const IndexKind> kinds, absl::string_view what) {
   constexpr int kTasksPerBatch = 1000;
-  constexpr absl::string_view kWhat =
-      "adding the index entries of format version 2";
+  const absl::string_view kWhat = what;
   rocksdb::WriteBatch batch;
   int in_batch = 0;
   absl::Status visited =
       VisitEveryTask(*db_, handle(ColumnFamily::kTasks), [&](const Task& task) {
-        for (IndexKind kind : kFleetIndexKinds) {
+        for (IndexKind kind : kinds) {
           absl::optional<std::string> value = IndexValue(kind, task);
           if (value.has_value()) {
             batch.Put(handle(ColumnFamily::kIndexes),
@@ -725,6 +753,93 @@ absl::Status RocksDbTaskStore::VerifyIndexes() const {
   return absl::DataLossError(
       absl::StrCat("the indexes disagree with the tasks: ",
                    absl::StrJoin(differences, "; ")));
+}
+
+absl::StatusOr<std::vector<std::string>> RocksDbTaskStore::ListDueTasks(
+    int64_t finished_before_unix_micros, int64_t unfinished_before_unix_micros,
+    int limit) const {
+  std::vector<std::string> due;
+  const auto list = [&](RetentionClass retention_class, int64_t before) {
+    if (before <= 0 || static_cast<int>(due.size()) >= limit) {
+      return absl::OkStatus();
+    }
+    // Every value of a class has one length, so the prefix of time 0 and
+    // that of the cutoff bound the class's entries older than the cutoff.
+    const std::string lower = IndexPrefix(
+        IndexKind::kRetention, RetentionIndexValue(retention_class, 0));
+    const std::string upper = IndexPrefix(
+        IndexKind::kRetention, RetentionIndexValue(retention_class, before));
+    return ScanRange(ColumnFamily::kIndexes, lower, upper,
+                     [&](absl::string_view key, absl::string_view) {
+                       if (key.size() > lower.size()) {
+                         due.emplace_back(key.substr(lower.size()));
+                       }
+                       return static_cast<int>(due.size()) < limit;
+                     });
+  };
+  absl::Status listed =
+      list(RetentionClass::kFinished, finished_before_unix_micros);
+  if (listed.ok()) {
+    listed = list(RetentionClass::kUnfinished, unfinished_before_unix_micros);
+  }
+  if (!listed.ok()) return listed;
+  return due;
+}
+
+// Point deletes, not range deletes: a task's keys are few (its timeline is
+// folded and capped) and contiguous under one prefix in each column family,
+// so one seek finds them, while a range tombstone per purged task would
+// pile up thousands of tombstones that every read and iterator over those
+// families has to consult until compaction drops them. The space is
+// reclaimed by compaction: the tombstones and what they cover are dropped
+// when their files are compacted (the families that purges delete from mark
+// files dense with deletions for compaction, see rocksdb_options.cc).
+absl::Status RocksDbTaskStore::PurgeTask(
+    absl::string_view task_id, absl::Span<const std::string> dedup_keys) {
+  absl::StatusOr<Task> task = GetTask(task_id);
+  if (!task.ok()) return task.status();
+  auto batch = std::make_unique<rocksdb::WriteBatch>();
+  batch->Delete(handle(ColumnFamily::kTasks),
+                rocksdb::Slice(task_id.data(), task_id.size()));
+  for (IndexKind kind : kAllIndexKinds) {
+    const absl::optional<std::string> value = IndexValue(kind, *task);
+    if (value.has_value()) {
+      batch->Delete(handle(ColumnFamily::kIndexes),
+                    IndexKey(kind, *value, task_id));
+    }
+  }
+  const std::string prefix = EventPrefix(task_id);
+  for (ColumnFamily family :
+       {ColumnFamily::kEvents, ColumnFamily::kEventIds, ColumnFamily::kAudit}) {
+    absl::Status found =
+        ScanRaw(family, prefix, [&](absl::string_view key, absl::string_view) {
+          batch->Delete(handle(family), rocksdb::Slice(key.data(), key.size()));
+          return true;
+        });
+    if (!found.ok()) return found;
+  }
+  if (task->has_queue_exit_time()) {
+    batch->Delete(handle(ColumnFamily::kCounters),
+                  QueueSampleKey(task->model(),
+                                 UnixMicros(task->queue_exit_time()), task_id));
+  }
+  std::vector<std::string> dedup(dedup_keys.begin(), dedup_keys.end());
+  if (!task->request_id().empty()) {
+    dedup.push_back(RequestIdDedupKey(task->account_id(), task->request_id()));
+  }
+  for (const std::string& key : dedup) {
+    absl::StatusOr<absl::optional<std::string>> raw =
+        GetRaw(ColumnFamily::kDedup, key);
+    if (!raw.ok()) return raw.status();
+    if (!raw->has_value()) continue;
+    absl::optional<DedupRecord> record = DecodeDedupRecord(**raw);
+    if (record.has_value() && record->task_id == task_id) {
+      batch->Delete(handle(ColumnFamily::kDedup), key);
+    }
+  }
+  return CommitAndWait(
+      PreparedWrite(std::make_unique<PreparedBatch>(std::move(batch)),
+                    absl::StrCat("purging task ", task_id)));
 }
 
 absl::StatusOr<absl::optional<DedupRecord>> RocksDbTaskStore::GetDedupRecord(

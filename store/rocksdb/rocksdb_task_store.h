@@ -168,6 +168,14 @@ class RocksDbTaskStore final : public TaskStore {
   absl::Status WriteRaw(const std::vector<RawMutation>& mutations,
                         Durability durability = Durability::kSynced) override;
   absl::Status VerifyIndexes() const override;
+  // ListDueTasks is two bounded scans of the retention index. PurgeTask
+  // writes point deletes of the task's keys (found by one prefix seek per
+  // column family), not range deletes: see PurgeTask in the .cc.
+  absl::StatusOr<std::vector<std::string>> ListDueTasks(
+      int64_t finished_before_unix_micros,
+      int64_t unfinished_before_unix_micros, int limit) const override;
+  absl::Status PurgeTask(absl::string_view task_id,
+                         absl::Span<const std::string> dedup_keys) override;
   bool failed() const override;
   // One backup at a time: a call made while another runs waits for it. The
   // memtables are flushed first, so a backup is SST files alone.
@@ -249,11 +257,14 @@ class RocksDbTaskStore final : public TaskStore {
   void AddMutations(const std::vector<RawMutation>& mutations,
                     rocksdb::WriteBatch* batch) const;
 
-  // On a store of format version 1, adds the index entries version 2 added
-  // (kUnfinished, kAccountState, kModelState) from one pass over the tasks,
-  // in batches, and then writes format version 2. Idempotent: a store that
-  // crashed during the backfill is still version 1 and is backfilled again.
-  absl::Status BackfillFleetIndexes();
+  // On a store of an older format version, adds the entries of the index
+  // `kinds` it lacks (version 1: kUnfinished, kAccountState, kModelState and
+  // kRetention; version 2: kRetention) from one pass over the tasks, in
+  // batches, and then writes the current format version. Idempotent: a
+  // store that crashed during the backfill keeps its old version and is
+  // backfilled again. `what` names the backfill in an error.
+  absl::Status BackfillIndexes(absl::Span<const IndexKind> kinds,
+                               absl::string_view what);
 
   // Writes `batch`. Marks the store failed when RocksDB refuses the write;
   // the error does not name the write (callers prefix what they wrote).

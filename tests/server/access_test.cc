@@ -216,6 +216,7 @@ TEST(AllowedTest, EachRpcAllowsTheRolesTheHeaderLists) {
       {Rpc::kCreateBackup, false, false, true},
       {Rpc::kListBackups, false, false, true},
       {Rpc::kExportTasks, false, false, true},
+      {Rpc::kPurgeTask, false, false, true},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(std::string(RpcName(row.rpc)));
@@ -263,6 +264,7 @@ TEST(AccessNamesTest, RolesAndRpcsHaveTheirWireNames) {
   EXPECT_EQ(RpcName(Rpc::kCreateBackup), "CreateBackup");
   EXPECT_EQ(RpcName(Rpc::kListBackups), "ListBackups");
   EXPECT_EQ(RpcName(Rpc::kExportTasks), "ExportTasks");
+  EXPECT_EQ(RpcName(Rpc::kPurgeTask), "PurgeTask");
 }
 
 }  // namespace

@@ -1,0 +1,238 @@
+// Retention and erasure through the real server: the sweeper purges what is
+// due and `tasktrail get` says the task may have been purged, PurgeTask is
+// admin-only and leaves its audit entry, a purged request_id makes a new
+// task, and a daemon killed with SIGKILL while purging leaves whole tasks.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/support/test_support.h"
+
+namespace tasktrail::testing {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+constexpr char kBackendToken[] = "backend-token-retention";
+constexpr char kSupportToken[] = "support-token-retention";
+constexpr char kAdminToken[] = "admin-token-retention";
+
+std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
+  std::unique_ptr<grpc::ClientContext> context = DeadlineContext(30);
+  if (!token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  }
+  return context;
+}
+
+// Submits a task (with `request_id`, if any) and, when `finish`, records
+// its completion. Returns the task id; empty (with a test failure) when a
+// call fails.
+std::string SubmitTask(v1::TaskTracker::Stub* stub, const std::string& token,
+                       const std::string& prompt, bool finish,
+                       const std::string& request_id = "") {
+  v1::SubmitTaskRequest submit;
+  submit.set_account_id("acct-r");
+  submit.set_model("veo-3");
+  submit.set_request_id(request_id);
+  submit.mutable_params()->set_prompt(prompt);
+  v1::SubmitTaskResponse submitted;
+  grpc::Status status = stub->SubmitTask(As(token).get(), submit, &submitted);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  if (!status.ok()) return "";
+  if (finish) {
+    v1::RecordEventRequest completed;
+    completed.set_task_id(submitted.task().task_id());
+    completed.mutable_completed()->add_result_uris(
+        "https://cdn.example.com/out.mp4");
+    v1::RecordEventResponse recorded;
+    status = stub->RecordEvent(As(token).get(), completed, &recorded);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+  return submitted.task().task_id();
+}
+
+grpc::Status GetTask(v1::TaskTracker::Stub* stub, const std::string& id,
+                     v1::Task* task, const std::string& token = "") {
+  v1::GetTaskRequest request;
+  request.set_task_id(id);
+  request.set_include_events(true);
+  return stub->GetTask(As(token).get(), request, task);
+}
+
+// Polls until GetTask of `id` answers NOT_FOUND (up to 120 s).
+bool AwaitPurged(v1::TaskTracker::Stub* stub, const std::string& id) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (absl::Now() < deadline) {
+    v1::Task task;
+    if (GetTask(stub, id, &task).error_code() == grpc::StatusCode::NOT_FOUND) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+TEST(RetentionE2ETest, DueTasksArePurgedAndGetSaysTheyMayHaveBeen) {
+  TempDir db;
+  ServerProcess server(
+      db.path(), {"--task-retention", "2s", "--unfinished-retention", "1h",
+                  "--retention-sweep-interval", "100ms"});
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  auto stub = server.NewStub();
+  const std::string finished = SubmitTask(stub.get(), "", "a red fox", true);
+  const std::string unfinished =
+      SubmitTask(stub.get(), "", "a grey owl", false);
+  ASSERT_TRUE(AwaitPurged(stub.get(), finished));
+  EXPECT_TRUE(server.WaitForLog("retention sweep"));
+  EXPECT_THAT(server.Log(), HasSubstr("purged=1"));
+
+  v1::Task task;
+  const grpc::Status gone = GetTask(stub.get(), finished, &task);
+  EXPECT_EQ(gone.error_message(),
+            absl::StrCat("task ", finished,
+                         " not found; finished tasks are kept 2s"));
+  EXPECT_TRUE(GetTask(stub.get(), unfinished, &task).ok());
+
+  const CommandResult cli = server.RunCli({"get", finished});
+  EXPECT_NE(cli.exit_code, 0);
+  EXPECT_THAT(cli.err, HasSubstr(absl::StrCat(
+                           "task ", finished,
+                           " not found; finished tasks are kept 2s")));
+}
+
+class ErasureE2ETest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auth_file_ = files_.Write(
+        "auth", AuthFileText(kBackendToken, kSupportToken, kAdminToken));
+    server_ = std::make_unique<ServerProcess>(
+        db_.path(), std::vector<std::string>{"--auth-file", auth_file_});
+    std::string error;
+    ASSERT_TRUE(server_->Start(&error)) << error;
+    stub_ = server_->NewStub();
+  }
+
+  grpc::Status Purge(const std::string& token, const std::string& id,
+                     const std::string& reason) {
+    v1::PurgeTaskRequest request;
+    request.set_task_id(id);
+    request.set_reason(reason);
+    v1::PurgeTaskResponse response;
+    return stub_->PurgeTask(As(token).get(), request, &response);
+  }
+
+  CommandResult Cli(const std::string& token,
+                    const std::vector<std::string>& args) {
+    return server_->RunCli(args, {"TASKTRAIL_TOKEN=" + token});
+  }
+
+  TempDir db_;
+  TempDir files_;
+  std::string auth_file_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<v1::TaskTracker::Stub> stub_;
+};
+
+TEST_F(ErasureE2ETest, OnlyAnAdminPurgesAndTheAuditEntryStays) {
+  const std::string id =
+      SubmitTask(stub_.get(), kBackendToken, "my face", true, "req-erase");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Purge(kBackendToken, id, "erasure").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Purge(kSupportToken, id, "erasure").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  const grpc::Status no_reason = Purge(kAdminToken, id, "");
+  EXPECT_EQ(no_reason.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(ViolatedFields(no_reason), Contains("reason FIELD_REQUIRED"));
+  v1::Task task;
+  ASSERT_TRUE(GetTask(stub_.get(), id, &task, kBackendToken).ok());
+
+  const CommandResult purged =
+      Cli(kAdminToken, {"purge", id, "--reason", "erasure request 7"});
+  EXPECT_EQ(purged.exit_code, 0) << purged.err;
+  EXPECT_THAT(purged.out, HasSubstr(absl::StrCat("purged task ", id)));
+  EXPECT_EQ(GetTask(stub_.get(), id, &task, kBackendToken).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Purge(kAdminToken, id, "again").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  const CommandResult audit = Cli(kAdminToken, {"audit", id});
+  EXPECT_EQ(audit.exit_code, 0) << audit.err;
+  EXPECT_THAT(audit.out, HasSubstr("PurgeTask"));
+  EXPECT_THAT(audit.out, HasSubstr("erasure request 7"));
+  EXPECT_THAT(audit.out, HasSubstr("root"));
+  // The support read before the purge went with the task.
+  EXPECT_THAT(audit.out, ::testing::Not(HasSubstr("GetTask")));
+
+  const std::string again =
+      SubmitTask(stub_.get(), kBackendToken, "my face", false, "req-erase");
+  EXPECT_FALSE(again.empty());
+  EXPECT_NE(again, id);
+}
+
+TEST_F(ErasureE2ETest, PurgeWithoutReasonIsRefusedByTheCli) {
+  const CommandResult refused = Cli(kAdminToken, {"purge", "x"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.err, HasSubstr("--reason"));
+}
+
+TEST(RetentionCrashTest, KilledWhilePurgingLeavesWholeTasks) {
+  TempDir db;
+  std::vector<std::string> ids;
+  {
+    ServerProcess writer(db.path(), {"--task-retention", "0"});
+    std::string error;
+    ASSERT_TRUE(writer.Start(&error)) << error;
+    auto stub = writer.NewStub();
+    for (int i = 0; i < 300; ++i) {
+      ids.push_back(
+          SubmitTask(stub.get(), "", absl::StrCat("frame ", i), true));
+      ASSERT_FALSE(ids.back().empty());
+    }
+    EXPECT_EQ(writer.Stop(), 0);
+  }
+  absl::SleepFor(absl::Seconds(1));  // every task is now past a 1s retention
+  {
+    ServerProcess purger(db.path(), {"--task-retention", "1s",
+                                     "--retention-sweep-interval", "10ms"});
+    std::string error;
+    ASSERT_TRUE(purger.Start(&error)) << error;
+    auto stub = purger.NewStub();
+    ASSERT_TRUE(AwaitPurged(stub.get(), ids.front()));
+    purger.Kill();
+  }
+  ServerProcess reader(db.path(), {"--task-retention", "0"});
+  std::string error;
+  ASSERT_TRUE(reader.Start(&error)) << error;
+  auto stub = reader.NewStub();
+  int purged = 0;
+  for (const std::string& id : ids) {
+    v1::Task task;
+    const grpc::Status status = GetTask(stub.get(), id, &task);
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND) {
+      ++purged;
+      // Nothing of it is left to list either.
+      v1::ListAuditRequest request;
+      request.set_task_id(id);
+      v1::ListAuditResponse audit;
+      EXPECT_EQ(stub->ListAudit(As("").get(), request, &audit).error_code(),
+                grpc::StatusCode::NOT_FOUND);
+      continue;
+    }
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(task.state(), v1::TASK_STATE_SUCCEEDED) << id;
+    EXPECT_EQ(task.events_size(), 2) << id;  // submitted, completed
+  }
+  EXPECT_GE(purged, 1);
+}
+
+}  // namespace
+}  // namespace tasktrail::testing
