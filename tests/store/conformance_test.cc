@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -49,6 +50,11 @@ enum class Backend { kRocksDb, kPostgres };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kRocksDb ? "RocksDb" : "Postgres";
+}
+
+// Names the store in test listings (ctest shows the parameter).
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kRocksDb ? "RocksDb" : "Postgres");
 }
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
