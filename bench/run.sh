@@ -50,6 +50,27 @@
 #                           A B B A on the same server; prints every run and
 #                           the with / without p99 ratios per round
 #                           (target: within 20 %)
+#   bench/run.sh --purge    retention purging beside foreground calls: one
+#                           store of PRELOAD (10,000) unfinished tasks (the
+#                           get set, never due) and PURGE_TASKS (100,000)
+#                           finished ones, copied afresh for every run; get
+#                           and submit at CONCURRENCY (64), DURATION (10) s
+#                           each, in PURGE_ROUNDS (2) rounds of A B B A (A:
+#                           the default retention, nothing due; B:
+#                           --task-retention 1s, so that every finished task
+#                           is due and the sweeper purges them during the
+#                           run); prints every run with the tasks purged
+#                           during it, the with / without p99 ratios per
+#                           round (target: within 20 %), and the time to
+#                           purge all of them on an idle server
+#   bench/run.sh --retention-steady
+#                           the store's size under a steady load with a short
+#                           retention: `mixed` tasks (submit to completed) at
+#                           concurrency 2 for STEADY_SECONDS (600) against
+#                           --task-retention 60s --retention-sweep-interval
+#                           5s; every 30 s prints the tasks purged so far,
+#                           RocksDB's live data estimate and the store
+#                           directory's size
 #   bench/run.sh --metrics  the cost of --metrics-listen: get and submit at
 #                           concurrency 64, DURATION (10) s each, on one store
 #                           of PRELOAD (10,000) preloaded tasks (all
@@ -65,7 +86,7 @@
 # Environment: BUILD_DIR (default ./build; built when the binaries are
 # missing), DURATION, CONCURRENCY, PRELOAD, ROUNDS, ROTATIONS, WATCHERS,
 # WATCH_RATE, WATCH_ROUNDS, WATCH_CONCURRENCY, METRICS_ROUNDS, EXPORT_TASKS,
-# EXPORT_ROUNDS, LARGE_TASKS,
+# EXPORT_ROUNDS, PURGE_TASKS, PURGE_ROUNDS, STEADY_SECONDS, LARGE_TASKS,
 # LARGE_ROUNDS, SETTLE_MAX (longest wait for compactions, s; default 900),
 # WARMUP (--large: unmeasured seconds before each run, default 10),
 # SERVER_ARGS (extra tasktraild flags, e.g. "--write-threads 64"), KEEP_TMP=1
@@ -86,12 +107,14 @@ case "${1:-}" in
   --watchers) mode=watchers ;;
   --metrics) mode=metrics ;;
   --export) mode=export ;;
+  --purge) mode=purge ;;
+  --retention-steady) mode=steady ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [--smoke|--large|--watchers|--metrics|--export]" >&2
+    echo "usage: $0 [--smoke|--large|--watchers|--metrics|--export|--purge|--retention-steady]" >&2
     exit 2
     ;;
 esac
@@ -351,6 +374,144 @@ def show(name, values, op, target):
 show("event calls/s with / without watchers", rate_ratios, ">=", 0.8)
 show("event p50 with / without watchers", p50_ratios, "<=", 1.2)
 EOF
+  exit $status
+fi
+
+# purged_since LINE: the tasks the retention sweeps logged as purged in the
+# server log from line LINE on.
+purged_since() {
+  tail -n +"$1" "$tmp/server.log" | grep -o 'purged=[0-9]*' |
+    awk -F= '{n += $2} END {print n + 0}'
+}
+
+if [[ "$mode" == purge ]]; then
+  duration="${DURATION:-10}"
+  preload="${PRELOAD:-10000}"
+  purge_tasks="${PURGE_TASKS:-100000}"
+  purge_rounds="${PURGE_ROUNDS:-2}"
+  due=(--task-retention 1s --unfinished-retention 3650d
+    --retention-sweep-interval 1s)
+  start_server "$tmp/base"
+  run_bench "$tmp/purge.preload.jsonl" --preload "$preload" \
+    --save-tasks "$tmp/purge.ids" --workload none || status=1
+  run_bench "$tmp/purge.finished.jsonl" --preload "$purge_tasks" \
+    --preload-finished --save-tasks "$tmp/purge.finished.ids" \
+    --workload none || status=1
+  stop_server
+  echo "store of $preload unfinished and $purge_tasks finished tasks:" \
+    "$(du -sm "$tmp/base" | cut -f1) MB" >&2
+  fresh_copy() {
+    rm -rf "$tmp/db"
+    cp -a "$tmp/base" "$tmp/db"
+  }
+  files=()
+  for round in $(seq 1 "$purge_rounds"); do
+    k=0
+    for side in A B B A; do
+      k=$((k + 1))
+      out="$tmp/purge.$round.$k.$side.jsonl"
+      files+=("$out")
+      fresh_copy
+      first_line=$(($(wc -l <"$tmp/server.log") + 1))
+      if [[ "$side" == B ]]; then
+        start_server "$tmp/db" "${due[@]}"
+      else
+        start_server "$tmp/db"
+      fi
+      run_bench "$out" --load-tasks "$tmp/purge.ids" --workload get,submit \
+        --concurrency "$conc" --duration "$duration" || status=1
+      echo "{\"purged\": $(purged_since "$first_line")}" >>"$out"
+      stop_server
+      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+    done
+  done
+  # The whole purge on an otherwise idle server.
+  fresh_copy
+  first_line=$(($(wc -l <"$tmp/server.log") + 1))
+  t0=$(now)
+  start_server "$tmp/db" "${due[@]}"
+  while (($(purged_since "$first_line") < purge_tasks)); do
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "tasktraild exited while purging" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  t1=$(now)
+  last=$(head -1 "$tmp/purge.finished.ids")
+  if "$cli" --server "127.0.0.1:$port" get "$last" >/dev/null 2>&1; then
+    echo "a purged task is still there: $last" >&2
+    status=1
+  fi
+  stop_server
+  echo "load average after: $(loadavg)"
+  "$python" - "$conc" "$purge_tasks" "$t0" "$t1" "${files[@]}" <<'EOF'
+import json, re, statistics, sys
+conc, total, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+runs = {}
+for path in sys.argv[5:]:
+    m = re.search(r"purge\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
+    rnd, side = int(m.group(1)), m.group(3)
+    label = "purging" if side == "B" else "idle"
+    records = [json.loads(line) for line in open(path)]
+    purged = next((r["purged"] for r in records if "purged" in r), 0)
+    for r in records:
+        if "workload" not in r:
+            continue
+        print(f"round {rnd} {label:<7} {r['workload']:<6} c={conc}: {r['calls_per_second']:8.1f} calls/s"
+              f"  p50={r['p50_us']}us p99={r['p99_us']}us errors={r['errors']}")
+        runs.setdefault((rnd, side, r["workload"]), []).append(r)
+    print(f"round {rnd} {label:<7} tasks purged during the run: {purged}")
+print()
+for workload in ("get", "submit"):
+    ratios = []
+    for rnd in sorted({k[0] for k in runs}):
+        a, b = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
+        if not a or not b:
+            continue
+        ratios.append(statistics.mean(r["p99_us"] for r in b) /
+                      max(statistics.mean(r["p99_us"] for r in a), 1))
+    if ratios:
+        med = statistics.median(ratios)
+        print(f"{workload} p99 while purging / without: median {med:5.2f} (rounds: "
+              f"{', '.join(f'{v:.2f}' for v in ratios)})  target <= 1.2: "
+              f"{'PASS' if med <= 1.2 else 'BELOW'}")
+print(f"all {total} due tasks purged on an idle server in {t1 - t0:.1f} s "
+      f"(start-up included): {total / (t1 - t0):.0f} tasks/s")
+EOF
+  exit $status
+fi
+
+if [[ "$mode" == steady ]]; then
+  steady_seconds="${STEADY_SECONDS:-600}"
+  metrics_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  touch "$tmp/server.log"
+  first_line=$(($(wc -l <"$tmp/server.log") + 1))
+  start_server "$tmp/db" --task-retention 60s --retention-sweep-interval 5s \
+    --metrics-listen "127.0.0.1:$metrics_port"
+  live_mb() {
+    "$python" -c 'import sys, urllib.request
+for line in urllib.request.urlopen(sys.argv[1], timeout=10).read().decode().splitlines():
+    if line.startswith("tasktrail_rocksdb_live_data_bytes "):
+        print(f"{float(line.split()[1]) / 1e6:.1f}")' "http://127.0.0.1:$metrics_port/metrics"
+  }
+  "$bench" --server "127.0.0.1:$port" --workload mixed --concurrency 2 \
+    --duration "$steady_seconds" --quiet --json >"$tmp/steady.jsonl" &
+  load_pid=$!
+  t0=$(now)
+  printf '%8s %10s %14s %10s\n' "seconds" "purged" "live data MB" "dir MB"
+  while kill -0 "$load_pid" 2>/dev/null; do
+    sleep 30
+    elapsed=$("$python" -c "print(int($(now) - $t0))")
+    printf '%8s %10s %14s %10s\n' "$elapsed" "$(purged_since "$first_line")" \
+      "$(live_mb)" "$(du -sm "$tmp/db" | cut -f1)"
+  done
+  wait "$load_pid" || status=1
+  "$python" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print("load: %s c=%s: %.0f calls/s, errors %s" % (r["workload"], r["concurrency"], r["calls_per_second"], r["errors"]))' "$tmp/steady.jsonl"
+  stop_server
   exit $status
 fi
 

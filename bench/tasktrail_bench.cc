@@ -42,6 +42,9 @@
 // line follows the runs: tasks exported per second over the runs, and the time
 // of each whole pass.
 //
+// --preload-finished completes every preloaded task (SUCCEEDED) after its
+// polls, so that a retention run has finished tasks to purge.
+//
 // --save-tasks FILE keeps the preloaded task ids; --load-tasks FILE reuses
 // them in a later process against the same store (so that a store can be
 // loaded once, the server restarted, and only then measured). With
@@ -126,6 +129,7 @@ struct Flags {
   int watchers = 0;
   double watch_rate = 5;
   int exporters = 0;
+  bool preload_finished = false;
 };
 
 // What one workload run measured.
@@ -597,7 +601,8 @@ class Engine {
     }
   }
 
-  // submit, queued, 3 polls per task, until preload_target_ tasks exist.
+  // submit, queued, 3 polls per task (then completed with
+  // --preload-finished), until preload_target_ tasks exist.
   void NextPreload(Slot* slot, const grpc::Status& previous) {
     if (!previous.ok()) slot->step = 0;
     if (slot->step == 0) {
@@ -616,8 +621,17 @@ class Engine {
       Event(slot, MakeQueued(slot->task_id, 30));
       return;
     }
+    if (slot->step == 5) {
+      slot->step = 0;
+      v1::RecordEventRequest completed;
+      completed.set_task_id(slot->task_id);
+      completed.mutable_completed()->add_result_uris(
+          absl::StrCat("https://cdn.example.com/", slot->task_id, ".mp4"));
+      Event(slot, std::move(completed));
+      return;
+    }
     const int poll = slot->step - 2;  // 0, 1, 2
-    slot->step = poll == 2 ? 0 : slot->step + 1;
+    slot->step = poll < 2 ? slot->step + 1 : flags_.preload_finished ? 5 : 0;
     Event(slot, MakePoll(slot->task_id, 10 * poll, 30 - 10 * poll));
   }
 
@@ -1218,6 +1232,9 @@ int Main(int argc, char** argv) {
                  "--watchers: polls recorded on the hot task per second")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 10000.0));
+  app.add_flag("--preload-finished", flags.preload_finished,
+               "complete each preloaded task after its polls (SUCCEEDED), "
+               "e.g. for retention to purge");
   app.add_option("--exporters", flags.exporters,
                  "ExportTasks streams over the whole store while the runs "
                  "run")

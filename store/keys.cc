@@ -80,6 +80,19 @@ std::string AuditKey(absl::string_view task_id, int64_t unix_micros,
   return key;
 }
 
+absl::optional<ParsedAuditKey> ParseAuditKey(absl::string_view key) {
+  if (key.size() < 2) return absl::nullopt;
+  const size_t length =
+      (static_cast<uint8_t>(key[0]) << 8) | static_cast<uint8_t>(key[1]);
+  if (key.size() != 2 + length + 16) return absl::nullopt;
+  ParsedAuditKey parsed;
+  parsed.task_id = std::string(key.substr(2, length));
+  parsed.unix_micros =
+      static_cast<int64_t>(ReadBigEndian64(key.substr(2 + length)));
+  parsed.nonce = ReadBigEndian64(key.substr(2 + length + 8));
+  return parsed;
+}
+
 std::string IndexPrefix(IndexKind kind, absl::string_view value) {
   std::string key;
   key.reserve(1 + 4 + value.size() + 32);

@@ -114,6 +114,13 @@ absl::optional<std::string> TaskIdFromIndexKey(absl::string_view prefix,
 // EventPrefix(task_id) and sort by time.
 std::string AuditKey(absl::string_view task_id, int64_t unix_micros,
                      uint64_t nonce);
+// Parses an AuditKey; nullopt when `key` is not a well-formed one.
+struct ParsedAuditKey {
+  std::string task_id;
+  int64_t unix_micros = 0;
+  uint64_t nonce = 0;
+};
+absl::optional<ParsedAuditKey> ParseAuditKey(absl::string_view key);
 
 // Dedup keys: len16(scope) scope key. `scope` separates key spaces (for
 // example per account and per kind of key).

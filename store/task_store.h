@@ -3,20 +3,37 @@
 // counters, queue-wait samples, audit entries). The domain (service/tracker)
 // is written once against this interface; each store implements it:
 //   store/rocksdb/   RocksDbTaskStore, the embedded store (one process)
-//   store/postgres/  the PostgreSQL store (replicas sharing one database)
+//   store/postgres/  PgTaskStore, on PostgreSQL (replicas sharing one
+//                    database)
 // A store knows its layout and its indexes; it knows nothing of lifecycle
 // rules, gRPC or validation.
 //
 // Atomicity and durability: a write (Prepare + Commit) applies whole or not
 // at all, and once it is reported OK it survives a crash of the process.
 //
-// Failure: once a store reports a write failed because its storage failed
-// (failed() turns true), it refuses writes with UNAVAILABLE until it is
-// reopened; reads go on answering from what was written.
+// Conflicts (ABORTED): a write is prepared from what its caller read. A store
+// shared by several processes (PostgreSQL) checks at commit that what the
+// write depends on is still as read: a new task's id is still free, the
+// stored task still equals TaskWrite::previous, an event id is still
+// unrecorded, a dedup key is still free (RawMutation::PutDedup). When not,
+// the write applies nothing and reports ABORTED, which means "re-read and
+// re-prepare": the caller starts its read-modify-write over (the conflict may
+// turn out a replay or a duplicate then). A serialization failure or deadlock
+// in the database reports ABORTED too. RocksDbTaskStore never reports
+// ABORTED: one process owns it, and its callers serialise their
+// read-modify-writes of one task themselves.
+//
+// Failure: once RocksDbTaskStore reports a write failed because its storage
+// failed (failed() turns true), it refuses writes with UNAVAILABLE until it
+// is reopened; reads go on answering from what was written. PgTaskStore
+// answers UNAVAILABLE for the calls caught in a lost connection or an
+// unreachable database and recovers by itself by reconnecting: it never
+// latches failed().
 //
 // Thread safety: all methods are safe to call concurrently. Commit applies
 // whatever it is given; callers that read-modify-write one task serialise
-// those sequences themselves (the service holds a per-task lock).
+// those sequences inside their process themselves (the service holds a
+// per-task lock); across processes the ABORTED check above does.
 #ifndef TASKTRAIL_STORE_TASK_STORE_H_
 #define TASKTRAIL_STORE_TASK_STORE_H_
 
@@ -56,6 +73,12 @@ struct RawMutation {
   // When true, `value` (EncodeInt64) is added to the key's int64 value
   // instead of replacing it. Only for ColumnFamily::kCounters.
   bool add = false;
+  // For a dedup record (kDedup with a value): the task the writer read as
+  // the key's owner, when it means to take over a live record of that task;
+  // empty when it read the key free. A shared store commits the record only
+  // while the key is free, expired, already the new record's task, or still
+  // this one's (else ABORTED).
+  std::string dedup_replaces_task_id = "";
 
   // A counter increment: key += delta.
   static RawMutation Add(std::string key, int64_t delta) {
@@ -69,9 +92,12 @@ struct RawMutation {
     return Add(CounterKey(unix_minute, model, CounterName(kind, detail)), 1);
   }
   // Binds a dedup key (RequestIdDedupKey, ContentDedupKey) to `record`.
-  static RawMutation PutDedup(std::string key, const DedupRecord& record) {
+  // `replaces_task_id`: see dedup_replaces_task_id.
+  static RawMutation PutDedup(std::string key, const DedupRecord& record,
+                              absl::string_view replaces_task_id = "") {
     return RawMutation{ColumnFamily::kDedup, std::move(key),
-                       EncodeDedupRecord(record)};
+                       EncodeDedupRecord(record), false,
+                       std::string(replaces_task_id)};
   }
   // Records, or drops, one queue-wait sample of `model`.
   static RawMutation PutQueueSample(absl::string_view model,
@@ -256,10 +282,14 @@ class TaskStore {
   // returns at once. `done` is called exactly once with the result: from a
   // thread of the store, or before Commit returns when the store has
   // already failed. It must not block: writes queued behind it may wait for
-  // it. Writes are applied in Commit order.
-  // Errors: UNAVAILABLE when the storage fails (disk full, I/O error, lost
-  // database); after a storage failure the store refuses further writes
-  // until reopened (failed()).
+  // it. Writes of one task are applied in Commit order (RocksDbTaskStore:
+  // all writes are).
+  // Errors: ABORTED when what the write depends on changed since it was read
+  // (see "Conflicts" above; nothing is applied); UNAVAILABLE when the
+  // storage fails (disk full, I/O error, lost database; a write whose
+  // connection is lost while committing may or may not have applied).
+  // After a storage failure RocksDbTaskStore refuses further writes until
+  // reopened (failed()).
   virtual void Commit(PreparedWrite prepared,
                       absl::AnyInvocable<void(absl::Status)> done) = 0;
 
@@ -358,7 +388,8 @@ class TaskStore {
   virtual absl::Status VerifyIndexes() const = 0;
 
   // True once a write failed because the storage did; the store refuses
-  // writes from then on.
+  // writes from then on. Always false for a store that recovers by itself
+  // (PgTaskStore).
   virtual bool failed() const = 0;
 
   // Takes a backup now, online: writes go on meanwhile, and every write

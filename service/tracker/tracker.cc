@@ -66,16 +66,44 @@ Tracker::Tracker(store::TaskStore* store, const CatalogHolder* catalog,
       ids_(options_.id_seed) {}
 
 template <typename Response>
-void Tracker::Complete(Pending<Response> pending, Completion<Response> done) {
+Completion<Response> Tracker::Run(Preparer<Response> prepare, LockWait wait,
+                                  Completion<Response> done) {
+  auto shared = std::make_shared<const Preparer<Response>>(std::move(prepare));
+  Pending<Response> pending = (*shared)(wait);
+  if (pending.lock_busy) return done;
+  Complete(std::move(shared), 1, std::move(pending), std::move(done));
+  return nullptr;
+}
+
+template <typename Response>
+void Tracker::Complete(std::shared_ptr<const Preparer<Response>> prepare,
+                       int attempt, Pending<Response> pending,
+                       Completion<Response> done) {
   if (!pending.write.prepared.has_value()) {
     pending.write.leases.clear();
     std::move(done)(std::move(pending.result));
     return;
   }
   store::PreparedWrite prepared = *std::move(pending.write.prepared);
-  store_->Commit(std::move(prepared), [pending = std::move(pending),
+  store_->Commit(std::move(prepared), [this, prepare = std::move(prepare),
+                                       attempt, pending = std::move(pending),
                                        done = std::move(done)](
                                           absl::Status status) mutable {
+    if (absl::IsAborted(status) && pending.result.ok()) {
+      pending.write.leases.clear();
+      if (attempt >= ConflictRetrier::kMaxAttempts) {
+        std::move(done)(ConflictRetrier::GaveUp(attempt, status));
+        return;
+      }
+      retrier_.Schedule(retrier_.Backoff(attempt + 1),
+                        [this, prepare = std::move(prepare), attempt,
+                         done = std::move(done)]() mutable {
+                          Pending<Response> again = (*prepare)(LockWait::kWait);
+                          Complete(std::move(prepare), attempt + 1,
+                                   std::move(again), std::move(done));
+                        });
+      return;
+    }
     if (status.ok()) {
       for (const std::function<void()>& effect : pending.write.after_commit) {
         effect();
@@ -88,14 +116,6 @@ void Tracker::Complete(Pending<Response> pending, Completion<Response> done) {
   });
 }
 
-template <typename Response>
-Completion<Response> Tracker::Start(Pending<Response> pending,
-                                    Completion<Response> done) {
-  if (pending.lock_busy) return done;
-  Complete(std::move(pending), std::move(done));
-  return nullptr;
-}
-
 absl::optional<StripeLocks::Lease> Tracker::Lock(StripeLocks& locks,
                                                  absl::string_view key,
                                                  LockWait wait) {
@@ -106,19 +126,31 @@ absl::optional<StripeLocks::Lease> Tracker::Lock(StripeLocks& locks,
 Completion<v1::SubmitTaskResponse> Tracker::SubmitTask(
     const v1::SubmitTaskRequest& request, absl::string_view actor,
     LockWait wait, Completion<v1::SubmitTaskResponse> done) {
-  return Start(PrepareSubmit(request, actor, wait), std::move(done));
+  return Run<v1::SubmitTaskResponse>(
+      [this, request, actor = std::string(actor)](LockWait wait) {
+        return PrepareSubmit(request, actor, wait);
+      },
+      wait, std::move(done));
 }
 
 Completion<v1::RecordEventResponse> Tracker::RecordEvent(
     const v1::RecordEventRequest& request, absl::string_view actor,
     LockWait wait, Completion<v1::RecordEventResponse> done) {
-  return Start(PrepareEvent(request, actor, wait), std::move(done));
+  return Run<v1::RecordEventResponse>(
+      [this, request, actor = std::string(actor)](LockWait wait) {
+        return PrepareEvent(request, actor, wait);
+      },
+      wait, std::move(done));
 }
 
 Completion<v1::Task> Tracker::AddNote(const v1::AddNoteRequest& request,
                                       absl::string_view actor, LockWait wait,
                                       Completion<v1::Task> done) {
-  return Start(PrepareNote(request, actor, wait), std::move(done));
+  return Run<v1::Task>(
+      [this, request, actor = std::string(actor)](LockWait wait) {
+        return PrepareNote(request, actor, wait);
+      },
+      wait, std::move(done));
 }
 
 v1::Failure Tracker::ClassifyFailure(absl::string_view model,

@@ -28,6 +28,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "service/rules/failure_rules.h"
 #include "service/rules/limits.h"
 #include "service/rules/task_id.h"
+#include "service/tracker/conflict_retry.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/queue_waits.h"
 #include "service/tracker/stripe_locks.h"
@@ -429,15 +431,28 @@ class Tracker {
   Pending<v1::Task> PrepareNote(const v1::AddNoteRequest& request,
                                 absl::string_view actor, LockWait wait);
 
-  // Commits `pending.write` (if any), then answers `done`.
+  // Prepares one write (a read-modify-write) given the LockWait; called
+  // again from fresh reads when its commit conflicts.
   template <typename Response>
-  void Complete(Pending<Response> pending, Completion<Response> done);
+  using Preparer = std::function<Pending<Response>(LockWait)>;
 
-  // Completes `pending` with `done` and returns an empty Completion, unless
-  // it is LockBusy: then returns `done` as it is.
+  // Prepares with `prepare` and completes the write with `done`, returning
+  // an empty Completion; when the preparation was LockBusy, returns `done`
+  // as it is. Every write of the Tracker goes through here.
   template <typename Response>
-  Completion<Response> Start(Pending<Response> pending,
-                             Completion<Response> done);
+  Completion<Response> Run(Preparer<Response> prepare, LockWait wait,
+                           Completion<Response> done);
+
+  // Commits `pending.write` (if any; attempt `attempt` of the write), then
+  // answers `done`. A commit answered ABORTED (store/task_store.h: what the
+  // write was read from changed, as when another replica wrote first)
+  // recorded nothing: the leases are released and the write is prepared
+  // again with `prepare` (LockWait::kWait) on retrier_'s thread after its
+  // backoff, up to ConflictRetrier::kMaxAttempts attempts in all; then
+  // ConflictRetrier::GaveUp is the answer.
+  template <typename Response>
+  void Complete(std::shared_ptr<const Preparer<Response>> prepare, int attempt,
+                Pending<Response> pending, Completion<Response> done);
 
   // The lease of `key`: waited for with kWait; with kNever nullopt when
   // another write holds it.
@@ -521,6 +536,8 @@ class Tracker {
   std::atomic<uint64_t> audit_nonce_{0};
   // Taken before a task lock, never after one.
   StripeLocks account_locks_;
+  // Last: destroyed first, running the retries still waiting.
+  ConflictRetrier retrier_;
 };
 
 // Runs one of the Tracker's writes with LockWait::kWait and waits for its

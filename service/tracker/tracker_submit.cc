@@ -204,10 +204,14 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
       account, ContentFingerprint(
                    account, CanonicalParts(request.model(), request.endpoint(),
                                            validation.effective)));
+  // The content key's owner, read even with force_new: the new task takes
+  // the key over from it (a store shared by replicas checks that it is
+  // still the owner when the write commits).
+  ASSIGN_OR_RETURN(
+      absl::optional<store::DedupRecord> seen,
+      store_->GetDedupRecord(content_key, absl::ToUnixMicros(now)));
+  const std::string content_owner = seen.has_value() ? seen->task_id : "";
   if (!request.force_new()) {
-    ASSIGN_OR_RETURN(
-        absl::optional<store::DedupRecord> seen,
-        store_->GetDedupRecord(content_key, absl::ToUnixMicros(now)));
     if (seen.has_value()) {
       absl::StatusOr<Task> original = store_->GetTask(seen->task_id);
       if (!original.ok() && !absl::IsNotFound(original.status())) {
@@ -250,8 +254,10 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
 
   std::vector<store::RawMutation> extra = request_binding(task.task_id());
   extra.push_back(store::RawMutation::PutDedup(
-      content_key, {absl::ToUnixMicros(now + options_.dedup_content_ttl),
-                    task.task_id(), ""}));
+      content_key,
+      {absl::ToUnixMicros(now + options_.dedup_content_ttl), task.task_id(),
+       ""},
+      content_owner));
   PendingWrite write;
   {
     absl::optional<StripeLocks::Lease> task_lease =

@@ -26,12 +26,15 @@ CREATE TABLE tasktrail.tasks (
   task_id          text COLLATE "C" PRIMARY KEY,
   account_id       text COLLATE "C" NOT NULL,
   model            text COLLATE "C" NOT NULL,
-  state            smallint NOT NULL CHECK (state > 0),
+  state            smallint NOT NULL CHECK (state >= 0),
   upstream_task_id text COLLATE "C" NOT NULL DEFAULT '',
   request_id       text COLLATE "C" NOT NULL DEFAULT '',
   create_time      timestamptz NOT NULL,
   update_time      timestamptz NOT NULL,
   last_seq         bigint NOT NULL CHECK (last_seq >= 0),
+  -- When the task's retention runs from (ListDueTasks): a finished task's
+  -- finish time, any other task's last change, in Unix microseconds.
+  retention_unix_micros bigint NOT NULL DEFAULT 0,
   snapshot         bytea NOT NULL
 );
 -- The scans of ListTasks: newest (or oldest) first within each filter.
@@ -48,6 +51,13 @@ CREATE INDEX tasks_by_request ON tasktrail.tasks (request_id, task_id)
 -- SUBMITTED, QUEUED and RUNNING: what `tasktrail stuck` reads.
 CREATE INDEX tasks_unfinished ON tasktrail.tasks (task_id)
   WHERE state IN (1, 2, 3);
+-- The two halves of retention (ListDueTasks): finished tasks by finish
+-- time, the others by their last change.
+CREATE INDEX tasks_finished_by_retention
+  ON tasktrail.tasks (retention_unix_micros, task_id) WHERE state IN (4, 5, 6);
+CREATE INDEX tasks_unfinished_by_retention
+  ON tasktrail.tasks (retention_unix_micros, task_id)
+  WHERE state NOT IN (4, 5, 6);
 
 -- The timeline: serialized tasktrail.v1.TaskEvent by seq.
 CREATE TABLE tasktrail.task_events (
@@ -70,16 +80,19 @@ CREATE TABLE tasktrail.event_ids (
 );
 
 -- Dedup keys (a request id, a content fingerprint) bound to the task they
--- created until they expire. The primary key is what blocks a duplicate
--- across replicas.
+-- created until they expire (expire_unix_micros; 0: never). The primary key
+-- is what blocks a duplicate across replicas: a write binds a key only when
+-- it is absent, expired, already the same task's, or the task the writer
+-- read there (see PgTaskStore).
 CREATE TABLE tasktrail.dedup_records (
-  dedup_key   bytea PRIMARY KEY,
-  task_id     text COLLATE "C" NOT NULL,
-  expire_time timestamptz,
-  payload     bytea NOT NULL DEFAULT ''
+  dedup_key          bytea PRIMARY KEY,
+  task_id            text COLLATE "C" NOT NULL,
+  expire_unix_micros bigint NOT NULL DEFAULT 0,
+  payload            bytea NOT NULL DEFAULT ''
 );
-CREATE INDEX dedup_records_by_expiry ON tasktrail.dedup_records (expire_time)
-  WHERE expire_time IS NOT NULL;
+CREATE INDEX dedup_records_by_expiry
+  ON tasktrail.dedup_records (expire_unix_micros)
+  WHERE expire_unix_micros <> 0;
 
 -- Per-minute counters of each model (GetStats).
 CREATE TABLE tasktrail.stats_counters (
@@ -99,14 +112,16 @@ CREATE TABLE tasktrail.queue_wait_samples (
   PRIMARY KEY (model, exit_unix_micros, task_id)
 );
 
--- Who read or changed what: serialized tasktrail.v1.AuditEntry per task.
--- Kept apart from tasks: ListAudit answers for a task's whole life.
+-- Who read or changed what: serialized tasktrail.v1.AuditEntry per task,
+-- ordered by time and then by the writer's nonce (entries of one
+-- microsecond). Kept apart from tasks: ListAudit answers for a task's whole
+-- life.
 CREATE TABLE tasktrail.audit_entries (
   task_id     text COLLATE "C" NOT NULL,
-  position    bigint GENERATED ALWAYS AS IDENTITY,
   unix_micros bigint NOT NULL,
+  nonce       bigint NOT NULL,
   entry       bytea NOT NULL,
-  PRIMARY KEY (task_id, position)
+  PRIMARY KEY (task_id, unix_micros, nonce)
 );
 )sql"},
 };

@@ -224,6 +224,21 @@ TEST(KeysTest, EventIdAndDedupKeysDoNotCollideAcrossOwners) {
       absl::StartsWith(store::DedupKey("acct-10", "fp"), scope_prefix));
 }
 
+TEST(KeysTest, AuditKeyRoundTripsAndRejectsMalformedKeys) {
+  using store::AuditKey;
+  using store::EventKey;
+  using store::ParseAuditKey;
+  const std::string key = AuditKey("T0001", 1700000000123456, 42);
+  absl::optional<store::ParsedAuditKey> parsed = ParseAuditKey(key);
+  ASSERT_TRUE(parsed.has_value());
+  EXPECT_EQ(parsed->task_id, "T0001");
+  EXPECT_EQ(parsed->unix_micros, 1700000000123456);
+  EXPECT_EQ(parsed->nonce, 42u);
+  EXPECT_FALSE(ParseAuditKey("").has_value());
+  EXPECT_FALSE(ParseAuditKey(key.substr(0, key.size() - 1)).has_value());
+  EXPECT_FALSE(ParseAuditKey(EventKey("T0001", 1)).has_value());
+}
+
 TEST(KeysTest, BigEndian64RoundTripsAndPreservesOrder) {
   // Ascending.
   const std::vector<uint64_t> values = {0,

@@ -1,7 +1,6 @@
-// The retention index of the RocksDB store: ListDueTasks lists finished
-// tasks by finish time and unfinished ones by last change, each against its
-// own cutoff, oldest first and up to the limit; a store of format version 2
-// gets the index when opened.
+// The retention index of the RocksDB store: a store of format version 2 gets
+// the index when opened. What ListDueTasks lists is a contract of every
+// store (tests/store/conformance_test.cc).
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,47 +54,6 @@ std::string Put(RocksDbTaskStore& store, TaskIdGenerator& ids, int created,
 
 int64_t At(int seconds) {
   return absl::ToUnixMicros(kStart + absl::Seconds(seconds));
-}
-
-TEST(RetentionIndexTest, DueTasksByClassTimeAndLimit) {
-  testing::TempDir dir("retention-index");
-  std::unique_ptr<RocksDbTaskStore> store = OpenAt(dir.File("db"));
-  ASSERT_NE(store, nullptr);
-  TaskIdGenerator ids(/*seed=*/3);
-  // Created in this order, finished in another: the index orders by time.
-  const std::string late = Put(*store, ids, 0, 50, v1::TASK_STATE_SUCCEEDED);
-  const std::string early = Put(*store, ids, 1, 20, v1::TASK_STATE_FAILED);
-  const std::string idle = Put(*store, ids, 2, 10, v1::TASK_STATE_QUEUED);
-  const std::string busy = Put(*store, ids, 3, 90, v1::TASK_STATE_RUNNING);
-
-  EXPECT_THAT(*store->ListDueTasks(At(20), At(10), 100), IsEmpty());
-  EXPECT_THAT(*store->ListDueTasks(At(21), 0, 100), ElementsAre(early));
-  EXPECT_THAT(*store->ListDueTasks(At(51), 0, 100), ElementsAre(early, late));
-  EXPECT_THAT(*store->ListDueTasks(At(51), At(11), 100),
-              ElementsAre(early, late, idle));
-  EXPECT_THAT(*store->ListDueTasks(0, At(91), 100), ElementsAre(idle, busy));
-  EXPECT_THAT(*store->ListDueTasks(At(51), At(91), 3),
-              ElementsAre(early, late, idle));
-
-  // A finished task leaves the unfinished half.
-  v1::Task previous = *store->GetTask(busy);
-  v1::Task finished = previous;
-  finished.set_state(v1::TASK_STATE_CANCELED);
-  *finished.mutable_update_time() = ToProtoTime(kStart + absl::Seconds(95));
-  *finished.mutable_finish_time() = finished.update_time();
-  TaskWrite write;
-  write.previous = &previous;
-  write.task = &finished;
-  ASSERT_TRUE(store->Write(write).ok());
-  EXPECT_THAT(*store->ListDueTasks(0, At(1000), 100), ElementsAre(idle));
-  EXPECT_THAT(*store->ListDueTasks(At(1000), 0, 100),
-              ElementsAre(early, late, busy));
-  EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
-
-  ASSERT_TRUE(store->PurgeTask(early, {}).ok());
-  EXPECT_TRUE(absl::IsNotFound(store->PurgeTask(early, {})));
-  EXPECT_THAT(*store->ListDueTasks(At(1000), 0, 100), ElementsAre(late, busy));
-  EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
 }
 
 TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
