@@ -28,6 +28,13 @@ absl::Status TaskStore::CommitAndWait(PreparedWrite prepared) {
   return result;
 }
 
+absl::Status TaskStore::PurgeTask(absl::string_view task_id,
+                                  absl::Span<const std::string> dedup_keys) {
+  absl::StatusOr<PreparedWrite> prepared = PreparePurge(task_id, dedup_keys);
+  if (!prepared.ok()) return prepared.status();
+  return CommitAndWait(*std::move(prepared));
+}
+
 absl::Status TaskStore::Write(const TaskWrite& write) {
   absl::StatusOr<PreparedWrite> prepared = Prepare(write);
   if (!prepared.ok()) return prepared.status();

@@ -369,18 +369,27 @@ class TaskStore {
       int64_t finished_before_unix_micros,
       int64_t unfinished_before_unix_micros, int limit) const = 0;
 
-  // Deletes everything stored of the task in one atomic, durable write, and
-  // waits for it: its snapshot (with its notes), every timeline entry,
-  // every index entry, its event-id records, its audit log, its queue-wait
-  // sample, and its request_id dedup record plus those of `dedup_keys`
+  // Builds, for Commit, the one atomic write that deletes everything stored
+  // of the task: its snapshot (with its notes), every timeline entry, every
+  // index entry, its event-id records, its audit log, its queue-wait sample,
+  // and its request_id dedup record plus those of `dedup_keys`
   // (ContentDedupKey, which the store cannot derive) when they name this
-  // task. A dedup key bound to another task is left alone. Afterwards the
-  // store holds no key of the task. NOT_FOUND (nothing written) when the
-  // task is not stored; UNAVAILABLE as Commit.
-  // REQUIRES: no write of the task is prepared or committed meanwhile (the
-  // caller holds the task's lock).
-  virtual absl::Status PurgeTask(absl::string_view task_id,
-                                 absl::Span<const std::string> dedup_keys) = 0;
+  // task. A dedup key bound to another task is left alone. Once committed,
+  // the store holds no key of the task. Unlike Prepare it reads the store
+  // (to find the task's keys). NOT_FOUND when the task is not stored.
+  // Several purges committed together (the retention sweeper's batches)
+  // share one durable write and still apply whole task by whole task.
+  // REQUIRES: no write of the task is prepared or committed until this one
+  // has committed (the caller holds the task's lock).
+  virtual absl::StatusOr<PreparedWrite> PreparePurge(
+      absl::string_view task_id,
+      absl::Span<const std::string> dedup_keys) const = 0;
+
+  // PreparePurge and Commit, waiting for the result. NOT_FOUND (nothing
+  // written) when the task is not stored; UNAVAILABLE as Commit.
+  // REQUIRES: as PreparePurge; not called from a Commit callback.
+  absl::Status PurgeTask(absl::string_view task_id,
+                         absl::Span<const std::string> dedup_keys);
 
   // Checks that the secondary indexes hold exactly the entries the stored
   // tasks imply. OK, or DATA_LOSS naming the first few differences. Reads

@@ -507,12 +507,28 @@ class Tracker {
   // The stored snapshot; TaskNotFound when unknown.
   absl::StatusOr<v1::Task> GetStoredSnapshot(absl::string_view task_id) const;
 
-  // Purges `task_id` if it is (still) due at `now` (`due_only`) or in any
-  // case, under the account's and the task's locks (waited for with kWait;
-  // with kNever the task is skipped when busy). Returns whether it was
-  // purged; NOT_FOUND when no such task.
-  absl::StatusOr<bool> PurgeOne(absl::string_view task_id, bool due_only,
-                                absl::Time now, LockWait wait);
+  // A purge prepared under the task's locks, not yet committed: the locks
+  // are held until it is (or until it is dropped).
+  struct PreparedPurge {
+    store::PreparedWrite write;
+    std::string task_id;
+    std::string model;
+    std::vector<StripeLocks::Lease> leases;
+  };
+
+  // Prepares the purge of `task_id` if it is (still) due at `now`
+  // (`due_only`) or in any case, under the account's and the task's locks
+  // (waited for with kWait; with kNever the task is skipped when busy).
+  // nullopt when skipped: busy (then `*busy` is set, when given) or no
+  // longer due; NOT_FOUND when no such task.
+  absl::StatusOr<absl::optional<PreparedPurge>> PreparePurgeOne(
+      absl::string_view task_id, bool due_only, absl::Time now, LockWait wait,
+      bool* busy = nullptr);
+
+  // Commits `purges` together (one durable write for all of them, each task
+  // whole) and waits; releases their locks and tells the observer. Returns
+  // how many were purged, or the first commit error.
+  absl::StatusOr<int> CommitPurges(std::vector<PreparedPurge> purges);
 
   // True when an identical submission is still the original's intent.
   bool BlocksContent(const v1::Task& original, absl::Time now) const;

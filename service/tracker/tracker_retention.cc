@@ -68,18 +68,24 @@ absl::StatusOr<Task> Tracker::GetStoredSnapshot(
   return task;
 }
 
-absl::StatusOr<bool> Tracker::PurgeOne(absl::string_view task_id, bool due_only,
-                                       absl::Time now, LockWait wait) {
+absl::StatusOr<absl::optional<Tracker::PreparedPurge>> Tracker::PreparePurgeOne(
+    absl::string_view task_id, bool due_only, absl::Time now, LockWait wait,
+    bool* busy) {
+  if (busy != nullptr) *busy = false;
   // The account's lock is taken before the task's (the order SubmitTask
   // takes them in), so that no submission of the account reads a dedup
   // record of the task while it goes.
   ASSIGN_OR_RETURN(const Task unlocked, store_->GetTask(task_id));
   absl::optional<StripeLocks::Lease> account_lease =
       Lock(account_locks_, unlocked.account_id(), wait);
-  if (!account_lease.has_value()) return false;
-  absl::optional<StripeLocks::Lease> task_lease =
-      Lock(task_locks_, task_id, wait);
-  if (!task_lease.has_value()) return false;
+  absl::optional<StripeLocks::Lease> task_lease;
+  if (account_lease.has_value()) {
+    task_lease = Lock(task_locks_, task_id, wait);
+  }
+  if (!task_lease.has_value()) {
+    if (busy != nullptr) *busy = true;
+    return absl::optional<PreparedPurge>();
+  }
   // Read again under the locks: an event may have changed it meanwhile.
   ASSIGN_OR_RETURN(const Task task, store_->GetTask(task_id));
   if (due_only) {
@@ -90,20 +96,55 @@ absl::StatusOr<bool> Tracker::PurgeOne(absl::string_view task_id, bool due_only,
     const int64_t cutoff = CutoffMicros(
         unfinished ? options_.unfinished_retention : options_.task_retention,
         now);
-    if (cutoff == 0 || absl::ToUnixMicros(since) >= cutoff) return false;
+    if (cutoff == 0 || absl::ToUnixMicros(since) >= cutoff) {
+      return absl::optional<PreparedPurge>();
+    }
   }
   const std::string content_key = store::ContentDedupKey(
       task.account_id(),
       ContentFingerprint(
           task.account_id(),
           CanonicalParts(task.model(), task.endpoint(), task.params())));
-  RETURN_IF_ERROR(store_->PurgeTask(task_id, {content_key}));
-  if (options_.observer != nullptr) {
-    // Gone: no longer counted among the unfinished tasks.
-    options_.observer->OnTaskWritten(
-        task_id, task.model(), v1::TASK_STATE_UNSPECIFIED, absl::UnixEpoch());
+  ASSIGN_OR_RETURN(store::PreparedWrite write,
+                   store_->PreparePurge(task_id, {content_key}));
+  PreparedPurge purge{std::move(write), std::string(task_id), task.model(), {}};
+  purge.leases.push_back(*std::move(account_lease));
+  purge.leases.push_back(*std::move(task_lease));
+  return absl::optional<PreparedPurge>(std::move(purge));
+}
+
+absl::StatusOr<int> Tracker::CommitPurges(std::vector<PreparedPurge> purges) {
+  absl::Mutex mutex;
+  size_t pending = purges.size();
+  absl::Status first_error;
+  int purged = 0;
+  for (PreparedPurge& purge : purges) {
+    // The commit thread runs the callback: it releases the locks and tells
+    // the observer (which must not block), then counts.
+    store_->Commit(
+        std::move(purge.write),
+        [&, task_id = std::move(purge.task_id), model = std::move(purge.model),
+         leases = std::move(purge.leases)](absl::Status status) mutable {
+          leases.clear();
+          if (status.ok() && options_.observer != nullptr) {
+            // Gone: no longer counted among the unfinished tasks.
+            options_.observer->OnTaskWritten(
+                task_id, model, v1::TASK_STATE_UNSPECIFIED, absl::UnixEpoch());
+          }
+          absl::MutexLock lock(&mutex);
+          if (status.ok()) {
+            ++purged;
+          } else if (first_error.ok()) {
+            first_error = std::move(status);
+          }
+          --pending;
+        });
   }
-  return true;
+  absl::MutexLock lock(&mutex);
+  mutex.Await(absl::Condition(
+      +[](size_t* left) { return *left == 0; }, &pending));
+  if (!first_error.ok()) return first_error;
+  return purged;
 }
 
 absl::StatusOr<int> Tracker::PurgeDueTasks(int limit) {
@@ -115,16 +156,34 @@ absl::StatusOr<int> Tracker::PurgeDueTasks(int limit) {
   ASSIGN_OR_RETURN(
       const std::vector<std::string> due,
       store_->ListDueTasks(finished_cutoff, unfinished_cutoff, limit));
+  // The batch is committed together: one durable write instead of one per
+  // task. Its tasks stay locked until then; a busy one waits for the next
+  // sweep.
+  // A task may be busy because this batch holds its stripe (tasks of one
+  // account share the account's lock): the batch so far is committed, which
+  // frees its stripes, and the task is tried once more.
+  std::vector<PreparedPurge> purges;
   int purged = 0;
   for (const std::string& task_id : due) {
-    absl::StatusOr<bool> done =
-        PurgeOne(task_id, /*due_only=*/true, now, LockWait::kNever);
-    // Purged meanwhile by an erasure: nothing left to do.
-    if (absl::IsNotFound(done.status())) continue;
-    if (!done.ok()) return done.status();
-    if (*done) ++purged;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      bool busy = false;
+      absl::StatusOr<absl::optional<PreparedPurge>> prepared = PreparePurgeOne(
+          task_id, /*due_only=*/true, now, LockWait::kNever, &busy);
+      // Purged meanwhile by an erasure: nothing left to do.
+      if (absl::IsNotFound(prepared.status())) break;
+      if (!prepared.ok()) return prepared.status();
+      if (prepared->has_value()) {
+        purges.push_back(**std::move(prepared));
+        break;
+      }
+      if (!busy || purges.empty()) break;
+      ASSIGN_OR_RETURN(const int committed, CommitPurges(std::move(purges)));
+      purged += committed;
+      purges.clear();
+    }
   }
-  return purged;
+  ASSIGN_OR_RETURN(const int committed, CommitPurges(std::move(purges)));
+  return purged + committed;
 }
 
 absl::StatusOr<v1::PurgeTaskResponse> Tracker::PurgeTask(
@@ -137,9 +196,14 @@ absl::StatusOr<v1::PurgeTaskResponse> Tracker::PurgeTask(
     return InvalidArgument(kInvalidRequest, "", violations);
   }
   const absl::Time now = clock_->Now();
-  absl::StatusOr<bool> purged =
-      PurgeOne(request.task_id(), /*due_only=*/false, now, LockWait::kWait);
-  if (!purged.ok()) return ExplainNotFound(request.task_id(), purged.status());
+  absl::StatusOr<absl::optional<PreparedPurge>> prepared = PreparePurgeOne(
+      request.task_id(), /*due_only=*/false, now, LockWait::kWait);
+  if (!prepared.ok()) {
+    return ExplainNotFound(request.task_id(), prepared.status());
+  }
+  std::vector<PreparedPurge> purge;
+  if (prepared->has_value()) purge.push_back(**std::move(prepared));
+  RETURN_IF_ERROR(CommitPurges(std::move(purge)).status());
   // Written after the purge, which deletes the task's audit log: this entry
   // is what stays of the task.
   v1::PurgeTaskResponse response;

@@ -1082,8 +1082,8 @@ absl::StatusOr<std::vector<std::string>> PgTaskStore::ListDueTasks(
   return due;
 }
 
-absl::Status PgTaskStore::PurgeTask(absl::string_view task_id,
-                                    absl::Span<const std::string> dedup_keys) {
+absl::StatusOr<PreparedWrite> PgTaskStore::PreparePurge(
+    absl::string_view task_id, absl::Span<const std::string> dedup_keys) const {
   absl::StatusOr<Task> task = GetTask(task_id);
   if (!task.ok()) return task.status();
   auto body = std::make_unique<PgWrite>();
@@ -1113,8 +1113,7 @@ absl::Status PgTaskStore::PurgeTask(absl::string_view task_id,
       {"DELETE FROM tasktrail.tasks WHERE task_id = $1",
        {std::string(task_id)},
        absl::StrCat("task ", task_id, " was removed meanwhile")});
-  return CommitAndWait(
-      PreparedWrite(std::move(body), absl::StrCat("purging task ", task_id)));
+  return PreparedWrite(std::move(body), absl::StrCat("purging task ", task_id));
 }
 
 absl::StatusOr<BackupInfo> PgTaskStore::CreateBackup() {

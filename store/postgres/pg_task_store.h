@@ -136,8 +136,9 @@ class PgTaskStore final : public TaskStore {
   absl::StatusOr<std::vector<std::string>> ListDueTasks(
       int64_t finished_before_unix_micros,
       int64_t unfinished_before_unix_micros, int limit) const override;
-  absl::Status PurgeTask(absl::string_view task_id,
-                         absl::Span<const std::string> dedup_keys) override;
+  absl::StatusOr<PreparedWrite> PreparePurge(
+      absl::string_view task_id,
+      absl::Span<const std::string> dedup_keys) const override;
   absl::Status VerifyIndexes() const override;
   bool failed() const override { return false; }
   absl::StatusOr<BackupInfo> CreateBackup() override;

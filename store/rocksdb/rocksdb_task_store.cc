@@ -794,8 +794,8 @@ absl::StatusOr<std::vector<std::string>> RocksDbTaskStore::ListDueTasks(
 // reclaimed by compaction: the tombstones and what they cover are dropped
 // when their files are compacted (the families that purges delete from mark
 // files dense with deletions for compaction, see rocksdb_options.cc).
-absl::Status RocksDbTaskStore::PurgeTask(
-    absl::string_view task_id, absl::Span<const std::string> dedup_keys) {
+absl::StatusOr<PreparedWrite> RocksDbTaskStore::PreparePurge(
+    absl::string_view task_id, absl::Span<const std::string> dedup_keys) const {
   absl::StatusOr<Task> task = GetTask(task_id);
   if (!task.ok()) return task.status();
   auto batch = std::make_unique<rocksdb::WriteBatch>();
@@ -837,9 +837,8 @@ absl::Status RocksDbTaskStore::PurgeTask(
       batch->Delete(handle(ColumnFamily::kDedup), key);
     }
   }
-  return CommitAndWait(
-      PreparedWrite(std::make_unique<PreparedBatch>(std::move(batch)),
-                    absl::StrCat("purging task ", task_id)));
+  return PreparedWrite(std::make_unique<PreparedBatch>(std::move(batch)),
+                       absl::StrCat("purging task ", task_id));
 }
 
 absl::StatusOr<absl::optional<DedupRecord>> RocksDbTaskStore::GetDedupRecord(

@@ -174,8 +174,9 @@ class RocksDbTaskStore final : public TaskStore {
   absl::StatusOr<std::vector<std::string>> ListDueTasks(
       int64_t finished_before_unix_micros,
       int64_t unfinished_before_unix_micros, int limit) const override;
-  absl::Status PurgeTask(absl::string_view task_id,
-                         absl::Span<const std::string> dedup_keys) override;
+  absl::StatusOr<PreparedWrite> PreparePurge(
+      absl::string_view task_id,
+      absl::Span<const std::string> dedup_keys) const override;
   bool failed() const override;
   // One backup at a time: a call made while another runs waits for it. The
   // memtables are flushed first, so a backup is SST files alone.

@@ -136,9 +136,10 @@ class ConflictInjectingStore final : public store::TaskStore {
     return inner_->ListDueTasks(finished_before_unix_micros,
                                 unfinished_before_unix_micros, limit);
   }
-  absl::Status PurgeTask(absl::string_view task_id,
-                         absl::Span<const std::string> dedup_keys) override {
-    return inner_->PurgeTask(task_id, dedup_keys);
+  absl::StatusOr<store::PreparedWrite> PreparePurge(
+      absl::string_view task_id,
+      absl::Span<const std::string> dedup_keys) const override {
+    return inner_->PreparePurge(task_id, dedup_keys);
   }
   absl::Status VerifyIndexes() const override {
     return inner_->VerifyIndexes();
