@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
@@ -54,6 +55,7 @@
 #include "service/tracker/event_hub.h"
 #include "service/tracker/retention_sweeper.h"
 #include "service/tracker/tracker.h"
+#include "store/postgres/pg_task_store.h"
 #include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
@@ -68,6 +70,8 @@ struct DaemonFlags {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen;  // empty: no metrics endpoint
   std::string db = "./data";
+  std::string postgres;  // empty: serve from --db
+  int postgres_pool = 8;
   bool sync = true;
   std::string port_file;
   std::string catalog;
@@ -415,6 +419,83 @@ int CheckFailureRules(const std::string& path) {
   return 0;
 }
 
+// Sets the serving status of the whole server and of the TaskTracker
+// service.
+void SetServing(grpc::HealthCheckServiceInterface* health, bool serving) {
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+}
+
+// Checks every second that PostgreSQL answers and keeps the health status in
+// step: NOT_SERVING while it cannot be reached, SERVING again once it
+// answers. Logs each change once. Stop() ends the probe; the status is left
+// as it was.
+class DatabaseHealthProbe {
+ public:
+  DatabaseHealthProbe(const store::postgres::PgTaskStore* store,
+                      grpc::HealthCheckServiceInterface* health)
+      : store_(store), health_(health), thread_([this] { Run(); }) {}
+  ~DatabaseHealthProbe() { Stop(); }
+  DatabaseHealthProbe(const DatabaseHealthProbe&) = delete;
+  DatabaseHealthProbe& operator=(const DatabaseHealthProbe&) = delete;
+
+  // Waits for a probe in progress; idempotent.
+  void Stop() {
+    if (!stop_.HasBeenNotified()) stop_.Notify();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    bool serving = true;
+    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+      const absl::Status ping = store_->Ping();
+      if (stop_.HasBeenNotified()) break;
+      if (ping.ok() == serving) continue;
+      serving = ping.ok();
+      if (serving) {
+        Log(LogLevel::kInfo, "database reachable again; health SERVING");
+      } else {
+        Log(LogLevel::kError, "database unreachable; health NOT_SERVING",
+            {{"error", ping.message()}});
+      }
+      SetServing(health_, serving);
+    }
+  }
+
+  const store::postgres::PgTaskStore* const store_;
+  grpc::HealthCheckServiceInterface* const health_;
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+// The flags that configure the RocksDB store, refused with --postgres.
+absl::Status CheckPostgresFlags(const CLI::App& app) {
+  if (app.count("--db") > 0) {
+    return absl::InvalidArgumentError(
+        "--db and --postgres are mutually exclusive: serve either from a "
+        "RocksDB directory (--db) or from PostgreSQL (--postgres)");
+  }
+  for (const char* flag :
+       {"--backup-dir", "--backup-keep", "--restore-from", "--backup-id"}) {
+    if (app.count(flag) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag,
+          " does not apply with --postgres: back up the database itself "
+          "(pg_dump, or base backups with WAL archiving)"));
+    }
+  }
+  for (const char* flag : {"--sync", "--block-cache-mb"}) {
+    if (app.count(flag) > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag,
+          " configures the RocksDB store and does not apply with --postgres "
+          "(PostgreSQL's synchronous_commit decides durability)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 int Run(DaemonFlags flags) {
   // Block the shutdown signals before any thread starts, so that only the
   // signal thread receives them.
@@ -483,14 +564,37 @@ int Run(DaemonFlags flags) {
                                               : LogLevel::kWarning,
         message, {{"component", "rocksdb"}});
   };
-  absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> store =
-      store::RocksDbTaskStore::Open(store_options);
-  if (!store.ok()) {
-    Log(LogLevel::kError, "cannot open store",
-        {{"db", flags.db}, {"error", store.status().message()}});
-    return 1;
+  // Exactly one of the two is set.
+  std::unique_ptr<store::RocksDbTaskStore> rocksdb_store;
+  std::unique_ptr<store::postgres::PgTaskStore> postgres_store;
+  if (flags.postgres.empty()) {
+    absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> opened =
+        store::RocksDbTaskStore::Open(store_options);
+    if (!opened.ok()) {
+      Log(LogLevel::kError, "cannot open store",
+          {{"db", flags.db}, {"error", opened.status().message()}});
+      return 1;
+    }
+    rocksdb_store = *std::move(opened);
+  } else {
+    store::postgres::PgStoreOptions postgres_options;
+    postgres_options.conninfo = flags.postgres;
+    postgres_options.pool_size = flags.postgres_pool;
+    absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> opened =
+        store::postgres::PgTaskStore::Open(postgres_options);
+    if (!opened.ok()) {
+      // The message names the server and the reason, never the password.
+      Log(LogLevel::kError, "cannot open the PostgreSQL store",
+          {{"error", opened.status().message()}});
+      return 1;
+    }
+    postgres_store = *std::move(opened);
   }
-  if (!flags.sync) {
+  store::TaskStore* const task_store =
+      rocksdb_store != nullptr
+          ? static_cast<store::TaskStore*>(rocksdb_store.get())
+          : postgres_store.get();
+  if (rocksdb_store != nullptr && !flags.sync) {
     Log(LogLevel::kWarning,
         "sync=false: acknowledged writes may be lost on a crash; "
         "use only for benchmarks");
@@ -533,7 +637,7 @@ int Run(DaemonFlags flags) {
   }
 
   EventHub hub(flags.hub);
-  Tracker tracker(store->get(), &catalog, SystemClock::Get(), &hub,
+  Tracker tracker(task_store, &catalog, SystemClock::Get(), &hub,
                   tracker_options);
   RetentionSweeper::Options sweeper_options;
   sweeper_options.interval = flags.retention_sweep_interval;
@@ -563,7 +667,9 @@ int Run(DaemonFlags flags) {
       return 1;
     }
     grpc_metrics = *std::move(created);
-    store_metrics->SetStore(store->get());
+    // The store gauges are RocksDB properties; on PostgreSQL they are left
+    // out (the database has its own statistics views).
+    store_metrics->SetStore(rocksdb_store.get());
     // Before serving: no write runs while the tally is loaded.
     if (absl::Status loaded = domain_metrics->unfinished().Load(tracker);
         !loaded.ok()) {
@@ -624,14 +730,15 @@ int Run(DaemonFlags flags) {
     return 1;
   }
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(kServiceName, true);
+  SetServing(health, true);
   health_service.store(health);
   // A failure reported before the health service was known (RocksDB's own
   // threads may fail a flush at any time) did not reach it.
-  if ((*store)->failed()) {
-    health->SetServingStatus("", false);
-    health->SetServingStatus(kServiceName, false);
+  if (task_store->failed()) SetServing(health, false);
+  std::unique_ptr<DatabaseHealthProbe> database_probe;
+  if (postgres_store != nullptr) {
+    database_probe =
+        std::make_unique<DatabaseHealthProbe>(postgres_store.get(), health);
   }
 
   if (tracker_options.task_retention > absl::ZeroDuration() ||
@@ -649,7 +756,8 @@ int Run(DaemonFlags flags) {
   Log(LogLevel::kInfo, "tasktraild started",
       {{"version", TASKTRAIL_VERSION},
        {"listen", address},
-       {"db", flags.db},
+       {"store", postgres_store != nullptr ? "postgres" : "rocksdb"},
+       {"db", postgres_store != nullptr ? "" : flags.db},
        {"sync", flags.sync},
        {"tls", flags.tls_cert.empty() ? "off" : "on"},
        {"auth", flags.edge.access == nullptr ? "off" : "on"},
@@ -675,8 +783,8 @@ int Run(DaemonFlags flags) {
       Log(LogLevel::kInfo, "shutting down", {{"signal", strsignal(received)}});
       break;
     }
-    health->SetServingStatus("", false);
-    health->SetServingStatus(kServiceName, false);
+    if (database_probe != nullptr) database_probe->Stop();
+    SetServing(health, false);
     hub.Close();  // ends open WatchTask streams with UNAVAILABLE
     server->Shutdown(std::chrono::system_clock::now() +
                      std::chrono::seconds(flags.shutdown_grace_seconds));
@@ -687,9 +795,13 @@ int Run(DaemonFlags flags) {
   sweeper.Stop();
   write_pool.reset();  // runs the writes already accepted
   exposer.reset();     // no scrape reads the tracker or the store after this
-  const store::CommitQueue::Counts commits = (*store)->commit_counts();
-  Log(LogLevel::kInfo, "tasktraild stopped",
-      {{"writes", commits.writes}, {"fsync_groups", commits.groups}});
+  if (rocksdb_store != nullptr) {
+    const store::CommitQueue::Counts commits = rocksdb_store->commit_counts();
+    Log(LogLevel::kInfo, "tasktraild stopped",
+        {{"writes", commits.writes}, {"fsync_groups", commits.groups}});
+  } else {
+    Log(LogLevel::kInfo, "tasktraild stopped");
+  }
   if (listener_failed.load()) {
     Log(LogLevel::kError,
         "exiting 1: the listener had stopped accepting connections");
@@ -735,8 +847,20 @@ int Main(int argc, char** argv) {
                  "HOST:PORT to serve Prometheus metrics on (/metrics); off "
                  "when not given. Loopback only unless --auth-file or "
                  "--insecure is given");
-  app.add_option("--db", flags.db, "data directory (created when missing)")
+  app.add_option("--db", flags.db,
+                 "RocksDB data directory (created when missing); the default "
+                 "store")
       ->capture_default_str();
+  app.add_option("--postgres", flags.postgres,
+                 "serve from PostgreSQL instead of --db: a libpq URI "
+                 "(postgresql://USER@HOST:PORT/DB) or key=value string; the "
+                 "password may come from PGPASSWORD or ~/.pgpass. The schema "
+                 "is created or migrated at start. Several tasktraild "
+                 "replicas may share one database");
+  app.add_option("--postgres-pool", flags.postgres_pool,
+                 "--postgres: connections (and commit threads) per replica")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--sync", flags.sync,
                  "fsync every write before acknowledging it; false is unsafe "
                  "(acknowledged writes may be lost on a crash), for benchmarks")
@@ -860,6 +984,15 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (flags.check) return CheckFailureRules(flags.failure_rules);
+  if (!flags.postgres.empty()) {
+    if (absl::Status postgres = CheckPostgresFlags(app); !postgres.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(postgres.message()).c_str());
+      return 2;
+    }
+  } else if (app.count("--postgres-pool") > 0) {
+    std::fprintf(stderr, "--postgres-pool needs --postgres\n");
+    return 2;
+  }
   if (!flags.restore_from.empty()) {
     if (app.count("--db") == 0) {
       std::fprintf(stderr,

@@ -563,6 +563,10 @@ PgTaskStore::PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers)
 
 PgTaskStore::~PgTaskStore() { committers_.clear(); }
 
+absl::Status PgTaskStore::Ping() const {
+  return pool_->Query("SELECT 1", {}, "checking the database").status();
+}
+
 absl::StatusOr<Task> PgTaskStore::GetTask(absl::string_view task_id) const {
   Task task;
   absl::Status read = VisitTask(task_id, [&](absl::string_view bytes) {

@@ -141,6 +141,10 @@ class PgTaskStore final : public TaskStore {
       absl::Span<const std::string> dedup_keys) const override;
   absl::Status VerifyIndexes() const override;
   bool failed() const override { return false; }
+  // Runs `SELECT 1` on a pooled connection (waiting for one when all are
+  // busy): OK when the database answers, UNAVAILABLE with libpq's reason
+  // when it cannot be reached. For health checks.
+  absl::Status Ping() const;
   absl::StatusOr<BackupInfo> CreateBackup() override;
   absl::StatusOr<std::vector<BackupInfo>> ListBackups() const override;
 

@@ -55,8 +55,11 @@ ServerProcess::~ServerProcess() {
 bool ServerProcess::Start(std::string* error) {
   const std::string port_file = run_dir_.File("port");
   std::filesystem::remove(port_file);
-  std::vector<std::string> args = {DaemonPath(), "--db", db_dir_, "--port-file",
-                                   port_file};
+  std::vector<std::string> args = {DaemonPath(), "--port-file", port_file};
+  if (!db_dir_.empty()) {
+    args.push_back("--db");
+    args.push_back(db_dir_);
+  }
   const bool listen_given = std::find(extra_args_.begin(), extra_args_.end(),
                                       "--listen") != extra_args_.end();
   if (!listen_given) {

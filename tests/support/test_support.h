@@ -32,7 +32,8 @@ struct CommandResult {
 // picked (the daemon writes it to --port-file; the test waits for that file).
 class ServerProcess {
  public:
-  // `db_dir` is the --db directory; `extra_args` are appended to the command
+  // `db_dir` is the --db directory (none when empty, as with --postgres);
+  // `extra_args` are appended to the command
   // (with a --listen of their own, it replaces the default 127.0.0.1:0).
   explicit ServerProcess(std::string db_dir,
                          std::vector<std::string> extra_args = {});
