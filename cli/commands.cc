@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <tuple>
@@ -398,6 +399,52 @@ int SetCreateTimeRange(const std::string& since_text,
   return kExitOk;
 }
 
+namespace {
+
+// Sets `*field` to the span of an --older-than option; an empty option
+// leaves it unset. kExitUsage (after saying why) when it is not a span.
+int SetOlderThan(const std::string& older_than,
+                 google::protobuf::Duration* field) {
+  if (older_than.empty()) return kExitOk;
+  absl::StatusOr<absl::Duration> span = ParseSpan(older_than);
+  if (!span.ok()) {
+    PrintError(absl::StrCat("--older-than: ", span.status().message()));
+    return kExitUsage;
+  }
+  SetDuration(*span, field);
+  return kExitOk;
+}
+
+// Reads every page of `request` oldest first, with no work bound: for an
+// index that holds exactly the tasks wanted.
+grpc::Status ListEveryPageOldestFirst(Client& client,
+                                      v1::ListTasksRequest request,
+                                      v1::ListTasksResponse* tasks) {
+  request.set_oldest_first(true);
+  bool stopped_at_work_bound = false;
+  return ListPages(client, request, /*want=*/0,
+                   /*scan_bound=*/0, tasks, &stopped_at_work_bound);
+}
+
+// Prints one line of JSON per task (`row` makes it): NDJSON. Exits
+// kExitOther when a row cannot be made.
+int PrintJsonLines(
+    const v1::ListTasksResponse& tasks,
+    const std::function<absl::StatusOr<std::string>(const v1::Task&)>& row) {
+  for (const v1::Task& task : tasks.tasks()) {
+    absl::StatusOr<std::string> line = row(task);
+    if (!line.ok()) {
+      PrintError(absl::StrCat("cannot print the answer as JSON: ",
+                              line.status().message()));
+      return kExitOther;
+    }
+    Print(absl::StrCat(*line, "\n"));
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
 int RunList(const GlobalOptions& global, const ListArgs& args) {
   v1::ListTasksRequest request;
   if (const int set = SetCreateTimeRange(args.since, args.until, &request);
@@ -430,13 +477,10 @@ int RunList(const GlobalOptions& global, const ListArgs& args) {
 
 int RunStuck(const GlobalOptions& global, const StuckArgs& args) {
   v1::ListTasksRequest request;
-  if (!args.older_than.empty()) {
-    absl::StatusOr<absl::Duration> older_than = ParseSpan(args.older_than);
-    if (!older_than.ok()) {
-      PrintError(absl::StrCat("--older-than: ", older_than.status().message()));
-      return kExitUsage;
-    }
-    SetDuration(*older_than, request.mutable_stale_for());
+  if (const int set =
+          SetOlderThan(args.older_than, request.mutable_stale_for());
+      set != kExitOk) {
+    return set;
   }
   Client client(global);
   if (!client.Connect()) return kExitUsage;
@@ -675,30 +719,40 @@ int RunCharges(const GlobalOptions& global, const ChargesArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   request.set_account_id(args.account);
-  request.set_oldest_first(true);
-  // The account index holds exactly the account's tasks in creation order:
-  // every page is read to the end, with no work bound.
+  // The account index holds exactly the account's tasks in creation order.
   v1::ListTasksResponse tasks;
-  bool stopped_at_work_bound = false;
-  grpc::Status status =
-      ListPages(client, request, /*want=*/0,
-                /*scan_bound=*/0, &tasks, &stopped_at_work_bound);
+  grpc::Status status = ListEveryPageOldestFirst(client, request, &tasks);
   if (!status.ok()) return client.Fail(status);
-  if (global.json) {
-    for (const v1::Task& task : tasks.tasks()) {
-      absl::StatusOr<std::string> row = FormatChargeRowJson(task);
-      if (!row.ok()) {
-        PrintError(absl::StrCat("cannot print the answer as JSON: ",
-                                row.status().message()));
-        return kExitOther;
-      }
-      Print(absl::StrCat(*row, "\n"));
-    }
-    return kExitOk;
-  }
+  if (global.json) return PrintJsonLines(tasks, FormatChargeRowJson);
   v1::ListTasksResponse safe = tasks;
   EscapeControlCharactersIn(&safe);
   Print(FormatCharges(safe.tasks()));
+  return kExitOk;
+}
+
+int RunOwed(const GlobalOptions& global, const OwedArgs& args) {
+  v1::ListTasksRequest request;
+  request.set_owed(true);
+  if (const int set = SetOlderThan(args.older_than, request.mutable_owed_for());
+      set != kExitOk) {
+    return set;
+  }
+  Client client(global);
+  if (!client.Connect()) return kExitUsage;
+  request.set_model(args.model);
+  // The owed index holds exactly the owed tasks.
+  v1::ListTasksResponse tasks;
+  grpc::Status status = ListEveryPageOldestFirst(client, request, &tasks);
+  if (!status.ok()) return client.Fail(status);
+  const FormatOptions options = MakeFormatOptions(global);
+  if (global.json) {
+    return PrintJsonLines(tasks, [&options](const v1::Task& task) {
+      return FormatOwedRowJson(task, options.now);
+    });
+  }
+  v1::ListTasksResponse safe = tasks;
+  EscapeControlCharactersIn(&safe);
+  Print(FormatOwed(safe.tasks(), options));
   return kExitOk;
 }
 

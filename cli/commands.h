@@ -141,6 +141,15 @@ struct ChargesArgs {
   std::string until;
 };
 
+// `owed [--older-than 10m] [--model M]`: the list to refund (ListTasks with
+// owed, oldest first): every task failed on the provider's or the gateway's
+// side or canceled, charged and not refunded, finished at least
+// --older-than ago.
+struct OwedArgs {
+  std::string older_than;  // A span ("10m", "2h", "7d"); empty: every one.
+  std::string model;       // Empty: every model.
+};
+
 // `backup [--list]`.
 struct BackupArgs {
   bool list = false;  // List the kept backups instead of taking one.
@@ -202,6 +211,9 @@ int RunBackup(const GlobalOptions& global, const BackupArgs& args);
 // With --json, one JSON object per task per line (NDJSON): see
 // FormatChargeRowJson.
 int RunCharges(const GlobalOptions& global, const ChargesArgs& args);
+// Pages through every owed task; one row each and the total owed, or with
+// --json one JSON object per line (FormatOwedRowJson).
+int RunOwed(const GlobalOptions& global, const OwedArgs& args);
 // Streams ExportTasks to stdout, one proto3-JSON v1::Task per line (the
 // field names of --json, on one line each), with a progress line on stderr
 // while stderr is a terminal. When the stream breaks, says on stderr after

@@ -133,6 +133,20 @@ std::string FormatCharges(
 absl::StatusOr<std::string> FormatChargeRowJson(
     const tasktrail::v1::Task& task);
 
+// `owed`: one row per owed task (id, model, account, state, failure origin,
+// charged after adjustments, finished age as "12m ago"), then the total:
+// "3 tasks owed · 120 units". "nothing owed" when there is none.
+std::string FormatOwed(
+    const google::protobuf::RepeatedPtrField<tasktrail::v1::Task>& tasks,
+    const FormatOptions& opts);
+
+// One task of `owed --json` as one line of JSON: task_id, model,
+// account_id, state, failure_origin (name without prefix, "" when none),
+// owed_units (charged after adjustments), finish_time (RFC 3339) and
+// finished_seconds_ago (from `now`).
+absl::StatusOr<std::string> FormatOwedRowJson(const tasktrail::v1::Task& task,
+                                              absl::Time now);
+
 // What the provider reported after the task failed or was canceled here:
 // "provider completed 12m after the gateway failed it · refunded 40",
 // "provider failed 3m after it was canceled · not refunded". Empty when no

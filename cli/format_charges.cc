@@ -1,6 +1,8 @@
 // `charges`: an account's tasks with what each was charged, adjusted,
 // refunded and the net, and the totals (format.h, FormatCharges), or one
 // JSON object per task for a ledger reconciliation (FormatChargeRowJson).
+// `owed`: the list to refund with its total (FormatOwed, FormatOwedRowJson).
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -39,7 +41,63 @@ std::string LateOutcomeName(const Task& task) {
   return StateName(task.late_outcome());
 }
 
+// RFC 3339 in UTC with fractional seconds.
+std::string Rfc3339Utc(absl::Time time) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", time, absl::UTCTimeZone());
+}
+
+// What an owed task owes back: its charge after adjustments.
+int64_t OwedUnits(const Task& task) {
+  return task.charge_units() + task.adjusted_units();
+}
+
+absl::StatusOr<std::string> JsonLine(const google::protobuf::Struct& row) {
+  std::string line;
+  const auto status = google::protobuf::util::MessageToJsonString(row, &line);
+  if (!status.ok()) {
+    return absl::InternalError(std::string(status.message()));
+  }
+  return line;
+}
+
 }  // namespace
+
+std::string FormatOwed(const google::protobuf::RepeatedPtrField<Task>& tasks,
+                       const FormatOptions& opts) {
+  if (tasks.empty()) return "nothing owed\n";
+  Table table(
+      {"TASK", "MODEL", "ACCOUNT", "STATE", "ORIGIN", "OWED", "FINISHED"});
+  int64_t total = 0;
+  for (const Task& task : tasks) {
+    total += OwedUnits(task);
+    const std::string origin = OriginName(task);
+    table.Add({task.task_id(), task.model(), task.account_id(),
+               StateName(task.state()),
+               origin.empty() ? "-" : absl::AsciiStrToLower(origin),
+               absl::StrCat(OwedUnits(task)),
+               FormatRelative(ToAbslTime(task.finish_time()), opts.now)});
+  }
+  return absl::StrCat(table.Render(), "\n", tasks.size(),
+                      tasks.size() == 1 ? " task" : " tasks", " owed · ", total,
+                      " units\n");
+}
+
+absl::StatusOr<std::string> FormatOwedRowJson(const Task& task,
+                                              absl::Time now) {
+  google::protobuf::Struct row;
+  auto& fields = *row.mutable_fields();
+  fields["task_id"].set_string_value(task.task_id());
+  fields["model"].set_string_value(task.model());
+  fields["account_id"].set_string_value(task.account_id());
+  fields["state"].set_string_value(StateName(task.state()));
+  fields["failure_origin"].set_string_value(OriginName(task));
+  fields["owed_units"].set_number_value(static_cast<double>(OwedUnits(task)));
+  const absl::Time finished = ToAbslTime(task.finish_time());
+  fields["finish_time"].set_string_value(Rfc3339Utc(finished));
+  fields["finished_seconds_ago"].set_number_value(
+      static_cast<double>(absl::ToInt64Seconds(now - finished)));
+  return JsonLine(row);
+}
 
 std::string FormatCharges(
     const google::protobuf::RepeatedPtrField<Task>& tasks) {
@@ -81,8 +139,7 @@ absl::StatusOr<std::string> FormatChargeRowJson(const Task& task) {
   fields["model"].set_string_value(task.model());
   fields["state"].set_string_value(StateName(task.state()));
   fields["create_time"].set_string_value(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", ToAbslTime(task.create_time()),
-                       absl::UTCTimeZone()));
+      Rfc3339Utc(ToAbslTime(task.create_time())));
   fields["charged"].set_number_value(static_cast<double>(task.charge_units()));
   fields["adjusted"].set_number_value(
       static_cast<double>(task.adjusted_units()));
@@ -90,12 +147,7 @@ absl::StatusOr<std::string> FormatChargeRowJson(const Task& task) {
   fields["net"].set_number_value(static_cast<double>(task.net_units()));
   fields["failure_origin"].set_string_value(OriginName(task));
   fields["late_outcome"].set_string_value(LateOutcomeName(task));
-  std::string line;
-  const auto status = google::protobuf::util::MessageToJsonString(row, &line);
-  if (!status.ok()) {
-    return absl::InternalError(std::string(status.message()));
-  }
-  return line;
+  return JsonLine(row);
 }
 
 }  // namespace tasktrail::cli

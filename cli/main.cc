@@ -215,6 +215,19 @@ CLI::App* AddCharges(CLI::App& app, ChargesArgs* a) {
   return cmd;
 }
 
+CLI::App* AddOwed(CLI::App& app, OwedArgs* a) {
+  CLI::App* cmd = app.add_subcommand(
+      "owed",
+      "the list to refund: tasks failed on the provider's or the gateway's "
+      "side or canceled, charged and not refunded, oldest first, and the "
+      "total owed (--json: one JSON object per line)");
+  cmd->add_option("--older-than", a->older_than,
+                  "only tasks finished at least this long ago (90s, 10m, 2h, "
+                  "7d); default: every owed task");
+  cmd->add_option("--model", a->model, "only this model");
+  return cmd;
+}
+
 CLI::App* AddExport(CLI::App& app, ExportArgs* a) {
   CLI::App* cmd = app.add_subcommand(
       "export",
@@ -272,6 +285,7 @@ int Main(int argc, char** argv) {
   ClassifyArgs classify;
   BackupArgs backup;
   ChargesArgs charges;
+  OwedArgs owed;
   ExportArgs export_args;
   PurgeArgs purge;
   CLI::App* get_cmd = AddGet(app, &get);
@@ -287,6 +301,7 @@ int Main(int argc, char** argv) {
   CLI::App* classify_cmd = AddClassify(app, &classify);
   CLI::App* backup_cmd = AddBackup(app, &backup);
   CLI::App* charges_cmd = AddCharges(app, &charges);
+  CLI::App* owed_cmd = AddOwed(app, &owed);
   CLI::App* export_cmd = AddExport(app, &export_args);
   CLI::App* purge_cmd = AddPurge(app, &purge);
   try {
@@ -309,6 +324,7 @@ int Main(int argc, char** argv) {
   if (classify_cmd->parsed()) return RunClassify(global, classify);
   if (backup_cmd->parsed()) return RunBackup(global, backup);
   if (charges_cmd->parsed()) return RunCharges(global, charges);
+  if (owed_cmd->parsed()) return RunOwed(global, owed);
   if (export_cmd->parsed()) return RunExport(global, export_args);
   if (purge_cmd->parsed()) return RunPurge(global, purge);
   return kExitUsage;

@@ -48,6 +48,9 @@ enum class IndexKind : uint8_t {
   // RetentionIndexValue(class, time): every task, by the time its retention
   // runs from (see RetentionClass).
   kRetention = 9,
+  // Empty value; an entry for each task whose charge is owed back
+  // (IsOwedTask in task_store.h).
+  kOwed = 10,
 };
 
 // The two halves of the retention index (IndexKind::kRetention); on-disk
@@ -71,13 +74,14 @@ std::string RetentionIndexValue(RetentionClass retention_class,
 std::string PairIndexValue(absl::string_view first, absl::string_view second);
 
 // The store's on-disk format version, kept under kFormatVersionKey in kMeta.
-// Version 1 lacks the kUnfinished, kAccountState and kModelState entries and
-// version 2 the kRetention ones; opening either adds what it lacks
-// (RocksDbTaskStore::Open).
+// Version 1 lacks the kUnfinished, kAccountState and kModelState entries,
+// version 2 the kRetention ones and version 3 the kOwed ones; opening any of
+// them adds what it lacks (RocksDbTaskStore::Open).
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
-inline constexpr absl::string_view kFormatVersion = "3";
+inline constexpr absl::string_view kFormatVersion = "4";
 inline constexpr absl::string_view kFormatVersionWithoutFleetIndexes = "1";
 inline constexpr absl::string_view kFormatVersionWithoutRetentionIndex = "2";
+inline constexpr absl::string_view kFormatVersionWithoutOwedIndex = "3";
 
 // Appends `value` as 8 big-endian bytes.
 void AppendBigEndian64(uint64_t value, std::string* out);

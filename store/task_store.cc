@@ -11,6 +11,16 @@ bool IsUnfinishedState(v1::TaskState state) {
          state == v1::TASK_STATE_RUNNING;
 }
 
+bool IsOwedTask(const v1::Task& task) {
+  const bool platform_side =
+      task.state() == v1::TASK_STATE_CANCELED ||
+      (task.state() == v1::TASK_STATE_FAILED &&
+       task.failure().origin() != v1::FAILURE_ORIGIN_CONFIGURATION &&
+       task.failure().origin() != v1::FAILURE_ORIGIN_USER_CONTENT);
+  return platform_side && !task.refunded() &&
+         task.charge_units() + task.adjusted_units() > 0;
+}
+
 PreparedWrite::PreparedWrite(std::unique_ptr<Body> body, std::string what)
     : body_(std::move(body)), what_(std::move(what)) {}
 PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;

@@ -180,11 +180,27 @@ enum class ScanIndex {
   kUnfinished,    // tasks in SUBMITTED, QUEUED or RUNNING (IsUnfinishedState)
   kAccountState,  // tasks of one account (`value`) in one `state`
   kModelState,    // tasks of one model (`value`) in one `state`
+  kOwed,          // tasks whose charge is owed back (IsOwedTask)
 };
 
 // True for the states whose tasks the kUnfinished index holds: SUBMITTED,
 // QUEUED and RUNNING.
 bool IsUnfinishedState(v1::TaskState state);
+
+// True for the tasks the kOwed index holds: the list of charges to refund.
+// A task is owed when all of these hold:
+//  - it is CANCELED, or FAILED with an origin other than CONFIGURATION or
+//    USER_CONTENT. PROVIDER and GATEWAY failures are the platform's side;
+//    an UNKNOWN or unclassified failure is owed too, since nobody showed the
+//    user was at fault. A cancellation counts whoever asked for it: the
+//    user got no result, and a gateway whose policy keeps the charge of a
+//    canceled task records that as a charge adjustment to 0.
+//  - its charge after adjustments (charge_units + adjusted_units) is
+//    above 0;
+//  - it was not refunded (`refunded`, a whole or partial refund settles it).
+// A late result (late_result_time, late_outcome) changes none of these, so
+// it never moves a task in or out of the index.
+bool IsOwedTask(const v1::Task& task);
 
 // A scan over one index in task id order, that is by creation time: newest
 // first unless `oldest_first`.
@@ -192,7 +208,7 @@ struct TaskScan {
   ScanIndex index = ScanIndex::kAll;
   // The indexed value: the account, model, upstream id or request id (for
   // kAccountState and kModelState, the account or the model). Unused for
-  // kAll, kState and kUnfinished.
+  // kAll, kState, kUnfinished and kOwed.
   std::string value;
   // The state, for kState, kAccountState and kModelState.
   v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;

@@ -201,10 +201,19 @@ absl::Time WaitingSince(const Task& task) {
   return FromProtoTime(task.create_time());
 }
 
+// When a finished task finished: its finish_time, or its last change when a
+// snapshot lacks one.
+absl::Time FinishedAt(const Task& task) {
+  return FromProtoTime(IsSet(task.finish_time()) ? task.finish_time()
+                                                 : task.update_time());
+}
+
 // The filters of a ListTasksRequest, checked and converted once per call.
 struct ListFilters {
   bool unfinished = false;
   absl::optional<absl::Duration> stale_for;
+  bool owed = false;
+  absl::optional<absl::Duration> owed_for;
   absl::optional<absl::Time> created_after;   // inclusive
   absl::optional<absl::Time> created_before;  // exclusive
 };
@@ -228,6 +237,11 @@ bool Matches(const v1::ListTasksRequest& request, const ListFilters& filters,
   }
   if (filters.stale_for.has_value() &&
       now - WaitingSince(task) < *filters.stale_for) {
+    return false;
+  }
+  if (filters.owed && !store::IsOwedTask(task)) return false;
+  if (filters.owed_for.has_value() &&
+      now - FinishedAt(task) < *filters.owed_for) {
     return false;
   }
   if (filters.created_after.has_value() || filters.created_before.has_value()) {
@@ -261,6 +275,10 @@ store::TaskScan ScanFor(const v1::ListTasksRequest& request,
   } else if (!request.request_id().empty()) {
     scan.index = store::ScanIndex::kRequest;
     scan.value = request.request_id();
+  } else if (filters.owed) {
+    // The list to refund is short by design: smaller than any index of an
+    // account, a model or a state.
+    scan.index = store::ScanIndex::kOwed;
   } else if (!request.account_id().empty() && has_state) {
     scan.index = store::ScanIndex::kAccountState;
     scan.value = request.account_id();
@@ -324,6 +342,17 @@ absl::StatusOr<ListFilters> CheckListRequest(
       filters.stale_for = stale_for;
     }
   }
+  filters.owed = request.owed() || request.has_owed_for();
+  if (request.has_owed_for()) {
+    RETURN_IF_ERROR(CheckDurationField("owed_for", request.owed_for()));
+    const absl::Duration owed_for = FromProtoDuration(request.owed_for());
+    if (owed_for < absl::ZeroDuration()) {
+      violations.push_back(Violation("owed_for", "FIELD_OUT_OF_RANGE",
+                                     "owed_for must not be negative"));
+    } else {
+      filters.owed_for = owed_for;
+    }
+  }
   if (request.has_create_time_after()) {
     RETURN_IF_ERROR(
         CheckTimestampField("create_time_after", request.create_time_after()));
@@ -360,10 +389,9 @@ absl::StatusOr<Task> Tracker::GetTask(const v1::GetTaskRequest& request) const {
 absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
     const v1::GetTaskRequest& request) const {
   RETURN_IF_ERROR(CheckTaskId(request.task_id()));
-  absl::StatusOr<std::string> bytes =
-      StoredTaskBytes(request.task_id(), request.include_events(),
-                      options_.max_events_returned,
-                      options_.max_event_bytes_returned);
+  absl::StatusOr<std::string> bytes = StoredTaskBytes(
+      request.task_id(), request.include_events(), options_.max_events_returned,
+      options_.max_event_bytes_returned);
   if (!bytes.ok()) return ExplainNotFound(request.task_id(), bytes.status());
   return bytes;
 }
@@ -492,6 +520,9 @@ absl::StatusOr<v1::ListTasksResponse> Tracker::ListTasks(
   if (filters.unfinished && request.state() != v1::TASK_STATE_UNSPECIFIED &&
       !store::IsUnfinishedState(request.state())) {
     return response;  // a finished state is never unfinished
+  }
+  if (filters.owed && filters.unfinished) {
+    return response;  // an owed task is finished
   }
   store::TaskScan scan = ScanFor(request, filters);
   if (!request.page_token().empty()) {

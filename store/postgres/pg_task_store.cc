@@ -94,6 +94,9 @@ int64_t UnixMicros(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1000000 + time.nanos() / 1000;
 }
 
+// The `owed` column of a task, as PostgreSQL writes a boolean in text form.
+std::string OwedText(const Task& task) { return IsOwedTask(task) ? "t" : "f"; }
+
 // The bytes a task is stored as: without events, serialized
 // deterministically, so that a snapshot read and serialized again equals the
 // stored bytes (the check of TaskWrite::previous compares them).
@@ -138,10 +141,10 @@ struct PgWrite final : PreparedWrite::Body {
 constexpr char kInsertTask[] =
     "INSERT INTO tasktrail.tasks (task_id, account_id, model, state, "
     "upstream_task_id, request_id, create_time, update_time, last_seq, "
-    "snapshot, retention_unix_micros) VALUES ($1, $2, $3, $4, $5, $6, "
+    "snapshot, retention_unix_micros, owed) VALUES ($1, $2, $3, $4, $5, $6, "
     "'epoch'::timestamptz + $7::bigint * interval '1 microsecond', "
     "'epoch'::timestamptz + $8::bigint * interval '1 microsecond', $9, $10, "
-    "$11) ON CONFLICT (task_id) DO NOTHING";
+    "$11, $12) ON CONFLICT (task_id) DO NOTHING";
 
 constexpr char kUpdateTask[] =
     "UPDATE tasktrail.tasks SET account_id = $2, model = $3, state = $4, "
@@ -150,8 +153,8 @@ constexpr char kUpdateTask[] =
     "'1 microsecond', "
     "update_time = 'epoch'::timestamptz + $8::bigint * interval "
     "'1 microsecond', "
-    "last_seq = $9, snapshot = $10, retention_unix_micros = $11 "
-    "WHERE task_id = $1 AND snapshot = $12";
+    "last_seq = $9, snapshot = $10, retention_unix_micros = $11, owed = $12 "
+    "WHERE task_id = $1 AND snapshot = $13";
 
 constexpr char kPutEvent[] =
     "INSERT INTO tasktrail.task_events (task_id, seq, event) "
@@ -721,7 +724,8 @@ absl::StatusOr<PreparedWrite> PgTaskStore::Prepare(
                 Text(UnixMicros(task.update_time())),
                 Text(task.last_event_seq()),
                 Bytea(SnapshotBytes(task)),
-                Text(RetentionMicros(task))};
+                Text(RetentionMicros(task)),
+                OwedText(task)};
   if (write.previous == nullptr) {
     body->statements.push_back(
         {kInsertTask, std::move(row),
@@ -806,6 +810,10 @@ absl::StatusOr<std::string> PgTaskStore::Scan(
       break;
     case ScanIndex::kUnfinished:
       conditions.emplace_back(kUnfinishedPredicate);
+      break;
+    case ScanIndex::kOwed:
+      // The predicate of the tasks_owed partial index.
+      conditions.emplace_back("owed");
       break;
     case ScanIndex::kAccountState:
     case ScanIndex::kModelState:
@@ -1017,7 +1025,7 @@ absl::Status PgTaskStore::VerifyIndexes() const {
   while (true) {
     absl::StatusOr<PgRows> rows = pool_->Query(
         "SELECT task_id, account_id, model, state, upstream_task_id, "
-        "request_id, last_seq, snapshot, retention_unix_micros "
+        "request_id, last_seq, snapshot, retention_unix_micros, owed "
         "FROM tasktrail.tasks "
         "WHERE $1::text IS NULL OR task_id > $1 ORDER BY task_id LIMIT $2",
         {after, Text(kPageRows)}, kWhat);
@@ -1039,7 +1047,8 @@ absl::Status PgTaskStore::VerifyIndexes() const {
           {"upstream_task_id", task.upstream_task_id()},
           {"request_id", task.request_id()},
           {"last_seq", Text(task.last_event_seq())},
-          {"retention_unix_micros", Text(RetentionMicros(task))}};
+          {"retention_unix_micros", Text(RetentionMicros(task))},
+          {"owed", OwedText(task)}};
       const std::string stored[] = {task_id,
                                     row[1].value_or(""),
                                     row[2].value_or(""),
@@ -1047,7 +1056,8 @@ absl::Status PgTaskStore::VerifyIndexes() const {
                                     row[4].value_or(""),
                                     row[5].value_or(""),
                                     row[6].value_or(""),
-                                    row[8].value_or("")};
+                                    row[8].value_or(""),
+                                    row[9].value_or("")};
       for (size_t i = 0; i < std::size(expected); ++i) {
         if (stored[i] != expected[i].second) {
           note(task_id, expected[i].first, stored[i], expected[i].second);

@@ -35,6 +35,9 @@ CREATE TABLE tasktrail.tasks (
   -- When the task's retention runs from (ListDueTasks): a finished task's
   -- finish time, any other task's last change, in Unix microseconds.
   retention_unix_micros bigint NOT NULL DEFAULT 0,
+  -- Whether the task's charge is owed back (IsOwedTask, store/task_store.h):
+  -- derived from the snapshot in the same statement that writes it.
+  owed             boolean NOT NULL DEFAULT false,
   snapshot         bytea NOT NULL
 );
 -- The scans of ListTasks: newest (or oldest) first within each filter.
@@ -51,6 +54,9 @@ CREATE INDEX tasks_by_request ON tasktrail.tasks (request_id, task_id)
 -- SUBMITTED, QUEUED and RUNNING: what `tasktrail stuck` reads.
 CREATE INDEX tasks_unfinished ON tasktrail.tasks (task_id)
   WHERE state IN (1, 2, 3);
+-- The charges to refund: what `tasktrail owed` reads, so its cost follows
+-- the number of owed tasks.
+CREATE INDEX tasks_owed ON tasktrail.tasks (task_id) WHERE owed;
 -- The two halves of retention (ListDueTasks): finished tasks by finish
 -- time, the others by their last change.
 CREATE INDEX tasks_finished_by_retention

@@ -165,6 +165,9 @@ absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
       return PairIndexValue(task.model(), state);
     case IndexKind::kRetention:
       return RetentionValue(task);
+    case IndexKind::kOwed:
+      if (!IsOwedTask(task)) return absl::nullopt;
+      return std::string();
   }
   return absl::nullopt;
 }
@@ -172,13 +175,16 @@ absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
 constexpr IndexKind kAllIndexKinds[] = {
     IndexKind::kAccount,      IndexKind::kState,      IndexKind::kModel,
     IndexKind::kUpstream,     IndexKind::kRequest,    IndexKind::kUnfinished,
-    IndexKind::kAccountState, IndexKind::kModelState, IndexKind::kRetention};
+    IndexKind::kAccountState, IndexKind::kModelState, IndexKind::kRetention,
+    IndexKind::kOwed};
 
-// The kinds format versions 2 and 3 added.
+// The kinds format versions 2, 3 and 4 added.
 constexpr IndexKind kIndexKindsSinceVersion1[] = {
     IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState,
-    IndexKind::kRetention};
-constexpr IndexKind kIndexKindsSinceVersion2[] = {IndexKind::kRetention};
+    IndexKind::kRetention, IndexKind::kOwed};
+constexpr IndexKind kIndexKindsSinceVersion2[] = {IndexKind::kRetention,
+                                                  IndexKind::kOwed};
+constexpr IndexKind kIndexKindsSinceVersion3[] = {IndexKind::kOwed};
 
 // The index prefix a scan walks.
 std::string ScanPrefix(const TaskScan& scan) {
@@ -198,6 +204,8 @@ std::string ScanPrefix(const TaskScan& scan) {
       return IndexPrefix(IndexKind::kRequest, scan.value);
     case ScanIndex::kUnfinished:
       return IndexPrefix(IndexKind::kUnfinished, "");
+    case ScanIndex::kOwed:
+      return IndexPrefix(IndexKind::kOwed, "");
     case ScanIndex::kAccountState:
       return IndexPrefix(IndexKind::kAccountState,
                          PairIndexValue(scan.value, state));
@@ -328,12 +336,16 @@ absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> RocksDbTaskStore::Open(
   } else if (**version == kFormatVersionWithoutFleetIndexes) {
     absl::Status upgraded = store->BackfillIndexes(
         kIndexKindsSinceVersion1,
-        "adding the index entries of format versions 2 and 3");
+        "adding the index entries of format versions 2, 3 and 4");
     if (!upgraded.ok()) return upgraded;
   } else if (**version == kFormatVersionWithoutRetentionIndex) {
     absl::Status upgraded = store->BackfillIndexes(
         kIndexKindsSinceVersion2,
-        "adding the retention index of format version 3");
+        "adding the retention and owed indexes of format versions 3 and 4");
+    if (!upgraded.ok()) return upgraded;
+  } else if (**version == kFormatVersionWithoutOwedIndex) {
+    absl::Status upgraded = store->BackfillIndexes(
+        kIndexKindsSinceVersion3, "adding the owed index of format version 4");
     if (!upgraded.ok()) return upgraded;
   } else if (**version != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(

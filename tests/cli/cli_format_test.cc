@@ -168,6 +168,41 @@ TEST(NamesTest, EventTypeShortNames) {
 
 // ---- Charge, duplicates, notes ---------------------------------------------
 
+TEST(OwedTest, RowsShowTheChargeAfterAdjustmentsAndTheTotal) {
+  google::protobuf::RepeatedPtrField<v1::Task> tasks;
+  v1::Task* provider = tasks.Add();
+  provider->set_task_id("T1");
+  provider->set_model("veo-3");
+  provider->set_account_id("acct-1");
+  provider->set_state(v1::TASK_STATE_FAILED);
+  provider->mutable_failure()->set_origin(v1::FAILURE_ORIGIN_PROVIDER);
+  provider->set_charge_units(40);
+  provider->set_adjusted_units(8);
+  *provider->mutable_finish_time() = Ts(At(21, 3, 12));
+  v1::Task* canceled = tasks.Add();
+  canceled->set_task_id("T2");
+  canceled->set_model("kling");
+  canceled->set_account_id("acct-2");
+  canceled->set_state(v1::TASK_STATE_CANCELED);
+  canceled->set_charge_units(10);
+  *canceled->mutable_finish_time() = Ts(At(19, 15, 12));
+  const std::string out = FormatOwed(tasks, Opts());
+  EXPECT_THAT(out, HasSubstr("FAILED"));
+  EXPECT_THAT(out, HasSubstr("provider"));
+  EXPECT_THAT(out, HasSubstr("48"));
+  EXPECT_THAT(out, HasSubstr("12m ago"));
+  EXPECT_THAT(out, HasSubstr("2h ago"));
+  EXPECT_THAT(out, HasSubstr("2 tasks owed · 58 units"));
+  EXPECT_EQ(FormatOwed({}, Opts()), "nothing owed\n");
+
+  absl::StatusOr<std::string> json =
+      FormatOwedRowJson(tasks[0], At(21, 15, 12));
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_THAT(*json, HasSubstr("\"owed_units\":48"));
+  EXPECT_THAT(*json, HasSubstr("\"finished_seconds_ago\":720"));
+  EXPECT_THAT(*json, HasSubstr("\"failure_origin\":\"PROVIDER\""));
+}
+
 TEST(ChargeLineTest, NotRefunded) {
   v1::Task task;
   task.set_charge_units(40);

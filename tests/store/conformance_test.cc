@@ -768,6 +768,13 @@ TEST_P(StoreConformanceTest, EveryScanIndexHonoursDirectionResumeAndBounds) {
     task.set_state(kStates[i % 6]);
     if (i % 4 == 0) task.set_upstream_task_id(absl::StrCat("up-", i % 8));
     if (i % 5 == 0) task.set_request_id("req-shared");
+    // Charged, and for some failures refunded or not the platform's side,
+    // so that the owed index holds some FAILED and CANCELED tasks only.
+    task.set_charge_units(i % 7 == 0 ? 0 : 10);
+    task.set_refunded(i % 11 == 0);
+    task.mutable_failure()->set_origin(i % 4 == 0
+                                           ? v1::FAILURE_ORIGIN_USER_CONTENT
+                                           : v1::FAILURE_ORIGIN_PROVIDER);
     ASSERT_TRUE(Create(*store, task).ok());
   }
   struct Case {
@@ -804,6 +811,13 @@ TEST_P(StoreConformanceTest, EveryScanIndexHonoursDirectionResumeAndBounds) {
       {scan_of(ScanIndex::kModelState, "veo-3", v1::TASK_STATE_SUBMITTED),
        [](const v1::Task& t) {
          return t.model() == "veo-3" && t.state() == v1::TASK_STATE_SUBMITTED;
+       }},
+      {scan_of(ScanIndex::kOwed, "", {}),
+       [](const v1::Task& t) {
+         return (t.state() == v1::TASK_STATE_CANCELED ||
+                 (t.state() == v1::TASK_STATE_FAILED &&
+                  t.failure().origin() == v1::FAILURE_ORIGIN_PROVIDER)) &&
+                t.charge_units() > 0 && !t.refunded();
        }},
       {scan_of(ScanIndex::kRequest, "", {}),
        [](const v1::Task&) { return false; }},
@@ -871,6 +885,127 @@ TEST_P(StoreConformanceTest, VerifyIndexesHoldsThroughEveryTransition) {
   TaskScan unfinished;
   unfinished.index = ScanIndex::kUnfinished;
   EXPECT_THAT(ScanIds(*store, unfinished), IsEmpty());
+}
+
+TaskScan OwedScan() {
+  TaskScan scan;
+  scan.index = ScanIndex::kOwed;
+  scan.oldest_first = true;
+  return scan;
+}
+
+// The owed index (IsOwedTask) follows every change of a task that moves it
+// in or out: failure origin, cancellation, charge adjustments, refunds; a
+// late result moves nothing. Each step is one write of T0001 while T0002
+// stays owed beside it, and the index must match after every step and
+// after a reopen.
+TEST_P(StoreConformanceTest, OwedIndexFollowsEveryTransitionAndRefund) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  v1::Task other = ParseTask(R"(
+    task_id: "T0002" account_id: "acct-1" model: "kling" state: TASK_STATE_FAILED
+    charge_units: 7 failure { origin: FAILURE_ORIGIN_GATEWAY })");
+  ASSERT_TRUE(Create(*store, other).ok());
+
+  struct Step {
+    const char* what;
+    std::function<void(v1::Task&)> change;
+    bool owed;
+  };
+  const std::vector<Step> steps = {
+      {"queued", [](v1::Task& t) { t.set_state(v1::TASK_STATE_QUEUED); },
+       false},
+      {"failed by the provider",
+       [](v1::Task& t) {
+         t.set_state(v1::TASK_STATE_FAILED);
+         t.mutable_failure()->set_origin(v1::FAILURE_ORIGIN_PROVIDER);
+       },
+       true},
+      {"a late result",
+       [](v1::Task& t) {
+         t.set_late_outcome(v1::TASK_STATE_SUCCEEDED);
+         t.mutable_late_result_time()->set_seconds(1700000900);
+       },
+       true},
+      {"adjusted to nothing",
+       [](v1::Task& t) {
+         t.set_adjusted_units(-t.charge_units());
+         t.set_net_units(0);
+       },
+       false},
+      {"adjusted up again",
+       [](v1::Task& t) {
+         t.set_adjusted_units(3 - t.charge_units());
+         t.set_net_units(3);
+       },
+       true},
+      {"refunded",
+       [](v1::Task& t) {
+         t.set_refunded(true);
+         t.set_refunded_units(3);
+         t.set_net_units(0);
+       },
+       false},
+  };
+  v1::Task previous = ParseTask(R"(
+    task_id: "T0001" account_id: "acct-1" model: "veo-3"
+    state: TASK_STATE_SUBMITTED charge_units: 40)");
+  ASSERT_TRUE(Create(*store, previous).ok());
+  EXPECT_THAT(ScanIds(*store, OwedScan()), ElementsAre("T0002"));
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.what);
+    v1::Task task = previous;
+    step.change(task);
+    TaskWrite write;
+    write.previous = &previous;
+    write.task = &task;
+    ASSERT_TRUE(store->Write(write).ok());
+    EXPECT_EQ(IsOwedTask(task), step.owed);
+    if (step.owed) {
+      EXPECT_THAT(ScanIds(*store, OwedScan()), ElementsAre("T0001", "T0002"));
+    } else {
+      EXPECT_THAT(ScanIds(*store, OwedScan()), ElementsAre("T0002"));
+    }
+    EXPECT_TRUE(store->VerifyIndexes().ok());
+    previous = task;
+  }
+
+  // Who failed it, and cancellations, for a charged task never refunded.
+  const std::pair<v1::Task, bool> kinds[] = {
+      {ParseTask(R"(task_id: "T0003" state: TASK_STATE_FAILED charge_units: 1
+                    failure { origin: FAILURE_ORIGIN_CONFIGURATION })"),
+       false},
+      {ParseTask(R"(task_id: "T0004" state: TASK_STATE_FAILED charge_units: 1
+                    failure { origin: FAILURE_ORIGIN_USER_CONTENT })"),
+       false},
+      {ParseTask(R"(task_id: "T0005" state: TASK_STATE_FAILED charge_units: 1
+                    failure { origin: FAILURE_ORIGIN_UNKNOWN })"),
+       true},
+      {ParseTask(R"(task_id: "T0006" state: TASK_STATE_CANCELED
+                    charge_units: 1)"),
+       true},
+      {ParseTask(R"(task_id: "T0007" state: TASK_STATE_SUCCEEDED
+                    charge_units: 1)"),
+       false},
+      {ParseTask(R"(task_id: "T0008" state: TASK_STATE_FAILED
+                    failure { origin: FAILURE_ORIGIN_PROVIDER })"),
+       false},
+  };
+  std::vector<std::string> owed = {"T0002"};
+  for (const auto& [task, is_owed] : kinds) {
+    SCOPED_TRACE(task.ShortDebugString());
+    EXPECT_EQ(IsOwedTask(task), is_owed);
+    ASSERT_TRUE(Create(*store, task).ok());
+    if (is_owed) owed.push_back(task.task_id());
+  }
+  EXPECT_EQ(ScanIds(*store, OwedScan()), owed);
+  EXPECT_TRUE(store->VerifyIndexes().ok());
+
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(ScanIds(*store, OwedScan()), owed);
+  EXPECT_TRUE(store->VerifyIndexes().ok());
 }
 
 // ---------------------------------------------------------------------------
@@ -1339,6 +1474,19 @@ TEST_P(PgConflictTest, VerifyIndexesNamesAColumnThatDisagrees) {
   absl::Status verified = store->VerifyIndexes();
   EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(verified.message(), HasSubstr("model"));
+}
+
+TEST_P(PgConflictTest, VerifyIndexesNamesAWrongOwedColumn) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, ParseTask(kTask)).ok());
+  EXPECT_TRUE(store->VerifyIndexes().ok());
+  ASSERT_TRUE(
+      cluster_->Psql("UPDATE tasktrail.tasks SET owed = true", database_).ok());
+  EXPECT_THAT(ScanIds(*store, OwedScan()), ElementsAre("T0001"));
+  absl::Status verified = store->VerifyIndexes();
+  EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.message(), HasSubstr("owed"));
 }
 
 TEST_P(PgConflictTest, AnUnknownRawFamilyIsRefusedAndAppliesNothing) {

@@ -1,8 +1,9 @@
 // The indexes of format version 2 (unfinished tasks, account+state,
 // model+state): their maintenance across every transition, the backfill of a
 // version 1 store, oldest-first and id-bounded scans, and crash consistency
-// (a writer killed with SIGKILL between transitions leaves indexes that
-// agree with the tasks).
+// (a writer killed with SIGKILL between transitions and refunds leaves
+// indexes, the owed index of format version 4 among them, that agree with
+// the tasks).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -108,6 +109,19 @@ absl::Status Create(RocksDbTaskStore& store, const v1::Task& task) {
   return store.Write(write);
 }
 
+// Refunds `task` through the store: one write that leaves the state.
+absl::Status Refund(RocksDbTaskStore& store, v1::Task* task) {
+  const v1::Task previous = *task;
+  task->set_refunded(true);
+  task->set_refunded_units(task->charge_units());
+  TaskWrite write;
+  write.previous = &previous;
+  write.task = task;
+  return store.Write(write);
+}
+
+// Most tasks are charged, and carry the origin their failure will have, so
+// that the FAILED and CANCELED ones fill the owed index (IsOwedTask).
 v1::Task NewTask(TaskIdGenerator& ids, int n) {
   v1::Task task;
   task.set_task_id(
@@ -115,6 +129,10 @@ v1::Task NewTask(TaskIdGenerator& ids, int n) {
   task.set_account_id(n % 3 == 0 ? "acct-a" : "acct-b");
   task.set_model(n % 2 == 0 ? "veo-3" : "sora-2");
   task.set_state(kSubmitted);
+  task.set_charge_units(n % 5 == 0 ? 0 : 10);
+  task.mutable_failure()->set_origin(n % 7 == 0
+                                         ? v1::FAILURE_ORIGIN_CONFIGURATION
+                                         : v1::FAILURE_ORIGIN_PROVIDER);
   return task;
 }
 
@@ -317,7 +335,14 @@ TEST(FleetIndexCrashWriter, DISABLED_Run) {
     ASSERT_TRUE(Transition(*store, &task, *(at + 1)).ok());
     std::printf("%s %d\n", task.task_id().c_str(), task.state());
     std::fflush(stdout);
-    if (at + 2 == path.end()) live.erase(live.begin() + (n % live.size()));
+    if (at + 2 != path.end()) continue;
+    // Every other owed task is refunded once it finished.
+    if (IsOwedTask(task) && n % 2 == 0) {
+      ASSERT_TRUE(Refund(*store, &task).ok());
+      std::printf("%s %d\n", task.task_id().c_str(), task.state());
+      std::fflush(stdout);
+    }
+    live.erase(live.begin() + (n % live.size()));
   }
 }
 
@@ -388,6 +413,7 @@ TEST(FleetIndexCrashTest, AKilledWriterLeavesTheIndexesEqualToTheStates) {
     // and every acknowledged state is there (or a later one, written but
     // not yet acknowledged when the writer died).
     std::vector<std::string> expected_unfinished;
+    std::vector<std::string> expected_owed;
     TaskScan all;
     all.oldest_first = true;
     all.max_visits = 1 << 20;
@@ -396,6 +422,7 @@ TEST(FleetIndexCrashTest, AKilledWriterLeavesTheIndexesEqualToTheStates) {
           if (IsUnfinishedState(task.state())) {
             expected_unfinished.push_back(task.task_id());
           }
+          if (IsOwedTask(task)) expected_owed.push_back(task.task_id());
           const auto ack = acknowledged.find(task.task_id());
           if (ack != acknowledged.end()) {
             EXPECT_GE(static_cast<int>(task.state()), ack->second)
@@ -409,6 +436,11 @@ TEST(FleetIndexCrashTest, AKilledWriterLeavesTheIndexesEqualToTheStates) {
     unfinished.max_visits = 1 << 20;
     EXPECT_THAT(ScanIds(*store, unfinished),
                 ElementsAreArray(expected_unfinished));
+    TaskScan owed;
+    owed.index = ScanIndex::kOwed;
+    owed.oldest_first = true;
+    owed.max_visits = 1 << 20;
+    EXPECT_THAT(ScanIds(*store, owed), ElementsAreArray(expected_owed));
     for (const auto& [task_id, state] : acknowledged) {
       EXPECT_TRUE(store->GetTask(task_id).ok()) << task_id;
     }

@@ -1,10 +1,13 @@
-// The retention index of the RocksDB store: a store of format version 2 gets
-// the index when opened. What ListDueTasks lists is a contract of every
-// store (tests/store/conformance_test.cc).
+// The retention and owed indexes of the RocksDB store: a store of format
+// version 2 gets both when opened, one of version 3 the owed index. What
+// ListDueTasks and the owed scan list is a contract of every store
+// (tests/store/conformance_test.cc).
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -56,6 +59,28 @@ int64_t At(int seconds) {
   return absl::ToUnixMicros(kStart + absl::Seconds(seconds));
 }
 
+// Makes `store` look as a build of format `version` left it: deletes every
+// entry of `kind` and writes the version. Returns how many entries it
+// deleted.
+int Downgrade(RocksDbTaskStore& store, IndexKind kind,
+              absl::string_view version) {
+  std::vector<RawMutation> older;
+  EXPECT_TRUE(store
+                  .ScanRaw(ColumnFamily::kIndexes,
+                           std::string(1, static_cast<char>(kind)),
+                           [&](absl::string_view key, absl::string_view) {
+                             older.push_back({ColumnFamily::kIndexes,
+                                              std::string(key), absl::nullopt});
+                             return true;
+                           })
+                  .ok());
+  const int deleted = static_cast<int>(older.size());
+  older.push_back({ColumnFamily::kMeta, std::string(kFormatVersionKey),
+                   std::string(version)});
+  EXPECT_TRUE(store.WriteRaw(older).ok());
+  return deleted;
+}
+
 TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
   testing::TempDir dir("retention-index");
   const std::string path = dir.File("db");
@@ -70,21 +95,9 @@ TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
       Put(*store, ids, i, 200, v1::TASK_STATE_SUBMITTED);
     }
     // What an older build wrote: no retention entries, format version 2.
-    const std::string kind(1, static_cast<char>(IndexKind::kRetention));
-    std::vector<RawMutation> version2;
-    ASSERT_TRUE(store
-                    ->ScanRaw(ColumnFamily::kIndexes, kind,
-                              [&](absl::string_view key, absl::string_view) {
-                                version2.push_back({ColumnFamily::kIndexes,
-                                                    std::string(key),
-                                                    absl::nullopt});
-                                return true;
-                              })
-                    .ok());
-    ASSERT_EQ(version2.size(), 60u);
-    version2.push_back({ColumnFamily::kMeta, std::string(kFormatVersionKey),
-                        std::string(kFormatVersionWithoutRetentionIndex)});
-    ASSERT_TRUE(store->WriteRaw(version2).ok());
+    EXPECT_EQ(Downgrade(*store, IndexKind::kRetention,
+                        kFormatVersionWithoutRetentionIndex),
+              60);
     EXPECT_FALSE(store->VerifyIndexes().ok());
     EXPECT_THAT(*store->ListDueTasks(At(1000), At(1000), 100), IsEmpty());
   }
@@ -96,6 +109,51 @@ TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
   EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
   EXPECT_EQ(*store->ListDueTasks(At(1000), 0, 100), finished);
   EXPECT_EQ(store->ListDueTasks(0, At(1000), 100)->size(), 30u);
+}
+
+TEST(OwedIndexTest, AVersion3StoreGetsTheOwedIndexWhenOpened) {
+  testing::TempDir dir("owed-index");
+  const std::string path = dir.File("db");
+  std::vector<std::string> owed;
+  {
+    std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      v1::Task task;
+      task.set_task_id(absl::StrCat("T", 100 + i));
+      task.set_model("veo-3");
+      task.set_state(i % 2 == 0 ? v1::TASK_STATE_FAILED
+                                : v1::TASK_STATE_SUCCEEDED);
+      task.set_charge_units(10);
+      task.set_refunded(i % 3 == 0);
+      TaskWrite write;
+      write.task = &task;
+      ASSERT_TRUE(store->Write(write).ok());
+      if (IsOwedTask(task)) owed.push_back(task.task_id());
+    }
+    ASSERT_EQ(owed.size(), 6u);
+    EXPECT_EQ(
+        Downgrade(*store, IndexKind::kOwed, kFormatVersionWithoutOwedIndex), 6);
+    EXPECT_FALSE(store->VerifyIndexes().ok());
+  }
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetRaw(ColumnFamily::kMeta, kFormatVersionKey)
+                ->value_or("<absent>"),
+            kFormatVersion);
+  EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
+  std::vector<std::string> scanned;
+  TaskScan scan;
+  scan.index = ScanIndex::kOwed;
+  scan.oldest_first = true;
+  ASSERT_TRUE(store
+                  ->Scan(scan,
+                         [&](const v1::Task& task) {
+                           scanned.push_back(task.task_id());
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(scanned, owed);
 }
 
 }  // namespace
