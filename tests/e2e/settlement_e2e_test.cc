@@ -363,8 +363,9 @@ TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
   other.set_model("sora-2");
   other.set_charge_units(99);
   other.mutable_params()->set_prompt("someone else's");
-  v1::SubmitTaskResponse ignored;
-  ASSERT_TRUE(stub_->SubmitTask(DeadlineContext().get(), other, &ignored).ok());
+  v1::SubmitTaskResponse other_task;
+  ASSERT_TRUE(
+      stub_->SubmitTask(DeadlineContext().get(), other, &other_task).ok());
 
   const CommandResult text =
       server_.RunCli({"charges", "--account", "acct-7", "--since", "1h"});
@@ -373,7 +374,7 @@ TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
   EXPECT_THAT(text.out, HasSubstr(refunded));
   EXPECT_THAT(text.out, HasSubstr("late: provider completed"));
   EXPECT_THAT(text.out, HasSubstr("gateway"));
-  EXPECT_THAT(text.out, Not(HasSubstr("99")));
+  EXPECT_THAT(text.out, Not(HasSubstr(other_task.task().task_id())));
   EXPECT_THAT(text.out, HasSubstr("2 tasks · charged 60 · adjusted +8 · "
                                   "refunded 20 · net 48\n"));
 
