@@ -53,21 +53,19 @@ struct EdgeOptions {
 using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTask<
     v1::TaskTracker::WithRawCallbackMethod_SubmitTask<v1::TaskTracker::WithRawCallbackMethod_RecordEvent<
         v1::TaskTracker::WithRawCallbackMethod_GetTask<v1::TaskTracker::WithRawCallbackMethod_ListTasks<
-            v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<
-                v1::TaskTracker::WithRawCallbackMethod_WatchTask<v1::TaskTracker::WithRawCallbackMethod_AddNote<
-                    v1::TaskTracker::WithRawCallbackMethod_ListModels<
-                        v1::TaskTracker::WithRawCallbackMethod_GetStats<
-                            v1::TaskTracker::WithRawCallbackMethod_ListAudit<
-                                v1::TaskTracker::WithRawCallbackMethod_BatchGetTasks<
-                                    v1::TaskTracker::WithRawCallbackMethod_ClassifyFailure<
-                                        v1::TaskTracker::WithRawCallbackMethod_CreateBackup<
-                                            v1::TaskTracker::WithRawCallbackMethod_ListBackups<
+            v1::TaskTracker::WithRawCallbackMethod_GetQueueStatus<v1::TaskTracker::WithRawCallbackMethod_WatchTask<
+                v1::TaskTracker::WithRawCallbackMethod_AddNote<v1::TaskTracker::WithRawCallbackMethod_ListModels<
+                    v1::TaskTracker::WithRawCallbackMethod_GetStats<
+                        v1::TaskTracker::WithRawCallbackMethod_ListAudit<
+                            v1::TaskTracker::WithRawCallbackMethod_BatchGetTasks<
+                                v1::TaskTracker::WithRawCallbackMethod_ClassifyFailure<
+                                    v1::TaskTracker::WithRawCallbackMethod_CreateBackup<
+                                        v1::TaskTracker::WithRawCallbackMethod_ListBackups<
+                                            v1::TaskTracker::WithRawCallbackMethod_PurgeTask<
                                                 v1::TaskTracker::
-                                                    WithRawCallbackMethod_PurgeTask<
+                                                    WithRawCallbackMethod_ExportTasks<
                                                         v1::TaskTracker::
-                                                            WithRawCallbackMethod_ExportTasks<
-                                                                v1::TaskTracker::
-                                                                    Service>>>>>>>>>>>>>>>>>;
+                                                            Service>>>>>>>>>>>>>>>>>;
 
 // Every handler receives the request's bytes and parses them itself, after
 // the call is admitted (authenticated, authorized, under the in-flight cap):
