@@ -40,6 +40,9 @@ enum class Rpc {
   kPurgeTask,
 };
 
+// The number of Rpc values (kPurgeTask is the last).
+inline constexpr int kRpcCount = static_cast<int>(Rpc::kPurgeTask) + 1;
+
 absl::string_view RoleName(Role role);
 absl::string_view RpcName(Rpc rpc);
 

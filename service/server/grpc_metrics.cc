@@ -32,7 +32,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
       : metrics_(metrics),
         series_(series),
         start_(std::chrono::steady_clock::now()) {
-    series_->started->Increment();
+    GrpcMetrics::CountStarted(series_);
   }
 
   ~MetricsInterceptor() override {
@@ -52,8 +52,8 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
  private:
   void Handled(int code) {
     handled_ = true;
-    metrics_->CountHandled(series_, code);
-    series_->handling->Observe(
+    metrics_->CountHandled(
+        series_, code,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
             .count());
   }
@@ -73,8 +73,10 @@ class MetricsInterceptorFactory final
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
     const char* method = info->method();
-    return new MetricsInterceptor(
-        metrics_, metrics_->Find(method == nullptr ? "" : method));
+    GrpcMetrics::MethodSeries* series =
+        metrics_->Find(method == nullptr ? "" : method);
+    if (series->counted_by_handler) return nullptr;
+    return new MetricsInterceptor(metrics_, series);
   }
 
  private:
@@ -169,8 +171,20 @@ GrpcMetrics::MethodSeries* GrpcMetrics::Find(absl::string_view path) {
   return found == by_path_.end() ? unknown_ : found->second;
 }
 
-void GrpcMetrics::CountHandled(MethodSeries* series, int code) {
+GrpcMetrics::MethodSeries* GrpcMetrics::CountInHandler(absl::string_view path) {
+  auto found = by_path_.find(path);
+  if (found == by_path_.end()) return nullptr;
+  found->second->counted_by_handler = true;
+  return found->second;
+}
+
+void GrpcMetrics::CountStarted(MethodSeries* series) {
+  series->started->Increment();
+}
+
+void GrpcMetrics::CountHandled(MethodSeries* series, int code, double seconds) {
   HandledCounter(series, code)->Increment();
+  series->handling->Observe(seconds);
 }
 
 prometheus::Counter* GrpcMetrics::HandledCounter(MethodSeries* series,

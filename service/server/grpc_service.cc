@@ -414,12 +414,54 @@ class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
+class UnaryCall final : public grpc::ServerUnaryReactor {
+ public:
+  // `metrics` and `series` are both set or both nullptr (not counted).
+  UnaryCall(GrpcMetrics* metrics, GrpcMetrics::MethodSeries* series)
+      : metrics_(metrics), series_(series) {
+    if (series_ != nullptr) {
+      start_ = std::chrono::steady_clock::now();
+      GrpcMetrics::CountStarted(series_);
+    }
+  }
+
+  void Finish(grpc::Status status) {
+    if (series_ != nullptr) {
+      metrics_->CountHandled(series_, status.error_code(),
+                             std::chrono::duration<double>(
+                                 std::chrono::steady_clock::now() - start_)
+                                 .count());
+    }
+    grpc::ServerUnaryReactor::Finish(std::move(status));
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  GrpcMetrics* const metrics_;
+  GrpcMetrics::MethodSeries* const series_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
                                        WorkPool* writes, EdgeOptions options)
     : tracker_(tracker),
       hub_(hub),
       writes_(writes),
-      options_(std::move(options)) {}
+      options_(std::move(options)) {
+  if (options_.metrics == nullptr) return;
+  for (int i = 0; i < kRpcCount; ++i) {
+    const Rpc rpc = static_cast<Rpc>(i);
+    if (rpc == Rpc::kWatchTask || rpc == Rpc::kExportTasks) continue;
+    counted_[i] = options_.metrics->CountInHandler(absl::StrCat(
+        "/", v1::TaskTracker::service_full_name(), "/", RpcName(rpc)));
+  }
+}
+
+UnaryCall* TaskTrackerService::NewUnaryCall(Rpc rpc) {
+  GrpcMetrics::MethodSeries* series = counted_[static_cast<int>(rpc)];
+  return new UnaryCall(series == nullptr ? nullptr : options_.metrics, series);
+}
 
 absl::StatusOr<Caller> TaskTrackerService::Admit(
     grpc::CallbackServerContext* context, Rpc rpc) {
@@ -457,8 +499,7 @@ absl::StatusOr<Caller> TaskTrackerService::Admit(
 }
 
 absl::optional<Caller> TaskTrackerService::AdmitOrFinish(
-    grpc::CallbackServerContext* context, Rpc rpc,
-    grpc::ServerUnaryReactor* reactor) {
+    grpc::CallbackServerContext* context, Rpc rpc, UnaryCall* reactor) {
   absl::StatusOr<Caller> caller = Admit(context, rpc);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
@@ -497,7 +538,7 @@ void TaskTrackerService::AuditReadTasks(
 template <typename Work>
 grpc::ServerUnaryReactor* TaskTrackerService::Serve(
     grpc::CallbackServerContext* context, Rpc rpc, Work work) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall* reactor = NewUnaryCall(rpc);
   absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
   if (!caller.has_value()) return reactor;
   const grpc::Status status = work(*caller);
@@ -522,7 +563,7 @@ template <typename Request, typename Response, typename Start>
 grpc::ServerUnaryReactor* TaskTrackerService::ServeWrite(
     grpc::CallbackServerContext* context, Rpc rpc,
     const grpc::ByteBuffer* bytes, grpc::ByteBuffer* response, Start start) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall* reactor = NewUnaryCall(rpc);
   absl::optional<Caller> caller = AdmitOrFinish(context, rpc, reactor);
   if (!caller.has_value()) return reactor;
   // Shared by `start` and `done`: the request outlives whichever ends last.
@@ -727,7 +768,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ClassifyFailure(
 grpc::ServerUnaryReactor* TaskTrackerService::CreateBackup(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall* reactor = NewUnaryCall(Rpc::kCreateBackup);
   if (!AdmitOrFinish(context, Rpc::kCreateBackup, reactor).has_value()) {
     return reactor;
   }
@@ -760,7 +801,7 @@ grpc::ServerUnaryReactor* TaskTrackerService::ListBackups(
 grpc::ServerUnaryReactor* TaskTrackerService::PurgeTask(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  UnaryCall* reactor = NewUnaryCall(Rpc::kPurgeTask);
   absl::optional<Caller> caller =
       AdmitOrFinish(context, Rpc::kPurgeTask, reactor);
   if (!caller.has_value()) return reactor;

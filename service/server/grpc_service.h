@@ -11,6 +11,7 @@
 #ifndef TASKTRAIL_SERVICE_SERVER_GRPC_SERVICE_H_
 #define TASKTRAIL_SERVICE_SERVER_GRPC_SERVICE_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "absl/types/span.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "service/server/access.h"
+#include "service/server/grpc_metrics.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/tracker.h"
@@ -46,7 +48,19 @@ struct EdgeOptions {
   // connection has acknowledged the server's settings; this check also
   // covers a client that never does.
   size_t max_metadata_bytes = 8 * 1024;
+
+  // When set, the service's unary methods are counted into these metrics by
+  // their handlers (GrpcMetrics::CountInHandler), and the streaming ones are
+  // left to its interceptor. REQUIRES: outlives the service.
+  GrpcMetrics* metrics = nullptr;
 };
+
+// The reactor of one unary call: it deletes itself when the call is done
+// and, when its method is counted by its handler, counts the call started
+// when it is made and handled, with its status and handling time, when it is
+// finished. Its Finish hides ServerUnaryReactor's: finishing a call through
+// a UnaryCall pointer always counts it. Finish is called once per call.
+class UnaryCall;
 
 // The TaskTracker service with every method raw (ByteBuffer in and out). On
 // the wire these are the same methods with the same messages.
@@ -145,8 +159,10 @@ class TaskTrackerService final : public RawTaskTrackerService {
 
   // Admit(), finishing `reactor` with the refusal when the call is refused.
   absl::optional<Caller> AdmitOrFinish(grpc::CallbackServerContext* context,
-                                       Rpc rpc,
-                                       grpc::ServerUnaryReactor* reactor);
+                                       Rpc rpc, UnaryCall* reactor);
+
+  // The reactor of a new call of the unary method `rpc`.
+  UnaryCall* NewUnaryCall(Rpc rpc);
 
   // True when what `caller` is answered is audited: access control is on
   // and the role is not backend (the gateway's own reads are its business).
@@ -194,6 +210,9 @@ class TaskTrackerService final : public RawTaskTrackerService {
   EventHub* const hub_;
   WorkPool* const writes_;
   const EdgeOptions options_;
+  // The series of each unary method its handler counts; nullptr for every
+  // method without options_.metrics, and for the streaming ones.
+  std::array<GrpcMetrics::MethodSeries*, kRpcCount> counted_{};
   std::atomic<int> in_flight_{0};
 };
 

@@ -530,9 +530,20 @@ int Run(DaemonFlags flags) {
   // thread feeds them; nullptr without --metrics-listen.
   std::shared_ptr<prometheus::Registry> registry;
   std::shared_ptr<StoreMetrics> store_metrics;
+  // Outlives the service, which counts its unary calls into it, and the
+  // server, whose interceptors count the other calls.
+  std::unique_ptr<GrpcMetrics> grpc_metrics;
   if (!flags.metrics_listen.empty()) {
     registry = std::make_shared<prometheus::Registry>();
     store_metrics = std::make_shared<StoreMetrics>(*registry);
+    absl::StatusOr<std::unique_ptr<GrpcMetrics>> created = GrpcMetrics::Create(
+        *registry, {kServiceName, kHealthServiceName, kReflectionServiceName});
+    if (!created.ok()) {
+      Log(LogLevel::kError, created.status().message());
+      return 1;
+    }
+    grpc_metrics = *std::move(created);
+    flags.edge.metrics = grpc_metrics.get();
   }
 
   store::StoreOptions store_options;
@@ -656,17 +667,9 @@ int Run(DaemonFlags flags) {
   // Declared after everything its collectors read, so that it stops
   // serving scrapes before they go away.
   std::unique_ptr<prometheus::Exposer> exposer;
-  std::unique_ptr<GrpcMetrics> grpc_metrics;
   std::shared_ptr<UnfinishedCollector> unfinished_collector;
   std::shared_ptr<ProcessCollector> process_collector;
   if (registry != nullptr) {
-    absl::StatusOr<std::unique_ptr<GrpcMetrics>> created = GrpcMetrics::Create(
-        *registry, {kServiceName, kHealthServiceName, kReflectionServiceName});
-    if (!created.ok()) {
-      Log(LogLevel::kError, created.status().message());
-      return 1;
-    }
-    grpc_metrics = *std::move(created);
     // The store gauges are RocksDB properties; on PostgreSQL they are left
     // out (the database has its own statistics views).
     store_metrics->SetStore(rocksdb_store.get());
