@@ -18,6 +18,8 @@ build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
 build/bench/dedup_bench --benchmark_min_time=0.01 >/dev/null
 build/bench/fleet_bench 2000 100 2 >/dev/null
 bash bench/run.sh --smoke
+# The PostgreSQL comparison, one short round (its throwaway cluster included).
+PG_ROUNDS=1 DURATION=1 PRELOAD=50 CONCURRENCY=8 bash bench/postgres.sh >/dev/null
 echo "benchmark smoke run: ok"
 
 # Fuzz targets, 10 s each with a fixed seed (longer: bash scripts/fuzz.sh 600).
