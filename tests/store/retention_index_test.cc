@@ -82,6 +82,25 @@ int Downgrade(RocksDbTaskStore& store, IndexKind kind,
   return deleted;
 }
 
+// The ids of the tasks in `index` (for kRoute, those of route `value`),
+// oldest first.
+std::vector<std::string> Scanned(const RocksDbTaskStore& store, ScanIndex index,
+                                 absl::string_view value = "") {
+  std::vector<std::string> scanned;
+  TaskScan scan;
+  scan.index = index;
+  scan.value = std::string(value);
+  scan.oldest_first = true;
+  EXPECT_TRUE(store
+                  .Scan(scan,
+                        [&](const v1::Task& task) {
+                          scanned.push_back(task.task_id());
+                          return true;
+                        })
+                  .ok());
+  return scanned;
+}
+
 TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
   testing::TempDir dir("retention-index");
   const std::string path = dir.File("db");
@@ -143,36 +162,7 @@ TEST(OwedIndexTest, AVersion3StoreGetsTheOwedIndexWhenOpened) {
                 ->value_or("<absent>"),
             kFormatVersion);
   EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
-  std::vector<std::string> scanned;
-  TaskScan scan;
-  scan.index = ScanIndex::kOwed;
-  scan.oldest_first = true;
-  ASSERT_TRUE(store
-                  ->Scan(scan,
-                         [&](const v1::Task& task) {
-                           scanned.push_back(task.task_id());
-                           return true;
-                         })
-                  .ok());
-  EXPECT_EQ(scanned, owed);
-}
-
-// The tasks of a route, as the route index lists them, oldest first.
-std::vector<std::string> OnRoute(const RocksDbTaskStore& store,
-                                 absl::string_view route) {
-  std::vector<std::string> scanned;
-  TaskScan scan;
-  scan.index = ScanIndex::kRoute;
-  scan.value = std::string(route);
-  scan.oldest_first = true;
-  EXPECT_TRUE(store
-                  .Scan(scan,
-                        [&](const v1::Task& task) {
-                          scanned.push_back(task.task_id());
-                          return true;
-                        })
-                  .ok());
-  return scanned;
+  EXPECT_EQ(Scanned(*store, ScanIndex::kOwed), owed);
 }
 
 TEST(RouteIndexTest, AVersion4StoreGetsTheRouteIndexWhenOpened) {
@@ -200,7 +190,7 @@ TEST(RouteIndexTest, AVersion4StoreGetsTheRouteIndexWhenOpened) {
         Downgrade(*store, IndexKind::kRoute, kFormatVersionWithoutRouteIndex),
         15);
     EXPECT_FALSE(store->VerifyIndexes().ok());
-    EXPECT_THAT(OnRoute(*store, "key-a"), IsEmpty());
+    EXPECT_THAT(Scanned(*store, ScanIndex::kRoute, "key-a"), IsEmpty());
   }
   std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
   ASSERT_NE(store, nullptr);
@@ -208,8 +198,8 @@ TEST(RouteIndexTest, AVersion4StoreGetsTheRouteIndexWhenOpened) {
                 ->value_or("<absent>"),
             kFormatVersion);
   EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
-  EXPECT_EQ(OnRoute(*store, "key-a"), on_key_a);
-  EXPECT_EQ(OnRoute(*store, "key-b").size(), 5u);
+  EXPECT_EQ(Scanned(*store, ScanIndex::kRoute, "key-a"), on_key_a);
+  EXPECT_EQ(Scanned(*store, ScanIndex::kRoute, "key-b").size(), 5u);
 }
 
 }  // namespace
