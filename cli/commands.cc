@@ -458,6 +458,7 @@ int RunList(const GlobalOptions& global, const ListArgs& args) {
   request.set_model(args.model);
   request.set_upstream_task_id(args.upstream_id);
   request.set_request_id(args.request_id);
+  request.set_route(args.route);
   request.set_unfinished(args.unfinished);
   request.set_oldest_first(args.oldest_first);
   request.set_page_token(args.page_token);
@@ -702,6 +703,9 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   request.mutable_window()->set_seconds(nanos / 1000000000);
   request.mutable_window()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
   request.set_model(args.model);
+  request.set_group_by(args.by == "route"   ? v1::STATS_GROUP_BY_ROUTE
+                       : args.by == "group" ? v1::STATS_GROUP_BY_GROUP
+                                            : v1::STATS_GROUP_BY_MODEL);
   v1::Stats response;
   grpc::Status status = client.Call(&Stub::GetStats, request, &response);
   if (!status.ok()) return client.Fail(status);

@@ -58,6 +58,7 @@ struct ListArgs {
   std::string model;
   std::string upstream_id;
   std::string request_id;
+  std::string route;  // Only tasks on this upstream route.
   int32_t limit = 0;  // 0: the server's default page size.
   std::string page_token;
   // Creation time range [since, until): RFC 3339 times with an offset, or
@@ -121,6 +122,7 @@ struct NoteArgs {
 struct StatsArgs {
   std::string window = "15m";  // An absl duration such as "90s" or "1h".
   std::string model;
+  std::string by = "model";  // "model", "route" or "group": one row of each.
 };
 
 // `classify --model M [--http N] [--code C] [--message TEXT]`.

@@ -239,9 +239,10 @@ std::string FormatClassification(const tasktrail::v1::Failure& failure,
 std::string FormatBackups(const std::vector<tasktrail::v1::Backup>& backups,
                           const FormatOptions& opts);
 
-// The `stats` answer: one block per model (tasks by state, failures by
-// category and origin, rejections, the most frequent unclassified failure
-// messages, duplicates, queue waits), then incidents.
+// The `stats` answer: one block per row, a model or a route or group of a
+// model (tasks by state, failures by category and origin, rejections, the
+// most frequent unclassified failure messages, duplicates, queue waits, run
+// and end-to-end times), then incidents.
 std::string FormatStats(const tasktrail::v1::Stats& stats,
                         const FormatOptions& opts);
 

@@ -42,17 +42,52 @@ std::string StatCount(const v1::ModelStats& m, absl::string_view state) {
   return absl::StrCat(total);
 }
 
-// One row per model: totals, outcomes, duplicates and queue waits.
+// The column a row's route or group is shown in, when the rows are grouped
+// so; empty for rows by model.
+std::string ScopeColumn(const v1::Stats& stats) {
+  for (const v1::ModelStats& m : stats.models()) {
+    if (!m.route().empty()) return "ROUTE";
+    if (!m.group().empty()) return "GROUP";
+  }
+  return "";
+}
+
+// "MODEL", "MODEL route R" or "MODEL group G": what a row counts.
+std::string RowName(const v1::ModelStats& m) {
+  if (!m.route().empty()) return absl::StrCat(m.model(), " route ", m.route());
+  if (!m.group().empty()) return absl::StrCat(m.model(), " group ", m.group());
+  return m.model();
+}
+
+// One row per model (or route or group of a model): totals, outcomes,
+// duplicates, queue waits, run times and end-to-end times.
 std::string StatsTable(const v1::Stats& stats) {
   if (stats.models_size() == 0) return "no tasks in the window\n";
-  Table table({"MODEL", "SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED",
-               "DUP BLOCKED", "WAIT P50", "WAIT P90"});
+  const std::string scope = ScopeColumn(stats);
+  std::vector<std::string> header = {"MODEL"};
+  if (!scope.empty()) header.push_back(scope);
+  for (const char* column :
+       {"SUBMITTED", "SUCCEEDED", "FAILED", "CANCELED", "DUP BLOCKED",
+        "WAIT P50", "WAIT P90", "RUN P50", "RUN P90", "E2E P50", "E2E P90"}) {
+    header.push_back(column);
+  }
+  Table table(header);
+  const auto span = [](const google::protobuf::Duration& d) {
+    return FormatSpan(ToAbslDuration(d));
+  };
   for (const v1::ModelStats& m : stats.models()) {
-    table.Add({m.model(), StatCount(m, "SUBMITTED"), StatCount(m, "SUCCEEDED"),
-               StatCount(m, "FAILED"), StatCount(m, "CANCELED"),
-               absl::StrCat(m.duplicates_blocked()),
-               FormatSpan(ToAbslDuration(m.queue_wait_p50())),
-               FormatSpan(ToAbslDuration(m.queue_wait_p90()))});
+    std::vector<std::string> row = {m.model()};
+    if (!scope.empty()) row.push_back(scope == "ROUTE" ? m.route() : m.group());
+    for (std::string cell :
+         {StatCount(m, "SUBMITTED"), StatCount(m, "SUCCEEDED"),
+          StatCount(m, "FAILED"), StatCount(m, "CANCELED"),
+          absl::StrCat(m.duplicates_blocked()), span(m.queue_wait_p50()),
+          span(m.queue_wait_p90()), span(m.run_time_p50()),
+          span(m.run_time_p90()), span(m.end_to_end_p50()),
+          span(m.end_to_end_p90())}) {
+      row.push_back(std::move(cell));
+    }
+    table.Add(row);
   }
   return table.Render();
 }
@@ -78,7 +113,7 @@ std::string StatsBreakdown(const v1::Stats& stats) {
                         "\n");
       }
     }
-    if (!block.empty()) absl::StrAppend(&out, "\n", m.model(), "\n", block);
+    if (!block.empty()) absl::StrAppend(&out, "\n", RowName(m), "\n", block);
   }
   return out;
 }

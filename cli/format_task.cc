@@ -48,6 +48,7 @@ std::string SubmittedSummary(const v1::SubmittedDetail& d) {
 std::string QueuedSummary(const v1::QueuedDetail& d) {
   std::vector<std::string> parts;
   AddPart(&parts, "upstream id", d.upstream_task_id());
+  AddPart(&parts, "route", d.route());
   if (d.queue_position() > 0) {
     parts.push_back(absl::StrCat("position ", d.queue_position()));
   }
@@ -199,6 +200,7 @@ void AddNotes(const Task& t, const FormatOptions& opts, std::string* out) {
 void AddUpstream(const Task& t, const FormatOptions& opts, std::string* out) {
   std::vector<std::string> parts;
   AddPart(&parts, "id", t.upstream_task_id());
+  AddPart(&parts, "route", t.route());
   AddPart(&parts, "status", t.upstream_status());
   if (t.queue_position() > 0) {
     parts.push_back(absl::StrCat("position ", t.queue_position()));

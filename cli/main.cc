@@ -72,6 +72,9 @@ CLI::App* AddList(CLI::App& app, ListArgs* a) {
   cmd->add_option("--model", a->model, "only this model");
   cmd->add_option("--upstream-id", a->upstream_id, "only this upstream id");
   cmd->add_option("--request-id", a->request_id, "only this request_id");
+  cmd->add_option("--route", a->route,
+                  "only tasks on this upstream route (channel, key alias or "
+                  "region the gateway named when it queued them)");
   cmd->add_option("--limit", a->limit, "at most N tasks")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--page-token", a->page_token, "continue a previous listing");
@@ -162,6 +165,11 @@ CLI::App* AddStats(CLI::App& app, StatsArgs* a) {
   cmd->add_option("--window", a->window, "how far back, such as 15m or 2h")
       ->capture_default_str();
   cmd->add_option("--model", a->model, "only this model");
+  cmd->add_option("--by", a->by,
+                  "one row per model, per upstream route of a model (is it "
+                  "the provider or one route?), or per group of a model")
+      ->check(CLI::IsMember({"model", "route", "group"}))
+      ->capture_default_str();
   return cmd;
 }
 

@@ -51,6 +51,9 @@ enum class IndexKind : uint8_t {
   // Empty value; an entry for each task whose charge is owed back
   // (IsOwedTask in task_store.h).
   kOwed = 10,
+  // Task.route: the upstream route (channel, key alias or region) of the
+  // task's latest queued event; tasks without one are in no entry.
+  kRoute = 11,
 };
 
 // The two halves of the retention index (IndexKind::kRetention); on-disk
@@ -75,13 +78,15 @@ std::string PairIndexValue(absl::string_view first, absl::string_view second);
 
 // The store's on-disk format version, kept under kFormatVersionKey in kMeta.
 // Version 1 lacks the kUnfinished, kAccountState and kModelState entries,
-// version 2 the kRetention ones and version 3 the kOwed ones; opening any of
-// them adds what it lacks (RocksDbTaskStore::Open).
+// version 2 the kRetention ones, version 3 the kOwed ones and version 4 the
+// kRoute ones; opening any of them adds what it lacks
+// (RocksDbTaskStore::Open).
 inline constexpr absl::string_view kFormatVersionKey = "format_version";
-inline constexpr absl::string_view kFormatVersion = "4";
+inline constexpr absl::string_view kFormatVersion = "5";
 inline constexpr absl::string_view kFormatVersionWithoutFleetIndexes = "1";
 inline constexpr absl::string_view kFormatVersionWithoutRetentionIndex = "2";
 inline constexpr absl::string_view kFormatVersionWithoutOwedIndex = "3";
+inline constexpr absl::string_view kFormatVersionWithoutRouteIndex = "4";
 
 // Appends `value` as 8 big-endian bytes.
 void AppendBigEndian64(uint64_t value, std::string* out);

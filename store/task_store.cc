@@ -21,6 +21,35 @@ bool IsOwedTask(const v1::Task& task) {
          task.charge_units() + task.adjusted_units() > 0;
 }
 
+std::vector<TaskSampleKey> TaskSampleKeys(const v1::Task& task) {
+  const auto micros = [](const google::protobuf::Timestamp& time) {
+    return time.seconds() * 1000000 + time.nanos() / 1000;
+  };
+  std::vector<std::pair<StatsScope, const std::string*>> rows = {
+      {StatsScope::kModel, nullptr}};
+  if (!task.route().empty())
+    rows.emplace_back(StatsScope::kRoute, &task.route());
+  if (!task.group().empty())
+    rows.emplace_back(StatsScope::kGroup, &task.group());
+  std::vector<TaskSampleKey> keys;
+  for (const auto& [scope, value] : rows) {
+    const absl::string_view scope_value =
+        value == nullptr ? absl::string_view() : absl::string_view(*value);
+    if (task.has_queue_exit_time()) {
+      keys.push_back({SampleSeries(SampleKind::kQueueWait, task.model(), scope,
+                                   scope_value),
+                      micros(task.queue_exit_time())});
+    }
+    if (task.has_finish_time()) {
+      for (SampleKind kind : {SampleKind::kRunTime, SampleKind::kEndToEnd}) {
+        keys.push_back({SampleSeries(kind, task.model(), scope, scope_value),
+                        micros(task.finish_time())});
+      }
+    }
+  }
+  return keys;
+}
+
 PreparedWrite::PreparedWrite(std::unique_ptr<Body> body, std::string what)
     : body_(std::move(body)), what_(std::move(what)) {}
 PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;

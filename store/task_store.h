@@ -91,6 +91,18 @@ struct RawMutation {
                               CounterKind kind, absl::string_view detail = "") {
     return Add(CounterKey(unix_minute, model, CounterName(kind, detail)), 1);
   }
+  // Counts one in the counter of `kind` (and `detail`) of the row of the
+  // route or group `value` (`scope`) of `model` in `unix_minute`; kModel
+  // counts in the model's own row, as CountOne.
+  static RawMutation CountOneIn(StatsScope scope, absl::string_view value,
+                                int64_t unix_minute, absl::string_view model,
+                                CounterKind kind,
+                                absl::string_view detail = "") {
+    return Add(
+        CounterKey(unix_minute, model,
+                   ScopedCounterName(scope, value, CounterName(kind, detail))),
+        1);
+  }
   // Binds a dedup key (RequestIdDedupKey, ContentDedupKey) to `record`.
   // `replaces_task_id`: see dedup_replaces_task_id.
   static RawMutation PutDedup(std::string key, const DedupRecord& record,
@@ -99,7 +111,8 @@ struct RawMutation {
                        EncodeDedupRecord(record), false,
                        std::string(replaces_task_id)};
   }
-  // Records, or drops, one queue-wait sample of `model`.
+  // Records, or drops, one duration sample of a series (SampleSeries; a
+  // model's queue waits are the series named by the model).
   static RawMutation PutQueueSample(absl::string_view model,
                                     int64_t exit_unix_micros,
                                     absl::string_view task_id,
@@ -117,12 +130,27 @@ struct RawMutation {
   }
 };
 
-// One stored queue-wait sample of a model (see ScanQueueSamples).
+// One stored duration sample of a series (see ScanQueueSamples): for a
+// queue wait, when the task left the queue; for a run or end-to-end time,
+// when it finished.
 struct QueueSample {
   int64_t exit_unix_micros = 0;
   std::string task_id;
   int64_t wait_micros = 0;
 };
+
+// Where one duration sample of a task is kept: its series (SampleSeries)
+// and time.
+struct TaskSampleKey {
+  std::string series;
+  int64_t unix_micros = 0;
+};
+
+// Every duration sample the service may have kept of `task`: its queue wait
+// under its queue_exit_time, its run time and end-to-end time under its
+// finish_time, each in the series of its model and, when it has them, of its
+// route and of its group. PreparePurge deletes them all.
+std::vector<TaskSampleKey> TaskSampleKeys(const v1::Task& task);
 
 // One atomic change of one task. The store derives the index entries from the
 // difference between `previous` and `task`.
@@ -181,6 +209,7 @@ enum class ScanIndex {
   kAccountState,  // tasks of one account (`value`) in one `state`
   kModelState,    // tasks of one model (`value`) in one `state`
   kOwed,          // tasks whose charge is owed back (IsOwedTask)
+  kRoute,         // tasks whose route (Task.route) is `value`
 };
 
 // True for the states whose tasks the kUnfinished index holds: SUBMITTED,
@@ -206,9 +235,9 @@ bool IsOwedTask(const v1::Task& task);
 // first unless `oldest_first`.
 struct TaskScan {
   ScanIndex index = ScanIndex::kAll;
-  // The indexed value: the account, model, upstream id or request id (for
-  // kAccountState and kModelState, the account or the model). Unused for
-  // kAll, kState, kUnfinished and kOwed.
+  // The indexed value: the account, model, upstream id, request id or route
+  // (for kAccountState and kModelState, the account or the model). Unused
+  // for kAll, kState, kUnfinished and kOwed.
   std::string value;
   // The state, for kState, kAccountState and kModelState.
   v1::TaskState state = v1::TASK_STATE_UNSPECIFIED;
@@ -333,7 +362,8 @@ class TaskStore {
       const std::function<void(const ParsedCounterKey& counter, int64_t value)>&
           visit) const = 0;
 
-  // Visits the stored queue-wait samples of `model`, oldest exit first.
+  // Visits the stored samples of the series `model` (a model's queue waits,
+  // or any SampleSeries), oldest first.
   virtual absl::Status ScanQueueSamples(
       absl::string_view model,
       const std::function<void(QueueSample sample)>& visit) const = 0;
@@ -387,7 +417,8 @@ class TaskStore {
 
   // Builds, for Commit, the one atomic write that deletes everything stored
   // of the task: its snapshot (with its notes), every timeline entry, every
-  // index entry, its event-id records, its audit log, its queue-wait sample,
+  // index entry, its event-id records, its audit log, its duration samples
+  // (TaskSampleKeys),
   // and its request_id dedup record plus those of `dedup_keys`
   // (ContentDedupKey, which the store cannot derive) when they name this
   // task. A dedup key bound to another task is left alone. Once committed,

@@ -108,6 +108,7 @@ absl::StatusOr<TaskEvent> EventFromRequest(const RecordEventRequest& request) {
                               kMaxIdBytes));
       RETURN_IF_ERROR(
           CheckNonNegative("queued.queue_position", d.queue_position()));
+      RETURN_IF_ERROR(CheckId("queued.route", d.route(), kMaxIdBytes));
       event.set_type(v1::EVENT_TYPE_QUEUED);
       *event.mutable_queued() = d;
       break;
@@ -262,6 +263,9 @@ void ScrubEventText(TaskEvent* event) {
     if (ContainsSecret(*text)) *text = ScrubSecrets(*text);
   };
   switch (event->detail_case()) {
+    case TaskEvent::kQueued:
+      scrub(event->mutable_queued()->mutable_route());
+      break;
     case TaskEvent::kPolled:
       scrub(event->mutable_polled()->mutable_upstream_status());
       break;
@@ -324,6 +328,7 @@ void ApplyToSnapshot(const TaskEvent& event, Task* task) {
         task->set_upstream_task_id(event.queued().upstream_task_id());
       }
       task->set_queue_position(event.queued().queue_position());
+      task->set_route(event.queued().route());
       *task->mutable_queue_enter_time() = time;
       break;
     case v1::EVENT_TYPE_STARTED:

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/rules/incidents.h"
 #include "service/rules/queue_verdict.h"
 #include "service/rules/time_util.h"
 #include "store/records.h"
@@ -27,17 +28,15 @@ struct ModelCounts {
   std::map<std::string, int64_t> unclassified;
 };
 
-// Adds one counter to the model's counts by its name.
-void Count(absl::string_view name, int64_t value, ModelCounts* counts) {
+// Adds one counter to a row's counts.
+void Count(const store::ParsedCounterName& parsed, int64_t value,
+           ModelCounts* counts) {
   v1::ModelStats* stats = &counts->stats;
-  const absl::optional<store::ParsedCounterName> parsed =
-      store::ParseCounterName(name);
-  if (!parsed.has_value()) return;
   auto add = [value,
               &parsed](google::protobuf::Map<std::string, int64_t>* map) {
-    (*map)[parsed->detail] += value;
+    (*map)[parsed.detail] += value;
   };
-  switch (parsed->kind) {
+  switch (parsed.kind) {
     case store::CounterKind::kEnteredState:
       add(stats->mutable_tasks_by_state());
       break;
@@ -56,7 +55,7 @@ void Count(absl::string_view name, int64_t value, ModelCounts* counts) {
     case store::CounterKind::kRejected:
       break;  // the rejections are reported by reason
     case store::CounterKind::kUnclassifiedMessage:
-      counts->unclassified[parsed->detail] += value;
+      counts->unclassified[parsed.detail] += value;
       break;
     case store::CounterKind::kLateResult:
       add(stats->mutable_late_results());
@@ -64,39 +63,69 @@ void Count(absl::string_view name, int64_t value, ModelCounts* counts) {
   }
 }
 
-// A plain sentence when the model's failures look like a provider incident.
-absl::optional<std::string> IncidentHint(const v1::ModelStats& stats,
-                                         absl::Duration window) {
+// What a row's counts show to the incident rules.
+FailureEvidence EvidenceOf(const v1::ModelStats& stats) {
   const auto& states = stats.tasks_by_state();
-  const int64_t failed = Get(states, "FAILED");
-  const int64_t finished =
-      Get(states, "SUCCEEDED") + failed + Get(states, "CANCELED");
-  const int64_t provider = Get(stats.failures_by_origin(), "PROVIDER");
-  if (finished < kIncidentMinFinished || failed * 2 < finished ||
-      provider * 10 < failed * 8) {
-    return absl::nullopt;
-  }
-  // The provider-side categories, most frequent first.
-  std::vector<std::pair<int64_t, std::string>> categories;
+  FailureEvidence evidence;
+  evidence.failed = Get(states, "FAILED");
+  evidence.finished =
+      Get(states, "SUCCEEDED") + evidence.failed + Get(states, "CANCELED");
+  evidence.provider_failed = Get(stats.failures_by_origin(), "PROVIDER");
   for (const auto& [category, count] : stats.failures_by_category()) {
-    if (category == "RATE_LIMITED" || category == "TIMEOUT" ||
-        category == "UPSTREAM_UNAVAILABLE" ||
-        category == "STREAM_INTERRUPTED") {
-      categories.emplace_back(-count, category);
+    evidence.failures_by_category.emplace_back(category, count);
+  }
+  return evidence;
+}
+
+// The row of a counter: the model, and the route or group when grouped so.
+using RowKey = std::pair<std::string, std::string>;
+
+// The incident sentences of the rows, in their order.
+std::vector<std::string> Incidents(
+    v1::StatsGroupBy group_by, const std::map<RowKey, ModelCounts>& rows,
+    const std::map<std::string, ModelCounts>& model_totals,
+    absl::Duration window) {
+  std::vector<std::string> incidents;
+  if (group_by == v1::STATS_GROUP_BY_ROUTE) {
+    for (const auto& [model, totals] : model_totals) {
+      std::vector<RouteEvidence> routes;
+      for (auto it = rows.lower_bound({model, ""});
+           it != rows.end() && it->first.first == model; ++it) {
+        routes.push_back({it->first.second, EvidenceOf(it->second.stats)});
+      }
+      for (std::string& sentence : RouteIncidentSentences(
+               model, routes, EvidenceOf(totals.stats), window)) {
+        incidents.push_back(std::move(sentence));
+      }
+    }
+    return incidents;
+  }
+  for (const auto& [key, counts] : rows) {
+    const std::string label =
+        group_by == v1::STATS_GROUP_BY_GROUP
+            ? absl::StrCat("group ", key.second, " of ", key.first)
+            : key.first;
+    if (absl::optional<std::string> sentence =
+            ProviderIncidentSentence(label, EvidenceOf(counts.stats), window)) {
+      incidents.push_back(*std::move(sentence));
     }
   }
-  std::sort(categories.begin(), categories.end());
-  std::vector<std::string> names;
-  for (const auto& [negative_count, category] : categories) {
-    names.push_back(absl::StrCat(category, " ", -negative_count));
+  return incidents;
+}
+
+// The sample series of a row (store::SampleSeries).
+std::string SeriesOf(store::SampleKind kind, v1::StatsGroupBy group_by,
+                     const RowKey& key) {
+  switch (group_by) {
+    case v1::STATS_GROUP_BY_ROUTE:
+      return store::SampleSeries(kind, key.first, store::StatsScope::kRoute,
+                                 key.second);
+    case v1::STATS_GROUP_BY_GROUP:
+      return store::SampleSeries(kind, key.first, store::StatsScope::kGroup,
+                                 key.second);
+    default:
+      return store::SampleSeries(kind, key.first);
   }
-  return absl::StrCat(stats.model(), ": ", failed, " of ", finished,
-                      " finished tasks failed in the last ", HumanSpan(window),
-                      ", ",
-                      provider == failed ? std::string("all")
-                                         : absl::StrCat(provider, " of them"),
-                      " provider-side (", absl::StrJoin(names, ", "),
-                      ") — likely a provider incident, not configuration");
 }
 
 }  // namespace
@@ -126,34 +155,75 @@ void AddTopUnclassified(const std::map<std::string, int64_t>& counts,
 absl::StatusOr<v1::Stats> ComputeStats(const store::TaskStore& store,
                                        QueueWaits* waits,
                                        absl::string_view model,
+                                       v1::StatsGroupBy group_by,
                                        absl::Duration window, absl::Time now) {
+  if (group_by == v1::STATS_GROUP_BY_UNSPECIFIED) {
+    group_by = v1::STATS_GROUP_BY_MODEL;
+  }
+  const store::StatsScope scope =
+      group_by == v1::STATS_GROUP_BY_ROUTE   ? store::StatsScope::kRoute
+      : group_by == v1::STATS_GROUP_BY_GROUP ? store::StatsScope::kGroup
+                                             : store::StatsScope::kModel;
   const int64_t first_minute = absl::ToUnixSeconds(now - window) / 60;
   const int64_t last_minute = absl::ToUnixSeconds(now) / 60;
-  std::map<std::string, ModelCounts> by_model;
+  std::map<RowKey, ModelCounts> rows;
+  // Each model's own counts, for the provider sentence of rows by route.
+  std::map<std::string, ModelCounts> model_totals;
   absl::Status scanned = store.ScanCounters(
       first_minute, last_minute + 1,
       [&](const store::ParsedCounterKey& counter, int64_t value) {
         if (!model.empty() && counter.model != model) return;
-        ModelCounts& counts = by_model[counter.model];
+        const absl::optional<store::ParsedCounterName> parsed =
+            store::ParseCounterName(counter.name);
+        if (!parsed.has_value()) return;
+        if (scope != store::StatsScope::kModel &&
+            parsed->scope == store::StatsScope::kModel) {
+          ModelCounts& totals = model_totals[counter.model];
+          totals.stats.set_model(counter.model);
+          Count(*parsed, value, &totals);
+        }
+        if (parsed->scope != scope) return;
+        ModelCounts& counts = rows[{counter.model, parsed->scope_value}];
         counts.stats.set_model(counter.model);
-        Count(counter.name, value, &counts);
+        if (scope == store::StatsScope::kRoute) {
+          counts.stats.set_route(parsed->scope_value);
+        } else if (scope == store::StatsScope::kGroup) {
+          counts.stats.set_group(parsed->scope_value);
+        }
+        Count(*parsed, value, &counts);
       });
   if (!scanned.ok()) return scanned;
 
   v1::Stats stats;
   *stats.mutable_window() = ToProtoDuration(window);
   *stats.mutable_compute_time() = ToProtoTime(now);
-  for (auto& [name, counts] : by_model) {
-    v1::ModelStats& model_stats = counts.stats;
-    AddTopUnclassified(counts.unclassified, &model_stats);
-    absl::StatusOr<TypicalWait> waited = waits->Since(name, now - window);
-    if (!waited.ok()) return waited.status();
-    *model_stats.mutable_queue_wait_p50() = ToProtoDuration(waited->p50);
-    *model_stats.mutable_queue_wait_p90() = ToProtoDuration(waited->p90);
-    if (absl::optional<std::string> hint = IncidentHint(model_stats, window)) {
-      stats.add_incidents(*std::move(hint));
+  for (std::string& sentence :
+       Incidents(group_by, rows, model_totals, window)) {
+    stats.add_incidents(std::move(sentence));
+  }
+  for (auto& [key, counts] : rows) {
+    v1::ModelStats& row = counts.stats;
+    AddTopUnclassified(counts.unclassified, &row);
+    const struct {
+      store::SampleKind kind;
+      google::protobuf::Duration* p50;
+      google::protobuf::Duration* p90;
+    } kinds[] = {
+        {store::SampleKind::kQueueWait, row.mutable_queue_wait_p50(),
+         row.mutable_queue_wait_p90()},
+        {store::SampleKind::kRunTime, row.mutable_run_time_p50(),
+         row.mutable_run_time_p90()},
+        {store::SampleKind::kEndToEnd, row.mutable_end_to_end_p50(),
+         row.mutable_end_to_end_p90()},
+    };
+    for (const auto& kind : kinds) {
+      absl::StatusOr<TypicalWait> typical =
+          waits->Since(SeriesOf(kind.kind, group_by, key), now - window);
+      if (!typical.ok()) return typical.status();
+      *kind.p50 = ToProtoDuration(typical->p50);
+      *kind.p90 = ToProtoDuration(typical->p90);
     }
-    *stats.add_models() = std::move(model_stats);
+    *stats.add_models() = std::move(row);
   }
   return stats;
 }

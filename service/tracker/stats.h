@@ -5,9 +5,12 @@
 // are counters too, one per minute, model and normalised message, so the
 // window applies to them as to every count.
 //
-// A model is flagged as a likely provider incident when, in the window, it
-// has at least kIncidentMinFinished finished tasks, at least half of them
-// failed, and at least 80 % of those failures are provider-side.
+// Rows are per model, or per route or group of a model (GetStatsRequest.
+// group_by): the counters of a route's or group's row are written beside the
+// model's in the same write (store::ScopedCounterName), and so are the
+// duration samples of each row (store::SampleSeries). The incident sentences
+// follow service/rules/incidents.h: per row, and by route, one bad route of
+// a model among healthy ones reads as a route or key problem.
 //
 // Thread safety: ComputeStats is safe to call concurrently.
 #ifndef TASKTRAIL_SERVICE_TRACKER_STATS_H_
@@ -26,7 +29,6 @@
 
 namespace tasktrail {
 
-inline constexpr int64_t kIncidentMinFinished = 5;
 inline constexpr absl::Duration kMaxStatsWindow = absl::Hours(24);
 
 // How many unclassified messages a model's stats list.
@@ -39,11 +41,14 @@ void AddTopUnclassified(const std::map<std::string, int64_t>& counts,
                         v1::ModelStats* stats);
 
 // Counts the minutes [now - window, now] (whole minutes: the first one may be
-// partly older) for `model`, or every model when empty.
-// REQUIRES: 0 < window <= kMaxStatsWindow.
+// partly older) for `model`, or every model when empty, in rows of
+// `group_by` (UNSPECIFIED: by model), with each row's queue wait, run time
+// and end-to-end percentiles over its samples since now - window.
+// REQUIRES: 0 < window <= kMaxStatsWindow; group_by a known value.
 absl::StatusOr<v1::Stats> ComputeStats(const store::TaskStore& store,
                                        QueueWaits* waits,
                                        absl::string_view model,
+                                       v1::StatsGroupBy group_by,
                                        absl::Duration window, absl::Time now);
 
 }  // namespace tasktrail

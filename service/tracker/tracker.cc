@@ -43,12 +43,80 @@ absl::Status SnapshotDoesNotParse(absl::string_view task_id) {
       absl::StrCat("stored task ", task_id, " does not parse"));
 }
 
+void CountForTask(int64_t unix_minute, const v1::Task& task,
+                  store::CounterKind kind, absl::string_view detail,
+                  std::vector<store::RawMutation>* out) {
+  out->push_back(
+      store::RawMutation::CountOne(unix_minute, task.model(), kind, detail));
+  if (!task.route().empty()) {
+    out->push_back(store::RawMutation::CountOneIn(store::StatsScope::kRoute,
+                                                  task.route(), unix_minute,
+                                                  task.model(), kind, detail));
+  }
+  if (!task.group().empty()) {
+    out->push_back(store::RawMutation::CountOneIn(store::StatsScope::kGroup,
+                                                  task.group(), unix_minute,
+                                                  task.model(), kind, detail));
+  }
+}
+
 }  // namespace tracker_internal
 
 namespace {
 
 using v1::Task;
 using v1::TaskEvent;
+
+// One duration sample a write keeps (QueueWaits, store::SampleSeries).
+struct DurationSample {
+  std::string series;
+  absl::Time at;
+  absl::Duration value;
+};
+
+// The samples a change from `previous` to `task` adds: the queue wait of a
+// task that left the queue (`left_queue`, `queue_wait`), and the run time
+// (of a task that was RUNNING) and end-to-end time of a task that finished;
+// each in the series of its model, and of its route and group when it has
+// them. The times are those store::TaskSampleKeys names.
+std::vector<DurationSample> NewDurationSamples(const Task& previous,
+                                               const Task& task,
+                                               bool left_queue,
+                                               absl::Duration queue_wait) {
+  const bool finished = !previous.task_id().empty() &&
+                        store::IsUnfinishedState(previous.state()) &&
+                        !store::IsUnfinishedState(task.state()) &&
+                        task.has_finish_time();
+  std::vector<std::pair<store::StatsScope, absl::string_view>> rows = {
+      {store::StatsScope::kModel, ""}};
+  if (!task.route().empty()) {
+    rows.emplace_back(store::StatsScope::kRoute, task.route());
+  }
+  if (!task.group().empty()) {
+    rows.emplace_back(store::StatsScope::kGroup, task.group());
+  }
+  std::vector<DurationSample> samples;
+  for (const auto& [scope, value] : rows) {
+    const auto series = [&, scope = scope,
+                         value = value](store::SampleKind kind) {
+      return store::SampleSeries(kind, task.model(), scope, value);
+    };
+    if (left_queue) {
+      samples.push_back({series(store::SampleKind::kQueueWait),
+                         FromProtoTime(task.queue_exit_time()), queue_wait});
+    }
+    if (!finished) continue;
+    const absl::Time finish = FromProtoTime(task.finish_time());
+    if (previous.state() == v1::TASK_STATE_RUNNING &&
+        task.has_queue_exit_time()) {
+      samples.push_back({series(store::SampleKind::kRunTime), finish,
+                         finish - FromProtoTime(task.queue_exit_time())});
+    }
+    samples.push_back({series(store::SampleKind::kEndToEnd), finish,
+                       finish - FromProtoTime(task.create_time())});
+  }
+  return samples;
+}
 
 }  // namespace
 
@@ -261,24 +329,26 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   *task->mutable_update_time() = event->record_time();
 
   // Stats: the state entered (and why a task failed, with the message of a
-  // failure no rule recognised), counted in the minute it was recorded; the
-  // queue wait of a task that left the queue.
+  // failure no rule recognised), counted in the minute it was recorded, in
+  // the rows of the task's model, route and group; the queue wait of a task
+  // that left the queue, and the run and end-to-end times of one that
+  // finished.
   const int64_t minute = absl::ToUnixSeconds(now) / 60;
   if (is_new_task || previous.state() != task->state()) {
-    extra.push_back(store::RawMutation::CountOne(
-        minute, task->model(), store::CounterKind::kEnteredState,
-        StateName(task->state())));
+    tracker_internal::CountForTask(minute, *task,
+                                   store::CounterKind::kEnteredState,
+                                   StateName(task->state()), &extra);
     if (task->state() == v1::TASK_STATE_FAILED) {
       const std::string& category =
           v1::FailureCategory_Name(task->failure().category());
       const std::string& origin =
           v1::FailureOrigin_Name(task->failure().origin());
-      extra.push_back(store::RawMutation::CountOne(
-          minute, task->model(), store::CounterKind::kFailureCategory,
-          absl::StripPrefix(category, "FAILURE_CATEGORY_")));
-      extra.push_back(store::RawMutation::CountOne(
-          minute, task->model(), store::CounterKind::kFailureOrigin,
-          absl::StripPrefix(origin, "FAILURE_ORIGIN_")));
+      tracker_internal::CountForTask(
+          minute, *task, store::CounterKind::kFailureCategory,
+          absl::StripPrefix(category, "FAILURE_CATEGORY_"), &extra);
+      tracker_internal::CountForTask(
+          minute, *task, store::CounterKind::kFailureOrigin,
+          absl::StripPrefix(origin, "FAILURE_ORIGIN_"), &extra);
       if (IsUnclassified(task->failure())) {
         extra.push_back(store::RawMutation::CountOne(
             minute, task->model(), store::CounterKind::kUnclassifiedMessage,
@@ -289,9 +359,9 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
     }
   }
   if (event->type() == v1::EVENT_TYPE_LATE_UPSTREAM_RESULT) {
-    extra.push_back(store::RawMutation::CountOne(
-        minute, task->model(), store::CounterKind::kLateResult,
-        StateName(task->late_outcome())));
+    tracker_internal::CountForTask(minute, *task,
+                                   store::CounterKind::kLateResult,
+                                   StateName(task->late_outcome()), &extra);
   }
   const bool left_queue = !is_new_task &&
                           previous.state() == v1::TASK_STATE_QUEUED &&
@@ -300,11 +370,14 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
   if (left_queue) {
     queue_wait = FromProtoTime(task->queue_exit_time()) -
                  FromProtoTime(task->queue_enter_time());
-    ASSIGN_OR_RETURN(std::vector<store::RawMutation> sample,
-                     waits_.SampleMutations(
-                         task->model(), FromProtoTime(task->queue_exit_time()),
-                         task->task_id(), queue_wait));
-    for (store::RawMutation& mutation : sample) {
+  }
+  const std::vector<DurationSample> samples =
+      NewDurationSamples(previous, *task, left_queue, queue_wait);
+  for (const DurationSample& sample : samples) {
+    ASSIGN_OR_RETURN(std::vector<store::RawMutation> mutations,
+                     waits_.SampleMutations(sample.series, sample.at,
+                                            task->task_id(), sample.value));
+    for (store::RawMutation& mutation : mutations) {
       extra.push_back(std::move(mutation));
     }
   }
@@ -327,12 +400,13 @@ absl::Status Tracker::PrepareAppend(const Task& previous, Task* task,
         event->event_id(), store::EventIdRecord{event->seq(), event_id_digest});
   }
   ASSIGN_OR_RETURN(write->prepared, store_->Prepare(task_write));
-  if (left_queue) {
+  if (!samples.empty()) {
     write->after_commit.push_back(
-        [this, model = task->model(),
-         exit_time = FromProtoTime(task->queue_exit_time()),
-         task_id = task->task_id(),
-         queue_wait] { waits_.Add(model, exit_time, task_id, queue_wait); });
+        [this, samples = std::move(samples), task_id = task->task_id()] {
+          for (const DurationSample& sample : samples) {
+            waits_.Add(sample.series, sample.at, task_id, sample.value);
+          }
+        });
   }
   if (options_.observer != nullptr) {
     write->after_commit.push_back(

@@ -12,8 +12,13 @@
 #ifndef TASKTRAIL_SERVICE_TRACKER_TRACKER_INTERNAL_H_
 #define TASKTRAIL_SERVICE_TRACKER_TRACKER_INTERNAL_H_
 
+#include <cstdint>
+#include <vector>
+
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "store/task_store.h"
+#include "tasktrail/v1/task.pb.h"
 
 namespace tasktrail::tracker_internal {
 
@@ -23,6 +28,13 @@ absl::Status CheckTaskId(absl::string_view task_id);
 
 // The DATA_LOSS of a stored snapshot of `task_id` that does not parse.
 absl::Status SnapshotDoesNotParse(absl::string_view task_id);
+
+// Appends the counts of one `kind` (and `detail`) of `task` in
+// `unix_minute`: in its model's row, and in the rows of its route and of its
+// group when it has them (GetStatsRequest.group_by).
+void CountForTask(int64_t unix_minute, const v1::Task& task,
+                  store::CounterKind kind, absl::string_view detail,
+                  std::vector<store::RawMutation>* out);
 
 }  // namespace tasktrail::tracker_internal
 

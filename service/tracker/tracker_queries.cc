@@ -229,7 +229,8 @@ bool Matches(const v1::ListTasksRequest& request, const ListFilters& filters,
         (request.upstream_task_id().empty() ||
          task.upstream_task_id() == request.upstream_task_id()) &&
         (request.request_id().empty() ||
-         task.request_id() == request.request_id()))) {
+         task.request_id() == request.request_id()) &&
+        (request.route().empty() || task.route() == request.route()))) {
     return false;
   }
   if (filters.unfinished && !store::IsUnfinishedState(task.state())) {
@@ -279,6 +280,11 @@ store::TaskScan ScanFor(const v1::ListTasksRequest& request,
     // The list to refund is short by design: smaller than any index of an
     // account, a model or a state.
     scan.index = store::ScanIndex::kOwed;
+  } else if (!request.route().empty()) {
+    // A route carries a share of one model's traffic: fewer tasks than the
+    // model, and usually than an account in a state.
+    scan.index = store::ScanIndex::kRoute;
+    scan.value = request.route();
   } else if (!request.account_id().empty() && has_state) {
     scan.index = store::ScanIndex::kAccountState;
     scan.value = request.account_id();
@@ -322,6 +328,7 @@ absl::StatusOr<ListFilters> CheckListRequest(
                   kMaxIdBytes, &violations);
   CheckIdentifier("request_id", request.request_id(), false, kMaxIdBytes,
                   &violations);
+  CheckIdentifier("route", request.route(), false, kMaxIdBytes, &violations);
   if (request.page_size() < 0) {
     violations.push_back(Violation("page_size", "FIELD_OUT_OF_RANGE",
                                    "page_size must not be negative"));
@@ -613,10 +620,15 @@ absl::StatusOr<v1::Stats> Tracker::GetStats(
   }
   std::vector<v1::FieldViolation> violations;
   CheckIdentifier("model", request.model(), false, kMaxIdBytes, &violations);
+  if (!v1::StatsGroupBy_IsValid(request.group_by())) {
+    violations.push_back(Violation("group_by", "FIELD_OUT_OF_RANGE",
+                                   "group_by is not a known StatsGroupBy"));
+  }
   if (!violations.empty()) {
     return InvalidArgument(kInvalidRequest, "", violations);
   }
-  return ComputeStats(*store_, &waits_, request.model(), window, clock_->Now());
+  return ComputeStats(*store_, &waits_, request.model(), request.group_by(),
+                      window, clock_->Now());
 }
 
 }  // namespace tasktrail

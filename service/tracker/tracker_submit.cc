@@ -86,9 +86,9 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareBlockDuplicate(
   detail->set_reason(reason);
   detail->set_request_id(request.request_id());
   detail->set_client(request.endpoint());
-  extra.push_back(store::RawMutation::CountOne(
-      absl::ToUnixSeconds(clock_->Now()) / 60, task.model(),
-      store::CounterKind::kDuplicatesBlocked));
+  tracker_internal::CountForTask(absl::ToUnixSeconds(clock_->Now()) / 60, task,
+                                 store::CounterKind::kDuplicatesBlocked, "",
+                                 &extra);
   const Task previous = task;
   PendingWrite write;
   RETURN_IF_ERROR(

@@ -141,10 +141,10 @@ struct PgWrite final : PreparedWrite::Body {
 constexpr char kInsertTask[] =
     "INSERT INTO tasktrail.tasks (task_id, account_id, model, state, "
     "upstream_task_id, request_id, create_time, update_time, last_seq, "
-    "snapshot, retention_unix_micros, owed) VALUES ($1, $2, $3, $4, $5, $6, "
-    "'epoch'::timestamptz + $7::bigint * interval '1 microsecond', "
+    "snapshot, retention_unix_micros, owed, route) VALUES ($1, $2, $3, $4, "
+    "$5, $6, 'epoch'::timestamptz + $7::bigint * interval '1 microsecond', "
     "'epoch'::timestamptz + $8::bigint * interval '1 microsecond', $9, $10, "
-    "$11, $12) ON CONFLICT (task_id) DO NOTHING";
+    "$11, $12, $13) ON CONFLICT (task_id) DO NOTHING";
 
 constexpr char kUpdateTask[] =
     "UPDATE tasktrail.tasks SET account_id = $2, model = $3, state = $4, "
@@ -153,8 +153,8 @@ constexpr char kUpdateTask[] =
     "'1 microsecond', "
     "update_time = 'epoch'::timestamptz + $8::bigint * interval "
     "'1 microsecond', "
-    "last_seq = $9, snapshot = $10, retention_unix_micros = $11, owed = $12 "
-    "WHERE task_id = $1 AND snapshot = $13";
+    "last_seq = $9, snapshot = $10, retention_unix_micros = $11, owed = $12, "
+    "route = $13 WHERE task_id = $1 AND snapshot = $14";
 
 constexpr char kPutEvent[] =
     "INSERT INTO tasktrail.task_events (task_id, seq, event) "
@@ -725,7 +725,8 @@ absl::StatusOr<PreparedWrite> PgTaskStore::Prepare(
                 Text(task.last_event_seq()),
                 Bytea(SnapshotBytes(task)),
                 Text(RetentionMicros(task)),
-                OwedText(task)};
+                OwedText(task),
+                task.route()};
   if (write.previous == nullptr) {
     body->statements.push_back(
         {kInsertTask, std::move(row),
@@ -797,11 +798,13 @@ absl::StatusOr<std::string> PgTaskStore::Scan(
     case ScanIndex::kModel:
     case ScanIndex::kUpstream:
     case ScanIndex::kRequest:
+    case ScanIndex::kRoute:
       // Tasks without the value are in no index.
       if (scan.value.empty()) return std::string();
       equals(scan.index == ScanIndex::kAccount    ? "account_id"
              : scan.index == ScanIndex::kModel    ? "model"
              : scan.index == ScanIndex::kUpstream ? "upstream_task_id"
+             : scan.index == ScanIndex::kRoute    ? "route"
                                                   : "request_id",
              scan.value);
       break;
@@ -1025,7 +1028,7 @@ absl::Status PgTaskStore::VerifyIndexes() const {
   while (true) {
     absl::StatusOr<PgRows> rows = pool_->Query(
         "SELECT task_id, account_id, model, state, upstream_task_id, "
-        "request_id, last_seq, snapshot, retention_unix_micros, owed "
+        "request_id, last_seq, snapshot, retention_unix_micros, owed, route "
         "FROM tasktrail.tasks "
         "WHERE $1::text IS NULL OR task_id > $1 ORDER BY task_id LIMIT $2",
         {after, Text(kPageRows)}, kWhat);
@@ -1048,7 +1051,8 @@ absl::Status PgTaskStore::VerifyIndexes() const {
           {"request_id", task.request_id()},
           {"last_seq", Text(task.last_event_seq())},
           {"retention_unix_micros", Text(RetentionMicros(task))},
-          {"owed", OwedText(task)}};
+          {"owed", OwedText(task)},
+          {"route", task.route()}};
       const std::string stored[] = {task_id,
                                     row[1].value_or(""),
                                     row[2].value_or(""),
@@ -1057,7 +1061,8 @@ absl::Status PgTaskStore::VerifyIndexes() const {
                                     row[5].value_or(""),
                                     row[6].value_or(""),
                                     row[8].value_or(""),
-                                    row[9].value_or("")};
+                                    row[9].value_or(""),
+                                    row[10].value_or("")};
       for (size_t i = 0; i < std::size(expected); ++i) {
         if (stored[i] != expected[i].second) {
           note(task_id, expected[i].first, stored[i], expected[i].second);
@@ -1117,11 +1122,13 @@ absl::StatusOr<PreparedWrite> PgTaskStore::PreparePurge(
       {"DELETE FROM tasktrail.audit_entries WHERE task_id = $1",
        {std::string(task_id)},
        ""});
-  body->statements.push_back(
-      {"DELETE FROM tasktrail.queue_wait_samples "
-       "WHERE model = $1 AND task_id = $2",
-       {task->model(), std::string(task_id)},
-       ""});
+  for (const TaskSampleKey& sample : TaskSampleKeys(*task)) {
+    body->statements.push_back(
+        {"DELETE FROM tasktrail.queue_wait_samples "
+         "WHERE model = $1 AND exit_unix_micros = $2 AND task_id = $3",
+         {sample.series, Text(sample.unix_micros), std::string(task_id)},
+         ""});
+  }
   // Its timeline and event ids go with it (ON DELETE CASCADE).
   body->statements.push_back(
       {"DELETE FROM tasktrail.tasks WHERE task_id = $1",

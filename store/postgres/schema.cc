@@ -130,6 +130,15 @@ CREATE TABLE tasktrail.audit_entries (
   PRIMARY KEY (task_id, unix_micros, nonce)
 );
 )sql"},
+    {2, "the route of each task, indexed", R"sql(
+-- Task.route: the upstream route (channel, key alias or region) of the
+-- task's latest queued event. Tasks stored before this version have none.
+ALTER TABLE tasktrail.tasks
+  ADD COLUMN route text COLLATE "C" NOT NULL DEFAULT '';
+-- The scan of ListTasksRequest.route, newest (or oldest) first.
+CREATE INDEX tasks_by_route ON tasktrail.tasks (route, task_id)
+  WHERE route <> '';
+)sql"},
 };
 
 absl::StatusOr<int> ParseVersion(const PgRows& rows) {

@@ -168,6 +168,8 @@ absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
     case IndexKind::kOwed:
       if (!IsOwedTask(task)) return absl::nullopt;
       return std::string();
+    case IndexKind::kRoute:
+      return unless_empty(task.route());
   }
   return absl::nullopt;
 }
@@ -176,15 +178,17 @@ constexpr IndexKind kAllIndexKinds[] = {
     IndexKind::kAccount,      IndexKind::kState,      IndexKind::kModel,
     IndexKind::kUpstream,     IndexKind::kRequest,    IndexKind::kUnfinished,
     IndexKind::kAccountState, IndexKind::kModelState, IndexKind::kRetention,
-    IndexKind::kOwed};
+    IndexKind::kOwed,         IndexKind::kRoute};
 
-// The kinds format versions 2, 3 and 4 added.
+// The kinds format versions 2, 3, 4 and 5 added.
 constexpr IndexKind kIndexKindsSinceVersion1[] = {
     IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState,
-    IndexKind::kRetention, IndexKind::kOwed};
-constexpr IndexKind kIndexKindsSinceVersion2[] = {IndexKind::kRetention,
-                                                  IndexKind::kOwed};
-constexpr IndexKind kIndexKindsSinceVersion3[] = {IndexKind::kOwed};
+    IndexKind::kRetention,  IndexKind::kOwed,         IndexKind::kRoute};
+constexpr IndexKind kIndexKindsSinceVersion2[] = {
+    IndexKind::kRetention, IndexKind::kOwed, IndexKind::kRoute};
+constexpr IndexKind kIndexKindsSinceVersion3[] = {IndexKind::kOwed,
+                                                  IndexKind::kRoute};
+constexpr IndexKind kIndexKindsSinceVersion4[] = {IndexKind::kRoute};
 
 // The index prefix a scan walks.
 std::string ScanPrefix(const TaskScan& scan) {
@@ -206,6 +210,8 @@ std::string ScanPrefix(const TaskScan& scan) {
       return IndexPrefix(IndexKind::kUnfinished, "");
     case ScanIndex::kOwed:
       return IndexPrefix(IndexKind::kOwed, "");
+    case ScanIndex::kRoute:
+      return IndexPrefix(IndexKind::kRoute, scan.value);
     case ScanIndex::kAccountState:
       return IndexPrefix(IndexKind::kAccountState,
                          PairIndexValue(scan.value, state));
@@ -336,16 +342,22 @@ absl::StatusOr<std::unique_ptr<RocksDbTaskStore>> RocksDbTaskStore::Open(
   } else if (**version == kFormatVersionWithoutFleetIndexes) {
     absl::Status upgraded = store->BackfillIndexes(
         kIndexKindsSinceVersion1,
-        "adding the index entries of format versions 2, 3 and 4");
+        "adding the index entries of format versions 2 to 5");
     if (!upgraded.ok()) return upgraded;
   } else if (**version == kFormatVersionWithoutRetentionIndex) {
     absl::Status upgraded = store->BackfillIndexes(
         kIndexKindsSinceVersion2,
-        "adding the retention and owed indexes of format versions 3 and 4");
+        "adding the retention, owed and route indexes of format versions 3 "
+        "to 5");
     if (!upgraded.ok()) return upgraded;
   } else if (**version == kFormatVersionWithoutOwedIndex) {
     absl::Status upgraded = store->BackfillIndexes(
-        kIndexKindsSinceVersion3, "adding the owed index of format version 4");
+        kIndexKindsSinceVersion3,
+        "adding the owed and route indexes of format versions 4 and 5");
+    if (!upgraded.ok()) return upgraded;
+  } else if (**version == kFormatVersionWithoutRouteIndex) {
+    absl::Status upgraded = store->BackfillIndexes(
+        kIndexKindsSinceVersion4, "adding the route index of format version 5");
     if (!upgraded.ok()) return upgraded;
   } else if (**version != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -830,10 +842,9 @@ absl::StatusOr<PreparedWrite> RocksDbTaskStore::PreparePurge(
         });
     if (!found.ok()) return found;
   }
-  if (task->has_queue_exit_time()) {
+  for (const TaskSampleKey& sample : TaskSampleKeys(*task)) {
     batch->Delete(handle(ColumnFamily::kCounters),
-                  QueueSampleKey(task->model(),
-                                 UnixMicros(task->queue_exit_time()), task_id));
+                  QueueSampleKey(sample.series, sample.unix_micros, task_id));
   }
   std::vector<std::string> dedup(dedup_keys.begin(), dedup_keys.end());
   if (!task->request_id().empty()) {

@@ -602,6 +602,34 @@ TEST(StatsTest, UnclassifiedMessagesAreListedUnderTheirModel) {
   EXPECT_THAT(FormatStats(stats, Opts()), Not(HasSubstr("unclassified")));
 }
 
+TEST(StatsTest, RowsByRouteNameTheRouteAndShowRunAndEndToEndTimes) {
+  v1::Stats stats;
+  stats.mutable_window()->set_seconds(15 * 60);
+  v1::ModelStats* m = stats.add_models();
+  m->set_model("kling-v2-1");
+  m->set_route("key-7");
+  (*m->mutable_tasks_by_state())["FAILED"] = 9;
+  (*m->mutable_failures_by_category())["UPSTREAM_UNAVAILABLE"] = 9;
+  m->mutable_run_time_p50()->set_seconds(180);
+  m->mutable_run_time_p90()->set_seconds(300);
+  m->mutable_end_to_end_p50()->set_seconds(189);
+  m->mutable_end_to_end_p90()->set_seconds(320);
+  const std::string out = FormatStats(stats, Opts());
+  EXPECT_THAT(out, HasSubstr("MODEL       ROUTE  SUBMITTED"));
+  EXPECT_THAT(out, HasSubstr("RUN P50  RUN P90  E2E P50  E2E P90"));
+  EXPECT_THAT(out, HasSubstr("3m       5m       3m9s     5m20s"));
+  EXPECT_THAT(out, HasSubstr("\nkling-v2-1 route key-7\n"
+                             "  entered   FAILED 9\n"));
+  m->clear_route();
+  m->set_group("vip");
+  EXPECT_THAT(FormatStats(stats, Opts()), HasSubstr("MODEL       GROUP"));
+  EXPECT_THAT(FormatStats(stats, Opts()),
+              HasSubstr("\nkling-v2-1 group vip\n"));
+  m->clear_group();
+  EXPECT_THAT(FormatStats(stats, Opts()), Not(HasSubstr("ROUTE")));
+  EXPECT_THAT(FormatStats(stats, Opts()), Not(HasSubstr("GROUP")));
+}
+
 TEST(ClassificationTest, ShowsTheFailureAndTheRuleThatDecided) {
   v1::Failure failure;
   failure.set_category(v1::FAILURE_CATEGORY_RATE_LIMITED);

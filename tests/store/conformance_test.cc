@@ -768,6 +768,7 @@ TEST_P(StoreConformanceTest, EveryScanIndexHonoursDirectionResumeAndBounds) {
     task.set_state(kStates[i % 6]);
     if (i % 4 == 0) task.set_upstream_task_id(absl::StrCat("up-", i % 8));
     if (i % 5 == 0) task.set_request_id("req-shared");
+    if (i % 3 != 0) task.set_route(i % 3 == 1 ? "key-1" : "key-1x");
     // Charged, and for some failures refunded or not the platform's side,
     // so that the owed index holds some FAILED and CANCELED tasks only.
     task.set_charge_units(i % 7 == 0 ? 0 : 10);
@@ -819,7 +820,11 @@ TEST_P(StoreConformanceTest, EveryScanIndexHonoursDirectionResumeAndBounds) {
                   t.failure().origin() == v1::FAILURE_ORIGIN_PROVIDER)) &&
                 t.charge_units() > 0 && !t.refunded();
        }},
+      {scan_of(ScanIndex::kRoute, "key-1", {}),
+       [](const v1::Task& t) { return t.route() == "key-1"; }},
       {scan_of(ScanIndex::kRequest, "", {}),
+       [](const v1::Task&) { return false; }},
+      {scan_of(ScanIndex::kRoute, "", {}),
        [](const v1::Task&) { return false; }},
   };
   for (const Case& c : cases) {
@@ -1008,6 +1013,95 @@ TEST_P(StoreConformanceTest, OwedIndexFollowsEveryTransitionAndRefund) {
   EXPECT_TRUE(store->VerifyIndexes().ok());
 }
 
+TaskScan RouteScan(std::string route) {
+  TaskScan scan = ValueScan(ScanIndex::kRoute, std::move(route));
+  scan.oldest_first = true;
+  return scan;
+}
+
+// The route index follows Task.route through every transition: no entry
+// before the task is queued on a route, the entry moves when a later queued
+// event names another route, leaves when one names none, stays through the
+// finish, and goes with the purge. T0002 stays on "key-a" beside it; the
+// index must match after every step and after a reopen.
+TEST_P(StoreConformanceTest, RouteIndexFollowsEveryTransition) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(Create(*store, ParseTask(R"(
+    task_id: "T0002" account_id: "acct-1" model: "kling"
+    state: TASK_STATE_SUCCEEDED route: "key-a")"))
+                  .ok());
+  struct Step {
+    const char* what;
+    std::function<void(v1::Task&)> change;
+    std::vector<std::string> on_key_a;
+    std::vector<std::string> on_key_b;
+  };
+  const std::vector<Step> steps = {
+      {"queued on key-a",
+       [](v1::Task& t) {
+         t.set_state(v1::TASK_STATE_QUEUED);
+         t.set_route("key-a");
+       },
+       {"T0001", "T0002"},
+       {}},
+      {"started",
+       [](v1::Task& t) { t.set_state(v1::TASK_STATE_RUNNING); },
+       {"T0001", "T0002"},
+       {}},
+      {"queued again on key-b",
+       [](v1::Task& t) {
+         t.set_state(v1::TASK_STATE_QUEUED);
+         t.set_route("key-b");
+       },
+       {"T0002"},
+       {"T0001"}},
+      {"queued again on no route",
+       [](v1::Task& t) { t.set_route(""); },
+       {"T0002"},
+       {}},
+      {"queued again on key-b and failed",
+       [](v1::Task& t) {
+         t.set_route("key-b");
+         t.set_state(v1::TASK_STATE_FAILED);
+       },
+       {"T0002"},
+       {"T0001"}},
+  };
+  v1::Task previous = ParseTask(R"(
+    task_id: "T0001" account_id: "acct-1" model: "kling"
+    state: TASK_STATE_SUBMITTED)");
+  ASSERT_TRUE(Create(*store, previous).ok());
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-a")), ElementsAre("T0002"));
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-b")), IsEmpty());
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.what);
+    v1::Task task = previous;
+    step.change(task);
+    TaskWrite write;
+    write.previous = &previous;
+    write.task = &task;
+    ASSERT_TRUE(store->Write(write).ok());
+    EXPECT_EQ(ScanIds(*store, RouteScan("key-a")), step.on_key_a);
+    EXPECT_EQ(ScanIds(*store, RouteScan("key-b")), step.on_key_b);
+    EXPECT_THAT(ScanIds(*store, RouteScan("key-")), IsEmpty());
+    EXPECT_TRUE(store->VerifyIndexes().ok());
+    previous = task;
+  }
+
+  store.reset();
+  store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-a")), ElementsAre("T0002"));
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-b")), ElementsAre("T0001"));
+  EXPECT_TRUE(store->VerifyIndexes().ok());
+
+  ASSERT_TRUE(store->PurgeTask("T0001", {}).ok());
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-b")), IsEmpty());
+  EXPECT_THAT(ScanIds(*store, RouteScan("key-a")), ElementsAre("T0002"));
+  EXPECT_TRUE(store->VerifyIndexes().ok());
+}
+
 // ---------------------------------------------------------------------------
 // Records beside the tasks
 // ---------------------------------------------------------------------------
@@ -1097,6 +1191,91 @@ TEST_P(StoreConformanceTest, CountersAddUpAndScanByMinuteModelAndName) {
   EXPECT_THAT(seen,
               ElementsAre("100 kling rejected=1", "100 veo-3 state:QUEUED=7",
                           "101 veo-3 rejected=1"));
+}
+
+// The counters of a route's or a group's row sit beside the model's and
+// parse back to their row; each sample series is kept apart, and a purge
+// takes every sample of the task with it.
+TEST_P(StoreConformanceTest, RowsByRouteAndGroupKeepTheirCountersAndSamples) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(
+      store
+          ->WriteRaw(
+              {RawMutation::CountOne(100, "kling", CounterKind::kLateResult,
+                                     "SUCCEEDED"),
+               RawMutation::CountOneIn(StatsScope::kRoute, "key-7", 100,
+                                       "kling", CounterKind::kLateResult,
+                                       "SUCCEEDED"),
+               RawMutation::CountOneIn(StatsScope::kGroup, "vip", 100, "kling",
+                                       CounterKind::kDuplicatesBlocked),
+               RawMutation::CountOneIn(StatsScope::kRoute, "key-7", 100,
+                                       "kling", CounterKind::kLateResult,
+                                       "SUCCEEDED")})
+          .ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(
+      store
+          ->ScanCounters(100, 101,
+                         [&](const ParsedCounterKey& key, int64_t value) {
+                           absl::optional<ParsedCounterName> name =
+                               ParseCounterName(key.name);
+                           ASSERT_TRUE(name.has_value()) << key.name;
+                           seen.push_back(absl::StrCat(
+                               key.model, " ", static_cast<int>(name->scope),
+                               " ", name->scope_value, " ",
+                               static_cast<int>(name->kind), " ", name->detail,
+                               "=", value));
+                         })
+          .ok());
+  EXPECT_THAT(
+      seen,
+      ::testing::UnorderedElementsAre(
+          absl::StrCat("kling 0  ", static_cast<int>(CounterKind::kLateResult),
+                       " SUCCEEDED=1"),
+          absl::StrCat("kling 1 key-7 ",
+                       static_cast<int>(CounterKind::kLateResult),
+                       " SUCCEEDED=2"),
+          absl::StrCat("kling 2 vip ",
+                       static_cast<int>(CounterKind::kDuplicatesBlocked),
+                       " =1")));
+
+  v1::Task task = ParseTask(kTask);
+  task.set_route("key-7");
+  task.set_group("vip");
+  task.set_state(v1::TASK_STATE_SUCCEEDED);
+  task.mutable_queue_exit_time()->set_seconds(1700000010);
+  task.mutable_finish_time()->set_seconds(1700000070);
+  ASSERT_TRUE(Create(*store, task).ok());
+  std::vector<RawMutation> samples;
+  for (const TaskSampleKey& key : TaskSampleKeys(task)) {
+    samples.push_back(RawMutation::PutQueueSample(key.series, key.unix_micros,
+                                                  task.task_id(), 42));
+  }
+  ASSERT_EQ(samples.size(), 9u);  // 3 kinds x model, route, group
+  samples.push_back(RawMutation::PutQueueSample(
+      SampleSeries(SampleKind::kRunTime, "veo-3", StatsScope::kRoute, "key-7"),
+      5, "T-other", 7));
+  ASSERT_TRUE(store->WriteRaw(samples).ok());
+  const auto count = [&](const std::string& series) {
+    int n = 0;
+    EXPECT_TRUE(
+        store->ScanQueueSamples(series, [&](QueueSample) { ++n; }).ok());
+    return n;
+  };
+  const std::string route_runs =
+      SampleSeries(SampleKind::kRunTime, "veo-3", StatsScope::kRoute, "key-7");
+  EXPECT_EQ(count("veo-3"), 1);
+  EXPECT_EQ(count(route_runs), 2);
+  EXPECT_EQ(count(SampleSeries(SampleKind::kEndToEnd, "veo-3",
+                               StatsScope::kGroup, "vip")),
+            1);
+  ASSERT_TRUE(store->PurgeTask(task.task_id(), {}).ok());
+  EXPECT_EQ(count("veo-3"), 0);
+  EXPECT_EQ(count(route_runs), 1);  // T-other's
+  EXPECT_EQ(count(SampleSeries(SampleKind::kEndToEnd, "veo-3",
+                               StatsScope::kGroup, "vip")),
+            0);
 }
 
 TEST_P(StoreConformanceTest, QueueSamplesAreKeptPerModelOldestExitFirst) {
@@ -1487,6 +1666,21 @@ TEST_P(PgConflictTest, VerifyIndexesNamesAWrongOwedColumn) {
   absl::Status verified = store->VerifyIndexes();
   EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(verified.message(), HasSubstr("owed"));
+}
+
+TEST_P(PgConflictTest, VerifyIndexesNamesAWrongRouteColumn) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  v1::Task task = ParseTask(kTask);
+  task.set_route("key-7");
+  ASSERT_TRUE(Create(*store, task).ok());
+  EXPECT_TRUE(store->VerifyIndexes().ok());
+  ASSERT_TRUE(
+      cluster_->Psql("UPDATE tasktrail.tasks SET route = 'key-8'", database_)
+          .ok());
+  absl::Status verified = store->VerifyIndexes();
+  EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(verified.message(), HasSubstr("route"));
 }
 
 TEST_P(PgConflictTest, AnUnknownRawFamilyIsRefusedAndAppliesNothing) {

@@ -221,6 +221,33 @@ TEST_F(PostgresTest, MigrationCreatesTheSchemaOnceAndIsIdempotent) {
       std::to_string(SchemaMigrations().size()));
 }
 
+TEST_F(PostgresTest, AVersion1SchemaWithTasksGainsTheRouteColumn) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  absl::StatusOr<MigrationResult> first =
+      MigrateSchema(*connection, SchemaMigrations().subspan(0, 1));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->to_version, 1);
+  ASSERT_TRUE(connection
+                  ->Execute("INSERT INTO tasktrail.tasks (task_id, "
+                            "account_id, model, state, create_time, "
+                            "update_time, last_seq, snapshot) VALUES ('T1', "
+                            "'acct', 'kling', 2, now(), now(), 1, '')",
+                            "a task of version 1")
+                  .ok());
+  absl::StatusOr<MigrationResult> second = MigrateSchema(*connection);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->from_version, 1);
+  EXPECT_EQ(second->to_version, KnownSchemaVersion());
+  EXPECT_EQ(Value(*connection,
+                  "SELECT route = '' FROM tasktrail.tasks WHERE task_id = "
+                  "'T1'"),
+            "t");
+  EXPECT_EQ(Value(*connection,
+                  "SELECT to_regclass('tasktrail.tasks_by_route') IS NOT NULL"),
+            "t");
+}
+
 TEST_F(PostgresTest, ReplicasStartingTogetherMigrateOnce) {
   constexpr int kReplicas = 8;
   std::vector<absl::StatusOr<MigrationResult>> results(

@@ -1,6 +1,7 @@
-// The retention and owed indexes of the RocksDB store: a store of format
-// version 2 gets both when opened, one of version 3 the owed index. What
-// ListDueTasks and the owed scan list is a contract of every store
+// The retention, owed and route indexes of the RocksDB store: a store of
+// format version 2 gets them all when opened, one of version 3 the owed and
+// route indexes, one of version 4 the route index. What ListDueTasks, the
+// owed scan and the route scan list is a contract of every store
 // (tests/store/conformance_test.cc).
 #include <memory>
 #include <string>
@@ -81,6 +82,25 @@ int Downgrade(RocksDbTaskStore& store, IndexKind kind,
   return deleted;
 }
 
+// The ids of the tasks in `index` (for kRoute, those of route `value`),
+// oldest first.
+std::vector<std::string> Scanned(const RocksDbTaskStore& store, ScanIndex index,
+                                 absl::string_view value = "") {
+  std::vector<std::string> scanned;
+  TaskScan scan;
+  scan.index = index;
+  scan.value = std::string(value);
+  scan.oldest_first = true;
+  EXPECT_TRUE(store
+                  .Scan(scan,
+                        [&](const v1::Task& task) {
+                          scanned.push_back(task.task_id());
+                          return true;
+                        })
+                  .ok());
+  return scanned;
+}
+
 TEST(RetentionIndexTest, AVersion2StoreGetsTheIndexWhenOpened) {
   testing::TempDir dir("retention-index");
   const std::string path = dir.File("db");
@@ -142,18 +162,44 @@ TEST(OwedIndexTest, AVersion3StoreGetsTheOwedIndexWhenOpened) {
                 ->value_or("<absent>"),
             kFormatVersion);
   EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
-  std::vector<std::string> scanned;
-  TaskScan scan;
-  scan.index = ScanIndex::kOwed;
-  scan.oldest_first = true;
-  ASSERT_TRUE(store
-                  ->Scan(scan,
-                         [&](const v1::Task& task) {
-                           scanned.push_back(task.task_id());
-                           return true;
-                         })
-                  .ok());
-  EXPECT_EQ(scanned, owed);
+  EXPECT_EQ(Scanned(*store, ScanIndex::kOwed), owed);
+}
+
+TEST(RouteIndexTest, AVersion4StoreGetsTheRouteIndexWhenOpened) {
+  testing::TempDir dir("route-index");
+  const std::string path = dir.File("db");
+  std::vector<std::string> on_key_a;
+  {
+    std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
+    ASSERT_NE(store, nullptr);
+    for (int i = 0; i < 20; ++i) {
+      v1::Task task;
+      task.set_task_id(absl::StrCat("T", 100 + i));
+      task.set_model("kling");
+      task.set_state(v1::TASK_STATE_QUEUED);
+      if (i % 4 != 3) task.set_route(i % 2 == 0 ? "key-a" : "key-b");
+      TaskWrite write;
+      write.task = &task;
+      ASSERT_TRUE(store->Write(write).ok());
+      if (task.route() == "key-a") on_key_a.push_back(task.task_id());
+    }
+    ASSERT_EQ(on_key_a.size(), 10u);
+    // What a build of format 4 left: snapshots naming a route (a field it
+    // kept as unknown), no route entries.
+    EXPECT_EQ(
+        Downgrade(*store, IndexKind::kRoute, kFormatVersionWithoutRouteIndex),
+        15);
+    EXPECT_FALSE(store->VerifyIndexes().ok());
+    EXPECT_THAT(Scanned(*store, ScanIndex::kRoute, "key-a"), IsEmpty());
+  }
+  std::unique_ptr<RocksDbTaskStore> store = OpenAt(path);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetRaw(ColumnFamily::kMeta, kFormatVersionKey)
+                ->value_or("<absent>"),
+            kFormatVersion);
+  EXPECT_TRUE(store->VerifyIndexes().ok()) << store->VerifyIndexes();
+  EXPECT_EQ(Scanned(*store, ScanIndex::kRoute, "key-a"), on_key_a);
+  EXPECT_EQ(Scanned(*store, ScanIndex::kRoute, "key-b").size(), 5u);
 }
 
 }  // namespace

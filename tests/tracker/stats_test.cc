@@ -329,6 +329,213 @@ TEST_F(StatsTrackerTest, CountersSurviveReopen) {
   EXPECT_THAT(stats->incidents(0), HasSubstr("veo-3"));
 }
 
+// Stats grouped by route and by group (GetStatsRequest.group_by), with the
+// manual clock: rows that name the model and the route or group, exact
+// counts, the route and provider incident sentences, and the run and
+// end-to-end percentiles beside the queue waits.
+class GroupedStatsTest : public StatsTrackerTest {
+ protected:
+  // Submits a task of `model` in `group`, queues it on `route`, waits
+  // `queued` in the queue, runs `running`, and finishes it with `finish`.
+  std::string Run(const std::string& model, const std::string& route,
+                  const v1::RecordEventRequest& finish,
+                  const std::string& group = "",
+                  absl::Duration queued = absl::ZeroDuration(),
+                  absl::Duration running = absl::ZeroDuration()) {
+    v1::SubmitTaskRequest request;
+    request.set_account_id("acct");
+    request.set_model(model);
+    request.set_group(group);
+    request.mutable_params()->set_prompt(absl::StrCat("scene ", ++prompts_));
+    auto submitted =
+        AwaitWrite(*tracker_, &Tracker::SubmitTask, request, "backend");
+    EXPECT_TRUE(submitted.ok()) << submitted.status();
+    if (!submitted.ok()) return "";
+    const std::string id = submitted->task().task_id();
+    v1::RecordEventRequest queue = Queued();
+    queue.mutable_queued()->set_route(route);
+    MustRecord(queue, id);
+    clock_.Advance(queued);
+    MustRecord(Started(), id);
+    clock_.Advance(running);
+    MustRecord(finish, id);
+    return id;
+  }
+
+  absl::StatusOr<v1::Stats> GroupedStats(
+      v1::StatsGroupBy group_by, const std::string& model = "",
+      absl::Duration window = absl::Minutes(15)) {
+    v1::GetStatsRequest request;
+    *request.mutable_window() = ToProtoDuration(window);
+    request.set_model(model);
+    request.set_group_by(group_by);
+    return tracker_->GetStats(request);
+  }
+
+  // "MODEL/ROUTE-OR-GROUP SUCCEEDED FAILED" of each row.
+  static std::vector<std::string> RowLines(const v1::Stats& stats) {
+    std::vector<std::string> lines;
+    for (const v1::ModelStats& m : stats.models()) {
+      lines.push_back(absl::StrCat(m.model(), "/", m.route(), m.group(), " ",
+                                   At(m.tasks_by_state(), "SUCCEEDED"), " ",
+                                   At(m.tasks_by_state(), "FAILED")));
+    }
+    return lines;
+  }
+};
+
+TEST_F(GroupedStatsTest, OneBadRouteAmongHealthyOnesIsARouteProblem) {
+  for (int i = 0; i < 9; ++i) {
+    Run("kling-v2-1", "key-7", Failed(503, "", "upstream overloaded"));
+  }
+  Run("kling-v2-1", "key-7", Completed());
+  for (int i = 0; i < 12; ++i) Run("kling-v2-1", "key-8", Completed());
+  for (int i = 0; i < 6; ++i) Run("veo-3", "vertex-eu", Completed());
+
+  auto stats = GroupedStats(v1::STATS_GROUP_BY_ROUTE);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(RowLines(*stats),
+              ElementsAre("kling-v2-1/key-7 1 9", "kling-v2-1/key-8 12 0",
+                          "veo-3/vertex-eu 6 0"));
+  EXPECT_EQ(stats->models(0).route(), "key-7");
+  EXPECT_EQ(stats->models(0).group(), "");
+  EXPECT_EQ(At(stats->models(0).failures_by_origin(), "PROVIDER"), 9);
+  EXPECT_EQ(At(stats->models(0).tasks_by_state(), "QUEUED"), 10);
+  // Submissions happen before a task has a route.
+  EXPECT_EQ(At(stats->models(0).tasks_by_state(), "SUBMITTED"), 0);
+  ASSERT_EQ(stats->incidents_size(), 1);
+  EXPECT_EQ(stats->incidents(0),
+            "route key-7 of kling-v2-1: 9 of 10 finished tasks failed in the "
+            "last 15m, all provider-side (UPSTREAM_UNAVAILABLE 9) — other "
+            "routes of the model are fine (key-8: 0 of 12 failed): a route "
+            "or key problem, not the provider");
+
+  // By model the same counts read as a provider incident of the model
+  // only when the model as a whole looks like one: 9 of 22 does not.
+  auto by_model = Stats(absl::Minutes(15));
+  ASSERT_TRUE(by_model.ok()) << by_model.status();
+  EXPECT_THAT(RowLines(*by_model),
+              ElementsAre("kling-v2-1/ 13 9", "veo-3/ 6 0"));
+  EXPECT_EQ(by_model->incidents_size(), 0);
+
+  // Fifteen minutes later the window holds none of it.
+  clock_.Advance(absl::Minutes(17));
+  auto later = GroupedStats(v1::STATS_GROUP_BY_ROUTE);
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->models_size(), 0);
+  EXPECT_EQ(later->incidents_size(), 0);
+}
+
+TEST_F(GroupedStatsTest, AllRoutesBadIsTheProvider) {
+  for (const char* route : {"key-7", "key-8"}) {
+    for (int i = 0; i < 6; ++i) {
+      Run("kling-v2-1", route, Failed(503, "", "upstream overloaded"));
+    }
+  }
+  auto stats = GroupedStats(v1::STATS_GROUP_BY_ROUTE);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(RowLines(*stats),
+              ElementsAre("kling-v2-1/key-7 0 6", "kling-v2-1/key-8 0 6"));
+  ASSERT_EQ(stats->incidents_size(), 1);
+  EXPECT_EQ(stats->incidents(0),
+            "kling-v2-1: 12 of 12 finished tasks failed in the last 15m, all "
+            "provider-side (UPSTREAM_UNAVAILABLE 12) — likely a provider "
+            "incident, not configuration");
+}
+
+TEST_F(GroupedStatsTest, RowsByGroupNameTheModelAndTheGroup) {
+  for (int i = 0; i < 5; ++i) {
+    Run("veo-3", "vertex-eu", Failed(503, "", "upstream overloaded"), "vip");
+  }
+  Run("veo-3", "vertex-eu", Completed(), "default");
+  Run("veo-3", "vertex-eu", Completed());  // no group: in no group's row
+  auto stats = GroupedStats(v1::STATS_GROUP_BY_GROUP);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_THAT(RowLines(*stats),
+              ElementsAre("veo-3/default 1 0", "veo-3/vip 0 5"));
+  EXPECT_EQ(stats->models(1).group(), "vip");
+  EXPECT_EQ(stats->models(1).route(), "");
+  EXPECT_EQ(At(stats->models(1).tasks_by_state(), "SUBMITTED"), 5);
+  ASSERT_EQ(stats->incidents_size(), 1);
+  EXPECT_THAT(stats->incidents(0),
+              HasSubstr("group vip of veo-3: 5 of 5 finished tasks failed"));
+  // Rows by model are not changed by the rows beside them.
+  auto by_model = Stats(absl::Minutes(15));
+  ASSERT_TRUE(by_model.ok()) << by_model.status();
+  EXPECT_THAT(RowLines(*by_model), ElementsAre("veo-3/ 2 5"));
+  EXPECT_EQ(At(by_model->models(0).tasks_by_state(), "SUBMITTED"), 7);
+}
+
+TEST_F(GroupedStatsTest, RunAndEndToEndTimesPerModelRouteAndGroup) {
+  // key-7: queued 10 s, running 1..5 min; key-8: queued 20 s, running 10 min.
+  // All of it, one task after the other, within the last hour.
+  for (int i = 1; i <= 5; ++i) {
+    Run("kling-v2-1", "key-7", Completed(), "vip", absl::Seconds(10),
+        absl::Minutes(i));
+  }
+  Run("kling-v2-1", "key-8", Completed(), "vip", absl::Seconds(20),
+      absl::Minutes(10));
+
+  auto by_route = GroupedStats(v1::STATS_GROUP_BY_ROUTE, "", absl::Hours(1));
+  ASSERT_TRUE(by_route.ok()) << by_route.status();
+  ASSERT_EQ(by_route->models_size(), 2);
+  const v1::ModelStats& key7 = by_route->models(0);
+  EXPECT_EQ(key7.route(), "key-7");
+  EXPECT_EQ(FromProtoDuration(key7.queue_wait_p50()), absl::Seconds(10));
+  EXPECT_EQ(FromProtoDuration(key7.run_time_p50()), absl::Minutes(3));
+  EXPECT_EQ(FromProtoDuration(key7.run_time_p90()), absl::Minutes(5));
+  EXPECT_EQ(FromProtoDuration(key7.end_to_end_p50()),
+            absl::Minutes(3) + absl::Seconds(10));
+  const v1::ModelStats& key8 = by_route->models(1);
+  EXPECT_EQ(FromProtoDuration(key8.queue_wait_p90()), absl::Seconds(20));
+  EXPECT_EQ(FromProtoDuration(key8.run_time_p50()), absl::Minutes(10));
+  EXPECT_EQ(FromProtoDuration(key8.end_to_end_p90()),
+            absl::Minutes(10) + absl::Seconds(20));
+
+  // The model and its one group hold all six tasks.
+  for (const v1::StatsGroupBy group_by :
+       {v1::STATS_GROUP_BY_MODEL, v1::STATS_GROUP_BY_GROUP}) {
+    auto stats = GroupedStats(group_by, "", absl::Hours(1));
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    ASSERT_EQ(stats->models_size(), 1);
+    const v1::ModelStats& row = stats->models(0);
+    // Nearest rank over {1, 2, 3, 4, 5, 10} min and {10 s x5, 20 s}.
+    EXPECT_EQ(FromProtoDuration(row.run_time_p50()), absl::Minutes(3));
+    EXPECT_EQ(FromProtoDuration(row.run_time_p90()), absl::Minutes(10));
+    EXPECT_EQ(FromProtoDuration(row.queue_wait_p50()), absl::Seconds(10));
+    EXPECT_EQ(FromProtoDuration(row.queue_wait_p90()), absl::Seconds(20));
+  }
+
+  // A task that never started has an end-to-end time and no run time.
+  clock_.Advance(absl::Hours(1));
+  const std::string id = Submit("veo-3");
+  clock_.Advance(absl::Minutes(2));
+  MustRecord(Failed(503, "", "upstream overloaded"), id);
+  const v1::ModelStats veo = MustFind(absl::Minutes(15), "veo-3");
+  EXPECT_EQ(FromProtoDuration(veo.end_to_end_p50()), absl::Minutes(2));
+  EXPECT_EQ(FromProtoDuration(veo.run_time_p50()), absl::ZeroDuration());
+}
+
+TEST_F(GroupedStatsTest, LateResultsAndDuplicatesCountOnTheRoute) {
+  const std::string id =
+      Run("kling-v2-1", "key-7", Failed(503, "", "upstream overloaded"));
+  v1::RecordEventRequest late;
+  late.mutable_late_result()->add_result_uris("https://cdn.example.com/l.mp4");
+  MustRecord(late, id);
+  Run("kling-v2-1", "key-8", Completed());
+  auto stats = GroupedStats(v1::STATS_GROUP_BY_ROUTE, "kling-v2-1");
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  ASSERT_EQ(stats->models_size(), 2);
+  EXPECT_EQ(At(stats->models(0).late_results(), "SUCCEEDED"), 1);
+  EXPECT_EQ(At(stats->models(1).late_results(), "SUCCEEDED"), 0);
+}
+
+TEST_F(GroupedStatsTest, AnUnknownGroupByIsRefusedNamingIt) {
+  auto stats = GroupedStats(static_cast<v1::StatsGroupBy>(9));
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(stats.status().ToString(), HasSubstr("group_by"));
+}
+
 // Records one failure of a fresh task of `model` that no rule recognises.
 class UnclassifiedStatsTest : public StatsTrackerTest {
  protected:
