@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -126,9 +127,26 @@ struct Statement {
   std::string conflict;
 };
 
+// Each stats counter is the sum of up to this many rows (schema version
+// 3): a transaction adds to one of them, so that concurrent writes of one
+// model seldom wait for each other's row locks, held until their commits.
+constexpr int kCounterShards = 16;
+
+// The shard of a new write's counters: successive writes of this process
+// take successive shards, starting at a random one (so that replicas do not
+// walk in step). Thread-safe.
+int NextCounterShard() {
+  static std::atomic<uint32_t> next{std::random_device{}()};
+  return static_cast<int>(next.fetch_add(1, std::memory_order_relaxed) %
+                          kCounterShards);
+}
+
 // What PgTaskStore::Prepare and PrepareRaw make: the statements of one
 // transaction.
 struct PgWrite final : PreparedWrite::Body {
+  // The row of each counter this write adds to (all of its counters take
+  // the same shard, so two writes never lock shards in opposite orders).
+  int counter_shard = NextCounterShard();
   // The task written (its writes keep their order); empty for raw writes.
   std::string task_id;
   // False: committed with synchronous_commit off (audit, kBuffered).
@@ -183,12 +201,17 @@ constexpr char kDeleteDedup[] =
 
 constexpr char kAddCounter[] =
     "INSERT INTO tasktrail.stats_counters AS c (unix_minute, model, name, "
-    "value) VALUES ($1, $2, $3, $4) ON CONFLICT (unix_minute, model, name) "
+    "value, shard) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (unix_minute, model, name, shard) "
     "DO UPDATE SET value = c.value + excluded.value";
 
+// A counter set to a value: its shard 0 holds the value, the others go.
 constexpr char kSetCounter[] =
-    "INSERT INTO tasktrail.stats_counters (unix_minute, model, name, value) "
-    "VALUES ($1, $2, $3, $4) ON CONFLICT (unix_minute, model, name) "
+    "WITH cleared AS (DELETE FROM tasktrail.stats_counters "
+    "WHERE unix_minute = $1 AND model = $2 AND name = $3 AND shard <> 0) "
+    "INSERT INTO tasktrail.stats_counters (unix_minute, model, name, value, "
+    "shard) VALUES ($1, $2, $3, $4, 0) "
+    "ON CONFLICT (unix_minute, model, name, shard) "
     "DO UPDATE SET value = excluded.value";
 
 constexpr char kDeleteCounter[] =
@@ -252,6 +275,7 @@ void AddMutation(const RawMutation& mutation, PgWrite* write) {
           return;
         }
         params.push_back(Text(DecodeInt64(*mutation.value)));
+        if (mutation.add) params.push_back(Text(write->counter_shard));
         statements.push_back(
             {mutation.add ? kAddCounter : kSetCounter, std::move(params), ""});
         return;
@@ -900,8 +924,10 @@ absl::Status PgTaskStore::ScanCounters(
         visit) const {
   constexpr absl::string_view kWhat = "reading counters";
   absl::StatusOr<PgRows> rows = pool_->Query(
-      "SELECT unix_minute, model, name, value FROM tasktrail.stats_counters "
+      "SELECT unix_minute, model, name, sum(value)::bigint "
+      "FROM tasktrail.stats_counters "
       "WHERE unix_minute >= $1 AND unix_minute < $2 "
+      "GROUP BY unix_minute, model, name "
       "ORDER BY unix_minute, octet_length(model), model, name",
       {Text(first_minute), Text(end_minute)}, kWhat);
   if (!rows.ok()) return rows.status();

@@ -17,7 +17,10 @@
 //     database's clock), already names the same task, or names
 //     dedup_replaces_task_id; a live record of another task is a conflict;
 //   - timeline entries are keyed (task_id, seq); counters are added with
-//     INSERT ... ON CONFLICT DO UPDATE, so concurrent increments all count.
+//     INSERT ... ON CONFLICT DO UPDATE, so concurrent increments all count,
+//     each counter spread over up to 16 rows (one per shard, summed when
+//     read) so that concurrent writes of one model seldom wait for each
+//     other's row locks.
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01) are ABORTED
 // too. ABORTED always means: re-read and re-prepare.
 //

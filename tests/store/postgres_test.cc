@@ -248,6 +248,37 @@ TEST_F(PostgresTest, AVersion1SchemaWithTasksGainsTheRouteColumn) {
             "t");
 }
 
+TEST_F(PostgresTest, AVersion2CounterKeepsItsValueOnceSharded) {
+  std::unique_ptr<PgConnection> connection = Connect();
+  ASSERT_NE(connection, nullptr);
+  absl::StatusOr<MigrationResult> first =
+      MigrateSchema(*connection, SchemaMigrations().subspan(0, 2));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_EQ(first->to_version, 2);
+  ASSERT_TRUE(
+      connection
+          ->Execute("INSERT INTO tasktrail.stats_counters (unix_minute, "
+                    "model, name, value) VALUES (100, 'kling', "
+                    "'state:FAILED', 7)",
+                    "a counter of version 2")
+          .ok());
+  absl::StatusOr<MigrationResult> second = MigrateSchema(*connection);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->from_version, 2);
+  // Increments from other shards add to it; the sum is the counter.
+  ASSERT_TRUE(
+      connection
+          ->Execute("INSERT INTO tasktrail.stats_counters (unix_minute, "
+                    "model, name, value, shard) VALUES (100, 'kling', "
+                    "'state:FAILED', 5, 3)",
+                    "an increment on shard 3")
+          .ok());
+  EXPECT_EQ(Value(*connection,
+                  "SELECT sum(value) FROM tasktrail.stats_counters WHERE "
+                  "unix_minute = 100 AND model = 'kling'"),
+            "12");
+}
+
 TEST_F(PostgresTest, ReplicasStartingTogetherMigrateOnce) {
   constexpr int kReplicas = 8;
   std::vector<absl::StatusOr<MigrationResult>> results(
