@@ -1,5 +1,5 @@
 // Two real tasktraild replicas (--postgres) on one throwaway PostgreSQL
-// cluster (one cluster per suite, a fresh database per test): every
+// cluster (one per test process, a fresh database per test): every
 // guarantee holds across them. Dedup of a request_id and of content under
 // 64 concurrent submissions spread over both, an event id replayed through
 // the other replica, refund once under concurrent refunds to both, reads
@@ -199,26 +199,15 @@ class ReplicasE2eTest : public ::testing::Test {
  protected:
   static constexpr int kReplicas = 2;
 
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-          PostgresCluster::Start();
-      ASSERT_TRUE(started.ok())
-          << "the replica tests need a PostgreSQL server "
-             "(scripts/install-deps.sh --test installs it): "
-          << started.status();
-      cluster_ = started->release();
-    }
-    ASSERT_TRUE(cluster_->running()) << "an earlier test left it stopped";
-    database_ = absl::StrCat("replicas_e2e_", ++databases_made_);
-    absl::StatusOr<std::string> made =
-        cluster_->Psql("CREATE DATABASE " + database_);
-    ASSERT_TRUE(made.ok()) << made.status();
+    absl::StatusOr<testing::TestDatabase> database =
+        PostgresCluster::FreshDatabase("replicas_e2e");
+    ASSERT_TRUE(database.ok())
+        << "the replica tests need a PostgreSQL server "
+           "(scripts/install-deps.sh --test installs it): "
+        << database.status();
+    cluster_ = database->cluster;
+    database_ = database->name;
     for (int i = 0; i < kReplicas; ++i) {
       replicas_[i] = std::make_unique<ServerProcess>(
           "",
@@ -391,15 +380,11 @@ class ReplicasE2eTest : public ::testing::Test {
     }
   }
 
-  static PostgresCluster* cluster_;
-  static int databases_made_;
+  PostgresCluster* cluster_ = nullptr;
   std::string database_;
   std::unique_ptr<ServerProcess> replicas_[kReplicas];
   std::unique_ptr<v1::TaskTracker::Stub> stubs_[kReplicas];
 };
-
-PostgresCluster* ReplicasE2eTest::cluster_ = nullptr;
-int ReplicasE2eTest::databases_made_ = 0;
 
 TEST_F(ReplicasE2eTest, AReplicaRefusesASchemaNewerThanItKnows) {
   ASSERT_TRUE(cluster_
