@@ -263,6 +263,17 @@ struct BackupInfo {
   int64_t task_count = 0;
 };
 
+// A write that another process sharing the store committed, as that store
+// learns of it (TaskStore::WatchOtherWriters).
+struct OtherWrite {
+  // The task written, or empty when writes may have gone unreported (the
+  // store could not hear of them for a while): any task may have changed.
+  std::string task_id;
+  // The seq of the newest timeline entry the write put; 0 when it put none
+  // (the task was purged).
+  int64_t last_seq = 0;
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
@@ -447,6 +458,21 @@ class TaskStore {
   // writes from then on. Always false for a store that recovers by itself
   // (PgTaskStore).
   virtual bool failed() const = 0;
+
+  // Writes committed elsewhere. A store shared by several processes
+  // (PgTaskStore) calls `listener` for each timeline append or purge another
+  // process commits, soon after it commits (best effort: when it may have
+  // missed some, it says so with an OtherWrite without a task id, once it
+  // can hear of them again). It may also report this process's own writes.
+  // `listener` runs on a thread of the store and must not block or call the
+  // store. A later call replaces the listener; nullptr stops the calls.
+  // Once this returns, the previous listener is not running and will not be
+  // called again. The default does nothing: a store that one process owns
+  // (RocksDbTaskStore) has no other writers.
+  virtual void WatchOtherWriters(
+      std::function<void(const OtherWrite&)> listener) {
+    (void)listener;
+  }
 
   // Takes a backup now, online: writes go on meanwhile, and every write
   // acknowledged before the call is in the backup. FAILED_PRECONDITION,

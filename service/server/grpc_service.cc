@@ -137,8 +137,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   WatchReactor(EventHub* hub, absl::string_view task_id, WatchCursor cursor,
                absl::Duration max_lifetime)
       : hub_(hub), cursor_(std::move(cursor)) {
-    std::shared_ptr<EventHub::Subscription> subscription =
-        hub_->Subscribe(task_id, [this] { Pump(/*may_read_store=*/false); });
+    int64_t known_seq;
+    {
+      absl::MutexLock lock(&mutex_);
+      known_seq = cursor_.known_seq();
+    }
+    std::shared_ptr<EventHub::Subscription> subscription = hub_->Subscribe(
+        task_id, [this] { Pump(/*may_read_store=*/false); }, known_seq);
     {
       absl::MutexLock lock(&mutex_);
       subscription_ = subscription;

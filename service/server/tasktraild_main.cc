@@ -72,6 +72,7 @@ struct DaemonFlags {
   std::string db = "./data";
   std::string postgres;  // empty: serve from --db
   int postgres_pool = 8;
+  std::string postgres_listen;  // empty: LISTEN through --postgres
   bool sync = true;
   std::string port_file;
   std::string catalog;
@@ -591,6 +592,7 @@ int Run(DaemonFlags flags) {
     store::postgres::PgStoreOptions postgres_options;
     postgres_options.conninfo = flags.postgres;
     postgres_options.pool_size = flags.postgres_pool;
+    postgres_options.listen_conninfo = flags.postgres_listen;
     absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> opened =
         store::postgres::PgTaskStore::Open(postgres_options);
     if (!opened.ok()) {
@@ -864,6 +866,12 @@ int Main(int argc, char** argv) {
                  "--postgres: connections (and commit threads) per replica")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--postgres-listen", flags.postgres_listen,
+                 "--postgres: where the one connection that LISTENs for the "
+                 "other replicas' writes (for WatchTask) goes, when not to "
+                 "--postgres: it needs a session of its own, so behind "
+                 "PgBouncer in transaction mode point it at the database or "
+                 "at a session-mode pool");
   app.add_option("--sync", flags.sync,
                  "fsync every write before acknowledging it; false is unsafe "
                  "(acknowledged writes may be lost on a crash), for benchmarks")
@@ -992,9 +1000,13 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", std::string(postgres.message()).c_str());
       return 2;
     }
-  } else if (app.count("--postgres-pool") > 0) {
-    std::fprintf(stderr, "--postgres-pool needs --postgres\n");
-    return 2;
+  } else {
+    for (const char* flag : {"--postgres-pool", "--postgres-listen"}) {
+      if (app.count(flag) > 0) {
+        std::fprintf(stderr, "%s needs --postgres\n", flag);
+        return 2;
+      }
+    }
   }
   if (!flags.restore_from.empty()) {
     if (app.count("--db") == 0) {

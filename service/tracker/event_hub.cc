@@ -3,7 +3,12 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace tasktrail {
 
@@ -46,6 +51,10 @@ EventHub::EventHub(Options options)
 
 EventHub::~EventHub() {
   {
+    absl::MutexLock attaching(&attach_mutex_);
+    DetachLocked(CurrentAttachment());
+  }
+  {
     absl::MutexLock lock(&mutex_);
     stopping_ = true;
   }
@@ -54,7 +63,8 @@ EventHub::~EventHub() {
 }
 
 std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(
-    absl::string_view task_id, std::function<void()> listener) {
+    absl::string_view task_id, std::function<void()> listener,
+    int64_t known_seq) {
   auto subscription = std::make_shared<Subscription>(
       std::string(task_id), std::move(listener),
       std::max<size_t>(options_.buffer_events, 1));
@@ -63,7 +73,10 @@ std::shared_ptr<EventHub::Subscription> EventHub::Subscribe(
     absl::MutexLock lock(&mutex_);
     if (!closed_) {
       std::shared_ptr<Channel>& slot = channels_[task_id];
-      if (slot == nullptr) slot = std::make_shared<Channel>();
+      if (slot == nullptr) {
+        slot = std::make_shared<Channel>();
+        slot->last_seq = known_seq < 0 ? kUnknownSeq : known_seq;
+      }
       channel = slot;
       ++channel->subscribers;
       ++watchers_;
@@ -128,6 +141,19 @@ void EventHub::Publish(absl::string_view task_id,
     auto it = channels_.find(task_id);
     if (it == channels_.end()) return;
     Channel& channel = *it->second;
+    if (channel.last_seq != kUnknownSeq) {
+      const int64_t seq = entry->event.seq();
+      if (seq <= channel.last_seq) return;  // carried already
+      if (seq > channel.last_seq + 1 && store_ != nullptr) {
+        // Entries before it were written elsewhere and are not carried yet:
+        // the store has them, and this one.
+        if (refresh_.insert(std::string(task_id)).second) {
+          refresh_work_.Signal();
+        }
+        return;
+      }
+      channel.last_seq = seq;
+    }
     channel.pending.push_back(std::move(entry));
     if (!channel.queued) {
       channel.queued = true;
@@ -136,6 +162,158 @@ void EventHub::Publish(absl::string_view task_id,
     }
   }
   if (wake) work_.Signal();
+}
+
+uint64_t EventHub::Attach(store::TaskStore* store) {
+  absl::MutexLock attaching(&attach_mutex_);
+  DetachLocked(CurrentAttachment());
+  uint64_t attachment;
+  {
+    absl::MutexLock lock(&mutex_);
+    store_ = store;
+    stopping_refresh_ = false;
+    attachment = ++attachment_;
+  }
+  refresher_ = std::thread([this] { RefreshLoop(); });
+  store->WatchOtherWriters([this](const store::OtherWrite& write) {
+    if (write.task_id.empty()) {
+      RefreshAll();
+    } else {
+      Refresh(write.task_id);
+    }
+  });
+  return attachment;
+}
+
+uint64_t EventHub::CurrentAttachment() const {
+  absl::MutexLock lock(&mutex_);
+  return attachment_;
+}
+
+void EventHub::Detach(uint64_t attachment) {
+  absl::MutexLock attaching(&attach_mutex_);
+  DetachLocked(attachment);
+}
+
+void EventHub::DetachLocked(uint64_t attachment) {
+  store::TaskStore* store;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (store_ == nullptr || attachment != attachment_) return;
+    store = store_;
+  }
+  store->WatchOtherWriters(nullptr);
+  {
+    absl::MutexLock lock(&mutex_);
+    stopping_refresh_ = true;
+  }
+  refresh_work_.SignalAll();
+  refresher_.join();
+  absl::MutexLock lock(&mutex_);
+  store_ = nullptr;
+  refresh_.clear();
+  refresh_all_ = false;
+}
+
+void EventHub::Refresh(absl::string_view task_id) {
+  absl::MutexLock lock(&mutex_);
+  if (store_ == nullptr || closed_ || !channels_.contains(task_id)) return;
+  if (refresh_.insert(std::string(task_id)).second) refresh_work_.Signal();
+}
+
+void EventHub::RefreshAll() {
+  absl::MutexLock lock(&mutex_);
+  if (store_ == nullptr || closed_) return;
+  refresh_all_ = true;
+  refresh_work_.Signal();
+}
+
+void EventHub::RefreshLoop() {
+  pthread_setname_np(pthread_self(), "tt-watch-read");
+  // A task whose read failed (the database unreachable, say) is read again
+  // after a pause that doubles up to kMaxRetryPause.
+  constexpr absl::Duration kFirstRetryPause = absl::Milliseconds(50);
+  constexpr absl::Duration kMaxRetryPause = absl::Seconds(2);
+  absl::Duration retry_pause = kFirstRetryPause;
+  std::vector<std::string> failed;
+  for (;;) {
+    std::vector<std::string> tasks;
+    {
+      absl::MutexLock lock(&mutex_);
+      if (!failed.empty()) {
+        refresh_work_.WaitWithTimeout(&mutex_, retry_pause);
+        retry_pause = std::min(retry_pause * 2, kMaxRetryPause);
+        for (std::string& task_id : failed) refresh_.insert(std::move(task_id));
+        failed.clear();
+      }
+      while (!stopping_refresh_ && !refresh_all_ && refresh_.empty()) {
+        refresh_work_.Wait(&mutex_);
+      }
+      if (stopping_refresh_) return;
+      if (refresh_all_) {
+        refresh_all_ = false;
+        for (const auto& [task_id, channel] : channels_) {
+          refresh_.insert(task_id);
+        }
+      }
+      tasks.assign(refresh_.begin(), refresh_.end());
+      refresh_.clear();
+    }
+    for (std::string& task_id : tasks) {
+      if (!RefreshTask(task_id).ok()) failed.push_back(std::move(task_id));
+    }
+    if (failed.empty()) retry_pause = kFirstRetryPause;
+  }
+}
+
+absl::Status EventHub::RefreshTask(const std::string& task_id) {
+  // Entries read per store read.
+  constexpr int kReadBatch = 256;
+  store::TaskStore* store;
+  int64_t after_seq;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = channels_.find(task_id);
+    if (closed_ || it == channels_.end()) return absl::OkStatus();
+    store = store_;
+    after_seq = it->second->last_seq;
+  }
+  absl::StatusOr<v1::Task> task = store->GetTask(task_id);
+  if (absl::IsNotFound(task.status())) {
+    CutTask(task_id, Subscription::Cut::kPurged);
+    return absl::OkStatus();
+  }
+  if (!task.ok()) return task.status();
+  // A channel that carries entries as published has no seq to read from.
+  if (after_seq == kUnknownSeq) return absl::OkStatus();
+  while (after_seq < task->last_event_seq()) {
+    absl::StatusOr<std::vector<v1::TaskEvent>> events =
+        store->ReadEvents(task_id, after_seq, kReadBatch);
+    if (!events.ok()) return events.status();
+    for (v1::TaskEvent& event : *events) {
+      after_seq = event.seq();
+      auto entry = std::make_shared<PublishedEvent>();
+      entry->event = std::move(event);
+      Publish(task_id, std::move(entry));
+    }
+    if (events->size() < static_cast<size_t>(kReadBatch)) break;
+  }
+  return absl::OkStatus();
+}
+
+void EventHub::CutTask(absl::string_view task_id, Subscription::Cut why) {
+  std::shared_ptr<Channel> channel;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = channels_.find(task_id);
+    if (it == channels_.end()) return;
+    channel = it->second;
+  }
+  absl::MutexLock fanout(&channel->fanout_mutex);
+  for (const std::shared_ptr<Subscription>& subscription :
+       channel->subscriptions) {
+    if (subscription->CutWith(why)) subscription->listener_();
+  }
 }
 
 void EventHub::Close() {

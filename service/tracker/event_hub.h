@@ -10,9 +10,24 @@
 // dropped, it receives nothing more, and its owner ends the watch (the
 // client resumes from the last entry it was sent).
 //
+// Timelines written elsewhere: a hub attached to its store (Attach) also
+// follows writes other processes commit to a shared store
+// (TaskStore::WatchOtherWriters, PostgreSQL's LISTEN/NOTIFY). When told a
+// watched task changed (Refresh), or that changes may have gone unreported
+// (RefreshAll), its refresh thread (named tt-watch-read) re-reads the task
+// from the store, once per task whatever the number of its watchers, and
+// publishes the entries its channel has not carried yet; a task no longer
+// stored cuts its subscriptions with kPurged. A channel subscribed with the
+// task's known last seq carries each seq once and in order, with no gap: an
+// entry already carried is dropped (one seen both from its own writer and in
+// the store), and one that would skip a seq is dropped too and the task
+// re-read from the store from its last carried seq (on it, the skipped
+// entries and that one).
+//
 // Thread safety: all methods are safe to call concurrently. Listeners run on
-// the dispatch thread (or on the caller of Close, or of Subscribe after the
-// hub closed); the listeners of one task never run at once. A listener must
+// the dispatch thread (or on the refresh thread when it cuts a purged task's
+// subscriptions, on the caller of Close, or of Subscribe after the hub
+// closed); the listeners of one task never run at once. A listener must
 // be quick and must not call Subscribe, Unsubscribe or Close. After
 // Unsubscribe returns, the subscription's listener is not running and will
 // not run again.
@@ -30,8 +45,10 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "store/task_store.h"
 #include "tasktrail/v1/task.pb.h"
 
 namespace tasktrail {
@@ -63,6 +80,7 @@ class EventHub {
       kNone,
       kOverflow,  // its buffer was full when an entry arrived
       kClosing,   // the hub closed (the server shuts down)
+      kPurged,    // the task is no longer stored (purged)
     };
 
     // The oldest entry not taken yet, removed from the buffer; null when
@@ -110,12 +128,20 @@ class EventHub {
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
+  // A last seq not known (Subscribe).
+  static constexpr int64_t kUnknownSeq = -1;
+
   // Subscribes to the entries of `task_id` published from now on;
   // `listener` is called whenever the subscription has a new entry or was
-  // cut. When the hub is already closed, the subscription is returned cut
-  // (kClosing) and its listener has been called once.
+  // cut. `known_seq`: the task's last timeline seq as read from the store
+  // before subscribing. When it is given and the task had no subscribers,
+  // its channel carries entries from known_seq + 1 on, each seq once and in
+  // order (see above); with kUnknownSeq it carries what is published, as
+  // published. When the hub is already closed, the subscription is returned
+  // cut (kClosing) and its listener has been called once.
   std::shared_ptr<Subscription> Subscribe(absl::string_view task_id,
-                                          std::function<void()> listener);
+                                          std::function<void()> listener,
+                                          int64_t known_seq = kUnknownSeq);
   // Ends `subscription`; a no-op for one already unsubscribed or null.
   void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
 
@@ -124,6 +150,26 @@ class EventHub {
   // REQUIRES: called in the order the task's entries became durable.
   void Publish(absl::string_view task_id,
                std::shared_ptr<PublishedEvent> entry);
+
+  // Reads `store` from now on to fill gaps and to follow the writes of other
+  // processes: starts the refresh thread and listens to
+  // store->WatchOtherWriters. A hub not attached never reads a store. An
+  // earlier attachment is detached first. Returns the attachment's number,
+  // for Detach.
+  // REQUIRES: `store` outlives the attachment.
+  uint64_t Attach(store::TaskStore* store);
+  // Ends attachment `attachment` (a no-op when it ended already): stops
+  // listening to its store and joins the refresh thread; once it returns
+  // the hub does not touch that store again.
+  void Detach(uint64_t attachment);
+
+  // Re-reads `task_id` from the store (on the refresh thread) when it has
+  // watchers: its entries past the last its channel carried are published,
+  // and its subscriptions are cut with kPurged when it is no longer stored.
+  // Returns at once. A no-op when not attached.
+  void Refresh(absl::string_view task_id);
+  // Refresh for every watched task.
+  void RefreshAll();
 
   // Cuts every subscription with kClosing (calling its listener before
   // Close returns); later subscribers are cut at once. Used when the server
@@ -147,9 +193,23 @@ class EventHub {
     size_t subscribers = 0;
     std::vector<std::shared_ptr<PublishedEvent>> pending;
     bool queued = false;
+    // The last seq queued on the channel, or kUnknownSeq when it carries
+    // entries as published (Subscribe).
+    int64_t last_seq = kUnknownSeq;
   };
 
   void Dispatch();
+  // The number of the latest attachment (0 before any).
+  uint64_t CurrentAttachment() const;
+  void DetachLocked(uint64_t attachment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(attach_mutex_);
+  void RefreshLoop();
+  // Reads what the store holds of `task_id` past its channel's last seq and
+  // publishes it; cuts its subscriptions when it is not stored. OK when it
+  // has no channel (any more).
+  absl::Status RefreshTask(const std::string& task_id);
+  // Cuts every subscription of `task_id` with `why`, calling its listener.
+  void CutTask(absl::string_view task_id, Subscription::Cut why);
 
   const Options options_;
   mutable absl::Mutex mutex_;
@@ -160,6 +220,17 @@ class EventHub {
   absl::flat_hash_map<std::string, std::shared_ptr<Channel>> channels_
       ABSL_GUARDED_BY(mutex_);
   std::deque<std::shared_ptr<Channel>> ready_ ABSL_GUARDED_BY(mutex_);
+  // The attached store (set by Attach before the refresh thread starts,
+  // cleared by Detach after it stopped) and the tasks to re-read.
+  store::TaskStore* store_ ABSL_GUARDED_BY(mutex_) = nullptr;
+  uint64_t attachment_ ABSL_GUARDED_BY(mutex_) = 0;
+  // Serialises Attach and Detach.
+  absl::Mutex attach_mutex_;
+  bool refresh_all_ ABSL_GUARDED_BY(mutex_) = false;
+  bool stopping_refresh_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::flat_hash_set<std::string> refresh_ ABSL_GUARDED_BY(mutex_);
+  absl::CondVar refresh_work_;
+  std::thread refresher_;
   std::thread dispatcher_;
 };
 

@@ -131,7 +131,11 @@ Tracker::Tracker(store::TaskStore* store, const CatalogHolder* catalog,
                          ? options_.failure_rules
                          : FailureClassifier::BuiltIn()),
       waits_(store),
-      ids_(options_.id_seed) {}
+      ids_(options_.id_seed) {
+  hub_attachment_ = hub_->Attach(store_);
+}
+
+Tracker::~Tracker() { hub_->Detach(hub_attachment_); }
 
 template <typename Response>
 Completion<Response> Tracker::Run(Preparer<Response> prepare, LockWait wait,

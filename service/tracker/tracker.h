@@ -393,6 +393,15 @@ class Tracker {
 
   const Clock* clock() const { return clock_; }
 
+  // NOT_FOUND for `task_id`, as GetTask answers for a task not stored: when
+  // the id is older than the shorter retention (it may name a purged task),
+  // saying how long finished tasks are kept. Reads nothing.
+  absl::Status TaskNotFound(absl::string_view task_id) const;
+
+  // The Tracker reads its store through `hub` (EventHub::Attach) until it
+  // is destroyed.
+  ~Tracker();
+
  private:
   // A write that must be durable before an answer is given, with the locks
   // held until then and the in-memory effects of the write.
@@ -497,10 +506,6 @@ class Tracker {
       std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
       LockWait wait);
 
-  // NOT_FOUND for `task_id`: when the id is older than the shorter
-  // retention (it may name a purged task), saying how long finished tasks
-  // are kept.
-  absl::Status TaskNotFound(absl::string_view task_id) const;
   // `status`, or TaskNotFound(task_id) when `status` is NOT_FOUND.
   absl::Status ExplainNotFound(absl::string_view task_id,
                                absl::Status status) const;
@@ -542,6 +547,8 @@ class Tracker {
   const CatalogHolder* const catalog_;
   const Clock* const clock_;
   EventHub* const hub_;
+  // This Tracker's attachment of its store to hub_.
+  uint64_t hub_attachment_ = 0;
   const TrackerOptions options_;
   const std::shared_ptr<const FailureClassifier> failure_rules_;
   QueueWaits waits_;

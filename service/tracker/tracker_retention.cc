@@ -126,6 +126,8 @@ absl::StatusOr<int> Tracker::CommitPurges(std::vector<PreparedPurge> purges) {
         [&, task_id = std::move(purge.task_id), model = std::move(purge.model),
          leases = std::move(purge.leases)](absl::Status status) mutable {
           leases.clear();
+          // Its watchers are told it is gone.
+          if (status.ok()) hub_->Refresh(task_id);
           if (status.ok() && options_.observer != nullptr) {
             // Gone: no longer counted among the unfinished tasks.
             options_.observer->OnTaskWritten(

@@ -17,7 +17,8 @@ absl::StatusOr<WatchCursor> WatchCursor::Open(const Tracker* tracker,
     return InvalidField("after_seq", "FIELD_OUT_OF_RANGE",
                         "after_seq must not be negative");
   }
-  return WatchCursor(tracker, std::string(task_id), after_seq);
+  return WatchCursor(tracker, std::string(task_id), after_seq,
+                     task->last_event_seq());
 }
 
 WatchCursor::Step WatchCursor::Next(bool may_read_store) {
@@ -54,7 +55,18 @@ WatchCursor::Step WatchCursor::Next(bool may_read_store) {
   }
   if (live_ != nullptr) {
     while (std::shared_ptr<const PublishedEvent> event = live_->Pop()) {
-      if (event->event.seq() > last_sent_seq_) return Send(std::move(event));
+      const int64_t seq = event->event.seq();
+      if (seq <= last_sent_seq_) continue;
+      if (seq > last_sent_seq_ + 1) {
+        // The hub carries a task's seqs without gaps from the seq the
+        // cursor subscribed with; a gap means entries were lost on the way.
+        // The client resumes from the last one sent rather than miss them.
+        step.action = Action::kEnd;
+        step.status = Interrupted(absl::StrCat(
+            "the live timeline went from seq ", last_sent_seq_, " to ", seq));
+        return step;
+      }
+      return Send(std::move(event));
     }
   }
   return step;  // kWait
@@ -67,6 +79,8 @@ absl::optional<absl::Status> WatchCursor::Cut() const {
       return absl::nullopt;
     case EventHub::Subscription::Cut::kClosing:
       return Interrupted("tasktraild is shutting down");
+    case EventHub::Subscription::Cut::kPurged:
+      return tracker_->TaskNotFound(task_id_);
     case EventHub::Subscription::Cut::kOverflow:
       return Interrupted(absl::StrCat(
           "the watcher fell more than ", live_->capacity(),

@@ -7,6 +7,7 @@
 //   - OK once the event that finished the task has been sent, or, for a
 //     task that was already finished, once the stored timeline has been sent;
 //   - with the error of a failed read;
+//   - NOT_FOUND, as GetTask answers then, once the task is purged;
 //   - UNAVAILABLE when it is cut short (the server shuts down, the watcher
 //     fell a whole buffer behind, the stream reached its maximum lifetime):
 //     the status names the after_seq to resume with.
@@ -77,9 +78,10 @@ class WatchCursor {
   // there). After kEnd the cursor must not be used again.
   Step Next(bool may_read_store = true);
 
-  // The UNAVAILABLE that ends the stream when its subscription was cut
-  // (the hub closed, or the watcher fell a whole buffer behind); nullopt
-  // while it was not.
+  // The status that ends the stream when its subscription was cut:
+  // UNAVAILABLE when the hub closed or the watcher fell a whole buffer
+  // behind, NOT_FOUND (Tracker::TaskNotFound) when the task was purged;
+  // nullopt while it was not cut.
   absl::optional<absl::Status> Cut() const;
 
   // The UNAVAILABLE that ends a stream cut short because `why`, naming the
@@ -89,11 +91,17 @@ class WatchCursor {
   // The seq of the last event sent (after_seq before any).
   int64_t last_sent_seq() const { return last_sent_seq_; }
 
+  // The task's last timeline seq when Open read it: the `known_seq` to
+  // subscribe with (EventHub::Subscribe).
+  int64_t known_seq() const { return known_seq_; }
+
  private:
-  WatchCursor(const Tracker* tracker, std::string task_id, int64_t after_seq)
+  WatchCursor(const Tracker* tracker, std::string task_id, int64_t after_seq,
+              int64_t known_seq)
       : tracker_(tracker),
         task_id_(std::move(task_id)),
-        last_sent_seq_(after_seq) {}
+        last_sent_seq_(after_seq),
+        known_seq_(known_seq) {}
 
   // Reads the next batch of stored events after last_sent_seq_.
   absl::Status Refill();
@@ -104,6 +112,7 @@ class WatchCursor {
   std::string task_id_;
   std::shared_ptr<EventHub::Subscription> live_;
   int64_t last_sent_seq_;
+  int64_t known_seq_;
   bool replaying_ = true;    // the stored timeline is not all sent yet
   bool more_stored_ = true;  // a read is due (first, or a full batch before)
   bool sent_finish_ = false;

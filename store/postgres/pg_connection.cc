@@ -1,7 +1,9 @@
 #include "store/postgres/pg_connection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <cerrno>
 #include <memory>
 #include <utility>
 
@@ -78,6 +80,39 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
 }
 
 PgConnection::~PgConnection() { PQfinish(connection_); }
+
+absl::StatusOr<std::vector<PgNotification>> PgConnection::AwaitNotifications(
+    absl::Duration timeout) {
+  std::vector<PgNotification> received;
+  const auto take = [&] {
+    while (PGnotify* notification = PQnotifies(connection_)) {
+      received.push_back(
+          {notification->relname, notification->extra == nullptr
+                                      ? std::string()
+                                      : std::string(notification->extra)});
+      PQfreemem(notification);
+    }
+  };
+  const auto lost = [&] {
+    return absl::UnavailableError(
+        absl::StrCat("listening for notifications: the connection is lost: ",
+                     absl::StripAsciiWhitespace(PQerrorMessage(connection_))));
+  };
+  take();
+  if (!received.empty()) return received;
+  const int socket = PQsocket(connection_);
+  if (socket < 0 || PQstatus(connection_) != CONNECTION_OK) return lost();
+  pollfd readable = {socket, POLLIN, 0};
+  const int ready =
+      poll(&readable, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready < 0 && errno != EINTR) return lost();
+  if (ready > 0) {
+    if (PQconsumeInput(connection_) == 0) return lost();
+    take();
+  }
+  if (PQstatus(connection_) != CONNECTION_OK) return lost();
+  return received;
+}
 
 bool PgConnection::connected() const {
   return PQstatus(connection_) == CONNECTION_OK;

@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "absl/types/optional.h"
 
 struct pg_conn;
@@ -43,6 +44,12 @@ bool IsRetryableTransactionError(const absl::Status& status);
 struct PgRows {
   std::vector<std::vector<absl::optional<std::string>>> rows;
   int64_t affected = 0;
+};
+
+// A notification a LISTENing connection received (NOTIFY, pg_notify).
+struct PgNotification {
+  std::string channel;
+  std::string payload;
 };
 
 class PgConnection {
@@ -68,6 +75,12 @@ class PgConnection {
       absl::string_view sql,
       const std::vector<absl::optional<std::string>>& params,
       absl::string_view what);
+
+  // Waits up to `timeout` for notifications on the channels this
+  // connection LISTENs to and returns those received (none when the time
+  // passed first). UNAVAILABLE once the connection is lost.
+  absl::StatusOr<std::vector<PgNotification>> AwaitNotifications(
+      absl::Duration timeout);
 
   // False once the connection is known to be lost; a new one is needed.
   bool connected() const;

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
@@ -178,6 +179,26 @@ constexpr char kPutEvent[] =
     "INSERT INTO tasktrail.task_events (task_id, seq, event) "
     "VALUES ($1, $2, $3) "
     "ON CONFLICT (task_id, seq) DO UPDATE SET event = excluded.event";
+
+// The channel of the notifications of timeline appends and purges; the
+// payload is NotificationPayload's.
+constexpr char kNotifyChannel[] = "tasktrail_events";
+constexpr char kNotify[] = "SELECT pg_notify('tasktrail_events', $1)";
+
+// "TAG TASK_ID SEQ": the sending store's tag, the task and the last seq
+// written (0: purged). Task ids hold no spaces; the seq is the last word.
+std::string NotificationPayload(absl::string_view tag,
+                                absl::string_view task_id, int64_t seq) {
+  return absl::StrCat(tag, " ", task_id, " ", seq);
+}
+
+// A fresh tag for a store: 16 hex digits.
+std::string NewStoreTag() {
+  std::random_device random;
+  const uint64_t bits =
+      (static_cast<uint64_t>(random()) << 32) ^ static_cast<uint64_t>(random());
+  return absl::StrCat(absl::Hex(bits, absl::kZeroPad16));
+}
 
 constexpr char kInsertEventId[] =
     "INSERT INTO tasktrail.event_ids (task_id, event_id, seq, body_digest) "
@@ -551,6 +572,131 @@ class PgTaskStore::Committer {
   std::thread thread_;
 };
 
+// The listening connection of WatchOtherWriters: one thread that keeps a
+// connection LISTENing on kNotifyChannel and hands what arrives to the
+// listener. Thread safety: SetListener may be called from any thread.
+class PgTaskStore::Listener {
+ public:
+  Listener(std::string conninfo, std::string own_tag)
+      : conninfo_(std::move(conninfo)),
+        own_tag_(std::move(own_tag)),
+        thread_([this] { Run(); }) {}
+
+  ~Listener() {
+    {
+      absl::MutexLock lock(&mutex_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  // Replaces the listener; once it returns the previous one is not running.
+  void SetListener(std::function<void(const OtherWrite&)> listener) {
+    absl::MutexLock lock(&call_mutex_);
+    listener_ = std::move(listener);
+  }
+
+ private:
+  // How long a wait for notifications lasts before the thread looks whether
+  // it should stop.
+  static constexpr absl::Duration kPollInterval = absl::Milliseconds(200);
+  // A connection idle this long is checked with a query, so that a
+  // connection lost without a word is noticed.
+  static constexpr absl::Duration kIdleCheck = absl::Seconds(5);
+  static constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
+  static constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
+
+  void Run() {
+    absl::Duration backoff = kFirstBackoff;
+    while (!Stopping()) {
+      absl::StatusOr<std::unique_ptr<PgConnection>> connection =
+          PgConnection::Connect(conninfo_);
+      absl::Status listening = connection.status();
+      if (listening.ok()) {
+        listening = (*connection)
+                        ->Execute(absl::StrCat("SET application_name = '",
+                                               kListenerApplicationName,
+                                               "'; LISTEN ", kNotifyChannel),
+                                  "listening for other replicas' writes");
+      }
+      if (!listening.ok()) {
+        if (WaitForStop(backoff)) return;
+        backoff = std::min(backoff * 2, kMaxBackoff);
+        continue;
+      }
+      backoff = kFirstBackoff;
+      // Whatever was written while nobody listened went unreported.
+      Report(OtherWrite{});
+      Listen(**connection);
+    }
+  }
+
+  // Hands on notifications until the connection is lost or the listener
+  // stops.
+  void Listen(PgConnection& connection) {
+    absl::Time last_heard = absl::Now();
+    while (!Stopping()) {
+      absl::StatusOr<std::vector<PgNotification>> received =
+          connection.AwaitNotifications(kPollInterval);
+      if (!received.ok()) return;
+      if (!received->empty()) last_heard = absl::Now();
+      for (const PgNotification& notification : *received) {
+        std::vector<absl::string_view> words =
+            absl::StrSplit(notification.payload, ' ');
+        int64_t seq = 0;
+        if (words.size() != 3 || words[0] == own_tag_ ||
+            !absl::SimpleAtoi(words[2], &seq)) {
+          continue;
+        }
+        Report(OtherWrite{std::string(words[1]), seq});
+      }
+      if (absl::Now() - last_heard > kIdleCheck) {
+        if (!connection.Execute("SELECT 1", "checking the listening connection")
+                 .ok()) {
+          return;
+        }
+        last_heard = absl::Now();
+      }
+    }
+  }
+
+  void Report(const OtherWrite& write) {
+    absl::MutexLock lock(&call_mutex_);
+    if (listener_ != nullptr) listener_(write);
+  }
+
+  bool Stopping() {
+    absl::MutexLock lock(&mutex_);
+    return stopping_;
+  }
+
+  // Waits `pause` or until stopping; true when stopping.
+  bool WaitForStop(absl::Duration pause) {
+    absl::MutexLock lock(&mutex_);
+    mutex_.AwaitWithTimeout(absl::Condition(&stopping_), pause);
+    return stopping_;
+  }
+
+  const std::string conninfo_;
+  const std::string own_tag_;
+  absl::Mutex call_mutex_;
+  std::function<void(const OtherWrite&)> listener_ ABSL_GUARDED_BY(call_mutex_);
+  absl::Mutex mutex_;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  // Last: started once the members above exist.
+  std::thread thread_;
+};
+
+void PgTaskStore::WatchOtherWriters(
+    std::function<void(const OtherWrite&)> listener) {
+  absl::MutexLock lock(&listener_mutex_);
+  if (listener_ == nullptr) {
+    if (listener == nullptr) return;
+    listener_ = std::make_unique<Listener>(listen_conninfo_, tag_);
+  }
+  listener_->SetListener(std::move(listener));
+}
+
 absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
     const PgStoreOptions& options) {
   if (options.pool_size < 1) {
@@ -577,12 +723,17 @@ absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
       }
     }
   }
-  return std::unique_ptr<PgTaskStore>(
-      new PgTaskStore(std::move(pool), options.pool_size));
+  return std::unique_ptr<PgTaskStore>(new PgTaskStore(
+      std::move(pool), options.pool_size,
+      options.listen_conninfo.empty() ? options.conninfo
+                                      : options.listen_conninfo));
 }
 
-PgTaskStore::PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers)
-    : pool_(std::move(pool)) {
+PgTaskStore::PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
+                         std::string listen_conninfo)
+    : pool_(std::move(pool)),
+      tag_(NewStoreTag()),
+      listen_conninfo_(std::move(listen_conninfo)) {
   for (int i = 0; i < committers; ++i) {
     committers_.push_back(std::make_unique<Committer>(pool_.get()));
   }
@@ -767,6 +918,14 @@ absl::StatusOr<PreparedWrite> PgTaskStore::Prepare(
         {kPutEvent,
          {task_id, Text(event->seq()), Bytea(event->SerializeAsString())},
          ""});
+  }
+  if (!write.events.empty()) {
+    int64_t last_seq = 0;
+    for (const TaskEvent* event : write.events) {
+      last_seq = std::max(last_seq, event->seq());
+    }
+    body->statements.push_back(
+        {kNotify, {NotificationPayload(tag_, task_id, last_seq)}, ""});
   }
   if (write.event_id.has_value()) {
     const auto& [event_id, record] = *write.event_id;
@@ -1160,6 +1319,8 @@ absl::StatusOr<PreparedWrite> PgTaskStore::PreparePurge(
       {"DELETE FROM tasktrail.tasks WHERE task_id = $1",
        {std::string(task_id)},
        absl::StrCat("task ", task_id, " was removed meanwhile")});
+  body->statements.push_back(
+      {kNotify, {NotificationPayload(tag_, task_id, 0)}, ""});
   return PreparedWrite(std::move(body), absl::StrCat("purging task ", task_id));
 }
 

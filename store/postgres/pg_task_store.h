@@ -32,6 +32,17 @@
 // next call connects anew, so the store recovers when the database returns.
 // failed() is always false.
 //
+// Writes of other replicas (WatchOtherWriters): every commit that appends
+// to a timeline or purges a task also sends, in the same transaction, a
+// notification on channel tasktrail_events (pg_notify; PostgreSQL delivers
+// it only once the transaction commits) whose payload is small: the
+// sending store's tag, the task id and the last seq written (0 for a
+// purge). Once a listener is set, the store keeps one connection of its own
+// outside the pool (to listen_conninfo) that LISTENs on that channel and
+// hands the other stores' notifications to the listener, skipping its own.
+// When that connection is lost it reconnects with backoff and then reports
+// that notifications may have been missed (an OtherWrite without a task).
+//
 // Durability: a commit is reported OK once PostgreSQL reports COMMIT done,
 // with synchronous_commit as the database is configured; audit entries and
 // Durability::kBuffered raw writes commit with synchronous_commit off.
@@ -50,11 +61,13 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/optional.h"
 #include "store/task_store.h"
 #include "tasktrail/v1/task.pb.h"
@@ -69,6 +82,11 @@ struct PgStoreOptions {
   // Migrate the schema when opening (MigrateSchema); otherwise opening
   // requires the database to be at KnownSchemaVersion() already.
   bool migrate = true;
+  // Where the listening connection goes (WatchOtherWriters); empty: to
+  // `conninfo`. LISTEN needs a session of its own: behind a pooler in
+  // transaction mode (PgBouncer pool_mode=transaction), point it at the
+  // database directly or at a session-mode pool.
+  std::string listen_conninfo;
 };
 
 class PgTaskStore final : public TaskStore {
@@ -150,14 +168,27 @@ class PgTaskStore final : public TaskStore {
   absl::Status Ping() const;
   absl::StatusOr<BackupInfo> CreateBackup() override;
   absl::StatusOr<std::vector<BackupInfo>> ListBackups() const override;
+  // Starts the listening connection on the first call with a listener.
+  void WatchOtherWriters(
+      std::function<void(const OtherWrite&)> listener) override;
+
+  // The application_name of the listening connection (in pg_stat_activity).
+  static constexpr char kListenerApplicationName[] = "tasktraild-listener";
 
  private:
   class ConnectionPool;
   class Committer;
+  class Listener;
 
-  PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers);
+  PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
+              std::string listen_conninfo);
 
   std::unique_ptr<ConnectionPool> pool_;
+  // Tells this store's notifications apart from other stores'.
+  const std::string tag_;
+  const std::string listen_conninfo_;
+  absl::Mutex listener_mutex_;
+  std::unique_ptr<Listener> listener_ ABSL_GUARDED_BY(listener_mutex_);
   // Raw writes (no task) go to the committers in turn.
   std::atomic<size_t> next_raw_committer_{0};
   // Destroyed first: drains the queued commits while the pool still exists.

@@ -1,12 +1,17 @@
 // Two real tasktraild replicas (--postgres) on one throwaway PostgreSQL
-// cluster (one cluster per suite, a fresh database per test): every
+// cluster (one per test process, a fresh database per test): every
 // guarantee holds across them. Dedup of a request_id and of content under
 // 64 concurrent submissions spread over both, an event id replayed through
 // the other replica, refund once under concurrent refunds to both, reads
 // through the replica that did not write (gRPC and the CLI), a replica
 // killed with kill -9 under load, and PostgreSQL stopped and started under
 // load (UNAVAILABLE and health NOT_SERVING meanwhile, SERVING again without
-// a restart, nothing acknowledged lost). The tests fail when the cluster
+// a restart, nothing acknowledged lost). WatchTask across replicas: a
+// watcher on one replica gets what the other records, in order and once,
+// and ends after the finish; a watch resumes on the other replica with
+// after_seq; events recorded while the listening connections are being
+// killed still arrive once; a purge through one replica ends a watch on the
+// other with NOT_FOUND. The tests fail when the cluster
 // cannot start (scripts/install-deps.sh --test installs PostgreSQL).
 #include <atomic>
 #include <chrono>
@@ -112,30 +117,97 @@ class SubmissionLoad {
   std::vector<std::thread> threads_;
 };
 
+// One WatchTask stream read on a thread of its own: keeps the events it
+// receives and, once the stream ends, its status.
+class StreamReader {
+ public:
+  StreamReader(v1::TaskTracker::Stub* stub, const std::string& task_id,
+               int64_t after_seq) {
+    context_.set_deadline(std::chrono::system_clock::now() +
+                          std::chrono::seconds(120));
+    v1::WatchTaskRequest request;
+    request.set_task_id(task_id);
+    request.set_after_seq(after_seq);
+    stream_ = stub->WatchTask(&context_, request);
+    thread_ = std::thread([this] {
+      v1::TaskEvent event;
+      while (stream_->Read(&event)) {
+        absl::MutexLock lock(&mutex_);
+        events_.push_back(event);
+      }
+      grpc::Status status = stream_->Finish();
+      absl::MutexLock lock(&mutex_);
+      status_ = std::move(status);
+      ended_ = true;
+    });
+  }
+  ~StreamReader() {
+    Cancel();
+    thread_.join();
+  }
+
+  void Cancel() { context_.TryCancel(); }
+  std::vector<v1::TaskEvent> events() const {
+    absl::MutexLock lock(&mutex_);
+    return events_;
+  }
+  // Waits until `count` events arrived (or the stream ended).
+  bool AwaitEvents(size_t count) const {
+    return PollUntil([&] {
+             absl::MutexLock lock(&mutex_);
+             return events_.size() >= count || ended_;
+           }) &&
+           events().size() >= count;
+  }
+  // Waits for the end of the stream and returns its status.
+  grpc::Status AwaitEnd() const {
+    if (!PollUntil([&] {
+          absl::MutexLock lock(&mutex_);
+          return ended_;
+        })) {
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "the stream did not end");
+    }
+    absl::MutexLock lock(&mutex_);
+    return status_;
+  }
+  // The seqs received, in order.
+  std::vector<int64_t> seqs() const {
+    std::vector<int64_t> seqs;
+    for (const v1::TaskEvent& event : events()) seqs.push_back(event.seq());
+    return seqs;
+  }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<v1::TaskEvent>> stream_;
+  mutable absl::Mutex mutex_;
+  std::vector<v1::TaskEvent> events_ ABSL_GUARDED_BY(mutex_);
+  grpc::Status status_ ABSL_GUARDED_BY(mutex_);
+  bool ended_ ABSL_GUARDED_BY(mutex_) = false;
+  std::thread thread_;
+};
+
+// The seqs from `first` to `last`.
+std::vector<int64_t> SeqRange(int64_t first, int64_t last) {
+  std::vector<int64_t> seqs;
+  for (int64_t seq = first; seq <= last; ++seq) seqs.push_back(seq);
+  return seqs;
+}
+
 class ReplicasE2eTest : public ::testing::Test {
  protected:
   static constexpr int kReplicas = 2;
 
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-          PostgresCluster::Start();
-      ASSERT_TRUE(started.ok())
-          << "the replica tests need a PostgreSQL server "
-             "(scripts/install-deps.sh --test installs it): "
-          << started.status();
-      cluster_ = started->release();
-    }
-    ASSERT_TRUE(cluster_->running()) << "an earlier test left it stopped";
-    database_ = absl::StrCat("replicas_e2e_", ++databases_made_);
-    absl::StatusOr<std::string> made =
-        cluster_->Psql("CREATE DATABASE " + database_);
-    ASSERT_TRUE(made.ok()) << made.status();
+    absl::StatusOr<testing::TestDatabase> database =
+        PostgresCluster::FreshDatabase("replicas_e2e");
+    ASSERT_TRUE(database.ok())
+        << "the replica tests need a PostgreSQL server "
+           "(scripts/install-deps.sh --test installs it): "
+        << database.status();
+    cluster_ = database->cluster;
+    database_ = database->name;
     for (int i = 0; i < kReplicas; ++i) {
       replicas_[i] = std::make_unique<ServerProcess>(
           "",
@@ -220,6 +292,65 @@ class ReplicasE2eTest : public ::testing::Test {
     EXPECT_EQ(task.last_event_seq(), task.events_size());
   }
 
+  // Submits a task through `replica` and returns its id (empty, with a
+  // test failure, when refused).
+  std::string Submit(int replica, const std::string& prompt) {
+    v1::SubmitTaskResponse submitted;
+    const grpc::Status status = stubs_[replica]->SubmitTask(
+        DeadlineContext().get(), Request("", prompt), &submitted);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return submitted.task().task_id();
+  }
+
+  // Records a poll with `progress` percent through `replica`.
+  void Poll(int replica, const std::string& task_id, int progress) {
+    v1::RecordEventRequest polled;
+    polled.mutable_polled()->set_upstream_status("running");
+    polled.mutable_polled()->set_progress_percent(progress);
+    v1::RecordEventResponse answer;
+    const grpc::Status status = Record(replica, task_id, polled, &answer);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  void Start(int replica, const std::string& task_id, int progress) {
+    v1::RecordEventRequest started;
+    started.mutable_started()->set_progress_percent(progress);
+    v1::RecordEventResponse answer;
+    const grpc::Status status = Record(replica, task_id, started, &answer);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  void Complete(int replica, const std::string& task_id) {
+    v1::RecordEventRequest completed;
+    completed.mutable_completed()->add_result_uris(
+        "https://cdn.example.com/result.mp4");
+    v1::RecordEventResponse answer;
+    const grpc::Status status = Record(replica, task_id, completed, &answer);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Adds a note through `replica`: an event that keeps the task unfinished.
+  void Note(int replica, const std::string& task_id, const std::string& text) {
+    v1::AddNoteRequest note;
+    note.set_task_id(task_id);
+    note.set_text(text);
+    v1::Task task;
+    const grpc::Status status =
+        stubs_[replica]->AddNote(DeadlineContext().get(), note, &task);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Ends the connections the replicas LISTEN on; returns how many.
+  int KillListeners() {
+    absl::StatusOr<std::string> killed = cluster_->Psql(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+        "pg_stat_activity WHERE application_name = 'tasktraild-listener') "
+        "AS ended",
+        database_);
+    EXPECT_TRUE(killed.ok()) << killed.status();
+    return killed.ok() ? std::atoi(killed->c_str()) : 0;
+  }
+
   HealthCheckResponse::ServingStatus Health(int replica) {
     auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
         replicas_[replica]->address(), grpc::InsecureChannelCredentials()));
@@ -249,15 +380,11 @@ class ReplicasE2eTest : public ::testing::Test {
     }
   }
 
-  static PostgresCluster* cluster_;
-  static int databases_made_;
+  PostgresCluster* cluster_ = nullptr;
   std::string database_;
   std::unique_ptr<ServerProcess> replicas_[kReplicas];
   std::unique_ptr<v1::TaskTracker::Stub> stubs_[kReplicas];
 };
-
-PostgresCluster* ReplicasE2eTest::cluster_ = nullptr;
-int ReplicasE2eTest::databases_made_ = 0;
 
 TEST_F(ReplicasE2eTest, AReplicaRefusesASchemaNewerThanItKnows) {
   ASSERT_TRUE(cluster_
@@ -468,6 +595,112 @@ TEST(PostgresFlagsTest, AnUnreachableDatabaseIsAStartupErrorNamingIt) {
        "--listen", "127.0.0.1:0"});
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_THAT(run.err, HasSubstr("cannot open the PostgreSQL store"));
+}
+
+}  // namespace
+}  // namespace tasktrail
+
+namespace tasktrail {
+namespace {
+
+TEST_F(ReplicasE2eTest, AWatcherOnOneReplicaSeesWhatTheOtherRecords) {
+  const std::string task_id = Submit(1, "a paper boat on a river");
+  ASSERT_FALSE(task_id.empty());
+  StreamReader watcher(stubs_[0].get(), task_id, 0);
+  ASSERT_TRUE(watcher.AwaitEvents(1)) << "the SUBMITTED event";
+
+  // Each event recorded through the other replica reaches the watcher
+  // before the next is recorded.
+  Start(1, task_id, 5);
+  ASSERT_TRUE(watcher.AwaitEvents(2));
+  for (int n = 1; n <= 5; ++n) {
+    Poll(1, task_id, 10 * n);
+    ASSERT_TRUE(watcher.AwaitEvents(2 + n)) << "poll " << n;
+  }
+  // Events through both replicas at once reach it once each, in order.
+  for (int n = 0; n < 10; ++n) Note(n % kReplicas, task_id, "note");
+  Complete(1, task_id);
+  const grpc::Status end = watcher.AwaitEnd();
+  EXPECT_TRUE(end.ok()) << end.error_message();
+  EXPECT_EQ(watcher.seqs(), SeqRange(1, 18));
+  ASSERT_FALSE(watcher.events().empty());
+  EXPECT_EQ(watcher.events().back().type(), v1::EVENT_TYPE_COMPLETED);
+  EXPECT_EQ(watcher.events()[1].type(), v1::EVENT_TYPE_STARTED);
+}
+
+TEST_F(ReplicasE2eTest, AWatchResumesOnTheOtherReplicaWithAfterSeq) {
+  const std::string task_id = Submit(0, "a kite over a beach");
+  ASSERT_FALSE(task_id.empty());
+  Start(0, task_id, 1);
+  int64_t after_seq = 0;
+  {
+    StreamReader first(stubs_[0].get(), task_id, 0);
+    ASSERT_TRUE(first.AwaitEvents(2));
+    Poll(1, task_id, 20);
+    ASSERT_TRUE(first.AwaitEvents(3));
+    first.Cancel();
+    first.AwaitEnd();
+    after_seq = first.seqs().back();
+  }
+  ASSERT_GE(after_seq, 3);
+  // Written while nobody watched, through both replicas.
+  Poll(0, task_id, 30);
+  Poll(1, task_id, 40);
+  StreamReader resumed(stubs_[1].get(), task_id, after_seq);
+  ASSERT_TRUE(resumed.AwaitEvents(5 - after_seq));
+  Note(0, task_id, "still running");
+  Complete(0, task_id);
+  const grpc::Status end = resumed.AwaitEnd();
+  EXPECT_TRUE(end.ok()) << end.error_message();
+  EXPECT_EQ(resumed.seqs(), SeqRange(after_seq + 1, 7));
+}
+
+TEST_F(ReplicasE2eTest, EventsRecordedWhileTheListenerIsDownStillReachIt) {
+  const std::string task_id = Submit(1, "a lantern in the fog");
+  ASSERT_FALSE(task_id.empty());
+  StreamReader watcher(stubs_[0].get(), task_id, 0);
+  ASSERT_TRUE(watcher.AwaitEvents(1));
+  // The replica listens (it reconnects on its own after the first kill).
+  ASSERT_TRUE(PollUntil([&] { return KillListeners() > 0; }));
+
+  // Listeners are ended again and again while the other replica records:
+  // notifications are lost, and each reconnection re-reads what it missed.
+  std::atomic<bool> stop{false};
+  std::atomic<int> kills{1};
+  std::thread killer([&] {
+    while (!stop.load()) {
+      kills.fetch_add(KillListeners());
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+  });
+  Start(1, task_id, 1);
+  for (int n = 1; n <= 20; ++n) Poll(1, task_id, n);
+  stop.store(true);
+  killer.join();
+  EXPECT_GT(kills.load(), 1);
+  Complete(1, task_id);
+
+  const grpc::Status end = watcher.AwaitEnd();
+  EXPECT_TRUE(end.ok()) << end.error_message();
+  EXPECT_EQ(watcher.seqs(), SeqRange(1, 23));
+}
+
+TEST_F(ReplicasE2eTest, PurgeThroughOneReplicaEndsAWatchOnTheOther) {
+  const std::string task_id = Submit(0, "a snowman at noon");
+  ASSERT_FALSE(task_id.empty());
+  StreamReader watcher(stubs_[0].get(), task_id, 0);
+  ASSERT_TRUE(watcher.AwaitEvents(1));
+  v1::PurgeTaskRequest purge;
+  purge.set_task_id(task_id);
+  purge.set_reason("erasure request");
+  v1::PurgeTaskResponse purged;
+  const grpc::Status status =
+      stubs_[1]->PurgeTask(DeadlineContext().get(), purge, &purged);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const grpc::Status end = watcher.AwaitEnd();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::NOT_FOUND)
+      << end.error_message();
+  EXPECT_EQ(end.error_message(), absl::StrCat("task ", task_id, " not found"));
 }
 
 }  // namespace

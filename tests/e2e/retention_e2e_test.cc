@@ -1,6 +1,7 @@
 // Retention and erasure through the real server: the sweeper purges what is
 // due and `tasktrail get` says the task may have been purged, PurgeTask is
-// admin-only and leaves its audit entry, a purged request_id makes a new
+// admin-only and leaves its audit entry, ends the task's WatchTask streams
+// with NOT_FOUND, a purged request_id makes a new
 // task, and a daemon killed with SIGKILL while purging leaves whole tasks.
 #include <string>
 #include <vector>
@@ -176,6 +177,38 @@ TEST_F(ErasureE2ETest, OnlyAnAdminPurgesAndTheAuditEntryStays) {
       SubmitTask(stub_.get(), kBackendToken, "my face", false, "req-erase");
   EXPECT_FALSE(again.empty());
   EXPECT_NE(again, id);
+}
+
+TEST_F(ErasureE2ETest, PurgingAWatchedTaskEndsItsStreamsWithNotFound) {
+  const std::string id =
+      SubmitTask(stub_.get(), kBackendToken, "a watched task", false);
+  ASSERT_FALSE(id.empty());
+  // Two watchers: one live (it was sent the whole stored timeline), one
+  // that asked to start past it (it ends NOT_FOUND whether the purge found
+  // it waiting or came before its stream opened).
+  std::unique_ptr<grpc::ClientContext> live_context = As(kSupportToken);
+  std::unique_ptr<grpc::ClientContext> ahead_context = As(kSupportToken);
+  v1::WatchTaskRequest request;
+  request.set_task_id(id);
+  auto live = stub_->WatchTask(live_context.get(), request);
+  request.set_after_seq(5);
+  auto ahead = stub_->WatchTask(ahead_context.get(), request);
+  v1::TaskEvent event;
+  ASSERT_TRUE(live->Read(&event));
+  EXPECT_EQ(event.seq(), 1);
+
+  ASSERT_TRUE(Purge(kAdminToken, id, "erasure request").ok());
+  EXPECT_FALSE(live->Read(&event)) << "got seq " << event.seq();
+  for (grpc::ClientReader<v1::TaskEvent>* stream : {live.get(), ahead.get()}) {
+    const grpc::Status end = stream->Finish();
+    EXPECT_EQ(end.error_code(), grpc::StatusCode::NOT_FOUND)
+        << end.error_message();
+    // As GetTask answers for it.
+    EXPECT_EQ(end.error_message(), absl::StrCat("task ", id, " not found"));
+  }
+  v1::Task task;
+  EXPECT_EQ(GetTask(stub_.get(), id, &task, kBackendToken).error_message(),
+            absl::StrCat("task ", id, " not found"));
 }
 
 TEST_F(ErasureE2ETest, PurgeWithoutReasonIsRefusedByTheCli) {

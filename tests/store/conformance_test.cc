@@ -60,30 +60,16 @@ void PrintTo(Backend backend, std::ostream* os) {
 
 class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
  protected:
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
     if (GetParam() != Backend::kPostgres) return;
-    if (cluster_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-          PostgresCluster::Start();
-      ASSERT_TRUE(started.ok())
-          << "the PostgreSQL store tests need a PostgreSQL server "
-             "(scripts/install-deps.sh --test installs it): "
-          << started.status();
-      cluster_ = started->release();
-    }
-    if (!cluster_->running()) {
-      absl::Status restarted = cluster_->Restart();
-      ASSERT_TRUE(restarted.ok()) << restarted;
-    }
-    database_ = absl::StrCat("conformance_", ++databases_made_);
-    absl::StatusOr<std::string> made =
-        cluster_->Psql("CREATE DATABASE " + database_);
-    ASSERT_TRUE(made.ok()) << made.status();
+    absl::StatusOr<testing::TestDatabase> database =
+        PostgresCluster::FreshDatabase("conformance");
+    ASSERT_TRUE(database.ok())
+        << "the PostgreSQL store tests need a PostgreSQL server "
+           "(scripts/install-deps.sh --test installs it): "
+        << database.status();
+    cluster_ = database->cluster;
+    database_ = database->name;
   }
 
   // A store on this test's directory or database; a second call opens a
@@ -141,14 +127,10 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
     return ids;
   }
 
-  static PostgresCluster* cluster_;
-  static int databases_made_;
+  PostgresCluster* cluster_ = nullptr;
   testing::TempDir dir_{"conformance-test"};
   std::string database_;
 };
-
-PostgresCluster* StoreConformanceTest::cluster_ = nullptr;
-int StoreConformanceTest::databases_made_ = 0;
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreConformanceTest,
                          ::testing::Values(Backend::kRocksDb,

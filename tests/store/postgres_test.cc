@@ -22,36 +22,16 @@ using ::tasktrail::testing::PostgresCluster;
 
 class PostgresTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-        PostgresCluster::Start();
-    if (started.ok()) {
-      cluster_ = started->release();
-    } else {
-      start_error_ = new absl::Status(started.status());
-    }
-  }
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-    delete start_error_;
-    start_error_ = nullptr;
-  }
-
   // Each test gets a database of its own.
   void SetUp() override {
-    if (start_error_ != nullptr &&
-        start_error_->code() == absl::StatusCode::kFailedPrecondition) {
-      GTEST_SKIP() << "no PostgreSQL here: " << start_error_->message();
+    absl::StatusOr<testing::TestDatabase> database =
+        PostgresCluster::FreshDatabase("test");
+    if (database.status().code() == absl::StatusCode::kFailedPrecondition) {
+      GTEST_SKIP() << "no PostgreSQL here: " << database.status().message();
     }
-    ASSERT_EQ(start_error_, nullptr) << start_error_->message();
-    if (!cluster_->running()) {
-      ASSERT_TRUE(cluster_->Restart().ok());
-    }
-    database_ = absl::StrCat("test_", ++databases_made_);
-    absl::StatusOr<std::string> made =
-        cluster_->Psql("CREATE DATABASE " + database_);
-    ASSERT_TRUE(made.ok()) << made.status().message();
+    ASSERT_TRUE(database.ok()) << database.status().message();
+    cluster_ = database->cluster;
+    database_ = database->name;
   }
 
   std::unique_ptr<PgConnection> Connect() {
@@ -69,15 +49,9 @@ class PostgresTest : public ::testing::Test {
     return rows->rows[0][0].value_or("(null)");
   }
 
-  static PostgresCluster* cluster_;
-  static absl::Status* start_error_;
-  static int databases_made_;
+  PostgresCluster* cluster_ = nullptr;
   std::string database_;
 };
-
-PostgresCluster* PostgresTest::cluster_ = nullptr;
-absl::Status* PostgresTest::start_error_ = nullptr;
-int PostgresTest::databases_made_ = 0;
 
 TEST(SqlStateTest, EachClassMapsToTheCodeTheServiceActsOn) {
   struct Row {

@@ -11,7 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/const_init.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -105,6 +108,37 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start() {
     if (started.ok()) return cluster;
   }
   return started;
+}
+
+absl::StatusOr<TestDatabase> PostgresCluster::FreshDatabase(
+    const std::string& prefix) {
+  static absl::Mutex mutex(absl::kConstInit);
+  // Destroyed (and so stopped) when the process exits.
+  static std::unique_ptr<PostgresCluster> shared ABSL_GUARDED_BY(mutex);
+  static absl::Status start_error ABSL_GUARDED_BY(mutex);
+  static int databases_made ABSL_GUARDED_BY(mutex) = 0;
+  absl::MutexLock lock(&mutex);
+  if (shared == nullptr && start_error.ok()) {
+    absl::StatusOr<std::unique_ptr<PostgresCluster>> started = Start();
+    if (started.ok()) {
+      shared = *std::move(started);
+    } else {
+      start_error = started.status();
+    }
+  }
+  if (!start_error.ok()) return start_error;
+  if (!shared->running()) {
+    absl::Status restarted = shared->Restart();
+    if (!restarted.ok()) return restarted;
+  }
+  TestDatabase database;
+  database.cluster = shared.get();
+  database.name = absl::StrCat(prefix, "_", ++databases_made);
+  absl::StatusOr<std::string> made =
+      shared->Psql("CREATE DATABASE " + database.name);
+  if (!made.ok()) return made.status();
+  database.conninfo = shared->ConnInfo(database.name);
+  return database;
 }
 
 PostgresCluster::~PostgresCluster() { Stop().IgnoreError(); }

@@ -7,7 +7,12 @@
 // command runs as the `postgres` user that package creates (through
 // `runuser`), in a directory that user owns.
 //
-// Thread safety: none; use one cluster per test (or per test suite).
+// Tests share one cluster per test process (FreshDatabase): starting one
+// (initdb and the server's start) costs seconds, a database of its own per
+// test keeps the tests independent.
+//
+// Thread safety: a cluster's methods, none (one test uses it at a time);
+// FreshDatabase may be called from any thread.
 #ifndef TASKTRAIL_TESTS_SUPPORT_POSTGRES_CLUSTER_H_
 #define TASKTRAIL_TESTS_SUPPORT_POSTGRES_CLUSTER_H_
 
@@ -20,8 +25,27 @@
 
 namespace tasktrail::testing {
 
+class PostgresCluster;
+
+// A database of a test's own on the shared cluster (FreshDatabase).
+struct TestDatabase {
+  // The shared cluster; it outlives every test of the process.
+  PostgresCluster* cluster = nullptr;
+  std::string name;
+  // cluster->ConnInfo(name).
+  std::string conninfo;
+};
+
 class PostgresCluster {
  public:
+  // Creates a new, empty database named `prefix`_N on the cluster this
+  // process shares: the first call starts it (lazily; it is stopped when the
+  // process exits), a later one restarts it first when a test left it
+  // stopped. Errors as Start (a failed start is not retried: every later
+  // call answers the same), or INTERNAL when the database cannot be made.
+  // REQUIRES: `prefix` is a valid SQL identifier.
+  static absl::StatusOr<TestDatabase> FreshDatabase(const std::string& prefix);
+
   // The directory holding initdb, pg_ctl and postgres, or "" when no
   // PostgreSQL server is installed.
   static std::string ServerBinDir();

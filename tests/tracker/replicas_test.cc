@@ -30,28 +30,16 @@ class ReplicaTrackerTest : public ::testing::Test {
  protected:
   static constexpr int kReplicas = 2;
 
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
-    if (cluster_ == nullptr) {
-      absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-          PostgresCluster::Start();
-      ASSERT_TRUE(started.ok())
-          << "the PostgreSQL replica tests need a PostgreSQL server "
-             "(scripts/install-deps.sh --test installs it): "
-          << started.status();
-      cluster_ = started->release();
-    }
-    const std::string database = absl::StrCat("replicas_", ++databases_made_);
-    absl::StatusOr<std::string> made =
-        cluster_->Psql("CREATE DATABASE " + database);
-    ASSERT_TRUE(made.ok()) << made.status();
+    absl::StatusOr<testing::TestDatabase> database =
+        PostgresCluster::FreshDatabase("replicas");
+    ASSERT_TRUE(database.ok())
+        << "the PostgreSQL replica tests need a PostgreSQL server "
+           "(scripts/install-deps.sh --test installs it): "
+        << database.status();
     for (int i = 0; i < kReplicas; ++i) {
       store::postgres::PgStoreOptions options;
-      options.conninfo = cluster_->ConnInfo(database);
+      options.conninfo = database->conninfo;
       options.pool_size = 4;
       absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> store =
           store::postgres::PgTaskStore::Open(options);
@@ -88,17 +76,12 @@ class ReplicaTrackerTest : public ::testing::Test {
     EXPECT_EQ(task->last_event_seq(), static_cast<int64_t>(n));
   }
 
-  static PostgresCluster* cluster_;
-  static int databases_made_;
   CatalogHolder catalog_{Catalog::BuiltIn()};
   EventHub hubs_[kReplicas];
   std::unique_ptr<store::postgres::PgTaskStore> stores_[kReplicas];
   // Declared after the stores: destroyed before them.
   std::unique_ptr<Tracker> trackers_[kReplicas];
 };
-
-PostgresCluster* ReplicaTrackerTest::cluster_ = nullptr;
-int ReplicaTrackerTest::databases_made_ = 0;
 
 TEST_F(ReplicaTrackerTest, ARequestIdSubmittedThroughBothReplicasIsOneTask) {
   constexpr int kSubmitters = 16;

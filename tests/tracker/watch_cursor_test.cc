@@ -1,7 +1,9 @@
 // WatchCursor without a daemon: the checks of a watch request, what a stream
 // sends (the stored timeline after after_seq, in batches, then the live
-// entries its hub subscription receives in memory) and when it ends; and
-// that a watcher never holds up the writes of the Tracker it watches.
+// entries its hub subscription receives in memory, and those another writer
+// of the store wrote once the hub re-reads them) and when it ends (also
+// NOT_FOUND once the task is purged); and that a watcher never holds up the
+// writes of the Tracker it watches.
 #include "service/tracker/watch_cursor.h"
 
 #include <atomic>
@@ -46,6 +48,23 @@ class WatchCursorTest : public TrackerFixtureBase {
         AwaitWrite(*tracker_, &Tracker::RecordEvent, request, "poller").ok());
   }
 
+  // Records polls with `progresses` through another writer of the same
+  // store (a Tracker with a hub of its own): the fixture's hub never sees
+  // them published.
+  void PollElsewhere(const std::string& task_id,
+                     const std::vector<int>& progresses) {
+    EventHub elsewhere_hub;
+    Tracker elsewhere(store_.get(), &catalog_, &clock_, &elsewhere_hub);
+    v1::RecordEventRequest request;
+    request.set_task_id(task_id);
+    request.mutable_polled()->set_upstream_status("running");
+    for (int progress : progresses) {
+      request.mutable_polled()->set_progress_percent(progress);
+      ASSERT_TRUE(
+          AwaitWrite(elsewhere, &Tracker::RecordEvent, request, "poller").ok());
+    }
+  }
+
   void Fail(const std::string& task_id) {
     v1::RecordEventRequest request;
     request.set_task_id(task_id);
@@ -66,14 +85,17 @@ class WatchCursorTest : public TrackerFixtureBase {
     }
   }
 
-  // Like Drain, but first waits (up to 10 s) until the cursor has something
-  // to send or ends: live entries arrive from the hub's thread.
+  // Like Drain, but waits (up to 10 s) until the cursor has sent at least
+  // `count` events or ends: live entries arrive from the hub's thread, not
+  // necessarily all at once.
   static std::vector<int64_t> DrainLive(WatchCursor* cursor,
-                                        WatchCursor::Step* last) {
+                                        WatchCursor::Step* last,
+                                        size_t count = 1) {
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    std::vector<int64_t> seqs;
     for (;;) {
-      std::vector<int64_t> seqs = Drain(cursor, last);
-      if (!seqs.empty() || last->action == WatchCursor::Action::kEnd ||
+      for (int64_t seq : Drain(cursor, last)) seqs.push_back(seq);
+      if (seqs.size() >= count || last->action == WatchCursor::Action::kEnd ||
           absl::Now() > deadline) {
         return seqs;
       }
@@ -85,7 +107,8 @@ class WatchCursorTest : public TrackerFixtureBase {
   WatchCursor Follow(const std::string& id, int64_t after_seq) {
     auto cursor = WatchCursor::Open(tracker_.get(), id, after_seq);
     EXPECT_TRUE(cursor.ok()) << cursor.status();
-    auto subscription = hub_.Subscribe(id, [] {});
+    auto subscription = hub_.Subscribe(
+        id, [] {}, cursor->known_seq());
     subscriptions_.push_back(subscription);
     cursor->Follow(subscription);
     return *std::move(cursor);
@@ -164,9 +187,58 @@ TEST_F(WatchCursorTest, LiveEntriesComeFromMemoryNotFromTheStore) {
   hub_.Publish(id, Unstored(id, 1, v1::EVENT_TYPE_POLLED));  // already sent
   hub_.Publish(id, Unstored(id, 2, v1::EVENT_TYPE_POLLED));
   hub_.Publish(id, Unstored(id, 3, v1::EVENT_TYPE_COMPLETED));
-  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(2, 3));
+  EXPECT_THAT(DrainLive(&cursor, &last, 2), ElementsAre(2, 3));
   EXPECT_EQ(last.action, WatchCursor::Action::kEnd);
   EXPECT_TRUE(last.status.ok());
+}
+
+TEST_F(WatchCursorTest, EntriesWrittenElsewhereArriveWhenTheHubRereads) {
+  const std::string id = Submit();  // seq 1
+  WatchCursor cursor = Follow(id, 0);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(1));
+  PollElsewhere(id, {10, 20});
+  EXPECT_THAT(Drain(&cursor, &last), ::testing::IsEmpty());
+  hub_.Refresh(id);
+  EXPECT_THAT(DrainLive(&cursor, &last, 2), ElementsAre(2, 3));
+  // Told twice, or handed an entry it carried already: nothing is repeated.
+  hub_.Refresh(id);
+  hub_.Publish(id, Unstored(id, 3, v1::EVENT_TYPE_POLLED));
+  Poll(id, 30);  // seq 4, through this hub
+  EXPECT_THAT(DrainLive(&cursor, &last), ElementsAre(4));
+}
+
+TEST_F(WatchCursorTest, AnEntryThatSkipsSeqsBringsTheSkippedOnesFromTheStore) {
+  const std::string id = Submit();  // seq 1
+  WatchCursor cursor = Follow(id, 0);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(1));
+  PollElsewhere(id, {10});
+  // Seq 3 through this hub, before anyone told it of seq 2.
+  Poll(id, 20);
+  EXPECT_THAT(DrainLive(&cursor, &last, 2), ElementsAre(2, 3));
+  EXPECT_EQ(last.action, WatchCursor::Action::kWait) << last.status;
+}
+
+TEST_F(WatchCursorTest, APurgedTaskEndsTheStreamAsGetTaskAnswers) {
+  const std::string id = Submit();
+  WatchCursor cursor = Follow(id, 0);
+  WatchCursor::Step last;
+  EXPECT_THAT(Drain(&cursor, &last), ElementsAre(1));
+  v1::PurgeTaskRequest purge;
+  purge.set_task_id(id);
+  purge.set_reason("erasure request");
+  ASSERT_TRUE(tracker_->PurgeTask(purge, "admin").ok());
+  EXPECT_THAT(DrainLive(&cursor, &last), ::testing::IsEmpty());
+  ASSERT_EQ(last.action, WatchCursor::Action::kEnd);
+  EXPECT_EQ(last.status, tracker_
+                             ->GetTask([&] {
+                               v1::GetTaskRequest get;
+                               get.set_task_id(id);
+                               return get;
+                             }())
+                             .status());
+  EXPECT_EQ(last.status.code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(WatchCursorTest, EachSentEventCarriesItsBytes) {
