@@ -32,16 +32,19 @@
 // next call connects anew, so the store recovers when the database returns.
 // failed() is always false.
 //
-// Writes of other replicas (WatchOtherWriters): every commit that appends
-// to a timeline or purges a task also sends, in the same transaction, a
-// notification on channel tasktrail_events (pg_notify; PostgreSQL delivers
-// it only once the transaction commits) whose payload is small: the
-// sending store's tag, the task id and the last seq written (0 for a
-// purge). Once a listener is set, the store keeps one connection of its own
+// Writes of other replicas (WatchOtherWriters): once a commit that appends
+// to a timeline or purges a task is done, the store sends a notification on
+// channel tasktrail_events whose payload is small: the sending store's tag,
+// the task id and the last seq written (0 for a purge). Notifications go out
+// in batches, in transactions of their own with synchronous_commit off, not
+// inside the writes: PostgreSQL commits notifying transactions one at a
+// time. Once a listener is set, the store keeps one connection of its own
 // outside the pool (to listen_conninfo) that LISTENs on that channel and
 // hands the other stores' notifications to the listener, skipping its own.
-// When that connection is lost it reconnects with backoff and then reports
-// that notifications may have been missed (an OtherWrite without a task).
+// It reports that notifications may have been missed (an OtherWrite
+// without a task) after reconnecting (with backoff) when that connection is
+// lost, and every 5 s, so that a notification lost after its write
+// committed (a crash, a failed batch) delays watchers, never loses events.
 //
 // Durability: a commit is reported OK once PostgreSQL reports COMMIT done,
 // with synchronous_commit as the database is configured; audit entries and
@@ -179,6 +182,7 @@ class PgTaskStore final : public TaskStore {
   class ConnectionPool;
   class Committer;
   class Listener;
+  class Notifier;
 
   PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
               std::string listen_conninfo);
@@ -189,6 +193,8 @@ class PgTaskStore final : public TaskStore {
   const std::string listen_conninfo_;
   absl::Mutex listener_mutex_;
   std::unique_ptr<Listener> listener_ ABSL_GUARDED_BY(listener_mutex_);
+  // Sends the notifications of committed writes; outlives the committers.
+  std::unique_ptr<Notifier> notifier_;
   // Raw writes (no task) go to the committers in turn.
   std::atomic<size_t> next_raw_committer_{0};
   // Destroyed first: drains the queued commits while the pool still exists.
