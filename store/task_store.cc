@@ -21,6 +21,14 @@ bool IsOwedTask(const v1::Task& task) {
          task.charge_units() + task.adjusted_units() > 0;
 }
 
+namespace {
+thread_local int bulk_read_depth = 0;
+}  // namespace
+
+BulkReadScope::BulkReadScope() { ++bulk_read_depth; }
+BulkReadScope::~BulkReadScope() { --bulk_read_depth; }
+bool BulkReadScope::Active() { return bulk_read_depth > 0; }
+
 PreparedWrite::PreparedWrite(std::unique_ptr<Body> body, std::string what)
     : body_(std::move(body)), what_(std::move(what)) {}
 PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;

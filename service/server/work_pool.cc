@@ -1,12 +1,31 @@
 #include "service/server/work_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <utility>
 
 namespace tasktrail {
 
-WorkPool::WorkPool(int threads) {
+namespace {
+
+// Lowers the calling thread to the lowest CPU priority the system offers.
+void RunInBackground() {
+#ifdef SCHED_IDLE
+  sched_param param{};
+  param.sched_priority = 0;
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0) return;
+#endif
+  // On Linux a thread's nice value is its own (the tid names it).
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+}
+
+}  // namespace
+
+WorkPool::WorkPool(int threads, Options options) : options_(options) {
   threads_.reserve(threads);
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
 }
@@ -30,7 +49,8 @@ size_t WorkPool::queued() const {
 }
 
 void WorkPool::Run() {
-  pthread_setname_np(pthread_self(), "tt-write");
+  pthread_setname_np(pthread_self(), options_.name);
+  if (options_.background) RunInBackground();
   while (true) {
     absl::AnyInvocable<void() &&> work;
     {
