@@ -333,7 +333,7 @@ constexpr int kBusyExportPageTasks = 16;
 constexpr int64_t kExportPageBytes = int64_t{1} << 20;
 
 // An ExportTasks stream. Its pages are read on the export thread (`reads`,
-// one background-priority thread shared by every export), each once the
+// one thread shared by every export), each once the
 // pacer allows it and inside a store::BulkReadScope (no block cache fill);
 // the page is then handed to the write pool (`writes`), which records it in
 // the audit log (`audit`) and writes its first task; each further task is

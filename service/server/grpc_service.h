@@ -79,7 +79,7 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
 class TaskTrackerService final : public RawTaskTrackerService {
  public:
   // `writes` prepares writes that may wait (see above); `export_reads` (a
-  // background pool of one thread) reads ExportTasks pages, as fast as
+  // pool of one thread) reads ExportTasks pages, as fast as
   // `export_pacer` allows, which every other admitted call tells that the
   // server is busy. REQUIRES: all collaborators outlive the service, and
   // the pools outlive the server's Shutdown (an export finishes its stream

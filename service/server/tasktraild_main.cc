@@ -653,9 +653,13 @@ int Run(DaemonFlags flags) {
   };
   RetentionSweeper sweeper(&tracker, std::move(sweeper_options));
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
-  // One background thread reads the pages of every export.
+  // One thread reads the pages of every export, at normal priority: the
+  // pacer makes it yield to tasktraild's own calls. At nice 19 (or
+  // SCHED_IDLE) an export on an idle tasktraild crawled at a few hundred
+  // tasks/s whenever other processes kept the machine busy
+  // (docs/PERFORMANCE.md, "Export").
   auto export_pool = std::make_unique<WorkPool>(
-      1, WorkPool::Options{"tt-export", /*background=*/true});
+      1, WorkPool::Options{"tt-export", /*background=*/false});
   ExportPacer export_pacer(SystemClock::Get(), flags.export_pacing);
   TaskTrackerService service(&tracker, &hub, write_pool.get(),
                              export_pool.get(), &export_pacer, flags.edge);

@@ -1,7 +1,6 @@
 #include "service/server/work_pool.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,14 +11,15 @@ namespace tasktrail {
 
 namespace {
 
-// Lowers the calling thread to the lowest CPU priority the system offers.
+// Lowers the calling thread to nice 19, the lowest priority of the normal
+// scheduler. Not SCHED_IDLE: a SCHED_IDLE thread runs only when nothing
+// else at all is runnable, so on a machine busy with other work (even at
+// nice 19) an export crawled at a few hundred tasks per second while the
+// server itself was idle; at nice 19 it still gets its share against other
+// background work. Yielding to tasktraild's own foreground calls is the
+// export pacer's job. On Linux a thread's nice value is its own (the tid
+// names it).
 void RunInBackground() {
-#ifdef SCHED_IDLE
-  sched_param param{};
-  param.sched_priority = 0;
-  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0) return;
-#endif
-  // On Linux a thread's nice value is its own (the tid names it).
   setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
 }
 

@@ -4,10 +4,10 @@
 // wait.
 //
 // Its threads are named after Options::name ("tt-write" by default). A
-// background pool's threads run at the lowest CPU priority (Linux:
-// SCHED_IDLE, else nice 19): they get the CPU only when nothing else wants
-// it, so they must not hold what a foreground thread may wait for (a lock,
-// a RocksDB write group) for longer than a short read.
+// background pool's threads run at nice 19: against busy threads of normal
+// priority they get a small share of the CPU, so they must not hold what a
+// foreground thread may wait for (a lock, a RocksDB write group) for longer
+// than a short read.
 //
 // Thread safety: Schedule may be called from any thread. The destructor runs
 // the closures already scheduled, then joins the threads.
@@ -29,7 +29,7 @@ class WorkPool {
   struct Options {
     // The threads' name (at most 15 characters, as Linux keeps).
     const char* name = "tt-write";
-    // Run the threads at the lowest CPU priority (see above).
+    // Run the threads at nice 19 (see above).
     bool background = false;
   };
 
