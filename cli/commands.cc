@@ -12,17 +12,22 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli/format.h"
+#include "cli/json_line.h"
 #include "tasktrail/v1/tracker.grpc.pb.h"
 
 namespace tasktrail::cli {
@@ -819,6 +824,133 @@ class ExportProgress {
   absl::Time last_shown_ = absl::InfinitePast();
 };
 
+// Tasks received before they are handed to the printer at once.
+constexpr size_t kExportBatchTasks = 256;
+
+// Writes exported tasks to stdout as NDJSON on its own thread, through a
+// large buffer, with the progress line; a batch is printed while the next
+// one is received. Print and Close are called from one thread.
+class ExportPrinter {
+ public:
+  struct Outcome {
+    int64_t count = 0;         // tasks written
+    std::string last_task_id;  // of the last task written
+    std::string failure;       // why printing stopped early; empty: it did not
+  };
+
+  ExportPrinter() : thread_([this] { Run(); }) {}
+  ~ExportPrinter() { Close(); }
+
+  // Hands the first `count` tasks of `*batch` to the printer and gives back
+  // the batch printed before (the same size, to be refilled). False once
+  // printing has failed: stop receiving and Close.
+  bool Print(std::vector<v1::Task>* batch, size_t count) {
+    absl::MutexLock lock(&mutex_);
+    mutex_.Await(absl::Condition(
+        +[](ExportPrinter* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mutex_) {
+          return !p->pending_ || p->stopped_;
+        },
+        this));
+    if (stopped_) return false;
+    batch->swap(pending_batch_);
+    batch->resize(std::max(pending_batch_.size(), kExportBatchTasks));
+    pending_count_ = count;
+    pending_ = true;
+    return true;
+  }
+
+  // Prints what was handed over, flushes stdout, ends the progress line and
+  // joins the thread. Idempotent.
+  Outcome Close() {
+    {
+      absl::MutexLock lock(&mutex_);
+      closing_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    return outcome_;
+  }
+
+ private:
+  void Run() {
+    ExportProgress progress;
+    JsonLineWriter writer;
+    std::vector<v1::Task> batch;
+    std::string out;  // lines not yet written to stdout
+    out.reserve(kFlushBytes + (kFlushBytes >> 2));
+    int64_t buffered = 0;       // tasks in `out`
+    std::string buffered_last;  // the id of the last of them
+    while (true) {
+      size_t count = 0;
+      {
+        absl::MutexLock lock(&mutex_);
+        mutex_.Await(absl::Condition(
+            +[](ExportPrinter* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mutex_) {
+              return p->pending_ || p->closing_;
+            },
+            this));
+        if (!pending_) break;
+        batch.swap(pending_batch_);
+        count = pending_count_;
+        pending_ = false;
+      }
+      for (size_t i = 0; i < count && outcome_.failure.empty(); ++i) {
+        const v1::Task& task = batch[i];
+        if (absl::Status line = writer.AppendLine(task, &out); !line.ok()) {
+          Flush(&out, &buffered, &buffered_last);  // the lines before it
+          if (outcome_.failure.empty()) {
+            outcome_.failure =
+                absl::StrCat("cannot print task ", task.task_id(),
+                             " as JSON: ", line.message());
+          }
+          break;
+        }
+        ++buffered;
+        buffered_last = task.task_id();
+        if (out.size() >= kFlushBytes) Flush(&out, &buffered, &buffered_last);
+        progress.Exported(outcome_.count + buffered, task);
+      }
+      if (!outcome_.failure.empty()) {
+        absl::MutexLock lock(&mutex_);
+        stopped_ = true;
+        break;
+      }
+    }
+    if (outcome_.failure.empty()) Flush(&out, &buffered, &buffered_last);
+    if (outcome_.failure.empty() && std::fflush(stdout) != 0) {
+      outcome_.failure = "cannot write to stdout";
+    }
+    progress.Done(outcome_.count);
+  }
+
+  // Writes `out` (the lines of `*buffered` tasks, the last `*last`) to
+  // stdout and counts them as written, or sets the failure when stdout
+  // refuses them; clears all three.
+  void Flush(std::string* out, int64_t* buffered, std::string* last) {
+    if (std::fwrite(out->data(), 1, out->size(), stdout) == out->size()) {
+      if (*buffered > 0) {
+        outcome_.count += *buffered;
+        outcome_.last_task_id = *last;
+      }
+    } else {
+      outcome_.failure = "cannot write to stdout";
+    }
+    out->clear();
+    *buffered = 0;
+    last->clear();
+  }
+
+  static constexpr size_t kFlushBytes = size_t{1} << 20;
+
+  absl::Mutex mutex_;
+  std::vector<v1::Task> pending_batch_ ABSL_GUARDED_BY(mutex_);
+  size_t pending_count_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool pending_ ABSL_GUARDED_BY(mutex_) = false;
+  bool closing_ ABSL_GUARDED_BY(mutex_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+  Outcome outcome_;  // the printer thread's until it is joined
+  std::thread thread_;
+};
+
 }  // namespace
 
 int RunExport(const GlobalOptions& global, const ExportArgs& args) {
@@ -838,53 +970,36 @@ int RunExport(const GlobalOptions& global, const ExportArgs& args) {
   grpc::ClientContext ctx;
   client.Prepare(&ctx, /*unary=*/false);
   auto reader = client.stub().ExportTasks(&ctx, request);
-  ExportProgress progress;
-  int64_t count = 0;
-  std::string last_task_id;
-  // Says where the export stopped, so that it can be resumed.
-  const auto stopped = [&] {
-    std::fflush(stdout);
-    progress.Done(count);
-    if (last_task_id.empty()) {
-      PrintError("export stopped before its first task");
-    } else {
-      PrintError(absl::StrCat("export stopped after ", count,
-                              " tasks; resume with --after ", last_task_id));
+  // This thread receives and parses the tasks; the printer writes the
+  // previous batch meanwhile.
+  ExportPrinter printer;
+  std::vector<v1::Task> batch(kExportBatchTasks);
+  size_t filled = 0;
+  bool printed = true;
+  while (printed && reader->Read(&batch[filled])) {
+    if (++filled == batch.size()) {
+      printed = printer.Print(&batch, filled);
+      filled = 0;
     }
-  };
-  v1::Task task;
-  while (reader->Read(&task)) {
-    absl::StatusOr<std::string> line = ToJson(task, /*pretty=*/false);
-    if (!line.ok()) {
-      ctx.TryCancel();
-      reader->Finish().IgnoreError();
-      stopped();
-      PrintError(absl::StrCat("cannot print task ", task.task_id(),
-                              " as JSON: ", line.status().message()));
-      return kExitOther;
-    }
-    if (std::fwrite(line->data(), 1, line->size(), stdout) != line->size()) {
-      ctx.TryCancel();
-      reader->Finish().IgnoreError();
-      stopped();
-      PrintError("cannot write to stdout");
-      return kExitOther;
-    }
-    ++count;
-    last_task_id = task.task_id();
-    progress.Exported(count, task);
   }
+  if (printed && filled > 0) printed = printer.Print(&batch, filled);
+  if (!printed) ctx.TryCancel();
   const grpc::Status status = reader->Finish();
-  if (!status.ok()) {
-    stopped();
-    return client.Fail(status);
+  const ExportPrinter::Outcome outcome = printer.Close();
+  if (outcome.failure.empty() && status.ok()) return kExitOk;
+  // Says where the export stopped, so that it can be resumed.
+  if (outcome.last_task_id.empty()) {
+    PrintError("export stopped before its first task");
+  } else {
+    PrintError(absl::StrCat("export stopped after ", outcome.count,
+                            " tasks; resume with --after ",
+                            outcome.last_task_id));
   }
-  if (std::fflush(stdout) != 0) {
-    PrintError("cannot write to stdout");
+  if (!outcome.failure.empty()) {
+    PrintError(outcome.failure);
     return kExitOther;
   }
-  progress.Done(count);
-  return kExitOk;
+  return client.Fail(status);
 }
 
 int RunPurge(const GlobalOptions& global, const PurgeArgs& args) {

@@ -60,10 +60,27 @@ std::string FormatTaskSummaries(const v1::BatchGetTasksResponse& response,
     }
     out = table.Render();
   }
-  if (response.missing_ids_size() > 0) {
-    absl::StrAppend(
-        &out, "not found: ", absl::StrJoin(response.missing_ids(), ", "), "\n");
+  // Ids that may name a purged task say so on a line each, with the
+  // server's sentence (how long tasks are kept); the others share one line.
+  // A server that does not fill `missing` gets the one line for all.
+  std::vector<std::string> unknown;
+  std::vector<std::string> maybe_purged;
+  for (int i = 0; i < response.missing_ids_size(); ++i) {
+    const std::string& id = response.missing_ids(i);
+    if (i < response.missing_size() && response.missing(i).id() == id &&
+        response.missing(i).maybe_purged()) {
+      maybe_purged.push_back(
+          absl::StrCat(OneLine(response.missing(i).message(), 200),
+                       " (it may have been purged)"));
+    } else {
+      unknown.push_back(id);
+    }
   }
+  if (!unknown.empty()) {
+    absl::StrAppend(&out, "not found: ", absl::StrJoin(unknown, ", "), "\n");
+  }
+  for (const std::string& line : maybe_purged)
+    absl::StrAppend(&out, line, "\n");
   return out;
 }
 

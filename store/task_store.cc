@@ -50,6 +50,14 @@ std::vector<TaskSampleKey> TaskSampleKeys(const v1::Task& task) {
   return keys;
 }
 
+namespace {
+thread_local int bulk_read_depth = 0;
+}  // namespace
+
+BulkReadScope::BulkReadScope() { ++bulk_read_depth; }
+BulkReadScope::~BulkReadScope() { --bulk_read_depth; }
+bool BulkReadScope::Active() { return bulk_read_depth > 0; }
+
 PreparedWrite::PreparedWrite(std::unique_ptr<Body> body, std::string what)
     : body_(std::move(body)), what_(std::move(what)) {}
 PreparedWrite::PreparedWrite(PreparedWrite&&) noexcept = default;

@@ -253,6 +253,22 @@ struct TaskScan {
   int max_visits = 1000;
 };
 
+// While alive, marks the reads of the thread that created it as bulk reads
+// (an export reading everything once): a store may then read around its
+// cache (RocksDB: the block cache is not filled, scans read ahead), so that
+// they do not evict what foreground reads keep hot. Scopes nest; other
+// threads are not affected. Not movable: it belongs to one thread's stack.
+class BulkReadScope {
+ public:
+  BulkReadScope();
+  ~BulkReadScope();
+  BulkReadScope(const BulkReadScope&) = delete;
+  BulkReadScope& operator=(const BulkReadScope&) = delete;
+
+  // True on a thread inside a BulkReadScope.
+  static bool Active();
+};
+
 // One backup of a store (CreateBackup, ListBackups).
 struct BackupInfo {
   int64_t backup_id = 0;

@@ -53,6 +53,7 @@
 #include "service/server/store_metrics.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
+#include "service/tracker/export_pacer.h"
 #include "service/tracker/retention_sweeper.h"
 #include "service/tracker/tracker.h"
 #include "store/postgres/pg_task_store.h"
@@ -99,6 +100,7 @@ struct DaemonFlags {
   std::string restore_from;
   int64_t backup_id = 0;
   absl::Duration retention_sweep_interval = absl::Minutes(1);
+  ExportPacer::Options export_pacing;
 };
 
 // Adds a flag whose value is a span of time written like 90s, 5m or 24h.
@@ -664,7 +666,16 @@ int Run(DaemonFlags flags) {
   };
   RetentionSweeper sweeper(&tracker, std::move(sweeper_options));
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
-  TaskTrackerService service(&tracker, &hub, write_pool.get(), flags.edge);
+  // One thread reads the pages of every export, at normal priority: the
+  // pacer makes it yield to tasktraild's own calls. At nice 19 (or
+  // SCHED_IDLE) an export on an idle tasktraild crawled at a few hundred
+  // tasks/s whenever other processes kept the machine busy
+  // (docs/PERFORMANCE.md, "Export").
+  auto export_pool = std::make_unique<WorkPool>(
+      1, WorkPool::Options{"tt-export", /*background=*/false});
+  ExportPacer export_pacer(SystemClock::Get(), flags.export_pacing);
+  TaskTrackerService service(&tracker, &hub, write_pool.get(),
+                             export_pool.get(), &export_pacer, flags.edge);
 
   // Declared after everything its collectors read, so that it stops
   // serving scrapes before they go away.
@@ -798,8 +809,9 @@ int Run(DaemonFlags flags) {
   server->Wait();
   signal_thread.join();
   sweeper.Stop();
-  write_pool.reset();  // runs the writes already accepted
-  exposer.reset();     // no scrape reads the tracker or the store after this
+  export_pool.reset();  // reads no more pages; may still schedule writes
+  write_pool.reset();   // runs the writes already accepted
+  exposer.reset();      // no scrape reads the tracker or the store after this
   if (rocksdb_store != nullptr) {
     const store::CommitQueue::Counts commits = rocksdb_store->commit_counts();
     Log(LogLevel::kInfo, "tasktraild stopped",
@@ -986,6 +998,20 @@ int Main(int argc, char** argv) {
                     &flags.retention_sweep_interval,
                     "how often the tasks past their retention are looked for "
                     "and purged (in small batches, yielding to other writes)");
+  app.add_option("--export-busy-rate",
+                 flags.export_pacing.busy_tasks_per_second,
+                 "tasks per second all ExportTasks streams together read "
+                 "while other calls are being served (0: no limit); an "
+                 "export on an otherwise idle server reads at "
+                 "--export-idle-rate")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--export-idle-rate",
+                 flags.export_pacing.idle_tasks_per_second,
+                 "tasks per second all ExportTasks streams together read "
+                 "once no other call has come for 500 ms (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e9));
   CLI11_PARSE(app, argc, argv);
   if (unfinished_retention->count() == 0) {
     flags.tracker.unfinished_retention = 2 * flags.tracker.task_retention;

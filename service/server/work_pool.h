@@ -3,7 +3,11 @@
 // same task (or account) to become durable, since gRPC's threads must never
 // wait.
 //
-// Its threads are named "tt-write".
+// Its threads are named after Options::name ("tt-write" by default). A
+// background pool's threads run at nice 19: against busy threads of normal
+// priority they get a small share of the CPU, so they must not hold what a
+// foreground thread may wait for (a lock, a RocksDB write group) for longer
+// than a short read.
 //
 // Thread safety: Schedule may be called from any thread. The destructor runs
 // the closures already scheduled, then joins the threads.
@@ -22,8 +26,16 @@ namespace tasktrail {
 
 class WorkPool {
  public:
+  struct Options {
+    // The threads' name (at most 15 characters, as Linux keeps).
+    const char* name = "tt-write";
+    // Run the threads at nice 19 (see above).
+    bool background = false;
+  };
+
   // REQUIRES: threads >= 1.
-  explicit WorkPool(int threads);
+  explicit WorkPool(int threads) : WorkPool(threads, Options()) {}
+  WorkPool(int threads, Options options);
   ~WorkPool();
 
   WorkPool(const WorkPool&) = delete;
@@ -37,6 +49,7 @@ class WorkPool {
  private:
   void Run();
 
+  const Options options_;
   mutable absl::Mutex mutex_;
   std::deque<absl::AnyInvocable<void() &&>> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;

@@ -250,7 +250,9 @@ class Tracker {
 
   // The tasks of up to kMaxBatchIds ids, each a task id or an upstream task
   // id, as documented on v1::BatchGetTasksRequest: in request order, with
-  // the ids that name no task in missing_ids. With include_events each
+  // the ids that name no task in missing_ids, each with its MissingId in
+  // `missing` (maybe_purged and the message as TaskNotFound's). With
+  // include_events each
   // timeline is cut as GetTask cuts it, to an equal share of what the tasks'
   // snapshots leave of kMaxBatchAnswerBytes (at most max_event_bytes_returned
   // in all). INVALID_ARGUMENT naming `ids` (none, or more
@@ -506,6 +508,9 @@ class Tracker {
       std::vector<store::RawMutation> extra, StripeLocks::Lease account_lease,
       LockWait wait);
 
+  // True when `task_id` is a task id created longer ago than the shorter
+  // retention: the task it names may have been purged.
+  bool MayNamePurgedTask(absl::string_view task_id) const;
   // `status`, or TaskNotFound(task_id) when `status` is NOT_FOUND.
   absl::Status ExplainNotFound(absl::string_view task_id,
                                absl::Status status) const;

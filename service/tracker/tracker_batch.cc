@@ -145,7 +145,12 @@ absl::StatusOr<v1::BatchGetTasksResponse> Tracker::BatchGetTasks(
   for (const std::string& id : request.ids()) {
     const std::vector<std::string>& task_ids = tasks_of[id];
     if (task_ids.empty()) {
-      size += kEntryOverhead + static_cast<int64_t>(id.size());
+      v1::MissingId* missing = response.add_missing();
+      missing->set_id(id);
+      missing->set_maybe_purged(MayNamePurgedTask(id));
+      missing->set_message(std::string(TaskNotFound(id).message()));
+      size += 2 * kEntryOverhead + 2 * static_cast<int64_t>(id.size()) +
+              static_cast<int64_t>(missing->message().size());
       response.add_missing_ids(id);
     }
     for (const std::string& task_id : task_ids) {

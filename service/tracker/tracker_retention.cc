@@ -30,7 +30,7 @@ int64_t CutoffMicros(absl::Duration retention, absl::Time now) {
 
 }  // namespace
 
-absl::Status Tracker::TaskNotFound(absl::string_view task_id) const {
+bool Tracker::MayNamePurgedTask(absl::string_view task_id) const {
   absl::Duration shortest = absl::InfiniteDuration();
   for (absl::Duration retention :
        {options_.task_retention, options_.unfinished_retention}) {
@@ -40,8 +40,12 @@ absl::Status Tracker::TaskNotFound(absl::string_view task_id) const {
   }
   // A task is purged at the earliest `shortest` after it was created: a
   // younger id cannot name a purged task.
-  if (shortest != absl::InfiniteDuration() && LooksLikeTaskId(task_id) &&
-      TaskIdTime(task_id) < clock_->Now() - shortest) {
+  return shortest != absl::InfiniteDuration() && LooksLikeTaskId(task_id) &&
+         TaskIdTime(task_id) < clock_->Now() - shortest;
+}
+
+absl::Status Tracker::TaskNotFound(absl::string_view task_id) const {
+  if (MayNamePurgedTask(task_id)) {
     if (options_.task_retention > absl::ZeroDuration()) {
       return absl::NotFoundError(
           absl::StrCat("task ", task_id, " not found; finished tasks are kept ",

@@ -1,5 +1,6 @@
 // Retention and erasure through the real server: the sweeper purges what is
-// due and `tasktrail get` says the task may have been purged, PurgeTask is
+// due and `tasktrail get` says the task may have been purged (BatchGetTasks
+// and `get` of several ids say which missing ids may have been), PurgeTask is
 // admin-only and leaves its audit entry, ends the task's WatchTask streams
 // with NOT_FOUND, a purged request_id makes a new
 // task, and a daemon killed with SIGKILL while purging leaves whole tasks.
@@ -80,11 +81,16 @@ bool AwaitPurged(v1::TaskTracker::Stub* stub, const std::string& id) {
   return false;
 }
 
+// The flags of a server whose finished tasks are due 2 s after they finish,
+// looked for every 100 ms.
+std::vector<std::string> ShortRetention() {
+  return {"--task-retention",           "2s",   "--unfinished-retention", "1h",
+          "--retention-sweep-interval", "100ms"};
+}
+
 TEST(RetentionE2ETest, DueTasksArePurgedAndGetSaysTheyMayHaveBeen) {
   TempDir db;
-  ServerProcess server(
-      db.path(), {"--task-retention", "2s", "--unfinished-retention", "1h",
-                  "--retention-sweep-interval", "100ms"});
+  ServerProcess server(db.path(), ShortRetention());
   std::string error;
   ASSERT_TRUE(server.Start(&error)) << error;
   auto stub = server.NewStub();
@@ -107,6 +113,53 @@ TEST(RetentionE2ETest, DueTasksArePurgedAndGetSaysTheyMayHaveBeen) {
   EXPECT_THAT(cli.err, HasSubstr(absl::StrCat(
                            "task ", finished,
                            " not found; finished tasks are kept 2s")));
+}
+
+TEST(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
+  TempDir db;
+  ServerProcess server(db.path(), ShortRetention());
+  std::string error;
+  ASSERT_TRUE(server.Start(&error)) << error;
+  auto stub = server.NewStub();
+  const std::string purged = SubmitTask(stub.get(), "", "a red fox", true);
+  const std::string kept = SubmitTask(stub.get(), "", "a grey owl", false);
+  ASSERT_TRUE(AwaitPurged(stub.get(), purged));
+  // A task id of the year 10889: no task by it can have been purged yet.
+  const std::string future_id(26, 'Z');
+  const std::string future = "7" + future_id.substr(1);
+
+  v1::BatchGetTasksRequest request;
+  for (const std::string& id :
+       {purged, kept, std::string("no-such-job"), future}) {
+    request.add_ids(id);
+  }
+  v1::BatchGetTasksResponse response;
+  const grpc::Status status =
+      stub->BatchGetTasks(As("").get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.tasks_size(), 1);
+  EXPECT_EQ(response.tasks(0).task_id(), kept);
+  ASSERT_EQ(response.missing_ids_size(), 3);
+  ASSERT_EQ(response.missing_size(), 3);
+  EXPECT_EQ(response.missing(0).id(), purged);
+  EXPECT_TRUE(response.missing(0).maybe_purged());
+  EXPECT_EQ(
+      response.missing(0).message(),
+      absl::StrCat("task ", purged, " not found; finished tasks are kept 2s"));
+  EXPECT_EQ(response.missing(1).id(), "no-such-job");
+  EXPECT_FALSE(response.missing(1).maybe_purged());
+  EXPECT_EQ(response.missing(1).message(), "task no-such-job not found");
+  EXPECT_EQ(response.missing(2).id(), future);
+  EXPECT_FALSE(response.missing(2).maybe_purged());
+
+  const CommandResult cli = server.RunCli({"get", purged, kept, "no-such-job"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_THAT(cli.out, HasSubstr(kept));
+  EXPECT_THAT(cli.out, HasSubstr("not found: no-such-job\n"));
+  EXPECT_THAT(cli.out,
+              HasSubstr(absl::StrCat("task ", purged,
+                                     " not found; finished tasks are kept 2s "
+                                     "(it may have been purged)\n")));
 }
 
 class ErasureE2ETest : public ::testing::Test {
