@@ -32,31 +32,18 @@ std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
 
 class RoutesTest : public ::testing::TestWithParam<Backend> {
  protected:
-  static void TearDownTestSuite() {
-    delete cluster_;
-    cluster_ = nullptr;
-  }
-
   void SetUp() override {
     if (GetParam() == Backend::kRocksDb) {
       server_ = std::make_unique<ServerProcess>(db_.path());
     } else {
-      if (cluster_ == nullptr) {
-        absl::StatusOr<std::unique_ptr<PostgresCluster>> started =
-            PostgresCluster::Start();
-        ASSERT_TRUE(started.ok())
-            << "the PostgreSQL route tests need a PostgreSQL server "
-               "(scripts/install-deps.sh --test installs it): "
-            << started.status();
-        cluster_ = started->release();
-      }
-      const std::string database = absl::StrCat("routes_e2e_", ++databases_);
-      absl::StatusOr<std::string> made =
-          cluster_->Psql("CREATE DATABASE " + database);
-      ASSERT_TRUE(made.ok()) << made.status();
+      absl::StatusOr<TestDatabase> database =
+          PostgresCluster::FreshDatabase("routes_e2e");
+      ASSERT_TRUE(database.ok())
+          << "the PostgreSQL route tests need a PostgreSQL server "
+             "(scripts/install-deps.sh --test installs it): "
+          << database.status();
       server_ = std::make_unique<ServerProcess>(
-          "",
-          std::vector<std::string>{"--postgres", cluster_->ConnInfo(database)});
+          "", std::vector<std::string>{"--postgres", database->conninfo});
     }
     std::string error;
     ASSERT_TRUE(server_->Start(&error)) << error;
@@ -131,16 +118,11 @@ class RoutesTest : public ::testing::TestWithParam<Backend> {
     return request;
   }
 
-  static PostgresCluster* cluster_;
-  static int databases_;
   TempDir db_;
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<v1::TaskTracker::Stub> stub_;
   int submissions_ = 0;
 };
-
-PostgresCluster* RoutesTest::cluster_ = nullptr;
-int RoutesTest::databases_ = 0;
 
 INSTANTIATE_TEST_SUITE_P(Stores, RoutesTest,
                          ::testing::Values(Backend::kRocksDb,
