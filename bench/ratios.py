@@ -2,10 +2,13 @@
 
 Each ratio is computed per round and printed as the median of the rounds'
 own values with their range, beside its target (informational only: speeds
-never change run.sh's exit status).
+never change run.sh's exit status). The A B B A comparisons (--watchers,
+--export, --purge, --metrics) read their runs with abba_records and print
+with round_ratios, print_round_ratio and print_sides.
 """
 
 import json
+import re
 import statistics
 
 
@@ -39,3 +42,63 @@ def print_checks(checks, rounds, width=42):
         spread = f"  ({min(values):.2f}-{max(values):.2f})" if len(values) > 1 else ""
         tail = "(no target)" if op is None else verdict(value, op, target)
         print(f"{name:<{width}} {value:8.2f}  {tail}{spread}")
+
+
+# The file names of bench/run.sh's abba_rounds: NAME.ROUND.K.SIDE.jsonl.
+_ABBA_FILE = re.compile(r"\.(\d+)\.\d+\.([AB])\.jsonl$")
+
+
+def abba_records(paths):
+    """(round, side, records) for each run of bench/run.sh's abba_rounds.
+
+    `paths` are the runs' files in order; records are the JSON lines of one.
+    Side A is the baseline, side B the variant.
+    """
+    for path in paths:
+        match = _ABBA_FILE.search(path)
+        with open(path) as lines:
+            records = [json.loads(line) for line in lines]
+        yield int(match.group(1)), match.group(2), records
+
+
+def round_ratios(runs, value):
+    """The B / A ratio of each round that has both sides, in round order.
+
+    `runs` maps (round, side) to that side's runs in that round; a round's
+    ratio is the mean of value(run) over its B runs divided by the mean over
+    its A runs (at least 1).
+    """
+    ratios = []
+    for rnd in sorted({rnd for rnd, _ in runs}):
+        a, b = runs.get((rnd, "A")), runs.get((rnd, "B"))
+        if a and b:
+            ratios.append(statistics.mean(map(value, b)) /
+                          max(statistics.mean(map(value, a)), 1))
+    return ratios
+
+
+def print_round_ratio(name, ratios, op, target, digits=2):
+    """Prints the median of the rounds' `ratios` against its target.
+
+    'NAME: median M (rounds: R1, R2)  target OP TARGET: PASS' (or BELOW);
+    nothing when there is no ratio. op is '<=', '>=' or '<'.
+    """
+    if not ratios:
+        return
+    med = statistics.median(ratios)
+    ok = {"<=": med <= target, ">=": med >= target, "<": med < target}[op]
+    rounds = ", ".join(f"{v:.{digits}f}" for v in ratios)
+    print(f"{name}: median {med:{digits + 3}.{digits}f} (rounds: {rounds})"
+          f"  target {op} {target}: {'PASS' if ok else 'BELOW'}")
+
+
+def print_sides(name, without, with_, unit, with_label, digits=1):
+    """Prints the median and range of a value without and with the variant."""
+    if not without or not with_:
+        return
+
+    def side(values):
+        return (f"median {statistics.median(values):8.{digits}f} {unit:<7}"
+                f" (range {min(values):.0f}-{max(values):.0f})")
+
+    print(f"{name:<17} without: {side(without)}   {with_label}: {side(with_)}")

@@ -249,6 +249,27 @@ for path in sys.argv[1:]:
 EOF
 }
 
+# abba_rounds NAME ROUNDS RUN: ROUNDS rounds of four runs in the order
+# A B B A (A: the baseline, B: the variant), so that the machine's drift
+# over the rounds falls on both sides of each ratio. Each run is
+# `RUN OUT SIDE`, appending its JSON lines to OUT
+# ($tmp/NAME.ROUND.K.SIDE.jsonl, K from 1 to 4: the names ratios.py's
+# abba_records reads); sets abba_files to the OUTs in order.
+abba_rounds() {
+  local name="$1" rounds="$2" run="$3" round k side out
+  abba_files=()
+  for round in $(seq 1 "$rounds"); do
+    k=0
+    for side in A B B A; do
+      k=$((k + 1))
+      out="$tmp/$name.$round.$k.$side.jsonl"
+      abba_files+=("$out")
+      "$run" "$out" "$side"
+      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+    done
+  done
+}
+
 status=0
 echo "load average before: $(loadavg)  (cores: $(nproc))"
 
@@ -299,41 +320,31 @@ if [[ "$mode" == watchers ]]; then
   start_server "$tmp/db"
   run_bench "$tmp/watch.preload.jsonl" --preload "$preload" \
     --save-tasks "$tmp/watch.ids" --workload none || status=1
-  files=()
-  for round in $(seq 1 "$watch_rounds"); do
-    k=0
-    for side in A B B A; do
-      k=$((k + 1))
-      out="$tmp/watch.$round.$k.$side.jsonl"
-      files+=("$out")
-      args=(--load-tasks "$tmp/watch.ids" --workload event
-        --concurrency "$watch_conc" --duration "$duration")
-      if [[ "$side" == B ]]; then
-        args+=(--watchers "$watchers" --watch-rate "$watch_rate")
-      fi
-      run_bench "$out" "${args[@]}" || status=1
-      echo "round $round run $k ($side) done; load $(loadavg)" >&2
-    done
-  done
+  # watch_run OUT SIDE: events on the preloaded tasks; B with the watchers.
+  # shellcheck disable=SC2317 # run by abba_rounds
+  watch_run() {
+    local args=(--load-tasks "$tmp/watch.ids" --workload event
+      --concurrency "$watch_conc" --duration "$duration")
+    if [[ "$2" == B ]]; then
+      args+=(--watchers "$watchers" --watch-rate "$watch_rate")
+    fi
+    run_bench "$1" "${args[@]}" || status=1
+  }
+  abba_rounds watch "$watch_rounds" watch_run
   rss=$(rss_kb "$server_pid")
   stop_server
   echo "load average after:  $(loadavg)"
   echo "server RSS at the end: $((rss / 1024)) MB"
   echo
-  "$python" - "$watchers" "$watch_rate" "$watch_conc" "${files[@]}" <<'EOF'
-import json, re, statistics, sys
-watchers, rate, conc = sys.argv[1], sys.argv[2], sys.argv[3]
+  PYTHONPATH="$root/bench" "$python" - "$watchers" "$watch_conc" \
+    "${abba_files[@]}" <<'EOF'
+import sys
+from ratios import abba_records, print_round_ratio, print_sides, round_ratios
+watchers, conc = sys.argv[1], sys.argv[2]
 runs = {}  # (round, side) -> the event runs of that side in that round
-for path in sys.argv[4:]:
-    m = re.search(r"watch\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
-    rnd, side = int(m.group(1)), m.group(3)
-    event, watch = None, None
-    for line in open(path):
-        r = json.loads(line)
-        if r["workload"] == "event":
-            event = r
-        elif r["workload"] == "watchers":
-            watch = r
+for rnd, side, records in abba_records(sys.argv[3:]):
+    event = next((r for r in records if r["workload"] == "event"), None)
+    watch = next((r for r in records if r["workload"] == "watchers"), None)
     if event is None:
         print(f"round {rnd} {side}: no event run (see the errors above)")
         continue
@@ -346,34 +357,15 @@ for path in sys.argv[4:]:
           f"  p50={event['p50_us']}us p99={event['p99_us']}us errors={event['errors']}{extra}")
     runs.setdefault((rnd, side), []).append(event)
 print()
-def side(s, key):
-    return [r[key] for (rnd, sd), rs in sorted(runs.items()) if sd == s for r in rs]
 for key, unit in (("calls_per_second", "calls/s"), ("p50_us", "us"), ("p99_us", "us")):
-    a, b = side("A", key), side("B", key)
-    if not a or not b:
-        continue
-    print(f"{key:<17} without: median {statistics.median(a):8.1f} {unit:<7} (range {min(a):.0f}-{max(a):.0f})"
-          f"   with {watchers} watchers: median {statistics.median(b):8.1f} {unit:<7}"
-          f" (range {min(b):.0f}-{max(b):.0f})")
+    def side(s):
+        return [r[key] for (rnd, sd), rs in sorted(runs.items()) if sd == s for r in rs]
+    print_sides(key, side("A"), side("B"), unit, f"with {watchers} watchers")
 print()
-rate_ratios, p50_ratios = [], []
-for rnd in sorted({rnd for rnd, _ in runs}):
-    a, b = runs.get((rnd, "A")), runs.get((rnd, "B"))
-    if not a or not b:
-        continue
-    rate_ratios.append(statistics.mean(r["calls_per_second"] for r in b) /
-                       statistics.mean(r["calls_per_second"] for r in a))
-    p50_ratios.append(statistics.mean(r["p50_us"] for r in b) /
-                      max(statistics.mean(r["p50_us"] for r in a), 1))
-def show(name, values, op, target):
-    if not values:
-        return
-    med = statistics.median(values)
-    ok = med >= target if op == ">=" else med <= target
-    print(f"{name:<40} median {med:5.2f} (rounds: {', '.join(f'{v:.2f}' for v in values)})"
-          f"  target {op} {target}: {'PASS' if ok else 'BELOW'}")
-show("event calls/s with / without watchers", rate_ratios, ">=", 0.8)
-show("event p50 with / without watchers", p50_ratios, "<=", 1.2)
+print_round_ratio("event calls/s with / without watchers",
+                  round_ratios(runs, lambda r: r["calls_per_second"]), ">=", 0.8)
+print_round_ratio("event p50 with / without watchers",
+                  round_ratios(runs, lambda r: r["p50_us"]), "<=", 1.2)
 EOF
   exit $status
 fi
@@ -405,27 +397,24 @@ if [[ "$mode" == purge ]]; then
     rm -rf "$tmp/db"
     cp -a "$tmp/base" "$tmp/db"
   }
-  files=()
-  for round in $(seq 1 "$purge_rounds"); do
-    k=0
-    for side in A B B A; do
-      k=$((k + 1))
-      out="$tmp/purge.$round.$k.$side.jsonl"
-      files+=("$out")
-      fresh_copy
-      first_line=$(($(wc -l <"$tmp/server.log") + 1))
-      if [[ "$side" == B ]]; then
-        start_server "$tmp/db" "${due[@]}"
-      else
-        start_server "$tmp/db"
-      fi
-      run_bench "$out" --load-tasks "$tmp/purge.ids" --workload get,submit \
-        --concurrency "$conc" --duration "$duration" || status=1
-      echo "{\"purged\": $(purged_since "$first_line")}" >>"$out"
-      stop_server
-      echo "round $round run $k ($side) done; load $(loadavg)" >&2
-    done
-  done
+  # purge_run OUT SIDE: get and submit on a fresh copy of the store; B with
+  # every finished task due, purged during the run.
+  # shellcheck disable=SC2317 # run by abba_rounds
+  purge_run() {
+    local first_line
+    fresh_copy
+    first_line=$(($(wc -l <"$tmp/server.log") + 1))
+    if [[ "$2" == B ]]; then
+      start_server "$tmp/db" "${due[@]}"
+    else
+      start_server "$tmp/db"
+    fi
+    run_bench "$1" --load-tasks "$tmp/purge.ids" --workload get,submit \
+      --concurrency "$conc" --duration "$duration" || status=1
+    echo "{\"purged\": $(purged_since "$first_line")}" >>"$1"
+    stop_server
+  }
+  abba_rounds purge "$purge_rounds" purge_run
   # The whole purge on an otherwise idle server.
   fresh_copy
   first_line=$(($(wc -l <"$tmp/server.log") + 1))
@@ -446,37 +435,27 @@ if [[ "$mode" == purge ]]; then
   fi
   stop_server
   echo "load average after: $(loadavg)"
-  "$python" - "$conc" "$purge_tasks" "$t0" "$t1" "${files[@]}" <<'EOF'
-import json, re, statistics, sys
+  PYTHONPATH="$root/bench" "$python" - "$conc" "$purge_tasks" "$t0" "$t1" \
+    "${abba_files[@]}" <<'EOF'
+import sys
+from ratios import abba_records, print_round_ratio, round_ratios
 conc, total, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-runs = {}
-for path in sys.argv[5:]:
-    m = re.search(r"purge\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
-    rnd, side = int(m.group(1)), m.group(3)
+runs = {}  # workload -> (round, side) -> runs
+for rnd, side, records in abba_records(sys.argv[5:]):
     label = "purging" if side == "B" else "idle"
-    records = [json.loads(line) for line in open(path)]
     purged = next((r["purged"] for r in records if "purged" in r), 0)
     for r in records:
         if "workload" not in r:
             continue
         print(f"round {rnd} {label:<7} {r['workload']:<6} c={conc}: {r['calls_per_second']:8.1f} calls/s"
               f"  p50={r['p50_us']}us p99={r['p99_us']}us errors={r['errors']}")
-        runs.setdefault((rnd, side, r["workload"]), []).append(r)
+        runs.setdefault(r["workload"], {}).setdefault((rnd, side), []).append(r)
     print(f"round {rnd} {label:<7} tasks purged during the run: {purged}")
 print()
 for workload in ("get", "submit"):
-    ratios = []
-    for rnd in sorted({k[0] for k in runs}):
-        a, b = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
-        if not a or not b:
-            continue
-        ratios.append(statistics.mean(r["p99_us"] for r in b) /
-                      max(statistics.mean(r["p99_us"] for r in a), 1))
-    if ratios:
-        med = statistics.median(ratios)
-        print(f"{workload} p99 while purging / without: median {med:5.2f} (rounds: "
-              f"{', '.join(f'{v:.2f}' for v in ratios)})  target <= 1.2: "
-              f"{'PASS' if med <= 1.2 else 'BELOW'}")
+    print_round_ratio(f"{workload} p99 while purging / without",
+                      round_ratios(runs.get(workload, {}), lambda r: r["p99_us"]),
+                      "<=", 1.2)
 print(f"all {total} due tasks purged on an idle server in {t1 - t0:.1f} s "
       f"(start-up included): {total / (t1 - t0):.0f} tasks/s")
 EOF
@@ -557,20 +536,15 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
     rm -f "$tmp/export.ndjson" "$tmp/export.cpu"
   }
   timed_export "no access control"
-  files=()
-  for round in $(seq 1 "$export_rounds"); do
-    k=0
-    for side in A B B A; do
-      k=$((k + 1))
-      out="$tmp/export.$round.$k.$side.jsonl"
-      files+=("$out")
-      args=(--load-tasks "$tmp/export.ids" --workload get,submit
-        --concurrency "$conc" --duration "$duration")
-      if [[ "$side" == B ]]; then args+=(--exporters 1); fi
-      run_bench "$out" "${args[@]}" || status=1
-      echo "round $round run $k ($side) done; load $(loadavg)" >&2
-    done
-  done
+  # export_run OUT SIDE: get and submit; B with one export stream running.
+  # shellcheck disable=SC2317 # run by abba_rounds
+  export_run() {
+    local args=(--load-tasks "$tmp/export.ids" --workload get,submit
+      --concurrency "$conc" --duration "$duration")
+    if [[ "$2" == B ]]; then args+=(--exporters 1); fi
+    run_bench "$1" "${args[@]}" || status=1
+  }
+  abba_rounds export "$export_rounds" export_run
   rss=$(rss_kb "$server_pid")
   stop_server
   start_server "$tmp/db" --auth-file "$tmp/auth"
@@ -586,8 +560,10 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
   echo "server RSS after the rounds: $((rss / 1024)) MB"
   echo "store: $(du -sm "$tmp/db" | cut -f1) MB"
   echo
-  "$python" - "$conc" "$tmp/export.alone.jsonl" "${files[@]}" <<'EOF'
-import json, re, statistics, sys
+  PYTHONPATH="$root/bench" "$python" - "$conc" "$tmp/export.alone.jsonl" \
+    "${abba_files[@]}" <<'EOF'
+import json, sys
+from ratios import abba_records, print_round_ratio, round_ratios
 conc = sys.argv[1]
 for line in open(sys.argv[2]):
     r = json.loads(line)
@@ -595,33 +571,21 @@ for line in open(sys.argv[2]):
         print(f"one export stream alone: {r['tasks_per_second']:.0f} tasks/s "
               f"({r['bytes'] / r['seconds'] / 1e6:.1f} MB/s), whole passes "
               f"{r['passes']} ({r['pass_seconds']:.1f} s each, {r['pass_tasks']} tasks)")
-runs = {}  # (round, side, workload) -> runs
-for path in sys.argv[3:]:
-    m = re.search(r"export\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
-    rnd, side = int(m.group(1)), m.group(3)
+runs = {}  # workload -> (round, side) -> runs
+for rnd, side, records in abba_records(sys.argv[3:]):
     label = "with" if side == "B" else "without"
-    for line in open(path):
-        r = json.loads(line)
+    for r in records:
         if r["workload"] == "exporters":
             print(f"round {rnd} {label:<7} export stream: {r['tasks_per_second']:8.0f} tasks/s")
             continue
         print(f"round {rnd} {label:<7} {r['workload']:<6} c={conc}: {r['calls_per_second']:8.1f} calls/s"
               f"  p50={r['p50_us']}us p99={r['p99_us']}us errors={r['errors']}")
-        runs.setdefault((rnd, side, r["workload"]), []).append(r)
+        runs.setdefault(r["workload"], {}).setdefault((rnd, side), []).append(r)
 print()
 for workload in ("get", "submit"):
-    ratios = []
-    for rnd in sorted({k[0] for k in runs}):
-        a, b = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
-        if not a or not b:
-            continue
-        ratios.append(statistics.mean(r["p99_us"] for r in b) /
-                      max(statistics.mean(r["p99_us"] for r in a), 1))
-    if ratios:
-        med = statistics.median(ratios)
-        print(f"{workload} p99 with / without an export stream: median {med:5.2f} (rounds: "
-              f"{', '.join(f'{v:.2f}' for v in ratios)})  target <= 1.2: "
-              f"{'PASS' if med <= 1.2 else 'BELOW'}")
+    print_round_ratio(f"{workload} p99 with / without an export stream",
+                      round_ratios(runs.get(workload, {}), lambda r: r["p99_us"]),
+                      "<=", 1.2)
 EOF
   exit $status
 fi
@@ -655,37 +619,33 @@ print(f"{(time.monotonic() - t0) / n * 1000:.1f}")'
     --save-tasks "$tmp/metrics.ids" --workload none || status=1
   stop_server
   echo "load average before: $(loadavg)"
-  files=()
-  for round in $(seq 1 "$metrics_rounds"); do
-    k=0
-    for side in A B B A; do
-      k=$((k + 1))
-      out="$tmp/metrics.$round.$k.$side.jsonl"
-      files+=("$out")
-      scraper=""
-      if [[ "$side" == B ]]; then
-        start_server "$tmp/db" --metrics-listen "127.0.0.1:$metrics_port"
-        "$python" -c "$scraper_loop" "$metrics_url" &
-        scraper=$!
-      else
-        start_server "$tmp/db"
-      fi
-      # One workload at a time, so that the server's CPU time (user +
-      # system, from /proc) can be told per call of each.
-      for workload in get submit; do
-        before=$(cpu_ticks "$server_pid")
-        run_bench "$out" --load-tasks "$tmp/metrics.ids" --workload "$workload" \
-          --concurrency "$conc" --duration "$duration" || status=1
-        echo "$workload $(($(cpu_ticks "$server_pid") - before))" >>"$out.cpu"
-      done
-      if [[ -n "$scraper" ]]; then
-        kill "$scraper" 2>/dev/null || true
-        wait "$scraper" 2>/dev/null || true
-      fi
-      stop_server
-      echo "round $round run $k ($side) done; load $(loadavg)" >&2
+  # metrics_run OUT SIDE: get and submit on a restarted daemon; B with
+  # --metrics-listen and /metrics scraped every second.
+  # shellcheck disable=SC2317 # run by abba_rounds
+  metrics_run() {
+    local out="$1" scraper="" workload before
+    if [[ "$2" == B ]]; then
+      start_server "$tmp/db" --metrics-listen "127.0.0.1:$metrics_port"
+      "$python" -c "$scraper_loop" "$metrics_url" &
+      scraper=$!
+    else
+      start_server "$tmp/db"
+    fi
+    # One workload at a time, so that the server's CPU time (user +
+    # system, from /proc) can be told per call of each.
+    for workload in get submit; do
+      before=$(cpu_ticks "$server_pid")
+      run_bench "$out" --load-tasks "$tmp/metrics.ids" --workload "$workload" \
+        --concurrency "$conc" --duration "$duration" || status=1
+      echo "$workload $(($(cpu_ticks "$server_pid") - before))" >>"$out.cpu"
     done
-  done
+    if [[ -n "$scraper" ]]; then
+      kill "$scraper" 2>/dev/null || true
+      wait "$scraper" 2>/dev/null || true
+    fi
+    stop_server
+  }
+  abba_rounds metrics "$metrics_rounds" metrics_run
   # The time of one scrape (a Python client's fetch included), on the store
   # as the runs left it.
   start_server "$tmp/db" --metrics-listen "127.0.0.1:$metrics_port"
@@ -696,52 +656,36 @@ print(f"{(time.monotonic() - t0) / n * 1000:.1f}")'
   echo "load average after:  $(loadavg)"
   echo "one scrape with $unfinished unfinished tasks: $ms ms (mean of 20)"
   echo
-  "$python" - "$(getconf CLK_TCK)" "${files[@]}" <<'EOF'
-import json, re, statistics, sys
+  PYTHONPATH="$root/bench" "$python" - "$(getconf CLK_TCK)" \
+    "${abba_files[@]}" <<'EOF'
+import sys
+from ratios import abba_records, print_round_ratio, print_sides, round_ratios
 hz = int(sys.argv[1])
-runs = {}  # (round, side, workload) -> calls/s of that run
-cpu = {}   # (round, side, workload) -> server CPU us per call of that run
-for path in sys.argv[2:]:
-    m = re.search(r"metrics\.(\d+)\.(\d+)\.([AB])\.jsonl$", path)
-    rnd, side = int(m.group(1)), m.group(3)
+runs = {}  # workload -> (round, side) -> runs, with the server's CPU us per call
+for (rnd, side, records), path in zip(abba_records(sys.argv[2:]), sys.argv[2:]):
     ticks = dict((w, int(t)) for w, t in (l.split() for l in open(path + ".cpu")))
-    for line in open(path):
-        r = json.loads(line)
+    for r in records:
         if r["workload"] in ("get", "submit"):
             label = "with" if side == "B" else "without"
-            us = ticks[r["workload"]] / hz * 1e6 / max(r["calls"], 1)
+            r["server_cpu_us"] = ticks[r["workload"]] / hz * 1e6 / max(r["calls"], 1)
             print(f"round {rnd} {label:<7} {r['workload']:<6} c={r['concurrency']}: "
                   f"{r['calls_per_second']:8.0f} calls/s  p50={r['p50_us']}us "
-                  f"p99={r['p99_us']}us errors={r['errors']}  server CPU {us:6.1f} us/call")
-            runs.setdefault((rnd, side, r["workload"]), []).append(r["calls_per_second"])
-            cpu.setdefault((rnd, side, r["workload"]), []).append(us)
+                  f"p99={r['p99_us']}us errors={r['errors']}  server CPU {r['server_cpu_us']:6.1f} us/call")
+            runs.setdefault(r["workload"], {}).setdefault((rnd, side), []).append(r)
 print()
 for workload in ("get", "submit"):
-    a = [v for (rnd, s, w), vs in runs.items() if s == "A" and w == workload for v in vs]
-    b = [v for (rnd, s, w), vs in runs.items() if s == "B" and w == workload for v in vs]
-    if not a or not b:
-        continue
-    print(f"{workload:<6} without: median {statistics.median(a):8.0f} calls/s (range {min(a):.0f}-{max(a):.0f})"
-          f"   with metrics: median {statistics.median(b):8.0f} calls/s (range {min(b):.0f}-{max(b):.0f})")
-    ratios = []
-    for rnd in sorted({k[0] for k in runs}):
-        ra, rb = runs.get((rnd, "A", workload)), runs.get((rnd, "B", workload))
-        if ra and rb:
-            ratios.append(statistics.mean(rb) / statistics.mean(ra))
-    med = statistics.median(ratios)
-    print(f"{workload:<6} with / without: median {med:.3f} (rounds: {', '.join(f'{v:.3f}' for v in ratios)})"
-          f"  target >= 0.97: {'PASS' if med >= 0.97 else 'BELOW'}")
+    by_round = runs.get(workload, {})
+    def side(s):
+        return [r["calls_per_second"] for (rnd, sd), rs in by_round.items() if sd == s for r in rs]
+    print_sides(workload, side("A"), side("B"), "calls/s", "with metrics", digits=0)
+    print_round_ratio(f"{workload} calls/s with / without metrics",
+                      round_ratios(by_round, lambda r: r["calls_per_second"]),
+                      ">=", 0.97, digits=3)
     # CPU per call is what throughput costs on a saturated machine, and it
     # drifts less with other load than calls/s do.
-    cpu_ratios = []
-    for rnd in sorted({k[0] for k in cpu}):
-        ca, cb = cpu.get((rnd, "A", workload)), cpu.get((rnd, "B", workload))
-        if ca and cb:
-            cpu_ratios.append(statistics.mean(cb) / statistics.mean(ca))
-    med = statistics.median(cpu_ratios)
-    print(f"{workload:<6} server CPU per call with / without: median {med:.3f} (rounds: "
-          f"{', '.join(f'{v:.3f}' for v in cpu_ratios)})  target <= 1.03: "
-          f"{'PASS' if med <= 1.03 else 'ABOVE'}")
+    print_round_ratio(f"{workload} server CPU per call with / without metrics",
+                      round_ratios(by_round, lambda r: r["server_cpu_us"]),
+                      "<=", 1.03, digits=3)
 EOF
   exit $status
 fi

@@ -4,169 +4,22 @@
 #include <pwd.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <functional>
-#include <memory>
-#include <sstream>
 #include <string>
-#include <thread>
-#include <tuple>
 #include <utility>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli/command_support.h"
 #include "cli/format.h"
-#include "cli/json_line.h"
 #include "tasktrail/v1/tracker.grpc.pb.h"
 
 namespace tasktrail::cli {
 namespace {
-
-using Stub = v1::TaskTracker::Stub;
-
-void Print(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
-// Prints "tasktrail: LINE" to stderr, with control characters made visible
-// (the line may quote the server or the user).
-void PrintError(const std::string& line) {
-  std::fprintf(stderr, "tasktrail: %s\n",
-               EscapeControlCharacters(line).c_str());
-}
-
-// Prints `message` as proto3 JSON (pretty or one line). Returns kExitOk, or
-// kExitOther after saying why when it cannot be printed as JSON.
-int PrintJson(const google::protobuf::Message& message, bool pretty) {
-  absl::StatusOr<std::string> json = ToJson(message, pretty);
-  if (!json.ok()) {
-    PrintError(absl::StrCat("cannot print the answer as JSON: ",
-                            json.status().message()));
-    return kExitOther;
-  }
-  Print(*json);
-  return kExitOk;
-}
-
-// Prints `message` as JSON with --json, else `format(copy)` of a copy whose
-// strings have their control characters made visible. Returns the exit
-// status of printing (kExitOk, or kExitOther for JSON that cannot be made).
-template <typename Message, typename Format>
-int PrintAnswer(const GlobalOptions& global, const Message& message,
-                Format format) {
-  if (global.json) return PrintJson(message, /*pretty=*/true);
-  Message safe = message;
-  EscapeControlCharactersIn(&safe);
-  Print(format(safe));
-  return kExitOk;
-}
-
-// Returns the contents of `path`. Errors: InvalidArgument naming `flag`.
-absl::StatusOr<std::string> ReadFile(const std::string& flag,
-                                     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("cannot read ", flag, " file ", path));
-  }
-  return buffer.str();
-}
-
-// TLS credentials when --tls-ca is given, else insecure ones.
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
-    const GlobalOptions& global) {
-  if (global.tls_ca.empty()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions ssl;
-  absl::StatusOr<std::string> ca = ReadFile("--tls-ca", global.tls_ca);
-  if (!ca.ok()) return ca.status();
-  ssl.pem_root_certs = *std::move(ca);
-  if (!global.tls_cert.empty()) {
-    absl::StatusOr<std::string> cert = ReadFile("--tls-cert", global.tls_cert);
-    if (!cert.ok()) return cert.status();
-    absl::StatusOr<std::string> key = ReadFile("--tls-key", global.tls_key);
-    if (!key.ok()) return key.status();
-    ssl.pem_cert_chain = *std::move(cert);
-    ssl.pem_private_key = *std::move(key);
-  }
-  return grpc::SslCredentials(ssl);
-}
-
-// One connection to tasktraild and the per-call settings.
-class Client {
- public:
-  explicit Client(const GlobalOptions& global) : global_(global) {}
-
-  // Creates the channel, with `arguments`. Returns false (after printing
-  // why) when the TLS files cannot be read.
-  bool Connect(const grpc::ChannelArguments& arguments = {}) {
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
-        MakeCredentials(global_);
-    if (!creds.ok()) {
-      PrintError(std::string(creds.status().message()));
-      return false;
-    }
-    stub_ = v1::TaskTracker::NewStub(grpc::CreateCustomChannel(
-        global_.server, *std::move(creds), arguments));
-    return true;
-  }
-
-  // Adds the token and, for unary calls, the deadline.
-  void Prepare(grpc::ClientContext* ctx, bool unary) const {
-    if (!global_.token.empty()) {
-      ctx->AddMetadata("authorization", "Bearer " + global_.token);
-    }
-    if (unary) {
-      auto timeout =
-          std::chrono::duration_cast<std::chrono::system_clock::duration>(
-              std::chrono::duration<double>(global_.timeout_seconds));
-      ctx->set_deadline(std::chrono::system_clock::now() + timeout);
-    }
-  }
-
-  // Makes one unary call with a fresh context.
-  template <typename Request, typename Response>
-  grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*,
-                                                 const Request&, Response*),
-                    const Request& request, Response* response) {
-    grpc::ClientContext ctx;
-    Prepare(&ctx, /*unary=*/true);
-    return (stub_.get()->*method)(&ctx, request, response);
-  }
-
-  // Prints `status` (and its field violations) to stderr; returns the exit
-  // status for it.
-  int Fail(const grpc::Status& status) const {
-    PrintError(FormatRpcError(status.error_code(), status.error_message(),
-                              global_.server));
-    for (absl::string_view line :
-         absl::StrSplit(FormatErrorDetails(status.error_details()), '\n',
-                        absl::SkipEmpty())) {
-      std::fprintf(stderr, "%s\n", EscapeControlCharacters(line).c_str());
-    }
-    return ExitCodeFor(status.error_code(), status.error_message());
-  }
-
-  Stub& stub() { return *stub_; }
-  const GlobalOptions& global() const { return global_; }
-
- private:
-  const GlobalOptions& global_;
-  std::unique_ptr<Stub> stub_;
-};
 
 // $USER, else $LOGNAME, else the login name of the process's user; empty
 // when none is known.
@@ -177,13 +30,6 @@ std::string CurrentUser() {
   }
   const struct passwd* pw = getpwuid(getuid());
   return pw != nullptr && pw->pw_name != nullptr ? pw->pw_name : "";
-}
-
-FormatOptions MakeFormatOptions(const GlobalOptions& global) {
-  FormatOptions opts;
-  if (global.utc) opts.zone = absl::UTCTimeZone();
-  opts.now = absl::Now();
-  return opts;
 }
 
 // How a command goes on after looking up an id that is not a task id.
@@ -312,152 +158,12 @@ int RunQueued(const GlobalOptions& global, const QueuedArgs& args) {
   });
 }
 
-namespace {
-
-// Sets `*field` to `time`, for a Timestamp field of a request.
-void SetTimestamp(absl::Time time, google::protobuf::Timestamp* field) {
-  const int64_t nanos = absl::ToUnixNanos(time);
-  field->set_seconds(absl::ToUnixSeconds(time));
-  field->set_nanos(static_cast<int32_t>(nanos - absl::ToUnixSeconds(time) *
-                                                    int64_t{1000000000}));
-}
-
-void SetDuration(absl::Duration span, google::protobuf::Duration* field) {
-  const int64_t nanos = absl::ToInt64Nanoseconds(span);
-  field->set_seconds(nanos / 1000000000);
-  field->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
-
-// Calls ListTasks from `request` (its page_token included) on, page after
-// page, appending the tasks and queue statuses to `all`, until it has `want`
-// tasks (0: every one), the last page, or (when `scan_bound` > 0) the server
-// has visited `scan_bound` tasks: then `*stopped_at_work_bound` is set.
-// `all` ends with the next_page_token to go on from (empty at the end) and
-// the sum of scanned_count.
-grpc::Status ListPages(Client& client, v1::ListTasksRequest request, int want,
-                       int64_t scan_bound, v1::ListTasksResponse* all,
-                       bool* stopped_at_work_bound) {
-  constexpr int kMaxPageSize = 1000;
-  *stopped_at_work_bound = false;
-  int64_t scanned = 0;
-  while (true) {
-    request.set_page_size(want > 0
-                              ? std::min(want - all->tasks_size(), kMaxPageSize)
-                              : kMaxPageSize);
-    v1::ListTasksResponse page;
-    grpc::Status status = client.Call(&Stub::ListTasks, request, &page);
-    if (!status.ok()) return status;
-    scanned += page.scanned_count();
-    for (v1::Task& task : *page.mutable_tasks()) {
-      *all->add_tasks() = std::move(task);
-    }
-    for (v1::QueueStatus& queue : *page.mutable_queue_statuses()) {
-      *all->add_queue_statuses() = std::move(queue);
-    }
-    all->set_next_page_token(page.next_page_token());
-    all->set_scanned_count(scanned);
-    if (page.next_page_token().empty() ||
-        (want > 0 && all->tasks_size() >= want)) {
-      return grpc::Status::OK;
-    }
-    if (scan_bound > 0 && scanned >= scan_bound) {
-      *stopped_at_work_bound = true;
-      return grpc::Status::OK;
-    }
-    request.set_page_token(page.next_page_token());
-  }
-}
-
-}  // namespace
-
-// Sets the create_time_after and create_time_before of `request` (a
-// ListTasksRequest or an ExportTasksRequest) from --since and --until
-// (ParseTimeOrAgo), leaving each unset when its flag is empty. Returns
-// kExitOk, or kExitUsage after saying why.
-template <typename Request>
-int SetCreateTimeRange(const std::string& since_text,
-                       const std::string& until_text, Request* request) {
-  const absl::Time now = absl::Now();
-  absl::Time since = absl::InfinitePast();
-  absl::Time until = absl::InfiniteFuture();
-  for (const auto& [flag, text, time] :
-       {std::make_tuple("--since", &since_text, &since),
-        std::make_tuple("--until", &until_text, &until)}) {
-    if (text->empty()) continue;
-    absl::StatusOr<absl::Time> parsed = ParseTimeOrAgo(*text, now);
-    if (!parsed.ok()) {
-      PrintError(absl::StrCat(flag, ": ", parsed.status().message()));
-      return kExitUsage;
-    }
-    *time = *parsed;
-  }
-  if (since >= until) {
-    PrintError("--since must be before --until");
-    return kExitUsage;
-  }
-  if (!since_text.empty()) {
-    SetTimestamp(since, request->mutable_create_time_after());
-  }
-  if (!until_text.empty()) {
-    SetTimestamp(until, request->mutable_create_time_before());
-  }
-  return kExitOk;
-}
-
-namespace {
-
-// Sets `*field` to the span of an --older-than option; an empty option
-// leaves it unset. kExitUsage (after saying why) when it is not a span.
-int SetOlderThan(const std::string& older_than,
-                 google::protobuf::Duration* field) {
-  if (older_than.empty()) return kExitOk;
-  absl::StatusOr<absl::Duration> span = ParseSpan(older_than);
-  if (!span.ok()) {
-    PrintError(absl::StrCat("--older-than: ", span.status().message()));
-    return kExitUsage;
-  }
-  SetDuration(*span, field);
-  return kExitOk;
-}
-
-// Reads every page of `request` oldest first, with no work bound: for an
-// index that holds exactly the tasks wanted.
-grpc::Status ListEveryPageOldestFirst(Client& client,
-                                      v1::ListTasksRequest request,
-                                      v1::ListTasksResponse* tasks) {
-  request.set_oldest_first(true);
-  bool stopped_at_work_bound = false;
-  return ListPages(client, request, /*want=*/0,
-                   /*scan_bound=*/0, tasks, &stopped_at_work_bound);
-}
-
-// Prints one line of JSON per task (`row` makes it): NDJSON. Exits
-// kExitOther when a row cannot be made.
-int PrintJsonLines(
-    const v1::ListTasksResponse& tasks,
-    const std::function<absl::StatusOr<std::string>(const v1::Task&)>& row) {
-  for (const v1::Task& task : tasks.tasks()) {
-    absl::StatusOr<std::string> line = row(task);
-    if (!line.ok()) {
-      PrintError(absl::StrCat("cannot print the answer as JSON: ",
-                              line.status().message()));
-      return kExitOther;
-    }
-    Print(absl::StrCat(*line, "\n"));
-  }
-  return kExitOk;
-}
-
-}  // namespace
-
 int RunList(const GlobalOptions& global, const ListArgs& args) {
   v1::ListTasksRequest request;
   if (const int set = SetCreateTimeRange(args.since, args.until, &request);
       set != kExitOk) {
     return set;
   }
-  Client client(global);
-  if (!client.Connect()) return kExitUsage;
   request.set_account_id(args.account);
   if (!args.state.empty()) request.set_state(ParseStateName(args.state));
   request.set_model(args.model);
@@ -471,10 +177,12 @@ int RunList(const GlobalOptions& global, const ListArgs& args) {
   const int want = args.limit > 0 ? args.limit : 50;
   v1::ListTasksResponse response;
   bool stopped_at_work_bound = false;
-  grpc::Status status =
-      ListPages(client, request, want, args.all ? 0 : kListScanBound, &response,
-                &stopped_at_work_bound);
-  if (!status.ok()) return client.Fail(status);
+  if (const int listed =
+          ListTaskPages(global, request, {want, args.all ? 0 : kListScanBound},
+                        &response, &stopped_at_work_bound);
+      listed != kExitOk) {
+    return listed;
+  }
   return PrintAnswer(global, response, [&](const v1::ListTasksResponse& safe) {
     return FormatTaskList(safe, MakeFormatOptions(global),
                           stopped_at_work_bound);
@@ -488,19 +196,17 @@ int RunStuck(const GlobalOptions& global, const StuckArgs& args) {
       set != kExitOk) {
     return set;
   }
-  Client client(global);
-  if (!client.Connect()) return kExitUsage;
   request.set_unfinished(true);
   request.set_oldest_first(true);
   request.set_include_queue_status(true);
   request.set_model(args.model);
   request.set_account_id(args.account);
   v1::ListTasksResponse matching;
-  bool stopped_at_work_bound = false;
-  grpc::Status status =
-      ListPages(client, request, /*want=*/0,
-                /*scan_bound=*/0, &matching, &stopped_at_work_bound);
-  if (!status.ok()) return client.Fail(status);
+  if (const int listed =
+          ListTaskPages(global, request, PageBounds{}, &matching);
+      listed != kExitOk) {
+    return listed;
+  }
   return PrintAnswer(global, matching, [&](const v1::ListTasksResponse& safe) {
     return FormatStuck(safe, args.limit, MakeFormatOptions(global));
   });
@@ -704,9 +410,7 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   Client client(global);
   if (!client.Connect()) return kExitUsage;
   v1::GetStatsRequest request;
-  int64_t nanos = absl::ToInt64Nanoseconds(window);
-  request.mutable_window()->set_seconds(nanos / 1000000000);
-  request.mutable_window()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  SetDuration(window, request.mutable_window());
   request.set_model(args.model);
   request.set_group_by(args.by == "route"   ? v1::STATS_GROUP_BY_ROUTE
                        : args.by == "group" ? v1::STATS_GROUP_BY_GROUP
@@ -717,52 +421,6 @@ int RunStats(const GlobalOptions& global, const StatsArgs& args) {
   return PrintAnswer(global, response, [&](const v1::Stats& safe) {
     return FormatStats(safe, MakeFormatOptions(global));
   });
-}
-
-int RunCharges(const GlobalOptions& global, const ChargesArgs& args) {
-  v1::ListTasksRequest request;
-  if (const int set = SetCreateTimeRange(args.since, args.until, &request);
-      set != kExitOk) {
-    return set;
-  }
-  Client client(global);
-  if (!client.Connect()) return kExitUsage;
-  request.set_account_id(args.account);
-  // The account index holds exactly the account's tasks in creation order.
-  v1::ListTasksResponse tasks;
-  grpc::Status status = ListEveryPageOldestFirst(client, request, &tasks);
-  if (!status.ok()) return client.Fail(status);
-  if (global.json) return PrintJsonLines(tasks, FormatChargeRowJson);
-  v1::ListTasksResponse safe = tasks;
-  EscapeControlCharactersIn(&safe);
-  Print(FormatCharges(safe.tasks()));
-  return kExitOk;
-}
-
-int RunOwed(const GlobalOptions& global, const OwedArgs& args) {
-  v1::ListTasksRequest request;
-  request.set_owed(true);
-  if (const int set = SetOlderThan(args.older_than, request.mutable_owed_for());
-      set != kExitOk) {
-    return set;
-  }
-  Client client(global);
-  if (!client.Connect()) return kExitUsage;
-  request.set_model(args.model);
-  // The owed index holds exactly the owed tasks.
-  v1::ListTasksResponse tasks;
-  grpc::Status status = ListEveryPageOldestFirst(client, request, &tasks);
-  if (!status.ok()) return client.Fail(status);
-  const FormatOptions options = MakeFormatOptions(global);
-  if (global.json) {
-    return PrintJsonLines(tasks, [&options](const v1::Task& task) {
-      return FormatOwedRowJson(task, options.now);
-    });
-  }
-  v1::ListTasksResponse safe = tasks;
-  EscapeControlCharactersIn(&safe);
-  Print(FormatOwed(safe.tasks(), options));
-  return kExitOk;
 }
 
 int RunBackup(const GlobalOptions& global, const BackupArgs& args) {
@@ -788,218 +446,6 @@ int RunBackup(const GlobalOptions& global, const BackupArgs& args) {
     return FormatBackups({safe.backups().begin(), safe.backups().end()},
                          MakeFormatOptions(global));
   });
-}
-
-namespace {
-
-// Shows how far an export is, on one line of stderr rewritten in place, at
-// most every half second; only when stderr is a terminal.
-class ExportProgress {
- public:
-  ExportProgress() : shown_(isatty(STDERR_FILENO) == 1) {}
-
-  void Exported(int64_t count, const v1::Task& task) {
-    if (!shown_) return;
-    const absl::Time now = absl::Now();
-    if (now - last_shown_ < absl::Milliseconds(500)) return;
-    last_shown_ = now;
-    std::fprintf(
-        stderr, "\rexported %lld tasks, up to %s (created %s)",
-        static_cast<long long>(count), task.task_id().c_str(),
-        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                         absl::FromUnixSeconds(task.create_time().seconds()),
-                         absl::UTCTimeZone())
-            .c_str());
-  }
-
-  // Ends the line, if one was shown.
-  void Done(int64_t count) {
-    if (!shown_) return;
-    std::fprintf(stderr, "\rexported %lld tasks%30s\n",
-                 static_cast<long long>(count), "");
-  }
-
- private:
-  const bool shown_;
-  absl::Time last_shown_ = absl::InfinitePast();
-};
-
-// Tasks received before they are handed to the printer at once.
-constexpr size_t kExportBatchTasks = 256;
-
-// Writes exported tasks to stdout as NDJSON on its own thread, through a
-// large buffer, with the progress line; a batch is printed while the next
-// one is received. Print and Close are called from one thread.
-class ExportPrinter {
- public:
-  struct Outcome {
-    int64_t count = 0;         // tasks written
-    std::string last_task_id;  // of the last task written
-    std::string failure;       // why printing stopped early; empty: it did not
-  };
-
-  ExportPrinter() : thread_([this] { Run(); }) {}
-  ~ExportPrinter() { Close(); }
-
-  // Hands the first `count` tasks of `*batch` to the printer and gives back
-  // the batch printed before (the same size, to be refilled). False once
-  // printing has failed: stop receiving and Close.
-  bool Print(std::vector<v1::Task>* batch, size_t count) {
-    absl::MutexLock lock(&mutex_);
-    mutex_.Await(absl::Condition(
-        +[](ExportPrinter* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mutex_) {
-          return !p->pending_ || p->stopped_;
-        },
-        this));
-    if (stopped_) return false;
-    batch->swap(pending_batch_);
-    batch->resize(std::max(pending_batch_.size(), kExportBatchTasks));
-    pending_count_ = count;
-    pending_ = true;
-    return true;
-  }
-
-  // Prints what was handed over, flushes stdout, ends the progress line and
-  // joins the thread. Idempotent.
-  Outcome Close() {
-    {
-      absl::MutexLock lock(&mutex_);
-      closing_ = true;
-    }
-    if (thread_.joinable()) thread_.join();
-    return outcome_;
-  }
-
- private:
-  void Run() {
-    ExportProgress progress;
-    JsonLineWriter writer;
-    std::vector<v1::Task> batch;
-    std::string out;  // lines not yet written to stdout
-    out.reserve(kFlushBytes + (kFlushBytes >> 2));
-    int64_t buffered = 0;       // tasks in `out`
-    std::string buffered_last;  // the id of the last of them
-    while (true) {
-      size_t count = 0;
-      {
-        absl::MutexLock lock(&mutex_);
-        mutex_.Await(absl::Condition(
-            +[](ExportPrinter* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mutex_) {
-              return p->pending_ || p->closing_;
-            },
-            this));
-        if (!pending_) break;
-        batch.swap(pending_batch_);
-        count = pending_count_;
-        pending_ = false;
-      }
-      for (size_t i = 0; i < count && outcome_.failure.empty(); ++i) {
-        const v1::Task& task = batch[i];
-        if (absl::Status line = writer.AppendLine(task, &out); !line.ok()) {
-          Flush(&out, &buffered, &buffered_last);  // the lines before it
-          if (outcome_.failure.empty()) {
-            outcome_.failure =
-                absl::StrCat("cannot print task ", task.task_id(),
-                             " as JSON: ", line.message());
-          }
-          break;
-        }
-        ++buffered;
-        buffered_last = task.task_id();
-        if (out.size() >= kFlushBytes) Flush(&out, &buffered, &buffered_last);
-        progress.Exported(outcome_.count + buffered, task);
-      }
-      if (!outcome_.failure.empty()) {
-        absl::MutexLock lock(&mutex_);
-        stopped_ = true;
-        break;
-      }
-    }
-    if (outcome_.failure.empty()) Flush(&out, &buffered, &buffered_last);
-    if (outcome_.failure.empty() && std::fflush(stdout) != 0) {
-      outcome_.failure = "cannot write to stdout";
-    }
-    progress.Done(outcome_.count);
-  }
-
-  // Writes `out` (the lines of `*buffered` tasks, the last `*last`) to
-  // stdout and counts them as written, or sets the failure when stdout
-  // refuses them; clears all three.
-  void Flush(std::string* out, int64_t* buffered, std::string* last) {
-    if (std::fwrite(out->data(), 1, out->size(), stdout) == out->size()) {
-      if (*buffered > 0) {
-        outcome_.count += *buffered;
-        outcome_.last_task_id = *last;
-      }
-    } else {
-      outcome_.failure = "cannot write to stdout";
-    }
-    out->clear();
-    *buffered = 0;
-    last->clear();
-  }
-
-  static constexpr size_t kFlushBytes = size_t{1} << 20;
-
-  absl::Mutex mutex_;
-  std::vector<v1::Task> pending_batch_ ABSL_GUARDED_BY(mutex_);
-  size_t pending_count_ ABSL_GUARDED_BY(mutex_) = 0;
-  bool pending_ ABSL_GUARDED_BY(mutex_) = false;
-  bool closing_ ABSL_GUARDED_BY(mutex_) = false;
-  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
-  Outcome outcome_;  // the printer thread's until it is joined
-  std::thread thread_;
-};
-
-}  // namespace
-
-int RunExport(const GlobalOptions& global, const ExportArgs& args) {
-  v1::ExportTasksRequest request;
-  if (const int set = SetCreateTimeRange(args.since, args.until, &request);
-      set != kExitOk) {
-    return set;
-  }
-  request.set_account_id(args.account);
-  request.set_include_events(args.events);
-  request.set_after_task_id(args.after);
-  // A task with a long timeline may take more than gRPC's default 4 MiB.
-  grpc::ChannelArguments arguments;
-  arguments.SetMaxReceiveMessageSize(-1);
-  Client client(global);
-  if (!client.Connect(arguments)) return kExitUsage;
-  grpc::ClientContext ctx;
-  client.Prepare(&ctx, /*unary=*/false);
-  auto reader = client.stub().ExportTasks(&ctx, request);
-  // This thread receives and parses the tasks; the printer writes the
-  // previous batch meanwhile.
-  ExportPrinter printer;
-  std::vector<v1::Task> batch(kExportBatchTasks);
-  size_t filled = 0;
-  bool printed = true;
-  while (printed && reader->Read(&batch[filled])) {
-    if (++filled == batch.size()) {
-      printed = printer.Print(&batch, filled);
-      filled = 0;
-    }
-  }
-  if (printed && filled > 0) printed = printer.Print(&batch, filled);
-  if (!printed) ctx.TryCancel();
-  const grpc::Status status = reader->Finish();
-  const ExportPrinter::Outcome outcome = printer.Close();
-  if (outcome.failure.empty() && status.ok()) return kExitOk;
-  // Says where the export stopped, so that it can be resumed.
-  if (outcome.last_task_id.empty()) {
-    PrintError("export stopped before its first task");
-  } else {
-    PrintError(absl::StrCat("export stopped after ", outcome.count,
-                            " tasks; resume with --after ",
-                            outcome.last_task_id));
-  }
-  if (!outcome.failure.empty()) {
-    PrintError(outcome.failure);
-    return kExitOther;
-  }
-  return client.Fail(status);
 }
 
 int RunPurge(const GlobalOptions& global, const PurgeArgs& args) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "base/json_string.h"
 #include "cli/format.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
@@ -22,113 +23,14 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-constexpr char kHex[] = "0123456789abcdef";
-
-void AppendU16Escape(uint32_t unit, std::string* out) {
-  const char escape[] = {'\\',
-                         'u',
-                         kHex[(unit >> 12) & 0xf],
-                         kHex[(unit >> 8) & 0xf],
-                         kHex[(unit >> 4) & 0xf],
-                         kHex[unit & 0xf]};
-  out->append(escape, sizeof(escape));
-}
-
-// The code points protobuf 3.21's JSON printer escapes above U+007F: C1
-// controls and Unicode format characters.
-bool EscapedAbove7f(uint32_t cp) {
-  return (cp >= 0x80 && cp <= 0x9f) || cp == 0xad ||
-         (cp >= 0x600 && cp <= 0x603) || cp == 0x6dd || cp == 0x70f ||
-         (cp >= 0x17b4 && cp <= 0x17b5) || (cp >= 0x200b && cp <= 0x200f) ||
-         (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2060 && cp <= 0x2064) ||
-         (cp >= 0x206a && cp <= 0x206f) || cp == 0xfeff ||
-         (cp >= 0xfff9 && cp <= 0xfffb) || (cp >= 0x1d173 && cp <= 0x1d17a) ||
-         cp == 0xe0001 || (cp >= 0xe0020 && cp <= 0xe007f);
-}
-
 // Appends `text` as a JSON string, escaped as protobuf 3.21 escapes it;
 // false when it is not valid UTF-8.
 bool AppendString(absl::string_view text, std::string* out) {
+  static constexpr JsonEscapeOptions kLikeProtobuf{
+      /*escape_quotes=*/true, /*like_protobuf=*/true,
+      JsonEscapeOptions::InvalidUtf8::kRefuse};
   out->push_back('"');
-  size_t i = 0;
-  while (i < text.size()) {
-    const unsigned char c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out->append("\\\"");
-          break;
-        case '\\':
-          out->append("\\\\");
-          break;
-        case '\b':
-          out->append("\\b");
-          break;
-        case '\f':
-          out->append("\\f");
-          break;
-        case '\n':
-          out->append("\\n");
-          break;
-        case '\r':
-          out->append("\\r");
-          break;
-        case '\t':
-          out->append("\\t");
-          break;
-        case '<':
-        case '>':
-        case 0x7f:
-          AppendU16Escape(c, out);
-          break;
-        default:
-          if (c < 0x20) {
-            AppendU16Escape(c, out);
-          } else {
-            out->push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    // A multi-byte sequence: decode it, refusing what is not UTF-8.
-    size_t length = 0;
-    uint32_t cp = 0;
-    if (c >= 0xc2 && c <= 0xdf) {
-      length = 2;
-      cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      length = 3;
-      cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      length = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + length > text.size()) return false;
-    for (size_t k = 1; k < length; ++k) {
-      const unsigned char next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (next & 0x3f);
-    }
-    if ((length == 3 && cp < 0x800) || (length == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      return false;  // overlong, out of range or a surrogate
-    }
-    if (EscapedAbove7f(cp)) {
-      if (cp >= 0x10000) {
-        const uint32_t v = cp - 0x10000;
-        AppendU16Escape(0xd800 + (v >> 10), out);
-        AppendU16Escape(0xdc00 + (v & 0x3ff), out);
-      } else {
-        AppendU16Escape(cp, out);
-      }
-    } else {
-      out->append(text.data() + i, length);
-    }
-    i += length;
-  }
+  if (!AppendJsonEscaped(text, kLikeProtobuf, out)) return false;
   out->push_back('"');
   return true;
 }

@@ -45,6 +45,41 @@ void AddGlobalOptions(CLI::App& app, GlobalOptions* g) {
       ->capture_default_str();
 }
 
+// The --account, --since and --until options of the commands that read the
+// tasks created in a time range (list, charges, export). `since_default` and
+// `until_default`, when given, say what an empty --since or --until means;
+// a non-empty `*since` is shown as the default.
+struct CreationRangeOptions {
+  std::string* account = nullptr;
+  std::string* since = nullptr;
+  std::string* until = nullptr;
+  bool account_required = false;
+  const char* since_default = nullptr;
+  const char* until_default = nullptr;
+};
+
+void AddCreationRangeOptions(CLI::App* cmd,
+                             const CreationRangeOptions& options) {
+  CLI::Option* account = cmd->add_option(
+      "--account", *options.account,
+      options.account_required ? "the account" : "only this account");
+  if (options.account_required) account->required();
+  std::string since_help =
+      "only tasks created at or after: an RFC 3339 time with its offset, or "
+      "a span back from now (90s, 15m, 2h, 7d)";
+  std::string until_help =
+      "only tasks created before: an RFC 3339 time or a span back from now";
+  if (options.since_default != nullptr) {
+    since_help += std::string("; default: ") + options.since_default;
+  }
+  if (options.until_default != nullptr) {
+    until_help += std::string("; default: ") + options.until_default;
+  }
+  CLI::Option* since = cmd->add_option("--since", *options.since, since_help);
+  if (!options.since->empty()) since->capture_default_str();
+  cmd->add_option("--until", *options.until, until_help);
+}
+
 CLI::App* AddGet(CLI::App& app, GetArgs* a) {
   CLI::App* cmd = app.add_subcommand(
       "get",
@@ -65,7 +100,7 @@ CLI::App* AddQueued(CLI::App& app, QueuedArgs* a) {
 
 CLI::App* AddList(CLI::App& app, ListArgs* a) {
   CLI::App* cmd = app.add_subcommand("list", "list tasks, newest first");
-  cmd->add_option("--account", a->account, "only this account");
+  AddCreationRangeOptions(cmd, {&a->account, &a->since, &a->until});
   cmd->add_option("--state", a->state, "only this state")
       ->check(CLI::IsMember({"submitted", "queued", "running", "succeeded",
                              "failed", "canceled"}));
@@ -78,12 +113,6 @@ CLI::App* AddList(CLI::App& app, ListArgs* a) {
   cmd->add_option("--limit", a->limit, "at most N tasks")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--page-token", a->page_token, "continue a previous listing");
-  cmd->add_option("--since", a->since,
-                  "only tasks created at or after: an RFC 3339 time with its "
-                  "offset, or a span back from now (90s, 15m, 2h, 7d)");
-  cmd->add_option("--until", a->until,
-                  "only tasks created before: an RFC 3339 time or a span "
-                  "back from now");
   cmd->add_flag("--unfinished", a->unfinished,
                 "only submitted, queued or running tasks");
   cmd->add_flag("--oldest-first", a->oldest_first, "oldest tasks first");
@@ -212,14 +241,8 @@ CLI::App* AddCharges(CLI::App& app, ChargesArgs* a) {
       "charges",
       "an account's tasks with what each was charged, adjusted, refunded and "
       "the net, and the totals (--json: one JSON object per line)");
-  cmd->add_option("--account", a->account, "the account")->required();
-  cmd->add_option("--since", a->since,
-                  "tasks created at or after: an RFC 3339 time with its "
-                  "offset, or a span back from now (90s, 15m, 2h, 7d)")
-      ->capture_default_str();
-  cmd->add_option("--until", a->until,
-                  "tasks created before: an RFC 3339 time or a span back "
-                  "from now");
+  AddCreationRangeOptions(cmd, {&a->account, &a->since, &a->until,
+                                /*account_required=*/true});
   return cmd;
 }
 
@@ -241,14 +264,10 @@ CLI::App* AddExport(CLI::App& app, ExportArgs* a) {
       "export",
       "write tasks as NDJSON, oldest first: one proto3-JSON task per line "
       "(admin)");
-  cmd->add_option("--since", a->since,
-                  "only tasks created at or after: an RFC 3339 time with its "
-                  "offset, or a span back from now (90s, 15m, 2h, 7d); "
-                  "default: from the first task");
-  cmd->add_option("--until", a->until,
-                  "only tasks created before: an RFC 3339 time or a span "
-                  "back from now; default: up to now");
-  cmd->add_option("--account", a->account, "only this account");
+  AddCreationRangeOptions(cmd, {&a->account, &a->since, &a->until,
+                                /*account_required=*/false,
+                                /*since_default=*/"from the first task",
+                                /*until_default=*/"up to now"});
   cmd->add_flag("--events,!--no-events", a->events,
                 "include each task's whole timeline (default: yes)");
   cmd->add_option("--after", a->after,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Checks that every #include follows the dependency direction of the rooms:
+#   base <- service/rules, base <- cli (base includes nothing of the project)
 #   proto <- service/rules <- store <- service/tracker <- service/server
 #   proto <- cli
 # (A <- B: B may include A.) Inside store/, the seam (task_store.h, keys.h,
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 # room:forbidden-pattern (an extended regex on the quoted include path)
 rules=(
+  'base:^"(proto/|tasktrail/|google/|service/|store/|cli/|grpcpp/|grpc/)|\.pb\.h"'
   'service/rules:^"(store/|service/tracker/|service/server/|cli/|grpcpp/|grpc/)|\.grpc\.pb\.h"'
   'store:^"(service/tracker/|service/server/|cli/|grpcpp/|grpc/)|\.grpc\.pb\.h"'
   'store/rocksdb:^"store/postgres/'

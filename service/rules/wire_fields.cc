@@ -2,6 +2,7 @@
 
 #include <climits>
 
+#include "base/utf8.h"
 #include "google/protobuf/io/coded_stream.h"
 
 namespace tasktrail {
@@ -105,40 +106,6 @@ bool ForEachWireField(absl::string_view message,
     if (!group) visit(field);
   }
   return true;
-}
-
-size_t Utf8SequenceLength(absl::string_view text, size_t pos) {
-  const uint8_t lead = static_cast<uint8_t>(text[pos]);
-  if (lead < 0x80) return 1;
-  size_t continuation = 0;
-  uint32_t code_point = 0;
-  uint32_t smallest = 0;  // below it, the encoding is overlong
-  if ((lead & 0xE0) == 0xC0) {
-    continuation = 1;
-    code_point = lead & 0x1F;
-    smallest = 0x80;
-  } else if ((lead & 0xF0) == 0xE0) {
-    continuation = 2;
-    code_point = lead & 0x0F;
-    smallest = 0x800;
-  } else if ((lead & 0xF8) == 0xF0) {
-    continuation = 3;
-    code_point = lead & 0x07;
-    smallest = 0x10000;
-  } else {
-    return 0;
-  }
-  if (text.size() - pos <= continuation) return 0;
-  for (size_t k = 1; k <= continuation; ++k) {
-    const uint8_t byte = static_cast<uint8_t>(text[pos + k]);
-    if ((byte & 0xC0) != 0x80) return 0;
-    code_point = (code_point << 6) | (byte & 0x3F);
-  }
-  if (code_point < smallest || code_point > 0x10FFFF ||
-      (code_point >= 0xD800 && code_point <= 0xDFFF)) {
-    return 0;
-  }
-  return continuation + 1;
 }
 
 bool IsValidUtf8(absl::string_view text) {

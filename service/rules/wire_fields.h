@@ -56,11 +56,6 @@ bool ForEachWireField(absl::string_view message,
 // requires of a proto3 string field.
 bool IsValidUtf8(absl::string_view text);
 
-// The length in bytes (1 to 4) of the UTF-8 sequence that starts at
-// text[pos], under the same rules as IsValidUtf8, or 0 when the bytes there
-// do not form one. REQUIRES: pos < text.size().
-size_t Utf8SequenceLength(absl::string_view text, size_t pos);
-
 }  // namespace tasktrail
 
 #endif  // TASKTRAIL_SERVICE_RULES_WIRE_FIELDS_H_

@@ -6,72 +6,23 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/json_string.h"
 #include "service/rules/scrubber.h"
-#include "service/rules/wire_fields.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 
 namespace tasktrail {
 namespace {
 
-// U+FFFD REPLACEMENT CHARACTER, for each byte that is not part of UTF-8.
-constexpr absl::string_view kReplacement = "\xEF\xBF\xBD";
-
 // Appends `text` with every control character escaped as JSON escapes it
-// (\n, \r, \t, \b, \f, else \u00XX; DEL and the C1 controls too) and each
-// byte that is not UTF-8 replaced by U+FFFD; with `escape_quotes`, '"' and
-// '\' are escaped as well (a JSON string, or a quoted text value).
+// and each byte that is not UTF-8 replaced by U+FFFD (AppendJsonEscaped);
+// with `escape_quotes`, '"' and '\' are escaped as well (a JSON string, or
+// a quoted text value).
 void AppendEscaped(absl::string_view text, bool escape_quotes,
                    std::string* out) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const size_t length = Utf8SequenceLength(text, i);
-    const uint8_t lead = static_cast<uint8_t>(text[i]);
-    if (length == 0) {
-      out->append(kReplacement.data(), kReplacement.size());
-      ++i;
-      continue;
-    }
-    if (length == 1) {
-      switch (lead) {
-        case '"':
-        case '\\':
-          if (escape_quotes) out->push_back('\\');
-          out->push_back(static_cast<char>(lead));
-          break;
-        case '\n':
-          out->append("\\n");
-          break;
-        case '\r':
-          out->append("\\r");
-          break;
-        case '\t':
-          out->append("\\t");
-          break;
-        case '\b':
-          out->append("\\b");
-          break;
-        case '\f':
-          out->append("\\f");
-          break;
-        default:
-          if (lead < 0x20 || lead == 0x7F) {
-            absl::StrAppend(out, "\\u", absl::Hex(lead, absl::kZeroPad4));
-          } else {
-            out->push_back(static_cast<char>(lead));
-          }
-      }
-    } else if (length == 2 && lead == 0xC2 &&
-               static_cast<uint8_t>(text[i + 1]) < 0xA0) {
-      // A C1 control, U+0080 to U+009F.
-      absl::StrAppend(
-          out, "\\u",
-          absl::Hex(static_cast<uint8_t>(text[i + 1]), absl::kZeroPad4));
-    } else {
-      out->append(text.data() + i, length);
-    }
-    i += length;
-  }
+  JsonEscapeOptions options;
+  options.escape_quotes = escape_quotes;
+  AppendJsonEscaped(text, options, out);
 }
 
 // True when a text-format value can be written without quotes.

@@ -21,13 +21,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "absl/base/log_severity.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
@@ -51,13 +49,12 @@
 #include "service/server/log.h"
 #include "service/server/log_limiter.h"
 #include "service/server/store_metrics.h"
+#include "service/server/store_selection.h"
 #include "service/server/work_pool.h"
 #include "service/tracker/event_hub.h"
 #include "service/tracker/export_pacer.h"
 #include "service/tracker/retention_sweeper.h"
 #include "service/tracker/tracker.h"
-#include "store/postgres/pg_task_store.h"
-#include "store/rocksdb/rocksdb_task_store.h"
 
 namespace tasktrail {
 namespace {
@@ -70,11 +67,7 @@ constexpr char kReflectionServiceName[] =
 struct DaemonFlags {
   std::string listen = "127.0.0.1:50051";
   std::string metrics_listen;  // empty: no metrics endpoint
-  std::string db = "./data";
-  std::string postgres;  // empty: serve from --db
-  int postgres_pool = 8;
-  std::string postgres_listen;  // empty: LISTEN through --postgres
-  bool sync = true;
+  StoreFlags store;
   std::string port_file;
   std::string catalog;
   std::string failure_rules;
@@ -88,15 +81,12 @@ struct DaemonFlags {
   absl::Duration max_connection_idle = absl::Minutes(5);
   absl::Duration handshake_timeout = absl::Seconds(10);
   EdgeOptions edge;
-  int block_cache_mb = 128;
   int write_threads = 32;
   EventHub::Options hub;
   int max_receive_bytes = 64 * 1024;
   int shutdown_grace_seconds = 3;
   LogFormat log_format = LogFormat::kText;
   TrackerOptions tracker;
-  std::string backup_dir;
-  int backup_keep = 7;
   std::string restore_from;
   int64_t backup_id = 0;
   absl::Duration retention_sweep_interval = absl::Minutes(1);
@@ -429,76 +419,6 @@ void SetServing(grpc::HealthCheckServiceInterface* health, bool serving) {
   health->SetServingStatus(kServiceName, serving);
 }
 
-// Checks every second that PostgreSQL answers and keeps the health status in
-// step: NOT_SERVING while it cannot be reached, SERVING again once it
-// answers. Logs each change once. Stop() ends the probe; the status is left
-// as it was.
-class DatabaseHealthProbe {
- public:
-  DatabaseHealthProbe(const store::postgres::PgTaskStore* store,
-                      grpc::HealthCheckServiceInterface* health)
-      : store_(store), health_(health), thread_([this] { Run(); }) {}
-  ~DatabaseHealthProbe() { Stop(); }
-  DatabaseHealthProbe(const DatabaseHealthProbe&) = delete;
-  DatabaseHealthProbe& operator=(const DatabaseHealthProbe&) = delete;
-
-  // Waits for a probe in progress; idempotent.
-  void Stop() {
-    if (!stop_.HasBeenNotified()) stop_.Notify();
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void Run() {
-    bool serving = true;
-    while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
-      const absl::Status ping = store_->Ping();
-      if (stop_.HasBeenNotified()) break;
-      if (ping.ok() == serving) continue;
-      serving = ping.ok();
-      if (serving) {
-        Log(LogLevel::kInfo, "database reachable again; health SERVING");
-      } else {
-        Log(LogLevel::kError, "database unreachable; health NOT_SERVING",
-            {{"error", ping.message()}});
-      }
-      SetServing(health_, serving);
-    }
-  }
-
-  const store::postgres::PgTaskStore* const store_;
-  grpc::HealthCheckServiceInterface* const health_;
-  absl::Notification stop_;
-  std::thread thread_;
-};
-
-// The flags that configure the RocksDB store, refused with --postgres.
-absl::Status CheckPostgresFlags(const CLI::App& app) {
-  if (app.count("--db") > 0) {
-    return absl::InvalidArgumentError(
-        "--db and --postgres are mutually exclusive: serve either from a "
-        "RocksDB directory (--db) or from PostgreSQL (--postgres)");
-  }
-  for (const char* flag :
-       {"--backup-dir", "--backup-keep", "--restore-from", "--backup-id"}) {
-    if (app.count(flag) > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag,
-          " does not apply with --postgres: back up the database itself "
-          "(pg_dump, or base backups with WAL archiving)"));
-    }
-  }
-  for (const char* flag : {"--sync", "--block-cache-mb"}) {
-    if (app.count(flag) > 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          flag,
-          " configures the RocksDB store and does not apply with --postgres "
-          "(PostgreSQL's synchronous_commit decides durability)"));
-    }
-  }
-  return absl::OkStatus();
-}
-
 int Run(DaemonFlags flags) {
   // Block the shutdown signals before any thread starts, so that only the
   // signal thread receives them.
@@ -549,18 +469,14 @@ int Run(DaemonFlags flags) {
     flags.edge.metrics = grpc_metrics.get();
   }
 
+  // The callbacks of the RocksDB store (OpenSelectedStore sets the rest).
   store::StoreOptions store_options;
-  store_options.path = flags.db;
   if (store_metrics != nullptr) {
     store_options.on_commit = [metrics = store_metrics.get()](size_t writes,
                                                               double seconds) {
       metrics->OnCommit(writes, seconds);
     };
   }
-  store_options.sync_writes = flags.sync;
-  store_options.block_cache_mb = flags.block_cache_mb;
-  store_options.backup_dir = flags.backup_dir;
-  store_options.backup_keep = flags.backup_keep;
   // Set once the server runs; a failure reported before that is checked for
   // then.
   std::atomic<grpc::HealthCheckServiceInterface*> health_service{nullptr};
@@ -572,48 +488,11 @@ int Run(DaemonFlags flags) {
       health->SetServingStatus(kServiceName, false);
     }
   };
-  store_options.log = [](absl::LogSeverity severity,
-                         absl::string_view message) {
-    Log(severity >= absl::LogSeverity::kError ? LogLevel::kError
-                                              : LogLevel::kWarning,
-        message, {{"component", "rocksdb"}});
-  };
-  // Exactly one of the two is set.
-  std::unique_ptr<store::RocksDbTaskStore> rocksdb_store;
-  std::unique_ptr<store::postgres::PgTaskStore> postgres_store;
-  if (flags.postgres.empty()) {
-    absl::StatusOr<std::unique_ptr<store::RocksDbTaskStore>> opened =
-        store::RocksDbTaskStore::Open(store_options);
-    if (!opened.ok()) {
-      Log(LogLevel::kError, "cannot open store",
-          {{"db", flags.db}, {"error", opened.status().message()}});
-      return 1;
-    }
-    rocksdb_store = *std::move(opened);
-  } else {
-    store::postgres::PgStoreOptions postgres_options;
-    postgres_options.conninfo = flags.postgres;
-    postgres_options.pool_size = flags.postgres_pool;
-    postgres_options.listen_conninfo = flags.postgres_listen;
-    absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> opened =
-        store::postgres::PgTaskStore::Open(postgres_options);
-    if (!opened.ok()) {
-      // The message names the server and the reason, never the password.
-      Log(LogLevel::kError, "cannot open the PostgreSQL store",
-          {{"error", opened.status().message()}});
-      return 1;
-    }
-    postgres_store = *std::move(opened);
-  }
-  store::TaskStore* const task_store =
-      rocksdb_store != nullptr
-          ? static_cast<store::TaskStore*>(rocksdb_store.get())
-          : postgres_store.get();
-  if (rocksdb_store != nullptr && !flags.sync) {
-    Log(LogLevel::kWarning,
-        "sync=false: acknowledged writes may be lost on a crash; "
-        "use only for benchmarks");
-  }
+  absl::StatusOr<SelectedStore> opened =
+      OpenSelectedStore(flags.store, std::move(store_options));
+  if (!opened.ok()) return 1;  // logged
+  const SelectedStore selected_store = *std::move(opened);
+  store::TaskStore* const task_store = selected_store.get();
 
   std::shared_ptr<const Catalog> initial_catalog = Catalog::BuiltIn();
   if (!flags.catalog.empty()) {
@@ -685,7 +564,7 @@ int Run(DaemonFlags flags) {
   if (registry != nullptr) {
     // The store gauges are RocksDB properties; on PostgreSQL they are left
     // out (the database has its own statistics views).
-    store_metrics->SetStore(rocksdb_store.get());
+    store_metrics->SetStore(selected_store.rocksdb.get());
     // Before serving: no write runs while the tally is loaded.
     if (absl::Status loaded = domain_metrics->unfinished().Load(tracker);
         !loaded.ok()) {
@@ -752,9 +631,10 @@ int Run(DaemonFlags flags) {
   // threads may fail a flush at any time) did not reach it.
   if (task_store->failed()) SetServing(health, false);
   std::unique_ptr<DatabaseHealthProbe> database_probe;
-  if (postgres_store != nullptr) {
-    database_probe =
-        std::make_unique<DatabaseHealthProbe>(postgres_store.get(), health);
+  if (selected_store.postgres != nullptr) {
+    database_probe = std::make_unique<DatabaseHealthProbe>(
+        selected_store.postgres.get(),
+        [health](bool serving) { SetServing(health, serving); });
   }
 
   if (tracker_options.task_retention > absl::ZeroDuration() ||
@@ -772,9 +652,9 @@ int Run(DaemonFlags flags) {
   Log(LogLevel::kInfo, "tasktraild started",
       {{"version", TASKTRAIL_VERSION},
        {"listen", address},
-       {"store", postgres_store != nullptr ? "postgres" : "rocksdb"},
-       {"db", postgres_store != nullptr ? "" : flags.db},
-       {"sync", flags.sync},
+       {"store", selected_store.kind()},
+       {"db", selected_store.postgres != nullptr ? "" : flags.store.db},
+       {"sync", flags.store.sync},
        {"tls", flags.tls_cert.empty() ? "off" : "on"},
        {"auth", flags.edge.access == nullptr ? "off" : "on"},
        {"metrics", flags.metrics_listen.empty() ? "off" : flags.metrics_listen},
@@ -812,8 +692,9 @@ int Run(DaemonFlags flags) {
   export_pool.reset();  // reads no more pages; may still schedule writes
   write_pool.reset();   // runs the writes already accepted
   exposer.reset();      // no scrape reads the tracker or the store after this
-  if (rocksdb_store != nullptr) {
-    const store::CommitQueue::Counts commits = rocksdb_store->commit_counts();
+  if (selected_store.rocksdb != nullptr) {
+    const store::CommitQueue::Counts commits =
+        selected_store.rocksdb->commit_counts();
     Log(LogLevel::kInfo, "tasktraild stopped",
         {{"writes", commits.writes}, {"fsync_groups", commits.groups}});
   } else {
@@ -833,7 +714,7 @@ int Run(DaemonFlags flags) {
 int RestoreBackup(const DaemonFlags& flags) {
   absl::StatusOr<store::BackupInfo> restored =
       store::RocksDbTaskStore::RestoreBackup(flags.restore_from,
-                                             flags.backup_id, flags.db);
+                                             flags.backup_id, flags.store.db);
   if (!restored.ok()) {
     std::fprintf(stderr, "restore failed: %s\n",
                  std::string(restored.status().message()).c_str());
@@ -849,7 +730,7 @@ int RestoreBackup(const DaemonFlags& flags) {
           .c_str(),
       static_cast<long long>(restored->task_count),
       static_cast<long long>(restored->size_bytes), flags.restore_from.c_str(),
-      flags.db.c_str(), flags.db.c_str());
+      flags.store.db.c_str(), flags.store.db.c_str());
   return 0;
 }
 
@@ -864,27 +745,27 @@ int Main(int argc, char** argv) {
                  "HOST:PORT to serve Prometheus metrics on (/metrics); off "
                  "when not given. Loopback only unless --auth-file or "
                  "--insecure is given");
-  app.add_option("--db", flags.db,
+  app.add_option("--db", flags.store.db,
                  "RocksDB data directory (created when missing); the default "
                  "store")
       ->capture_default_str();
-  app.add_option("--postgres", flags.postgres,
+  app.add_option("--postgres", flags.store.postgres,
                  "serve from PostgreSQL instead of --db: a libpq URI "
                  "(postgresql://USER@HOST:PORT/DB) or key=value string; the "
                  "password may come from PGPASSWORD or ~/.pgpass. The schema "
                  "is created or migrated at start. Several tasktraild "
                  "replicas may share one database");
-  app.add_option("--postgres-pool", flags.postgres_pool,
+  app.add_option("--postgres-pool", flags.store.postgres_pool,
                  "--postgres: connections (and commit threads) per replica")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  app.add_option("--postgres-listen", flags.postgres_listen,
+  app.add_option("--postgres-listen", flags.store.postgres_listen,
                  "--postgres: where the one connection that LISTENs for the "
                  "other replicas' writes (for WatchTask) goes, when not to "
                  "--postgres: it needs a session of its own, so behind "
                  "PgBouncer in transaction mode point it at the database or "
                  "at a session-mode pool");
-  app.add_option("--sync", flags.sync,
+  app.add_option("--sync", flags.store.sync,
                  "fsync every write before acknowledging it; false is unsafe "
                  "(acknowledged writes may be lost on a crash), for benchmarks")
       ->capture_default_str();
@@ -927,7 +808,7 @@ int Main(int argc, char** argv) {
                     "HTTP/2 handshake within this long");
   app.add_option("--port-file", flags.port_file,
                  "write the bound port to this file once serving");
-  app.add_option("--block-cache-mb", flags.block_cache_mb,
+  app.add_option("--block-cache-mb", flags.store.block_cache_mb,
                  "RocksDB block cache size in MiB")
       ->capture_default_str()
       ->check(CLI::Range(8, 65536));
@@ -970,10 +851,10 @@ int Main(int argc, char** argv) {
          "json (one object per line: time, level, message and the same "
          "keys)")
       ->default_str("text");
-  app.add_option("--backup-dir", flags.backup_dir,
+  app.add_option("--backup-dir", flags.store.backup_dir,
                  "enable CreateBackup (`tasktrail backup`): backups go to "
                  "this directory, best on another disk than --db");
-  app.add_option("--backup-keep", flags.backup_keep,
+  app.add_option("--backup-keep", flags.store.backup_keep,
                  "backups CreateBackup keeps, newest first")
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
@@ -1021,18 +902,14 @@ int Main(int argc, char** argv) {
     return 2;
   }
   if (flags.check) return CheckFailureRules(flags.failure_rules);
-  if (!flags.postgres.empty()) {
-    if (absl::Status postgres = CheckPostgresFlags(app); !postgres.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(postgres.message()).c_str());
-      return 2;
-    }
-  } else {
-    for (const char* flag : {"--postgres-pool", "--postgres-listen"}) {
-      if (app.count(flag) > 0) {
-        std::fprintf(stderr, "%s needs --postgres\n", flag);
-        return 2;
-      }
-    }
+  if (absl::Status store_flags =
+          CheckStoreFlags(flags.store,
+                          [&app](absl::string_view flag) {
+                            return app.count(std::string(flag)) > 0;
+                          });
+      !store_flags.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(store_flags.message()).c_str());
+    return 2;
   }
   if (!flags.restore_from.empty()) {
     if (app.count("--db") == 0) {

@@ -16,6 +16,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
 #include "store/rocksdb/commit_queue.h"
+#include "store/rocksdb/index_entries.h"
 #include "store/rocksdb/rocksdb_options.h"
 #include "store/rocksdb/rocksdb_status.h"
 
@@ -40,13 +41,6 @@ rocksdb::ReadOptions ThreadReadOptions() {
   }
   return options;
 }
-
-// What RocksDbTaskStore::Prepare and PrepareRaw make: one WriteBatch.
-struct PreparedBatch final : PreparedWrite::Body {
-  explicit PreparedBatch(std::unique_ptr<rocksdb::WriteBatch> batch)
-      : batch(std::move(batch)) {}
-  std::unique_ptr<rocksdb::WriteBatch> batch;
-};
 
 // Parses the stored `bytes` of an event of `task_id` onto `events`.
 absl::Status ParseEvent(absl::string_view task_id, absl::string_view bytes,
@@ -135,76 +129,6 @@ bool IsLockError(const rocksdb::Status& status) {
   return status.IsIOError() &&
          status.ToString().find("lock") != std::string::npos;
 }
-
-int64_t UnixMicros(const google::protobuf::Timestamp& time) {
-  return time.seconds() * 1000000 + time.nanos() / 1000;
-}
-
-// The retention index value of `task`: a finished task by its finish time
-// (its last change when a snapshot lacks one), any other by its last change.
-std::string RetentionValue(const Task& task) {
-  if (IsUnfinishedState(task.state())) {
-    return RetentionIndexValue(RetentionClass::kUnfinished,
-                               UnixMicros(task.update_time()));
-  }
-  return RetentionIndexValue(
-      RetentionClass::kFinished,
-      UnixMicros(task.has_finish_time() ? task.finish_time()
-                                        : task.update_time()));
-}
-
-// The value a task contributes to an index; nullopt means no entry.
-absl::optional<std::string> IndexValue(IndexKind kind, const Task& task) {
-  const std::string state(1, static_cast<char>(task.state()));
-  const auto unless_empty =
-      [](const std::string& value) -> absl::optional<std::string> {
-    if (value.empty()) return absl::nullopt;
-    return value;
-  };
-  switch (kind) {
-    case IndexKind::kAccount:
-      return unless_empty(task.account_id());
-    case IndexKind::kState:
-      return state;
-    case IndexKind::kModel:
-      return unless_empty(task.model());
-    case IndexKind::kUpstream:
-      return unless_empty(task.upstream_task_id());
-    case IndexKind::kRequest:
-      return unless_empty(task.request_id());
-    case IndexKind::kUnfinished:
-      if (!IsUnfinishedState(task.state())) return absl::nullopt;
-      return std::string();
-    case IndexKind::kAccountState:
-      return PairIndexValue(task.account_id(), state);
-    case IndexKind::kModelState:
-      return PairIndexValue(task.model(), state);
-    case IndexKind::kRetention:
-      return RetentionValue(task);
-    case IndexKind::kOwed:
-      if (!IsOwedTask(task)) return absl::nullopt;
-      return std::string();
-    case IndexKind::kRoute:
-      return unless_empty(task.route());
-  }
-  return absl::nullopt;
-}
-
-constexpr IndexKind kAllIndexKinds[] = {
-    IndexKind::kAccount,      IndexKind::kState,      IndexKind::kModel,
-    IndexKind::kUpstream,     IndexKind::kRequest,    IndexKind::kUnfinished,
-    IndexKind::kAccountState, IndexKind::kModelState, IndexKind::kRetention,
-    IndexKind::kOwed,         IndexKind::kRoute};
-
-// The kinds format versions 2, 3, 4 and 5 added.
-constexpr IndexKind kIndexKindsSinceVersion1[] = {
-    IndexKind::kUnfinished, IndexKind::kAccountState, IndexKind::kModelState,
-    IndexKind::kRetention,  IndexKind::kOwed,         IndexKind::kRoute};
-constexpr IndexKind kIndexKindsSinceVersion2[] = {
-    IndexKind::kRetention, IndexKind::kOwed, IndexKind::kRoute};
-constexpr IndexKind kIndexKindsSinceVersion3[] = {IndexKind::kOwed,
-                                                  IndexKind::kRoute};
-constexpr IndexKind kIndexKindsSinceVersion4[] = {IndexKind::kRoute};
 
 // The index prefix a scan walks.
 std::string ScanPrefix(const TaskScan& scan) {
@@ -793,91 +717,6 @@ absl::Status RocksDbTaskStore::VerifyIndexes() const {
   return absl::DataLossError(
       absl::StrCat("the indexes disagree with the tasks: ",
                    absl::StrJoin(differences, "; ")));
-}
-
-absl::StatusOr<std::vector<std::string>> RocksDbTaskStore::ListDueTasks(
-    int64_t finished_before_unix_micros, int64_t unfinished_before_unix_micros,
-    int limit) const {
-  std::vector<std::string> due;
-  const auto list = [&](RetentionClass retention_class, int64_t before) {
-    if (before <= 0 || static_cast<int>(due.size()) >= limit) {
-      return absl::OkStatus();
-    }
-    // Every value of a class has one length, so the prefix of time 0 and
-    // that of the cutoff bound the class's entries older than the cutoff.
-    const std::string lower = IndexPrefix(
-        IndexKind::kRetention, RetentionIndexValue(retention_class, 0));
-    const std::string upper = IndexPrefix(
-        IndexKind::kRetention, RetentionIndexValue(retention_class, before));
-    return ScanRange(ColumnFamily::kIndexes, lower, upper,
-                     [&](absl::string_view key, absl::string_view) {
-                       if (key.size() > lower.size()) {
-                         due.emplace_back(key.substr(lower.size()));
-                       }
-                       return static_cast<int>(due.size()) < limit;
-                     });
-  };
-  absl::Status listed =
-      list(RetentionClass::kFinished, finished_before_unix_micros);
-  if (listed.ok()) {
-    listed = list(RetentionClass::kUnfinished, unfinished_before_unix_micros);
-  }
-  if (!listed.ok()) return listed;
-  return due;
-}
-
-// Point deletes, not range deletes: a task's keys are few (its timeline is
-// folded and capped) and contiguous under one prefix in each column family,
-// so one seek finds them, while a range tombstone per purged task would
-// pile up thousands of tombstones that every read and iterator over those
-// families has to consult until compaction drops them. The space is
-// reclaimed by compaction: the tombstones and what they cover are dropped
-// when their files are compacted (the families that purges delete from mark
-// files dense with deletions for compaction, see rocksdb_options.cc).
-absl::StatusOr<PreparedWrite> RocksDbTaskStore::PreparePurge(
-    absl::string_view task_id, absl::Span<const std::string> dedup_keys) const {
-  absl::StatusOr<Task> task = GetTask(task_id);
-  if (!task.ok()) return task.status();
-  auto batch = std::make_unique<rocksdb::WriteBatch>();
-  batch->Delete(handle(ColumnFamily::kTasks),
-                rocksdb::Slice(task_id.data(), task_id.size()));
-  for (IndexKind kind : kAllIndexKinds) {
-    const absl::optional<std::string> value = IndexValue(kind, *task);
-    if (value.has_value()) {
-      batch->Delete(handle(ColumnFamily::kIndexes),
-                    IndexKey(kind, *value, task_id));
-    }
-  }
-  const std::string prefix = EventPrefix(task_id);
-  for (ColumnFamily family :
-       {ColumnFamily::kEvents, ColumnFamily::kEventIds, ColumnFamily::kAudit}) {
-    absl::Status found =
-        ScanRaw(family, prefix, [&](absl::string_view key, absl::string_view) {
-          batch->Delete(handle(family), rocksdb::Slice(key.data(), key.size()));
-          return true;
-        });
-    if (!found.ok()) return found;
-  }
-  for (const TaskSampleKey& sample : TaskSampleKeys(*task)) {
-    batch->Delete(handle(ColumnFamily::kCounters),
-                  QueueSampleKey(sample.series, sample.unix_micros, task_id));
-  }
-  std::vector<std::string> dedup(dedup_keys.begin(), dedup_keys.end());
-  if (!task->request_id().empty()) {
-    dedup.push_back(RequestIdDedupKey(task->account_id(), task->request_id()));
-  }
-  for (const std::string& key : dedup) {
-    absl::StatusOr<absl::optional<std::string>> raw =
-        GetRaw(ColumnFamily::kDedup, key);
-    if (!raw.ok()) return raw.status();
-    if (!raw->has_value()) continue;
-    absl::optional<DedupRecord> record = DecodeDedupRecord(**raw);
-    if (record.has_value() && record->task_id == task_id) {
-      batch->Delete(handle(ColumnFamily::kDedup), key);
-    }
-  }
-  return PreparedWrite(std::make_unique<PreparedBatch>(std::move(batch)),
-                       absl::StrCat("purging task ", task_id));
 }
 
 absl::StatusOr<absl::optional<DedupRecord>> RocksDbTaskStore::GetDedupRecord(

@@ -170,7 +170,7 @@ class RocksDbTaskStore final : public TaskStore {
   absl::Status VerifyIndexes() const override;
   // ListDueTasks is two bounded scans of the retention index. PurgeTask
   // writes point deletes of the task's keys (found by one prefix seek per
-  // column family), not range deletes: see PurgeTask in the .cc.
+  // column family), not range deletes: see PreparePurge in retention.cc.
   absl::StatusOr<std::vector<std::string>> ListDueTasks(
       int64_t finished_before_unix_micros,
       int64_t unfinished_before_unix_micros, int limit) const override;
