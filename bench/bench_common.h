@@ -60,6 +60,10 @@ struct Flags {
   double watch_rate = 5;
   int exporters = 0;
   bool preload_finished = false;
+  // Calls per second of each workload run, issued on a fixed schedule
+  // whatever the answers' latency (open loop); 0: each slot issues its next
+  // call when the previous one completes (closed loop).
+  double rate = 0;
 };
 
 // What one workload run measured.

@@ -49,7 +49,11 @@
 #                           stream running, in EXPORT_ROUNDS (2) rounds of
 #                           A B B A on the same server; prints every run and
 #                           the with / without p99 ratios per round
-#                           (target: within 20 %)
+#                           (target: within 20 %). With GET_RATE and
+#                           SUBMIT_RATE (calls/s), get and submit run open
+#                           loop at those rates (tasktrail-bench --rate) and
+#                           the B runs' export stream comes from a second
+#                           tasktrail-bench process
 #   bench/run.sh --purge    retention purging beside foreground calls: one
 #                           store of PRELOAD (10,000) unfinished tasks (the
 #                           get set, never due) and PURGE_TASKS (100,000)
@@ -282,14 +286,20 @@ if [[ "$mode" == smoke ]]; then
     --db "$tmp/store-db" --rotations 2 \
     --concurrency 4 --duration 1 --warmup 0.2 --preload 200 \
     --preload-concurrency 16 || status=1
+  # The open loop (--rate), on its own.
+  run_bench "$tmp/smoke.rate.jsonl" --workload health --rate 200 \
+    --concurrency 4 --duration 1 --warmup 0.2 || status=1
   stop_server
-  print_table "$out"
+  print_table "$out" "$tmp/smoke.rate.jsonl"
   # Every workload must have run once, made calls and seen no errors.
-  "$python" - "$out" <<'EOF' || status=1
+  "$python" - "$out" "$tmp/smoke.rate.jsonl" <<'EOF' || status=1
 import json, sys
 want = {"preload", "health", "get", "get-timeline", "queue-status", "event",
         "submit", "submit-dup", "mixed", "store-submit"}
 seen, bad = set(), []
+rate = [json.loads(line) for line in open(sys.argv[2])]
+if len(rate) != 1 or rate[0]["errors"] or not rate[0]["calls"]:
+    bad.append(f"health --rate: {rate}")
 for line in open(sys.argv[1]):
     r = json.loads(line)
     if r["workload"] in seen:
@@ -539,10 +549,29 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
   # export_run OUT SIDE: get and submit; B with one export stream running.
   # shellcheck disable=SC2317 # run by abba_rounds
   export_run() {
-    local args=(--load-tasks "$tmp/export.ids" --workload get,submit
-      --concurrency "$conc" --duration "$duration")
-    if [[ "$2" == B ]]; then args+=(--exporters 1); fi
-    run_bench "$1" "${args[@]}" || status=1
+    local args=(--load-tasks "$tmp/export.ids" --concurrency "$conc"
+      --duration "$duration")
+    if [[ -z "${GET_RATE:-}${SUBMIT_RATE:-}" ]]; then
+      if [[ "$2" == B ]]; then args+=(--exporters 1); fi
+      run_bench "$1" "${args[@]}" --workload get,submit || status=1
+      return
+    fi
+    # Open loop; the export stream from a process of its own, running
+    # through both foreground runs (each a warm-up and DURATION s).
+    local exporter=""
+    if [[ "$2" == B ]]; then
+      run_bench "$1.exporter" --workload none --exporters 1 \
+        --duration "$("$python" -c "print(2 * ($duration + 1) + 1)")" &
+      exporter=$!
+    fi
+    run_bench "$1" "${args[@]}" --workload get --rate "${GET_RATE:?}" ||
+      status=1
+    run_bench "$1" "${args[@]}" --workload submit --rate "${SUBMIT_RATE:?}" ||
+      status=1
+    if [[ -n "$exporter" ]]; then
+      wait "$exporter" || status=1
+      cat "$1.exporter" >>"$1"
+    fi
   }
   abba_rounds export "$export_rounds" export_run
   rss=$(rss_kb "$server_pid")

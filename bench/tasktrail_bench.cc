@@ -23,6 +23,12 @@
 //   store-submit  no gRPC: Tracker::SubmitTask on a TaskStore opened on --db,
 //                 from `concurrency` threads: the ceiling for durable submits
 //
+// --rate R issues the calls of each run on a fixed schedule, R a second
+// (open loop), instead of from each completion: a gateway's traffic does not
+// slow down when tasktraild does. A call that finds no free slot (all
+// --concurrency in flight) waits for one, and every latency counts from the
+// call's scheduled time, so that falling behind shows in the percentiles.
+//
 // --rotations N measures the whole list N times over, each run for
 // --duration / N seconds, and reports each run once, merged over the
 // rotations: workloads that are compared with each other (a read against
@@ -214,6 +220,13 @@ int Main(int argc, char** argv) {
   app.add_flag("--preload-finished", flags.preload_finished,
                "complete each preloaded task after its polls (SUCCEEDED), "
                "e.g. for retention to purge");
+  app.add_option("--rate", flags.rate,
+                 "calls/s of each workload run on a fixed schedule, latency "
+                 "counted from each call's scheduled time (open loop; the "
+                 "slots of --concurrency bound the calls in flight); 0: "
+                 "closed loop")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--exporters", flags.exporters,
                  "ExportTasks streams over the whole store while the runs "
                  "run")

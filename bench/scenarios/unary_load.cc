@@ -38,7 +38,20 @@ RunResult Engine::Run(const std::string& workload, int concurrency,
     slots_.push_back(std::move(slot));
   }
   active_ = concurrency;
-  for (auto& slot : slots_) Next(slot.get(), grpc::Status::OK);
+  open_loop_ = flags_.rate > 0 && seconds >= 0;
+  std::thread scheduler;
+  if (open_loop_) {
+    {
+      std::lock_guard<std::mutex> lock(schedule_mutex_);
+      parked_.clear();
+      due_.clear();
+      schedule_ended_ = false;
+      for (auto& slot : slots_) parked_.push_back(slot.get());
+    }
+    scheduler = std::thread([this] { Schedule(flags_.rate); });
+  } else {
+    for (auto& slot : slots_) Next(slot.get(), grpc::Status::OK);
+  }
 
   SteadyClock::time_point start = SteadyClock::now();
   SteadyClock::time_point end;
@@ -50,6 +63,7 @@ RunResult Engine::Run(const std::string& workload, int concurrency,
     end = SteadyClock::now();
     phase_ = Phase::kStop;
   }
+  if (scheduler.joinable()) scheduler.join();
   {
     std::unique_lock<std::mutex> lock(mutex_);
     SteadyClock::time_point last_report = SteadyClock::now();
@@ -91,7 +105,7 @@ void Engine::Call(Slot* slot, Request request, Start start, Then then) {
   auto* pending = new Pending;
   pending->request = std::move(request);
   pending->context.set_deadline(CallDeadline(flags_));
-  pending->began = SteadyClock::now();
+  pending->began = open_loop_ ? slot->scheduled : SteadyClock::now();
   start(slot->connection, &pending->context, &pending->request,
         &pending->response, [this, slot, pending, then](grpc::Status status) {
           callbacks_running_.fetch_add(1, std::memory_order_relaxed);
@@ -213,6 +227,62 @@ void Engine::Next(Slot* slot, const grpc::Status& previous) {
     Finish();
     return;
   }
+  if (open_loop_ && !TakeScheduledTime(slot, previous)) return;
+  Issue(slot, previous);
+}
+
+bool Engine::TakeScheduledTime(Slot* slot, const grpc::Status& previous) {
+  {
+    std::lock_guard<std::mutex> lock(schedule_mutex_);
+    if (!schedule_ended_) {
+      if (due_.empty()) {
+        slot->previous = previous;
+        parked_.push_back(slot);
+        return false;
+      }
+      slot->scheduled = due_.front();
+      due_.pop_front();
+      return true;
+    }
+  }
+  Finish();
+  return false;
+}
+
+void Engine::Schedule(double rate) {
+  const SteadyClock::time_point start = SteadyClock::now();
+  const std::chrono::duration<double> interval(1.0 / rate);
+  for (uint64_t k = 0;; ++k) {
+    const SteadyClock::time_point due =
+        start + std::chrono::duration_cast<SteadyClock::duration>(interval * k);
+    std::this_thread::sleep_until(due);
+    Slot* slot = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(schedule_mutex_);
+      if (phase_ == Phase::kStop) {
+        schedule_ended_ = true;
+        break;
+      }
+      if (parked_.empty()) {
+        due_.push_back(due);
+        continue;
+      }
+      slot = parked_.back();
+      parked_.pop_back();
+    }
+    slot->scheduled = due;
+    Issue(slot, slot->previous);
+  }
+  // Stopping: the parked slots are retired here, the busy ones by Next.
+  std::vector<Slot*> parked;
+  {
+    std::lock_guard<std::mutex> lock(schedule_mutex_);
+    parked.swap(parked_);
+  }
+  for (size_t i = 0; i < parked.size(); ++i) Finish();
+}
+
+void Engine::Issue(Slot* slot, const grpc::Status& previous) {
   const std::string& w = workload_;
   if (w == "health") {
     Health(slot);

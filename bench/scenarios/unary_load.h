@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -26,7 +27,8 @@ namespace tasktrail::bench {
 
 class Engine;
 
-// One in-flight call at a time; the next one is issued from the completion.
+// One in-flight call at a time; the next one is issued from the completion
+// (closed loop) or at the next scheduled time (--rate: open loop).
 struct Slot {
   Engine* engine = nullptr;
   int index = 0;
@@ -41,6 +43,11 @@ struct Slot {
   std::string task_id;
   v1::SubmitTaskRequest fixed_submit;  // submit-dup
   std::vector<std::string> created;    // preload
+  // --rate: when the next call was scheduled (its latency counts from
+  // there, so that a late start is measured, not hidden), and the status
+  // of the previous call while the slot waits for a scheduled time.
+  SteadyClock::time_point scheduled;
+  grpc::Status previous;
 };
 
 class Engine {
@@ -87,9 +94,22 @@ class Engine {
 
   std::string Tag(Slot* slot);
 
-  // Issues the slot's next call, or retires the slot once stopping.
-  // `previous` is the status of the call that just completed.
+  // Issues the slot's next call, or retires the slot once stopping; with
+  // --rate, parks the slot until a scheduled time is due. `previous` is the
+  // status of the call that just completed.
   void Next(Slot* slot, const grpc::Status& previous);
+
+  // Issues the next call of the workload on `slot`.
+  void Issue(Slot* slot, const grpc::Status& previous);
+
+  // --rate: hands each scheduled time (every 1/rate s from the start) to a
+  // parked slot, or keeps it until a slot completes; retires the parked
+  // slots once stopping. Runs on its own thread for the whole run.
+  void Schedule(double rate);
+
+  // --rate: takes the oldest due time not yet issued for `slot` (true), or
+  // parks the slot (false); retires it if the schedule has ended.
+  bool TakeScheduledTime(Slot* slot, const grpc::Status& previous);
 
   // submit, queued, get, polls, started, queue-status, completed, downloaded.
   void NextMixed(Slot* slot, const grpc::Status& previous);
@@ -116,6 +136,13 @@ class Engine {
   std::mutex mutex_;
   std::condition_variable done_;
   int active_ = 0;
+  // --rate (guarded by schedule_mutex_): the parked slots, the due times no
+  // slot was free for (oldest first), and whether the schedule has ended.
+  bool open_loop_ = false;
+  std::mutex schedule_mutex_;
+  std::vector<Slot*> parked_;
+  std::deque<SteadyClock::time_point> due_;
+  bool schedule_ended_ = false;
 };
 
 }  // namespace tasktrail::bench
