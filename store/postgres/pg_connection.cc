@@ -63,6 +63,12 @@ bool IsRetryableTransactionError(const absl::Status& status) {
   return status.code() == absl::StatusCode::kAborted;
 }
 
+absl::Status NamingTheWork(absl::string_view what, const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": ", status.message()));
+}
+
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     const std::string& conninfo) {
   PGconn* connection = PQconnectdb(conninfo.c_str());
@@ -130,10 +136,9 @@ absl::Status PgConnection::Execute(absl::string_view sql,
   return StatusFromFailure(connection_, result.get(), what);
 }
 
-absl::StatusOr<PgRows> PgConnection::Query(
-    absl::string_view sql,
-    const std::vector<absl::optional<std::string>>& params,
-    absl::string_view what) {
+absl::StatusOr<PgRows> PgConnection::Query(absl::string_view sql,
+                                           const PgParams& params,
+                                           absl::string_view what) {
   const std::string text(sql);
   std::vector<const char*> values;
   values.reserve(params.size());

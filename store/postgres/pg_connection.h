@@ -39,6 +39,14 @@ absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state);
 // True for the errors a transaction is retried after (ABORTED).
 bool IsRetryableTransactionError(const absl::Status& status);
 
+// `status` with its message prefixed by `what` ("what: message"); OK stays
+// OK.
+absl::Status NamingTheWork(absl::string_view what, const absl::Status& status);
+
+// The parameters of a statement ($1, $2, ...) in PostgreSQL's text form;
+// nullopt is NULL.
+using PgParams = std::vector<absl::optional<std::string>>;
+
 // The rows a statement returned, each value as PostgreSQL's text form
 // (nullopt for NULL), and the rows it changed.
 struct PgRows {
@@ -71,10 +79,8 @@ class PgConnection {
 
   // Runs one statement with text parameters ($1, $2, ...; nullopt is NULL)
   // and returns its rows.
-  absl::StatusOr<PgRows> Query(
-      absl::string_view sql,
-      const std::vector<absl::optional<std::string>>& params,
-      absl::string_view what);
+  absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
+                               absl::string_view what);
 
   // Waits up to `timeout` for notifications on the channels this
   // connection LISTENs to and returns those received (none when the time

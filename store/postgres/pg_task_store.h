@@ -1,6 +1,8 @@
 // PgTaskStore: the TaskStore (store/task_store.h) on PostgreSQL, for
 // replicas of tasktraild sharing one database. The SQL layout is schema.cc;
-// the statements are in pg_task_store.cc.
+// the statements are in pg_task_store.cc (writes) and pg_task_reads.cc
+// (reads); the connection pool, the commit threads and the notifications
+// between stores are pg_pool.h, pg_committer.h and pg_notify.h.
 //
 // Cross-replica guarantees live in the database, not in process locks. Each
 // Commit is one transaction (READ COMMITTED) that checks what its write was
@@ -76,6 +78,11 @@
 #include "tasktrail/v1/task.pb.h"
 
 namespace tasktrail::store::postgres {
+
+class Committer;
+class ConnectionPool;
+class Listener;
+class Notifier;
 
 struct PgStoreOptions {
   // A libpq URI or key=value string (PgConnection::Connect).
@@ -179,11 +186,6 @@ class PgTaskStore final : public TaskStore {
   static constexpr char kListenerApplicationName[] = "tasktraild-listener";
 
  private:
-  class ConnectionPool;
-  class Committer;
-  class Listener;
-  class Notifier;
-
   PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
               std::string listen_conninfo);
 
