@@ -91,12 +91,6 @@ constexpr char kPutDedup[] =
 constexpr char kDeleteDedup[] =
     "DELETE FROM tasktrail.dedup_records WHERE dedup_key = $1";
 
-constexpr char kAddCounter[] =
-    "INSERT INTO tasktrail.stats_counters AS c (unix_minute, model, name, "
-    "value, shard) VALUES ($1, $2, $3, $4, $5) "
-    "ON CONFLICT (unix_minute, model, name, shard) "
-    "DO UPDATE SET value = c.value + excluded.value";
-
 // A counter set to a value: its shard 0 holds the value, the others go.
 constexpr char kSetCounter[] =
     "WITH cleared AS (DELETE FROM tasktrail.stats_counters "
@@ -161,15 +155,19 @@ void AddMutation(const RawMutation& mutation, PgWrite* write) {
       if (!mutation.key.empty() && mutation.key[0] == kCounterTag) {
         absl::optional<ParsedCounterKey> key = ParseCounterKey(mutation.key);
         if (!key.has_value()) return refuse("not a counter key");
+        if (mutation.add && mutation.value.has_value()) {
+          write->AddCounter({key->unix_minute, key->model, key->name,
+                             DecodeInt64(*mutation.value)});
+          return;
+        }
+        write->KeepCountersInOrder();
         Params params = {Text(key->unix_minute), key->model, key->name};
         if (!mutation.value.has_value()) {
           statements.push_back({kDeleteCounter, std::move(params), ""});
           return;
         }
         params.push_back(Text(DecodeInt64(*mutation.value)));
-        if (mutation.add) params.push_back(Text(write->counter_shard));
-        statements.push_back(
-            {mutation.add ? kAddCounter : kSetCounter, std::move(params), ""});
+        statements.push_back({kSetCounter, std::move(params), ""});
         return;
       }
       if (mutation.add) return refuse("only counters are added to");
@@ -230,6 +228,11 @@ absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
         absl::StrCat("the PostgreSQL pool size is ", options.pool_size,
                      "; it must be at least 1"));
   }
+  if (options.max_batch_writes < 1 || options.max_batch_writes > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the PostgreSQL store's max_batch_writes is ",
+                     options.max_batch_writes, "; it must be 1 to 64"));
+  }
   auto pool =
       std::make_unique<ConnectionPool>(options.conninfo, options.pool_size);
   {
@@ -249,22 +252,31 @@ absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
       }
     }
   }
-  return std::unique_ptr<PgTaskStore>(new PgTaskStore(
-      std::move(pool), options.pool_size,
-      options.listen_conninfo.empty() ? options.conninfo
-                                      : options.listen_conninfo));
+  return std::unique_ptr<PgTaskStore>(
+      new PgTaskStore(std::move(pool), options));
 }
 
-PgTaskStore::PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
-                         std::string listen_conninfo)
+PgTaskStore::PgTaskStore(std::unique_ptr<ConnectionPool> pool,
+                         const PgStoreOptions& options)
     : pool_(std::move(pool)),
       tag_(NewStoreTag()),
-      listen_conninfo_(std::move(listen_conninfo)),
+      listen_conninfo_(options.listen_conninfo.empty()
+                           ? options.conninfo
+                           : options.listen_conninfo),
       notifier_(std::make_unique<Notifier>(pool_.get())) {
-  for (int i = 0; i < committers; ++i) {
-    committers_.push_back(
-        std::make_unique<Committer>(pool_.get(), notifier_.get()));
+  for (int i = 0; i < options.pool_size; ++i) {
+    committers_.push_back(std::make_unique<Committer>(
+        pool_.get(), notifier_.get(), options.max_batch_writes));
   }
+}
+
+PgTaskStore::CommitStats PgTaskStore::commit_stats() const {
+  CommitStats stats;
+  for (const std::unique_ptr<Committer>& committer : committers_) {
+    stats.transactions += committer->transactions();
+    stats.writes += committer->writes();
+  }
+  return stats;
 }
 
 PgTaskStore::~PgTaskStore() {
