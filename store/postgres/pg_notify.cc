@@ -76,19 +76,24 @@ absl::Status Notifier::Send(const std::vector<std::string>& payloads) {
   absl::StatusOr<ConnectionPool::Lease> lease = pool_->Acquire();
   if (!lease.ok()) return lease.status();
   PgConnection& connection = lease->connection();
-  absl::Status status = connection.Execute(
-      "BEGIN; SET LOCAL synchronous_commit TO OFF", "starting to notify");
-  if (status.ok()) {
-    status = connection
-                 .Query(kNotifyLines, {absl::StrJoin(payloads, "\n")},
-                        "notifying other replicas")
-                 .status();
+  // One flight: an error makes the server skip the rest, COMMIT included.
+  const PgParams lines = {absl::StrJoin(payloads, "\n")};
+  const PgPipelineStatement transaction[] = {
+      {"BEGIN"},
+      {"SET LOCAL synchronous_commit TO OFF"},
+      {kNotifyLines, &lines},
+      {"COMMIT"}};
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> answers =
+      connection.RunPipeline(transaction, "notifying other replicas");
+  if (!answers.ok()) return answers.status();  // the connection is dropped
+  for (const absl::StatusOr<PgRows>& answer : *answers) {
+    if (answer.ok()) continue;
+    if (!connection.Execute("ROLLBACK", "rolling back").ok()) {
+      lease->Discard();
+    }
+    return answer.status();
   }
-  if (status.ok()) status = connection.Execute("COMMIT", "notifying");
-  if (!status.ok() && !connection.Execute("ROLLBACK", "rolling back").ok()) {
-    lease->Discard();
-  }
-  return status;
+  return absl::OkStatus();
 }
 
 Listener::Listener(std::string conninfo, std::string own_tag,
