@@ -15,7 +15,10 @@
 #                       3. two tasktraild replicas on that database, submit
 #                          and get at CONCURRENCY/2 against each at once.
 #                       Prints every run, then submit / pgbench (target
-#                       >= 1.0) and two replicas / one per round.
+#                       >= 1.0) and two replicas / one per round, and the
+#                       CPU time per call of tasktraild and of the
+#                       PostgreSQL server (all its processes) in steps 1
+#                       and 2: steadier than calls/s on a shared machine.
 #
 # Environment: BUILD_DIR (default ./build), DURATION, CONCURRENCY, PRELOAD,
 # PG_ROUNDS, POOL (--postgres-pool of each replica; default: tasktraild's),
@@ -122,6 +125,26 @@ start_replica() {
   "$bench" --server "127.0.0.1:$(cat "$portfile")" --probe --quiet --deadline 10
 }
 
+# cpu_ticks PID...: the CPU time, in clock ticks, the processes used so far,
+# with their children that exited (a PostgreSQL backend's, once it ends).
+cpu_ticks() {
+  local pid total=0
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    # After the command: utime, stime, cutime and cstime at 11-14.
+    read -r -a fields < <(sed 's/^.*) //' "/proc/$pid/stat")
+    total=$((total + fields[11] + fields[12] + fields[13] + fields[14]))
+  done
+  echo "$total"
+}
+
+# The PostgreSQL server's processes: the postmaster and its children.
+server_pids() {
+  local postmaster
+  postmaster=$(head -1 "$tmp/data/postmaster.pid")
+  echo "$postmaster" $(pgrep -P "$postmaster" || true)
+}
+
 stop_replicas() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -140,9 +163,15 @@ for round in $(seq 1 "$rounds"); do
   one="127.0.0.1:$(cat "$tmp/one.port")"
   "$bench" --server "$one" --json --quiet --preload "$preload" \
     --save-tasks "$tmp/ids.$round" --workload none >/dev/null || status=1
-  "$bench" --server "$one" --json --quiet --load-tasks "$tmp/ids.$round" \
-    --workload submit,get,event --concurrency "$conc" \
-    --duration "$duration" >"$tmp/one.$round.jsonl" || status=1
+  for workload in submit get event; do
+    server_before=$(cpu_ticks $(server_pids))
+    daemon_before=$(cpu_ticks "${pids[0]}")
+    "$bench" --server "$one" --json --quiet --load-tasks "$tmp/ids.$round" \
+      --workload "$workload" --concurrency "$conc" \
+      --duration "$duration" >>"$tmp/one.$round.jsonl" || status=1
+    echo "$workload $(($(cpu_ticks "${pids[0]}") - daemon_before))" \
+      "$(($(cpu_ticks $(server_pids)) - server_before))" >>"$tmp/cpu.$round.txt"
+  done
   stop_replicas
 
   # 2. pgbench, with rows the size of those tasktraild wrote.
@@ -165,9 +194,12 @@ INSERT INTO tasktrail.task_events (task_id, seq, event)
   ON CONFLICT DO NOTHING;
 COMMIT;
 EOF
+  server_before=$(cpu_ticks $(server_pids))
   "$pg_bin/pgbench" -n -h 127.0.0.1 -p "$pg_port" -U tasktrail \
     -c "$conc" -j 2 -T "$duration" -f "$tmp/submit.sql" "$db" \
     >"$tmp/pgbench.$round.txt" 2>&1 || status=1
+  echo "pgbench 0 $(($(cpu_ticks $(server_pids)) - server_before))" \
+    >>"$tmp/cpu.$round.txt"
   echo "round $round pgbench: rows of $snapshot_bytes + $event_bytes bytes" >&2
 
   # 3. Two replicas on the same database, half the calls each.
@@ -189,30 +221,48 @@ EOF
   echo "round $round done; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 done
 
-"$python" - "$tmp" "$rounds" <<'EOF'
+"$python" - "$tmp" "$rounds" "$(getconf CLK_TCK)" <<'EOF'
 import json, re, statistics, sys
-tmp, rounds = sys.argv[1], int(sys.argv[2])
+tmp, rounds, tick_us = sys.argv[1], int(sys.argv[2]), 1e6 / int(sys.argv[3])
 
 def runs(path):
     with open(path) as lines:
         return {r["workload"]: r for r in map(json.loads, lines)}
 
-submit_ratio, two_submit, two_get = [], [], []
+def cpu(path):
+    with open(path) as lines:
+        return {w: (int(d), int(s)) for w, d, s in map(str.split, lines)}
+
+submit_ratio, two_submit, two_get, server_cpu_ratio = [], [], [], []
 for rnd in range(1, rounds + 1):
     one = runs(f"{tmp}/one.{rnd}.jsonl")
+    ticks = cpu(f"{tmp}/cpu.{rnd}.txt")
     for w in ("submit", "get", "event"):
         r = one[w]
+        calls = r["calls"]
+        daemon, server = ticks[w]
+        per_call = (f"  CPU/call: tasktraild {daemon * tick_us / calls:5.0f}us "
+                    f"PostgreSQL {server * tick_us / calls:5.0f}us"
+                    if calls else "")
         print(f"round {rnd} one replica  {w:<6} c={r['concurrency']}: "
               f"{r['calls_per_second']:8.0f} calls/s  p50={r['p50_us']}us "
-              f"p99={r['p99_us']}us errors={r['errors']}")
+              f"p99={r['p99_us']}us errors={r['errors']}{per_call}")
     text = open(f"{tmp}/pgbench.{rnd}.txt").read()
     tps = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", text)
     lat = re.search(r"latency average = ([0-9.]+) ms", text)
+    done = re.search(r"number of transactions actually processed: ([0-9]+)", text)
     pg = float(tps.group(1)) if tps else 0.0
+    pg_tx = int(done.group(1)) if done else 0
+    pg_cpu = ticks["pgbench"][1] * tick_us / pg_tx if pg_tx else 0.0
     print(f"round {rnd} pgbench      submit transaction: {pg:8.0f} tx/s "
-          f"latency average {lat.group(1) if lat else '?'} ms")
+          f"latency average {lat.group(1) if lat else '?'} ms  "
+          f"CPU/tx: PostgreSQL {pg_cpu:5.0f}us")
     if pg:
         submit_ratio.append(one["submit"]["calls_per_second"] / pg)
+    submit_calls = one["submit"]["calls"]
+    if pg_cpu and submit_calls:
+        server_cpu_ratio.append(
+            ticks["submit"][1] * tick_us / submit_calls / pg_cpu)
     a, b = runs(f"{tmp}/two.{rnd}.a.jsonl"), runs(f"{tmp}/two.{rnd}.b.jsonl")
     for w, into in (("submit", two_submit), ("get", two_get)):
         total = a[w]["calls_per_second"] + b[w]["calls_per_second"]
@@ -235,6 +285,9 @@ print()
 if submit_ratio:
     line("submit through tasktraild / pgbench's submit transaction",
          submit_ratio, 1.0)
+if server_cpu_ratio:
+    line("PostgreSQL CPU per submit through tasktraild / per pgbench "
+         "transaction", server_cpu_ratio)
 line("submit, two replicas / one", two_submit)
 line("get, two replicas / one", two_get)
 EOF

@@ -4,8 +4,11 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -41,6 +44,44 @@ absl::Status StatusFromFailure(PGconn* connection, const PGresult* result,
       absl::StrCat(what, ": ", message, " (SQLSTATE ", sql_state, ")"));
 }
 
+// The C strings of `params` for libpq (null for NULL), valid while
+// `params` is.
+std::vector<const char*> ParamValues(const PgParams& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const absl::optional<std::string>& param : params) {
+    values.push_back(param.has_value() ? param->c_str() : nullptr);
+  }
+  return values;
+}
+
+// The rows of a successful `result` and the rows it changed.
+PgRows RowsOf(const PGresult* result) {
+  PgRows rows;
+  const int row_count = PQntuples(result);
+  const int column_count = PQnfields(result);
+  rows.rows.reserve(row_count);
+  for (int row = 0; row < row_count; ++row) {
+    std::vector<absl::optional<std::string>>& values_out =
+        rows.rows.emplace_back();
+    values_out.reserve(column_count);
+    for (int column = 0; column < column_count; ++column) {
+      if (PQgetisnull(result, row, column)) {
+        values_out.emplace_back(absl::nullopt);
+      } else {
+        values_out.emplace_back(std::string(PQgetvalue(result, row, column),
+                                            PQgetlength(result, row, column)));
+      }
+    }
+  }
+  // PQcmdTuples takes a non-const result but does not change it.
+  const char* affected = PQcmdTuples(const_cast<PGresult*>(result));
+  rows.affected = (affected == nullptr || *affected == '\0')
+                      ? 0
+                      : std::strtoll(affected, nullptr, 10);
+  return rows;
+}
+
 }  // namespace
 
 absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state) {
@@ -61,6 +102,12 @@ absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state) {
 
 bool IsRetryableTransactionError(const absl::Status& status) {
   return status.code() == absl::StatusCode::kAborted;
+}
+
+absl::Status NamingTheWork(absl::string_view what, const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": ", status.message()));
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
@@ -114,8 +161,20 @@ absl::StatusOr<std::vector<PgNotification>> PgConnection::AwaitNotifications(
   return received;
 }
 
+bool PgConnection::CheckAlive() {
+  if (!connected()) return false;
+  // A few reads at most: a server that ends a connection sends an error,
+  // then closes it.
+  for (int read = 0; read < 4; ++read) {
+    pollfd readable = {PQsocket(connection_), POLLIN, 0};
+    if (poll(&readable, 1, /*timeout=*/0) <= 0) break;
+    if (PQconsumeInput(connection_) == 0) return false;
+  }
+  return connected();
+}
+
 bool PgConnection::connected() const {
-  return PQstatus(connection_) == CONNECTION_OK;
+  return !broken_ && PQstatus(connection_) == CONNECTION_OK;
 }
 
 absl::Status PgConnection::Execute(absl::string_view sql,
@@ -130,16 +189,11 @@ absl::Status PgConnection::Execute(absl::string_view sql,
   return StatusFromFailure(connection_, result.get(), what);
 }
 
-absl::StatusOr<PgRows> PgConnection::Query(
-    absl::string_view sql,
-    const std::vector<absl::optional<std::string>>& params,
-    absl::string_view what) {
+absl::StatusOr<PgRows> PgConnection::Query(absl::string_view sql,
+                                           const PgParams& params,
+                                           absl::string_view what) {
   const std::string text(sql);
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const absl::optional<std::string>& param : params) {
-    values.push_back(param.has_value() ? param->c_str() : nullptr);
-  }
+  const std::vector<const char*> values = ParamValues(params);
   Result result(PQexecParams(connection_, text.c_str(),
                              static_cast<int>(values.size()),
                              /*paramTypes=*/nullptr, values.data(),
@@ -150,29 +204,85 @@ absl::StatusOr<PgRows> PgConnection::Query(
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     return StatusFromFailure(connection_, result.get(), what);
   }
-  PgRows rows;
-  const int row_count = PQntuples(result.get());
-  const int column_count = PQnfields(result.get());
-  rows.rows.reserve(row_count);
-  for (int row = 0; row < row_count; ++row) {
-    std::vector<absl::optional<std::string>>& values_out =
-        rows.rows.emplace_back();
-    values_out.reserve(column_count);
-    for (int column = 0; column < column_count; ++column) {
-      if (PQgetisnull(result.get(), row, column)) {
-        values_out.emplace_back(absl::nullopt);
-      } else {
-        values_out.emplace_back(
-            std::string(PQgetvalue(result.get(), row, column),
-                        PQgetlength(result.get(), row, column)));
+  return RowsOf(result.get());
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
+    absl::Span<const PgPipelineStatement> statements, absl::string_view what) {
+  const auto lost = [&] {
+    broken_ = true;
+    return absl::UnavailableError(
+        absl::StrCat(what, ": no answer from PostgreSQL: ",
+                     absl::StripAsciiWhitespace(PQerrorMessage(connection_))));
+  };
+  if (broken_ || PQenterPipelineMode(connection_) != 1) return lost();
+  for (const PgPipelineStatement& statement : statements) {
+    const std::string text(statement.sql);
+    const std::vector<const char*> values = statement.params != nullptr
+                                                ? ParamValues(*statement.params)
+                                                : std::vector<const char*>();
+    if (PQsendQueryParams(connection_, text.c_str(),
+                          static_cast<int>(values.size()),
+                          /*paramTypes=*/nullptr, values.data(),
+                          /*paramLengths=*/nullptr, /*paramFormats=*/nullptr,
+                          /*resultFormat=*/0) != 1) {
+      return lost();
+    }
+  }
+  if (PQpipelineSync(connection_) != 1) return lost();
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> results =
+      ReadPipelineResults(statements.size(), what);
+  if (!results.ok()) {
+    broken_ = true;
+    return absl::UnavailableError(results.status().message());
+  }
+  if (PQexitPipelineMode(connection_) != 1) {
+    // A null result may still mark the end of the sync point's results.
+    Result rest(PQgetResult(connection_));
+    if (rest != nullptr || PQexitPipelineMode(connection_) != 1) return lost();
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<PgRows>>>
+PgConnection::ReadPipelineResults(size_t count, absl::string_view what) {
+  const auto missing = [&] {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": no answer from PostgreSQL: ",
+                     absl::StripAsciiWhitespace(PQerrorMessage(connection_))));
+  };
+  std::vector<absl::StatusOr<PgRows>> results;
+  results.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    // Each statement has one result, then a null one.
+    Result result(PQgetResult(connection_));
+    if (result == nullptr) return missing();
+    if (Result more{PQgetResult(connection_)}) return missing();
+    switch (PQresultStatus(result.get())) {
+      case PGRES_COMMAND_OK:
+      case PGRES_TUPLES_OK:
+        results.push_back(RowsOf(result.get()));
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        results.push_back(absl::CancelledError(absl::StrCat(
+            what, ": not run: an earlier statement of its pipeline failed")));
+        break;
+      default: {
+        absl::Status failed =
+            StatusFromFailure(connection_, result.get(), what);
+        if (failed.code() == absl::StatusCode::kUnavailable ||
+            PQstatus(connection_) != CONNECTION_OK) {
+          return failed;
+        }
+        results.push_back(std::move(failed));
       }
     }
   }
-  const char* affected = PQcmdTuples(result.get());
-  rows.affected = (affected == nullptr || *affected == '\0')
-                      ? 0
-                      : std::strtoll(affected, nullptr, 10);
-  return rows;
+  Result sync(PQgetResult(connection_));
+  if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+    return missing();
+  }
+  return results;
 }
 
 }  // namespace tasktrail::store::postgres

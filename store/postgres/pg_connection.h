@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
+#include "absl/types/span.h"
 
 struct pg_conn;
 
@@ -39,11 +40,26 @@ absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state);
 // True for the errors a transaction is retried after (ABORTED).
 bool IsRetryableTransactionError(const absl::Status& status);
 
+// `status` with its message prefixed by `what` ("what: message"); OK stays
+// OK.
+absl::Status NamingTheWork(absl::string_view what, const absl::Status& status);
+
+// The parameters of a statement ($1, $2, ...) in PostgreSQL's text form;
+// nullopt is NULL.
+using PgParams = std::vector<absl::optional<std::string>>;
+
 // The rows a statement returned, each value as PostgreSQL's text form
 // (nullopt for NULL), and the rows it changed.
 struct PgRows {
   std::vector<std::vector<absl::optional<std::string>>> rows;
   int64_t affected = 0;
+};
+
+// One statement of a pipeline (PgConnection::RunPipeline): its SQL and its
+// parameters, both borrowed for the call.
+struct PgPipelineStatement {
+  absl::string_view sql;
+  const PgParams* params = nullptr;  // nullptr: none
 };
 
 // A notification a LISTENing connection received (NOTIFY, pg_notify).
@@ -71,10 +87,22 @@ class PgConnection {
 
   // Runs one statement with text parameters ($1, $2, ...; nullopt is NULL)
   // and returns its rows.
-  absl::StatusOr<PgRows> Query(
-      absl::string_view sql,
-      const std::vector<absl::optional<std::string>>& params,
-      absl::string_view what);
+  absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
+                               absl::string_view what);
+
+  // Sends `statements` in one flight (libpq pipeline mode), then a sync
+  // point, and returns the result of each, in order: its rows, or its error
+  // as Query's; CANCELLED for a statement the server skipped because an
+  // earlier one of the flight failed. Inside an open transaction block the
+  // statements stay in it (a failure leaves the block aborted until
+  // ROLLBACK or ROLLBACK TO SAVEPOINT); outside one, those up to the sync
+  // form one implicit transaction. UNAVAILABLE, without results, when the
+  // connection is lost before every result arrived (the statements may or
+  // may not have run); the connection is then no longer connected().
+  // REQUIRES: the results are small (writes, or a few rows): they are read
+  // once every statement is sent, so large ones could stall both ends.
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> RunPipeline(
+      absl::Span<const PgPipelineStatement> statements, absl::string_view what);
 
   // Waits up to `timeout` for notifications on the channels this
   // connection LISTENs to and returns those received (none when the time
@@ -82,13 +110,26 @@ class PgConnection {
   absl::StatusOr<std::vector<PgNotification>> AwaitNotifications(
       absl::Duration timeout);
 
-  // False once the connection is known to be lost; a new one is needed.
+  // Reads, without waiting, what the server sent while the connection was
+  // idle; false when that shows the connection closed (the server
+  // restarted or ended it since it was last used).
+  bool CheckAlive();
+
+  // False once the connection is known to be lost, or left in a state it
+  // cannot be used in (a pipeline cut short); a new one is needed.
   bool connected() const;
 
  private:
   explicit PgConnection(pg_conn* connection) : connection_(connection) {}
 
+  // Reads the results of RunPipeline's `count` statements and its sync
+  // point; UNAVAILABLE when they do not all arrive.
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> ReadPipelineResults(
+      size_t count, absl::string_view what);
+
   pg_conn* connection_;
+  // Set when a pipeline could not be completed.
+  bool broken_ = false;
 };
 
 }  // namespace tasktrail::store::postgres

@@ -1,10 +1,13 @@
 // PgTaskStore: the TaskStore (store/task_store.h) on PostgreSQL, for
 // replicas of tasktraild sharing one database. The SQL layout is schema.cc;
-// the statements are in pg_task_store.cc.
+// the statements are in pg_task_store.cc (writes) and pg_task_reads.cc
+// (reads); the connection pool, the commit threads and the notifications
+// between stores are pg_pool.h, pg_committer.h and pg_notify.h.
 //
 // Cross-replica guarantees live in the database, not in process locks. Each
-// Commit is one transaction (READ COMMITTED) that checks what its write was
-// prepared from and reports ABORTED, applying nothing, when it changed:
+// write commits in a transaction (READ COMMITTED) that checks what the
+// write was prepared from and reports ABORTED, applying nothing of that
+// write, when it changed:
 //   - a new task (TaskWrite::previous null) is INSERTed; an id already
 //     taken is a conflict;
 //   - an existing task is UPDATEd only while its stored snapshot is still
@@ -24,13 +27,19 @@
 // Serialization failures and deadlocks (SQLSTATE 40001, 40P01) are ABORTED
 // too. ABORTED always means: re-read and re-prepare.
 //
+// Group commit: a commit thread commits the writes queued to it together,
+// up to max_batch_writes in one transaction, so that one WAL flush serves
+// them all, and sends their statements in one flight (libpq pipeline
+// mode). Each write runs in a savepoint of its own: one that fails is
+// rolled back alone and answered alone, the others commit (pg_committer.h).
+//
 // Connections: at most `pool_size` per store, opened when needed and shared
 // by reads and commits. Commits run on the store's own threads (one per
 // pooled connection); the writes of one task go to one thread, in Commit
 // order. A connection that fails is dropped: the calls caught in it answer
-// UNAVAILABLE (a commit whose COMMIT got no answer may have applied) and the
-// next call connects anew, so the store recovers when the database returns.
-// failed() is always false.
+// UNAVAILABLE (the writes of a batch whose COMMIT got no answer may have
+// applied) and the next call connects anew, so the store recovers when the
+// database returns. failed() is always false.
 //
 // Writes of other replicas (WatchOtherWriters): once a commit that appends
 // to a timeline or purges a task is done, the store sends a notification on
@@ -46,9 +55,10 @@
 // lost, and every 5 s, so that a notification lost after its write
 // committed (a crash, a failed batch) delays watchers, never loses events.
 //
-// Durability: a commit is reported OK once PostgreSQL reports COMMIT done,
-// with synchronous_commit as the database is configured; audit entries and
-// Durability::kBuffered raw writes commit with synchronous_commit off.
+// Durability: a commit is reported OK once PostgreSQL reports its
+// transaction's COMMIT done, with synchronous_commit as the database is
+// configured; audit entries and Durability::kBuffered raw writes commit
+// with synchronous_commit off, in transactions of their own.
 //
 // Backups are the database's own (pg_dump, base backups with WAL
 // archiving): CreateBackup and ListBackups answer FAILED_PRECONDITION.
@@ -77,11 +87,22 @@
 
 namespace tasktrail::store::postgres {
 
+class Committer;
+class ConnectionPool;
+class Listener;
+class Notifier;
+
 struct PgStoreOptions {
   // A libpq URI or key=value string (PgConnection::Connect).
   std::string conninfo;
   // Connections (and commit threads) of this store. At least 1.
   int pool_size = 8;
+  // The most writes a commit thread commits in one transaction (group
+  // commit: one WAL flush for all of them), 1 to 64. Each write of a batch
+  // runs in a savepoint of its own, and PostgreSQL keeps up to 64 of a
+  // transaction's subtransactions in shared memory: beyond, every other
+  // session's visibility checks slow down.
+  int max_batch_writes = 32;
   // Migrate the schema when opening (MigrateSchema); otherwise opening
   // requires the database to be at KnownSchemaVersion() already.
   bool migrate = true;
@@ -95,9 +116,10 @@ struct PgStoreOptions {
 class PgTaskStore final : public TaskStore {
  public:
   // Connects and migrates (or checks) the schema. INVALID_ARGUMENT for a
-  // pool_size below 1; UNAVAILABLE when the database cannot be reached;
-  // FAILED_PRECONDITION, naming both versions, when the schema is newer than
-  // this build knows (or older, without `migrate`).
+  // pool_size below 1 or a max_batch_writes outside 1 to 64; UNAVAILABLE when
+  // the database cannot be reached; FAILED_PRECONDITION, naming both versions,
+  // when the schema is newer than this build knows (or older, without
+  // `migrate`).
   static absl::StatusOr<std::unique_ptr<PgTaskStore>> Open(
       const PgStoreOptions& options);
 
@@ -175,17 +197,21 @@ class PgTaskStore final : public TaskStore {
   void WatchOtherWriters(
       std::function<void(const OtherWrite&)> listener) override;
 
+  // What the commit threads committed so far: transactions, and the writes
+  // they held (writes / transactions: the writes per WAL flush). For tests
+  // and diagnostics.
+  struct CommitStats {
+    int64_t transactions = 0;
+    int64_t writes = 0;
+  };
+  CommitStats commit_stats() const;
+
   // The application_name of the listening connection (in pg_stat_activity).
   static constexpr char kListenerApplicationName[] = "tasktraild-listener";
 
  private:
-  class ConnectionPool;
-  class Committer;
-  class Listener;
-  class Notifier;
-
-  PgTaskStore(std::unique_ptr<ConnectionPool> pool, int committers,
-              std::string listen_conninfo);
+  PgTaskStore(std::unique_ptr<ConnectionPool> pool,
+              const PgStoreOptions& options);
 
   std::unique_ptr<ConnectionPool> pool_;
   // Tells this store's notifications apart from other stores'.

@@ -29,6 +29,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/poll_until.h"
 #include "tests/support/postgres_cluster.h"
 #include "tests/support/test_support.h"
 
@@ -38,21 +39,10 @@ namespace {
 using ::grpc::health::v1::HealthCheckResponse;
 using ::tasktrail::testing::CommandResult;
 using ::tasktrail::testing::DeadlineContext;
+using ::tasktrail::testing::PollUntil;
 using ::tasktrail::testing::PostgresCluster;
 using ::tasktrail::testing::ServerProcess;
 using ::testing::HasSubstr;
-
-// Calls `condition` until it holds or `seconds` pass; returns whether it
-// held.
-bool PollUntil(const std::function<bool()>& condition, int seconds = 90) {
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
 
 // Submissions that run in background threads against some replicas until
 // stopped, remembering the task of every acknowledged one and the codes of

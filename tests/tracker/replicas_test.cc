@@ -76,6 +76,48 @@ class ReplicaTrackerTest : public ::testing::Test {
     EXPECT_EQ(task->last_event_seq(), static_cast<int64_t>(n));
   }
 
+  // Submits one request_id `count` times at once, alternately through
+  // each replica, and expects one task: one original, the others its
+  // duplicates, each recorded on its dense timeline.
+  void ExpectOneTaskFromConcurrentSubmissions(int count) {
+    std::vector<absl::StatusOr<v1::SubmitTaskResponse>> answers(
+        count, absl::UnknownError("not answered"));
+    std::vector<std::thread> submitters;
+    for (int i = 0; i < count; ++i) {
+      submitters.emplace_back([&, i] {
+        answers[i] = AwaitWrite(*trackers_[i % kReplicas], &Tracker::SubmitTask,
+                                Request("req-1"), "");
+      });
+    }
+    for (std::thread& submitter : submitters) submitter.join();
+    std::set<std::string> task_ids;
+    int originals = 0;
+    for (const absl::StatusOr<v1::SubmitTaskResponse>& answer : answers) {
+      ASSERT_TRUE(answer.ok()) << answer.status();
+      task_ids.insert(answer->task().task_id());
+      if (!answer->deduplicated()) ++originals;
+    }
+    EXPECT_EQ(originals, 1);
+    ASSERT_EQ(task_ids.size(), 1u);
+    const std::string task_id = *task_ids.begin();
+    absl::StatusOr<v1::Task> task = stores_[1]->GetTask(task_id);
+    ASSERT_TRUE(task.ok()) << task.status();
+    EXPECT_EQ(task->duplicate_count(), count - 1);
+    ExpectDenseTimeline(task_id, count);
+    store::TaskScan all;
+    all.index = store::ScanIndex::kAll;
+    int tasks = 0;
+    ASSERT_TRUE(stores_[0]
+                    ->Scan(all,
+                           [&](const v1::Task&) {
+                             ++tasks;
+                             return true;
+                           })
+                    .ok());
+    EXPECT_EQ(tasks, 1);
+    EXPECT_TRUE(stores_[0]->VerifyIndexes().ok());
+  }
+
   CatalogHolder catalog_{Catalog::BuiltIn()};
   EventHub hubs_[kReplicas];
   std::unique_ptr<store::postgres::PgTaskStore> stores_[kReplicas];
@@ -84,43 +126,15 @@ class ReplicaTrackerTest : public ::testing::Test {
 };
 
 TEST_F(ReplicaTrackerTest, ARequestIdSubmittedThroughBothReplicasIsOneTask) {
-  constexpr int kSubmitters = 16;
-  std::vector<absl::StatusOr<v1::SubmitTaskResponse>> answers(
-      kSubmitters, absl::UnknownError("not answered"));
-  std::vector<std::thread> submitters;
-  for (int i = 0; i < kSubmitters; ++i) {
-    submitters.emplace_back([&, i] {
-      answers[i] = AwaitWrite(*trackers_[i % kReplicas], &Tracker::SubmitTask,
-                              Request("req-1"), "");
-    });
-  }
-  for (std::thread& submitter : submitters) submitter.join();
-  std::set<std::string> task_ids;
-  int originals = 0;
-  for (const absl::StatusOr<v1::SubmitTaskResponse>& answer : answers) {
-    ASSERT_TRUE(answer.ok()) << answer.status();
-    task_ids.insert(answer->task().task_id());
-    if (!answer->deduplicated()) ++originals;
-  }
-  EXPECT_EQ(originals, 1);
-  ASSERT_EQ(task_ids.size(), 1u);
-  const std::string task_id = *task_ids.begin();
-  absl::StatusOr<v1::Task> task = stores_[1]->GetTask(task_id);
-  ASSERT_TRUE(task.ok()) << task.status();
-  EXPECT_EQ(task->duplicate_count(), kSubmitters - 1);
-  ExpectDenseTimeline(task_id, kSubmitters);
-  store::TaskScan all;
-  all.index = store::ScanIndex::kAll;
-  int tasks = 0;
-  ASSERT_TRUE(stores_[0]
-                  ->Scan(all,
-                         [&](const v1::Task&) {
-                           ++tasks;
-                           return true;
-                         })
-                  .ok());
-  EXPECT_EQ(tasks, 1);
-  EXPECT_TRUE(stores_[0]->VerifyIndexes().ok());
+  ExpectOneTaskFromConcurrentSubmissions(16);
+}
+
+// The stores commit the writes queued to a commit thread together (group
+// commit): a batch holding several of the duplicates still binds the
+// request_id once.
+TEST_F(ReplicaTrackerTest,
+       SixtyFourSubmissionsOverTwoBatchingStoresAreOneTask) {
+  ExpectOneTaskFromConcurrentSubmissions(64);
 }
 
 TEST_F(ReplicaTrackerTest, WritesToOneTaskThroughBothReplicasStayDense) {
