@@ -12,7 +12,8 @@ namespace tasktrail {
 absl::Status CheckStoreFlags(const StoreFlags& flags,
                              absl::FunctionRef<bool(absl::string_view)> given) {
   if (flags.postgres.empty()) {
-    for (const char* flag : {"--postgres-pool", "--postgres-listen"}) {
+    for (const char* flag :
+         {"--postgres-pool", "--postgres-batch", "--postgres-listen"}) {
       if (given(flag)) {
         return absl::InvalidArgumentError(
             absl::StrCat(flag, " needs --postgres"));
@@ -61,6 +62,7 @@ absl::StatusOr<SelectedStore> OpenSelectedStore(
     store::postgres::PgStoreOptions postgres_options;
     postgres_options.conninfo = flags.postgres;
     postgres_options.pool_size = flags.postgres_pool;
+    postgres_options.max_batch_writes = flags.postgres_batch;
     postgres_options.listen_conninfo = flags.postgres_listen;
     absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> opened =
         store::postgres::PgTaskStore::Open(postgres_options);

@@ -759,6 +759,12 @@ int Main(int argc, char** argv) {
                  "--postgres: connections (and commit threads) per replica")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--postgres-batch", flags.store.postgres_batch,
+                 "--postgres: writes a commit thread commits together in one "
+                 "transaction (group commit), each still all or nothing for "
+                 "its caller; 1: a transaction per write")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   app.add_option("--postgres-listen", flags.store.postgres_listen,
                  "--postgres: where the one connection that LISTENs for the "
                  "other replicas' writes (for WatchTask) goes, when not to "

@@ -577,6 +577,27 @@ TEST(PostgresFlagsTest, APoolBelowOneIsRefused) {
   EXPECT_THAT(run.err, HasSubstr("--postgres-pool"));
 }
 
+TEST(PostgresFlagsTest, ABatchOutsideOneToSixtyFourIsRefused) {
+  for (const char* batch : {"0", "65"}) {
+    const CommandResult run = RunDaemon(
+        {"--postgres", "host=127.0.0.1 port=1", "--postgres-batch", batch});
+    EXPECT_NE(run.exit_code, 0) << batch;
+    EXPECT_THAT(run.err, HasSubstr("--postgres-batch")) << batch;
+  }
+}
+
+TEST(PostgresFlagsTest, PostgresFlagsNeedPostgres) {
+  for (const std::vector<std::string>& flag :
+       std::vector<std::vector<std::string>>{
+           {"--postgres-pool", "4"},
+           {"--postgres-batch", "8"},
+           {"--postgres-listen", "host=127.0.0.1"}}) {
+    const CommandResult run = RunDaemon({flag[0], flag[1]});
+    EXPECT_NE(run.exit_code, 0) << flag[0];
+    EXPECT_THAT(run.err, HasSubstr(flag[0] + " needs --postgres"));
+  }
+}
+
 TEST(PostgresFlagsTest, AnUnreachableDatabaseIsAStartupErrorNamingIt) {
   const int port = testing::FreeLoopbackPort();
   const CommandResult run = RunDaemon(
