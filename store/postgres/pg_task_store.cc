@@ -586,6 +586,17 @@ class PgTaskStore::Committer {
     queue_.push_back({std::move(write), std::move(what), std::move(done)});
   }
 
+  // The committer whose thread calls this, or null on any other thread.
+  static Committer* Current() { return current_; }
+
+  // Applies `write` on the calling thread, this committer's own, and calls
+  // `done`: for a write that a completion running on this thread makes (the
+  // audit entry of an audited write), which, queued, would wait for itself.
+  void ApplyNow(std::unique_ptr<PgWrite> write, std::string what,
+                absl::AnyInvocable<void(absl::Status)> done) {
+    Process({std::move(write), std::move(what), std::move(done)});
+  }
+
  private:
   struct Job {
     std::unique_ptr<PgWrite> write;
@@ -593,7 +604,16 @@ class PgTaskStore::Committer {
     absl::AnyInvocable<void(absl::Status)> done;
   };
 
+  void Process(Job job) {
+    absl::Status status = Apply(*job.write);
+    if (status.ok() && !job.write->notifications.empty()) {
+      notifier_->Enqueue(std::move(job.write->notifications));
+    }
+    std::move(job.done)(NamingTheWrite(job.what, status));
+  }
+
   void Run() {
+    current_ = this;
     while (true) {
       Job job;
       {
@@ -608,11 +628,7 @@ class PgTaskStore::Committer {
         job = std::move(queue_.front());
         queue_.pop_front();
       }
-      absl::Status status = Apply(*job.write);
-      if (status.ok() && !job.write->notifications.empty()) {
-        notifier_->Enqueue(std::move(job.write->notifications));
-      }
-      std::move(job.done)(NamingTheWrite(job.what, status));
+      Process(std::move(job));
     }
   }
 
@@ -658,6 +674,8 @@ class PgTaskStore::Committer {
     if (!status.ok()) lease->Discard();
     return status;
   }
+
+  inline static thread_local Committer* current_ = nullptr;
 
   ConnectionPool* const pool_;
   Notifier* const notifier_;
@@ -1068,8 +1086,12 @@ void PgTaskStore::Commit(PreparedWrite prepared,
       write->task_id.empty()
           ? next_raw_committer_.fetch_add(1, std::memory_order_relaxed)
           : std::hash<std::string>()(write->task_id);
-  committers_[slot % committers_.size()]->Enqueue(
-      std::move(write), prepared.what(), std::move(done));
+  Committer* const committer = committers_[slot % committers_.size()].get();
+  if (committer == Committer::Current()) {
+    committer->ApplyNow(std::move(write), prepared.what(), std::move(done));
+    return;
+  }
+  committer->Enqueue(std::move(write), prepared.what(), std::move(done));
 }
 
 absl::StatusOr<std::string> PgTaskStore::Scan(

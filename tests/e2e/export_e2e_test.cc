@@ -147,17 +147,7 @@ class ExportE2eTest : public DaemonTest {
 INSTANTIATE_TEST_SUITE_P(Stores, ExportE2eTest, kBothStores,
                          BackendParamName());
 
-// On RocksDB only for now: on PostgreSQL the third AddNote to one task never
-// answers (the call hangs, the daemon's threads idle, the database idle with
-// two notes written), a defect still open.
-class ExportWithNotesE2eTest : public ExportE2eTest {};
-
-INSTANTIATE_TEST_SUITE_P(Stores, ExportWithNotesE2eTest,
-                         ::testing::Values(Backend::kRocksDb),
-                         BackendParamName());
-
-TEST_P(ExportWithNotesE2eTest,
-       EveryLineOfTheCliParsesBackIntoTheTaskGetTaskReturns) {
+TEST_P(ExportE2eTest, EveryLineOfTheCliParsesBackIntoTheTaskGetTaskReturns) {
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) {
     const v1::Task task = Submit(i % 2 == 0 ? "acct-a" : "acct-b", i);

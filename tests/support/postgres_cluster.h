@@ -97,7 +97,7 @@ class PostgresCluster {
   static absl::StatusOr<std::unique_ptr<PostgresCluster>> Attach(
       const std::string& path);
 
-  // Stops the cluster that Detach described in `path` (fast shutdown),
+  // Stops the cluster that Detach described in `path` (immediate shutdown),
   // removes its directory and `path`. OK when `path` does not exist (no
   // cluster was started); INTERNAL when the server does not stop (its
   // directory is then left for a look).
@@ -135,7 +135,9 @@ class PostgresCluster {
   // The command line `argv` runs as the server's user.
   std::vector<std::string> AsServerUser(std::vector<std::string> argv) const;
   absl::Status StartServer();
-  absl::Status StopServer();
+  // pg_ctl stop with `mode` (fast: open connections are ended, committed
+  // data is checkpointed; immediate: no checkpoint).
+  absl::Status StopServer(const std::string& mode = "fast");
   std::string LogTail() const;
 
   std::string bin_dir_;
