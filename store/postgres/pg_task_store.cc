@@ -591,7 +591,7 @@ class PgTaskStore::Committer {
 
   // Applies `write` on the calling thread, this committer's own, and calls
   // `done`: for a write that a completion running on this thread makes (the
-  // audit entry of an audited write), which, queued, would wait for itself.
+  // audit entry of an audited write), which, queued, could wait for itself.
   void ApplyNow(std::unique_ptr<PgWrite> write, std::string what,
                 absl::AnyInvocable<void(absl::Status)> done) {
     Process({std::move(write), std::move(what), std::move(done)});
@@ -1086,12 +1086,15 @@ void PgTaskStore::Commit(PreparedWrite prepared,
       write->task_id.empty()
           ? next_raw_committer_.fetch_add(1, std::memory_order_relaxed)
           : std::hash<std::string>()(write->task_id);
-  Committer* const committer = committers_[slot % committers_.size()].get();
-  if (committer == Committer::Current()) {
-    committer->ApplyNow(std::move(write), prepared.what(), std::move(done));
+  // A write made on a committer's thread (by a completion) is applied there:
+  // queued, it would wait for its own thread or, while that committer's
+  // completion waits the other way, for another committer's.
+  if (Committer* const current = Committer::Current(); current != nullptr) {
+    current->ApplyNow(std::move(write), prepared.what(), std::move(done));
     return;
   }
-  committer->Enqueue(std::move(write), prepared.what(), std::move(done));
+  committers_[slot % committers_.size()]->Enqueue(
+      std::move(write), prepared.what(), std::move(done));
 }
 
 absl::StatusOr<std::string> PgTaskStore::Scan(
