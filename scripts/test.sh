@@ -17,6 +17,7 @@ bash scripts/lint-proto.sh
 build/bench/validate_bench --benchmark_min_time=0.01 >/dev/null
 build/bench/dedup_bench --benchmark_min_time=0.01 >/dev/null
 build/bench/fleet_bench 2000 100 2 >/dev/null
+build/bench/route_cost_bench --benchmark_min_time=0.01 >/dev/null
 bash bench/run.sh --smoke
 # The PostgreSQL comparison, one short round (its throwaway cluster included).
 PG_ROUNDS=1 DURATION=1 PRELOAD=50 CONCURRENCY=8 bash bench/postgres.sh >/dev/null

@@ -99,22 +99,36 @@ void Committer::Enqueue(std::unique_ptr<PgWrite> write, std::string what,
   queue_.push_back({std::move(write), std::move(what), std::move(done)});
 }
 
+Committer* Committer::Current() { return current_; }
+
+void Committer::ApplyNow(std::unique_ptr<PgWrite> write, std::string what,
+                         absl::AnyInvocable<void(absl::Status)> done) {
+  std::vector<Job> batch;
+  batch.push_back({std::move(write), std::move(what), std::move(done)});
+  Process(std::move(batch));
+}
+
 void Committer::Run() {
+  current_ = this;
   while (true) {
     std::vector<Job> batch = TakeBatch();
     if (batch.empty()) return;  // stopping, and drained
-    const std::vector<absl::Status> results = Apply(batch);
-    std::vector<std::string> notifications;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!results[i].ok()) continue;
-      for (std::string& payload : batch[i].write->notifications) {
-        notifications.push_back(std::move(payload));
-      }
+    Process(std::move(batch));
+  }
+}
+
+void Committer::Process(std::vector<Job> batch) {
+  const std::vector<absl::Status> results = Apply(batch);
+  std::vector<std::string> notifications;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!results[i].ok()) continue;
+    for (std::string& payload : batch[i].write->notifications) {
+      notifications.push_back(std::move(payload));
     }
-    if (!notifications.empty()) notifier_->Enqueue(std::move(notifications));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      std::move(batch[i].done)(NamingTheWork(batch[i].what, results[i]));
-    }
+  }
+  if (!notifications.empty()) notifier_->Enqueue(std::move(notifications));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::move(batch[i].done)(NamingTheWork(batch[i].what, results[i]));
   }
 }
 

@@ -69,6 +69,17 @@ class Committer {
   void Enqueue(std::unique_ptr<PgWrite> write, std::string what,
                absl::AnyInvocable<void(absl::Status)> done);
 
+  // The committer whose thread calls this, or null on any other thread.
+  static Committer* Current();
+
+  // Applies `write` on the calling thread, which must be a committer's
+  // (Current() not null), as a batch of its own, and calls `done` there:
+  // for a write made by a completion that runs on a commit thread (the
+  // audit entry of an audited write waits for its write), which, queued to
+  // a committer, could wait for itself or for a committer waiting for it.
+  void ApplyNow(std::unique_ptr<PgWrite> write, std::string what,
+                absl::AnyInvocable<void(absl::Status)> done);
+
   // Transactions committed, and the writes they committed, so far.
   int64_t transactions() const {
     return transactions_.load(std::memory_order_relaxed);
@@ -82,6 +93,10 @@ class Committer {
     absl::AnyInvocable<void(absl::Status)> done;
   };
   void Run();
+
+  // Applies `batch`, hands the notifications of the writes committed to the
+  // Notifier and calls each write's `done`, in order.
+  void Process(std::vector<Job> batch);
   // Waits for work; returns the next batch, or nothing once stopping and
   // drained.
   std::vector<Job> TakeBatch();
@@ -101,6 +116,7 @@ class Committer {
   absl::Mutex mutex_;
   std::deque<Job> queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  inline static thread_local Committer* current_ = nullptr;
   // Last: started once the members above exist.
   std::thread thread_;
 };

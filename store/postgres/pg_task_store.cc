@@ -366,6 +366,12 @@ void PgTaskStore::Commit(PreparedWrite prepared,
       write->task_id.empty()
           ? next_raw_committer_.fetch_add(1, std::memory_order_relaxed)
           : std::hash<std::string>()(write->task_id);
+  // A write made on a commit thread (by a completion) is applied there:
+  // queued, it could wait for its own thread.
+  if (Committer* current = Committer::Current()) {
+    current->ApplyNow(std::move(write), prepared.what(), std::move(done));
+    return;
+  }
   committers_[slot % committers_.size()]->Enqueue(
       std::move(write), prepared.what(), std::move(done));
 }

@@ -36,20 +36,12 @@ class AccessTest : public ::testing::Test {
     stub_ = server_->NewStub();
   }
 
-  static std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-    std::unique_ptr<grpc::ClientContext> context = DeadlineContext();
-    if (!token.empty()) {
-      context->AddMetadata("authorization", "Bearer " + token);
-    }
-    return context;
-  }
-
   grpc::Status Submit(const std::string& token, v1::SubmitTaskResponse* out) {
     v1::SubmitTaskRequest request;
     request.set_account_id("acct-1");
     request.set_model("veo-3");
     request.mutable_params()->set_prompt("northern lights over a fjord");
-    return stub_->SubmitTask(As(token).get(), request, out);
+    return stub_->SubmitTask(AuthContext(token).get(), request, out);
   }
 
   CommandResult Cli(const std::string& token,
@@ -73,9 +65,10 @@ TEST_F(AccessTest, MissingOrUnknownTokensAreUnauthenticated) {
   EXPECT_EQ(Submit("not-a-known-token", &response).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   v1::ListModelsResponse models;
-  EXPECT_EQ(stub_->ListModels(As("").get(), v1::ListModelsRequest(), &models)
-                .error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(
+      stub_->ListModels(AuthContext("").get(), v1::ListModelsRequest(), &models)
+          .error_code(),
+      grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(AccessTest, RolesAreCheckedPerRpcAndNamedWhenRefused) {
@@ -91,7 +84,7 @@ TEST_F(AccessTest, RolesAreCheckedPerRpcAndNamedWhenRefused) {
   note.set_text("backends do not write notes");
   v1::Task task;
   grpc::Status backend_note =
-      stub_->AddNote(As(kBackendToken).get(), note, &task);
+      stub_->AddNote(AuthContext(kBackendToken).get(), note, &task);
   EXPECT_EQ(backend_note.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_THAT(backend_note.error_message(), HasSubstr("AddNote"));
   EXPECT_TRUE(Submit(kAdminToken, &response).ok());
@@ -105,14 +98,16 @@ TEST_F(AccessTest, ThePrincipalIsTheActorAndTheNoteAuthor) {
   note.set_author("mallory");  // ignored: the token says who wrote it
   note.set_text("user asked about the charge");
   v1::Task task;
-  ASSERT_TRUE(stub_->AddNote(As(kSupportToken).get(), note, &task).ok());
+  ASSERT_TRUE(
+      stub_->AddNote(AuthContext(kSupportToken).get(), note, &task).ok());
   ASSERT_EQ(task.notes_size(), 1);
   EXPECT_EQ(task.notes(0).author(), "alice");
 
   v1::GetTaskRequest get;
   get.set_task_id(submitted.task().task_id());
   get.set_include_events(true);
-  ASSERT_TRUE(stub_->GetTask(As(kSupportToken).get(), get, &task).ok());
+  ASSERT_TRUE(
+      stub_->GetTask(AuthContext(kSupportToken).get(), get, &task).ok());
   ASSERT_EQ(task.events_size(), 2);
   EXPECT_EQ(task.events(0).actor(), "gateway-1");
   EXPECT_EQ(task.events(1).actor(), "alice");
@@ -125,21 +120,25 @@ TEST_F(AccessTest, SupportReadsAreAuditedForAdminsOnly) {
   v1::GetTaskRequest get;
   get.set_task_id(id);
   v1::Task task;
-  ASSERT_TRUE(stub_->GetTask(As(kSupportToken).get(), get, &task).ok());
-  ASSERT_TRUE(stub_->GetTask(As(kBackendToken).get(), get, &task).ok());
+  ASSERT_TRUE(
+      stub_->GetTask(AuthContext(kSupportToken).get(), get, &task).ok());
+  ASSERT_TRUE(
+      stub_->GetTask(AuthContext(kBackendToken).get(), get, &task).ok());
   v1::GetQueueStatusRequest queued;
   queued.set_task_id(id);
   v1::QueueStatus status;
   ASSERT_TRUE(
-      stub_->GetQueueStatus(As(kSupportToken).get(), queued, &status).ok());
+      stub_->GetQueueStatus(AuthContext(kSupportToken).get(), queued, &status)
+          .ok());
 
   v1::ListAuditRequest request;
   request.set_task_id(id);
   v1::ListAuditResponse audit;
-  EXPECT_EQ(
-      stub_->ListAudit(As(kSupportToken).get(), request, &audit).error_code(),
-      grpc::StatusCode::PERMISSION_DENIED);
-  ASSERT_TRUE(stub_->ListAudit(As(kAdminToken).get(), request, &audit).ok());
+  EXPECT_EQ(stub_->ListAudit(AuthContext(kSupportToken).get(), request, &audit)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(
+      stub_->ListAudit(AuthContext(kAdminToken).get(), request, &audit).ok());
   // Backend reads are the gateway's own business and are not audited.
   ASSERT_EQ(audit.entries_size(), 2);
   EXPECT_EQ(audit.entries(0).rpc(), "GetQueueStatus");  // newest first
@@ -163,7 +162,7 @@ TEST_F(AccessTest, HealthNeedsNoToken) {
       server_->address(), grpc::InsecureChannelCredentials()));
   grpc::health::v1::HealthCheckRequest request;
   grpc::health::v1::HealthCheckResponse response;
-  ASSERT_TRUE(health->Check(As("").get(), request, &response).ok());
+  ASSERT_TRUE(health->Check(AuthContext("").get(), request, &response).ok());
   EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 }
 

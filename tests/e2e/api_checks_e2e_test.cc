@@ -47,12 +47,6 @@ class ApiChecksTest : public ::testing::Test {
     stub_ = server_->NewStub();
   }
 
-  static std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-    std::unique_ptr<grpc::ClientContext> context = DeadlineContext();
-    context->AddMetadata("authorization", "Bearer " + token);
-    return context;
-  }
-
   static v1::SubmitTaskRequest Request(const std::string& prompt) {
     v1::SubmitTaskRequest request;
     request.set_account_id("acct-1");
@@ -65,7 +59,7 @@ class ApiChecksTest : public ::testing::Test {
                       const std::string& token = kBackendToken,
                       v1::SubmitTaskResponse* out = nullptr) {
     v1::SubmitTaskResponse response;
-    return stub_->SubmitTask(As(token).get(), request,
+    return stub_->SubmitTask(AuthContext(token).get(), request,
                              out != nullptr ? out : &response);
   }
 
@@ -79,7 +73,7 @@ class ApiChecksTest : public ::testing::Test {
   grpc::Status Record(const v1::RecordEventRequest& request,
                       const std::string& token = kBackendToken) {
     v1::RecordEventResponse response;
-    return stub_->RecordEvent(As(token).get(), request, &response);
+    return stub_->RecordEvent(AuthContext(token).get(), request, &response);
   }
 
   // The rpc of each audit entry of `task_id`, newest first, with who read.
@@ -88,7 +82,7 @@ class ApiChecksTest : public ::testing::Test {
     request.set_task_id(task_id);
     v1::ListAuditResponse response;
     grpc::Status status =
-        stub_->ListAudit(As(kAdminToken).get(), request, &response);
+        stub_->ListAudit(AuthContext(kAdminToken).get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     std::vector<std::string> entries;
     for (const v1::AuditEntry& entry : response.entries()) {
@@ -120,7 +114,8 @@ TEST_F(ApiChecksTest, ListTasksAsSupportLeavesOneAuditEntryPerReturnedTask) {
   v1::ListTasksRequest list;
   list.set_account_id("acct-1");
   v1::ListTasksResponse listed;
-  ASSERT_TRUE(stub_->ListTasks(As(kBackendToken).get(), list, &listed).ok());
+  ASSERT_TRUE(
+      stub_->ListTasks(AuthContext(kBackendToken).get(), list, &listed).ok());
   EXPECT_THAT(Audit(first), ::testing::IsEmpty());
 
   CommandResult support = Cli(kSupportToken, {"list", "--account", "acct-1"});
@@ -131,7 +126,8 @@ TEST_F(ApiChecksTest, ListTasksAsSupportLeavesOneAuditEntryPerReturnedTask) {
 
   // A task the listing did not return is not marked as read.
   list.set_page_size(1);
-  ASSERT_TRUE(stub_->ListTasks(As(kAdminToken).get(), list, &listed).ok());
+  ASSERT_TRUE(
+      stub_->ListTasks(AuthContext(kAdminToken).get(), list, &listed).ok());
   ASSERT_EQ(listed.tasks_size(), 1);
   EXPECT_EQ(listed.tasks(0).task_id(), second);  // newest first
   EXPECT_THAT(Audit(second),
@@ -159,7 +155,8 @@ TEST_F(ApiChecksTest, AddNoteIsAudited) {
   v1::AddNoteRequest empty;
   empty.set_task_id(id);
   v1::Task task;
-  EXPECT_EQ(stub_->AddNote(As(kSupportToken).get(), empty, &task).error_code(),
+  EXPECT_EQ(stub_->AddNote(AuthContext(kSupportToken).get(), empty, &task)
+                .error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(Audit(id), ElementsAre("AddNote alice support"));
 }
@@ -264,7 +261,7 @@ TEST_F(ApiChecksTest, StatsWindowOutsideDurationRangeIsRefusedNamingWindow) {
     request.mutable_window()->set_nanos(nanos);
     v1::Stats stats;
     grpc::Status status =
-        stub_->GetStats(As(kSupportToken).get(), request, &stats);
+        stub_->GetStats(AuthContext(kSupportToken).get(), request, &stats);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << seconds << "s " << nanos << "ns";
     EXPECT_THAT(ViolatedFields(status), ElementsAre(HasSubstr("window ")));
@@ -362,7 +359,8 @@ TEST_F(ApiChecksTest, ControlCharactersInIdentifiersAreRefusedNamingTheField) {
          v1::GetTaskRequest request;
          request.set_task_id("t-" + bad);
          v1::Task task;
-         return stub_->GetTask(As(kSupportToken).get(), request, &task);
+         return stub_->GetTask(AuthContext(kSupportToken).get(), request,
+                               &task);
        }},
       {"author",
        [this, id](const std::string& bad) {
@@ -371,14 +369,16 @@ TEST_F(ApiChecksTest, ControlCharactersInIdentifiersAreRefusedNamingTheField) {
          request.set_text("looked into it");
          request.set_author("bob" + bad);
          v1::Task task;
-         return stub_->AddNote(As(kSupportToken).get(), request, &task);
+         return stub_->AddNote(AuthContext(kSupportToken).get(), request,
+                               &task);
        }},
       {"upstream_task_id",
        [this](const std::string& bad) {
          v1::ListTasksRequest request;
          request.set_upstream_task_id("up-" + bad);
          v1::ListTasksResponse response;
-         return stub_->ListTasks(As(kSupportToken).get(), request, &response);
+         return stub_->ListTasks(AuthContext(kSupportToken).get(), request,
+                                 &response);
        }},
   };
   for (const Case& c : cases) {
@@ -400,7 +400,8 @@ TEST_F(ApiChecksTest, ControlCharactersInIdentifiersAreRefusedNamingTheField) {
   note.set_task_id(id);
   note.set_text("first line\nsecond line");
   v1::Task task;
-  EXPECT_TRUE(stub_->AddNote(As(kSupportToken).get(), note, &task).ok());
+  EXPECT_TRUE(
+      stub_->AddNote(AuthContext(kSupportToken).get(), note, &task).ok());
   CommandResult get = Cli(kSupportToken, {"get", id});
   ASSERT_EQ(get.exit_code, 0) << get.err;
   EXPECT_THAT(get.out, Not(HasSubstr("\x1b")));
@@ -425,13 +426,14 @@ TEST_F(ApiChecksTest, ListModelsWithAnUnknownKindIsInvalidArgumentNamingKind) {
   request.set_kind(static_cast<v1::TaskKind>(42));
   v1::ListModelsResponse response;
   grpc::Status status =
-      stub_->ListModels(As(kSupportToken).get(), request, &response);
+      stub_->ListModels(AuthContext(kSupportToken).get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(ViolatedFields(status), ElementsAre("kind FIELD_OUT_OF_RANGE"));
 
   request.set_kind(v1::TASK_KIND_VIDEO);
   ASSERT_TRUE(
-      stub_->ListModels(As(kSupportToken).get(), request, &response).ok());
+      stub_->ListModels(AuthContext(kSupportToken).get(), request, &response)
+          .ok());
   EXPECT_GT(response.models_size(), 0);
 }
 

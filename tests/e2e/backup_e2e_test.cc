@@ -26,12 +26,6 @@ constexpr char kBackendToken[] = "backend-token-backup-1";
 constexpr char kSupportToken[] = "support-token-backup-2";
 constexpr char kAdminToken[] = "admin-token-backup-3";
 
-std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-  std::unique_ptr<grpc::ClientContext> context = DeadlineContext(30);
-  context->AddMetadata("authorization", "Bearer " + token);
-  return context;
-}
-
 class BackupE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -59,7 +53,7 @@ class BackupE2eTest : public ::testing::Test {
         absl::StrCat("a lighthouse, take ", n));
     v1::SubmitTaskResponse response;
     grpc::Status status =
-        stub->SubmitTask(As(kBackendToken).get(), request, &response);
+        stub->SubmitTask(AuthContext(kBackendToken).get(), request, &response);
     *task_id = response.task().task_id();
     return status;
   }
@@ -136,7 +130,8 @@ TEST_F(BackupE2eTest, ABackupTakenUnderLoadRestoresEveryAcknowledgedTask) {
     v1::GetTaskRequest request;
     request.set_task_id(task_id);
     v1::Task task;
-    EXPECT_TRUE(copy_stub->GetTask(As(kAdminToken).get(), request, &task).ok())
+    EXPECT_TRUE(
+        copy_stub->GetTask(AuthContext(kAdminToken).get(), request, &task).ok())
         << task_id << " was acknowledged before the backup and is missing";
   }
   // A resubmission of a backed-up request_id still finds its task.
@@ -153,7 +148,7 @@ TEST_F(BackupE2eTest, WithoutABackupDirectoryABackupIsRefusedNamingTheFlag) {
   std::unique_ptr<v1::TaskTracker::Stub> stub = server->NewStub();
   v1::Backup backup;
   const grpc::Status status = stub->CreateBackup(
-      As(kAdminToken).get(), v1::CreateBackupRequest(), &backup);
+      AuthContext(kAdminToken).get(), v1::CreateBackupRequest(), &backup);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("--backup-dir"));
   const CommandResult listed = server->RunCli(

@@ -37,14 +37,6 @@ class BatchE2eTest : public ::testing::Test {
     stub_ = server_->NewStub();
   }
 
-  static std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-    std::unique_ptr<grpc::ClientContext> context = DeadlineContext(30);
-    if (!token.empty()) {
-      context->AddMetadata("authorization", "Bearer " + token);
-    }
-    return context;
-  }
-
   std::string Submit(const std::string& prompt) {
     v1::SubmitTaskRequest request;
     request.set_account_id("acct-5");
@@ -54,15 +46,15 @@ class BatchE2eTest : public ::testing::Test {
     request.mutable_params()->set_prompt(prompt);
     v1::SubmitTaskResponse response;
     grpc::Status status =
-        stub_->SubmitTask(As(kBackendToken).get(), request, &response);
+        stub_->SubmitTask(AuthContext(kBackendToken).get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return response.task().task_id();
   }
 
   void Record(const v1::RecordEventRequest& request) {
     v1::RecordEventResponse response;
-    grpc::Status status =
-        stub_->RecordEvent(As(kBackendToken).get(), request, &response);
+    grpc::Status status = stub_->RecordEvent(AuthContext(kBackendToken).get(),
+                                             request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
@@ -89,7 +81,7 @@ class BatchE2eTest : public ::testing::Test {
     v1::BatchGetTasksRequest request;
     for (const std::string& id : ids) request.add_ids(id);
     request.set_include_events(include_events);
-    return stub_->BatchGetTasks(As(token).get(), request, response);
+    return stub_->BatchGetTasks(AuthContext(token).get(), request, response);
   }
 
   // "RPC principal" of each audit entry of `task_id`, newest first.
@@ -98,7 +90,7 @@ class BatchE2eTest : public ::testing::Test {
     request.set_task_id(task_id);
     v1::ListAuditResponse response;
     grpc::Status status =
-        stub_->ListAudit(As(kAdminToken).get(), request, &response);
+        stub_->ListAudit(AuthContext(kAdminToken).get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     std::vector<std::string> entries;
     for (const v1::AuditEntry& entry : response.entries()) {
@@ -167,13 +159,14 @@ TEST_F(BatchE2eTest, QueueStatusesComeWithTheTasksWhenAsked) {
   }
   v1::BatchGetTasksResponse plain;
   grpc::Status status =
-      stub_->BatchGetTasks(As(kSupportToken).get(), request, &plain);
+      stub_->BatchGetTasks(AuthContext(kSupportToken).get(), request, &plain);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(plain.queue_statuses_size(), 0);
 
   request.set_include_queue_status(true);
   v1::BatchGetTasksResponse with;
-  status = stub_->BatchGetTasks(As(kSupportToken).get(), request, &with);
+  status =
+      stub_->BatchGetTasks(AuthContext(kSupportToken).get(), request, &with);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(TaskIds(with), ElementsAre(submitted, queued, failed, submitted));
   ASSERT_EQ(with.queue_statuses_size(), with.tasks_size());
@@ -184,7 +177,8 @@ TEST_F(BatchE2eTest, QueueStatusesComeWithTheTasksWhenAsked) {
     one.set_task_id(with.tasks(i).task_id());
     v1::QueueStatus alone;
     ASSERT_TRUE(
-        stub_->GetQueueStatus(As(kSupportToken).get(), one, &alone).ok());
+        stub_->GetQueueStatus(AuthContext(kSupportToken).get(), one, &alone)
+            .ok());
     EXPECT_EQ(batched.task_id(), alone.task_id());
     EXPECT_EQ(batched.state(), alone.state());
     EXPECT_EQ(batched.verdict(), alone.verdict());
@@ -241,7 +235,7 @@ TEST_F(BatchE2eTest, TimelinesShareTheBudgetSoTheAnswerFitsFourMebibytes) {
       note.set_final_cause(text);
       v1::Task task;
       grpc::Status status =
-          stub_->AddNote(As(kSupportToken).get(), note, &task);
+          stub_->AddNote(AuthContext(kSupportToken).get(), note, &task);
       ASSERT_TRUE(status.ok()) << status.error_message();
     }
   }
@@ -271,7 +265,8 @@ TEST_F(BatchE2eTest, ListAuditPagesAndRefusesATokenOfAnotherTask) {
   get.set_task_id(task);
   for (int i = 0; i < 5; ++i) {
     v1::Task read;
-    ASSERT_TRUE(stub_->GetTask(As(kSupportToken).get(), get, &read).ok());
+    ASSERT_TRUE(
+        stub_->GetTask(AuthContext(kSupportToken).get(), get, &read).ok());
   }
   v1::ListAuditRequest request;
   request.set_task_id(task);
@@ -281,7 +276,8 @@ TEST_F(BatchE2eTest, ListAuditPagesAndRefusesATokenOfAnotherTask) {
   std::string first_token;
   do {
     v1::ListAuditResponse page;
-    ASSERT_TRUE(stub_->ListAudit(As(kAdminToken).get(), request, &page).ok());
+    ASSERT_TRUE(
+        stub_->ListAudit(AuthContext(kAdminToken).get(), request, &page).ok());
     ++pages;
     entries += page.entries_size();
     if (first_token.empty()) first_token = page.next_page_token();
@@ -294,7 +290,7 @@ TEST_F(BatchE2eTest, ListAuditPagesAndRefusesATokenOfAnotherTask) {
   request.set_page_token(first_token);
   v1::ListAuditResponse refused;
   grpc::Status status =
-      stub_->ListAudit(As(kAdminToken).get(), request, &refused);
+      stub_->ListAudit(AuthContext(kAdminToken).get(), request, &refused);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(ViolatedFields(status),
               ElementsAre("page_token PAGE_TOKEN_INVALID"));

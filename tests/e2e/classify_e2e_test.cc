@@ -217,12 +217,8 @@ TEST(ClassifyAccessTest, EveryRoleThatMayReadATaskMayClassify) {
   request.set_model("veo-3");
   request.set_http_status(503);
   auto as = [&](const std::string& token) {
-    std::unique_ptr<grpc::ClientContext> context = DeadlineContext();
-    if (!token.empty()) {
-      context->AddMetadata("authorization", "Bearer " + token);
-    }
     v1::Failure failure;
-    return stub->ClassifyFailure(context.get(), request, &failure);
+    return stub->ClassifyFailure(AuthContext(token).get(), request, &failure);
   };
   EXPECT_EQ(as("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_EQ(as("not-a-token").error_code(), grpc::StatusCode::UNAUTHENTICATED);
@@ -232,12 +228,10 @@ TEST(ClassifyAccessTest, EveryRoleThatMayReadATaskMayClassify) {
     const grpc::Status status = as(token);
     EXPECT_TRUE(status.ok()) << status.error_message();
     // GetTask is allowed to the same roles: NOT_FOUND, not PERMISSION_DENIED.
-    std::unique_ptr<grpc::ClientContext> context = DeadlineContext();
-    context->AddMetadata("authorization", "Bearer " + token);
     v1::GetTaskRequest get;
     get.set_task_id("01ARZ3NDEKTSV4RRFFQ69G5FAV");
     v1::Task task;
-    EXPECT_EQ(stub->GetTask(context.get(), get, &task).error_code(),
+    EXPECT_EQ(stub->GetTask(AuthContext(token).get(), get, &task).error_code(),
               grpc::StatusCode::NOT_FOUND);
   }
   const CommandResult cli =

@@ -153,17 +153,11 @@ TEST(CrashTest, AcknowledgedWritesSurviveKill9) {
   // the tasks' states: `unfinished` lists exactly the tasks whose state is
   // SUBMITTED, QUEUED or RUNNING.
   auto list_all = [&](v1::ListTasksRequest request) {
-    std::vector<v1::Task> tasks;
     request.set_page_size(1000);
-    while (true) {
-      v1::ListTasksResponse response;
-      grpc::ClientContext context;
-      EXPECT_TRUE(stub->ListTasks(&context, request, &response).ok());
-      tasks.insert(tasks.end(), response.tasks().begin(),
-                   response.tasks().end());
-      if (response.next_page_token().empty()) return tasks;
-      request.set_page_token(response.next_page_token());
-    }
+    grpc::Status status;
+    std::vector<v1::Task> tasks = ListAllTasks(stub.get(), request, &status);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return tasks;
   };
   std::vector<std::string> expected_unfinished;
   for (const v1::Task& task : list_all(v1::ListTasksRequest())) {

@@ -402,17 +402,11 @@ TEST_F(E2eTest, ListTasksFiltersThroughIndexesNewestFirstAndPages) {
   const std::string other = Submit("acct-b").task_id();
   ASSERT_TRUE(Record(Queued(acct_a[1], "up-xyz")).ok());
 
-  auto list = [&](v1::ListTasksRequest request) {
-    std::vector<std::string> ids;
-    while (true) {
-      v1::ListTasksResponse response;
-      grpc::Status status =
-          stub_->ListTasks(DeadlineContext().get(), request, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      for (const Task& task : response.tasks()) ids.push_back(task.task_id());
-      if (response.next_page_token().empty() || !status.ok()) break;
-      request.set_page_token(response.next_page_token());
-    }
+  auto list = [&](const v1::ListTasksRequest& request) {
+    grpc::Status status;
+    std::vector<std::string> ids =
+        TaskIds(ListAllTasks(stub_.get(), request, &status));
+    EXPECT_TRUE(status.ok()) << status.error_message();
     return ids;
   };
 

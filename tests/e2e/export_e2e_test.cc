@@ -2,7 +2,7 @@
 // line parses back into the task GetTask returns (with its whole timeline),
 // tasks come oldest first within the creation-time bounds, the account
 // filter, resuming after a task id, admin only, audited, and the codes of
-// bad requests.
+// bad requests; on each store tasktraild serves from.
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -17,6 +17,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -30,12 +31,6 @@ constexpr char kBackendToken[] = "backend-token-export-1";
 constexpr char kSupportToken[] = "support-token-export-2";
 constexpr char kAdminToken[] = "admin-token-export-3";
 
-std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-  std::unique_ptr<grpc::ClientContext> context = DeadlineContext(60);
-  context->AddMetadata("authorization", "Bearer " + token);
-  return context;
-}
-
 // The tasks an ExportTasks stream sends, and how it ends.
 struct Exported {
   std::vector<v1::Task> tasks;
@@ -45,18 +40,12 @@ struct Exported {
 Exported Export(v1::TaskTracker::Stub* stub, const std::string& token,
                 const v1::ExportTasksRequest& request) {
   Exported exported;
-  std::unique_ptr<grpc::ClientContext> context = As(token);
+  std::unique_ptr<grpc::ClientContext> context = AuthContext(token);
   auto reader = stub->ExportTasks(context.get(), request);
   v1::Task task;
   while (reader->Read(&task)) exported.tasks.push_back(task);
   exported.status = reader->Finish();
   return exported;
-}
-
-std::vector<std::string> IdsOf(const std::vector<v1::Task>& tasks) {
-  std::vector<std::string> ids;
-  for (const v1::Task& task : tasks) ids.push_back(task.task_id());
-  return ids;
 }
 
 google::protobuf::Timestamp ToTimestamp(absl::Time time) {
@@ -72,16 +61,13 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp) {
          absl::Nanoseconds(timestamp.nanos());
 }
 
-class ExportE2eTest : public ::testing::Test {
+class ExportE2eTest : public DaemonTest {
  protected:
   void SetUp() override {
-    auth_file_ = files_.Write(
-        "auth", AuthFileText(kBackendToken, kSupportToken, kAdminToken));
-    server_ = std::make_unique<ServerProcess>(
-        data_.File("db"), std::vector<std::string>{"--auth-file", auth_file_});
-    std::string error;
-    ASSERT_TRUE(server_->Start(&error)) << error;
-    stub_ = server_->NewStub();
+    StartServer("export_e2e",
+                {"--auth-file",
+                 files_.Write("auth", AuthFileText(kBackendToken, kSupportToken,
+                                                   kAdminToken))});
   }
 
   // Submits a task of `account` and returns it.
@@ -94,7 +80,7 @@ class ExportE2eTest : public ::testing::Test {
         absl::StrCat("a lighthouse at dusk, take ", n));
     v1::SubmitTaskResponse response;
     const grpc::Status status =
-        stub_->SubmitTask(As(kBackendToken).get(), request, &response);
+        stub_->SubmitTask(AuthContext(kBackendToken).get(), request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return response.task();
   }
@@ -114,8 +100,8 @@ class ExportE2eTest : public ::testing::Test {
     for (const v1::RecordEventRequest* event :
          {&queued, &started, &completed}) {
       v1::RecordEventResponse response;
-      const grpc::Status status =
-          stub_->RecordEvent(As(kBackendToken).get(), *event, &response);
+      const grpc::Status status = stub_->RecordEvent(
+          AuthContext(kBackendToken).get(), *event, &response);
       ASSERT_TRUE(status.ok()) << status.error_message();
     }
   }
@@ -128,7 +114,7 @@ class ExportE2eTest : public ::testing::Test {
       note.set_text(absl::StrCat("customer asked, call ", i));
       v1::Task task;
       const grpc::Status status =
-          stub_->AddNote(As(kSupportToken).get(), note, &task);
+          stub_->AddNote(AuthContext(kSupportToken).get(), note, &task);
       ASSERT_TRUE(status.ok()) << status.error_message();
     }
   }
@@ -139,7 +125,7 @@ class ExportE2eTest : public ::testing::Test {
     request.set_include_events(true);
     v1::Task task;
     const grpc::Status status =
-        stub_->GetTask(As(kAdminToken).get(), request, &task);
+        stub_->GetTask(AuthContext(kAdminToken).get(), request, &task);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return task;
   }
@@ -156,13 +142,12 @@ class ExportE2eTest : public ::testing::Test {
   }
 
   TempDir files_;
-  TempDir data_;
-  std::string auth_file_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::TaskTracker::Stub> stub_;
 };
 
-TEST_F(ExportE2eTest, EveryLineOfTheCliParsesBackIntoTheTaskGetTaskReturns) {
+INSTANTIATE_TEST_SUITE_P(Stores, ExportE2eTest, kBothStores,
+                         BackendParamName());
+
+TEST_P(ExportE2eTest, EveryLineOfTheCliParsesBackIntoTheTaskGetTaskReturns) {
   std::vector<std::string> ids;
   for (int i = 0; i < 6; ++i) {
     const v1::Task task = Submit(i % 2 == 0 ? "acct-a" : "acct-b", i);
@@ -216,7 +201,7 @@ TEST_F(ExportE2eTest, EveryLineOfTheCliParsesBackIntoTheTaskGetTaskReturns) {
   }
 }
 
-TEST_F(ExportE2eTest, TasksComeOldestFirstWithinTheCreationTimeBounds) {
+TEST_P(ExportE2eTest, TasksComeOldestFirstWithinTheCreationTimeBounds) {
   // Three groups, each created in later milliseconds than the one before.
   std::vector<std::vector<v1::Task>> groups(3);
   for (int g = 0; g < 3; ++g) {
@@ -235,13 +220,13 @@ TEST_F(ExportE2eTest, TasksComeOldestFirstWithinTheCreationTimeBounds) {
   *request.mutable_create_time_before() = ToTimestamp(third_begins);
   const Exported middle = Export(stub_.get(), kAdminToken, request);
   ASSERT_TRUE(middle.status.ok()) << middle.status.error_message();
-  EXPECT_THAT(IdsOf(middle.tasks), ElementsAreArray(IdsOf(groups[1])));
+  EXPECT_THAT(TaskIds(middle.tasks), ElementsAreArray(TaskIds(groups[1])));
 
   // Unbounded: every task, in task id order.
   const Exported all =
       Export(stub_.get(), kAdminToken, v1::ExportTasksRequest());
   ASSERT_TRUE(all.status.ok()) << all.status.error_message();
-  std::vector<std::string> ids = IdsOf(all.tasks);
+  std::vector<std::string> ids = TaskIds(all.tasks);
   ASSERT_EQ(ids.size(), 12u);
   EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
   EXPECT_EQ(ids.front(), groups[0].front().task_id());
@@ -256,7 +241,7 @@ TEST_F(ExportE2eTest, TasksComeOldestFirstWithinTheCreationTimeBounds) {
   EXPECT_TRUE(none.tasks.empty());
 }
 
-TEST_F(ExportE2eTest, TheAccountFilterExportsOnlyThatAccountsTasks) {
+TEST_P(ExportE2eTest, TheAccountFilterExportsOnlyThatAccountsTasks) {
   std::vector<std::string> of_b;
   for (int i = 0; i < 9; ++i) {
     const std::string account = i % 3 == 1 ? "acct-b" : "acct-a";
@@ -268,7 +253,7 @@ TEST_F(ExportE2eTest, TheAccountFilterExportsOnlyThatAccountsTasks) {
   request.set_include_events(true);
   const Exported exported = Export(stub_.get(), kAdminToken, request);
   ASSERT_TRUE(exported.status.ok()) << exported.status.error_message();
-  EXPECT_THAT(IdsOf(exported.tasks), ElementsAreArray(of_b));
+  EXPECT_THAT(TaskIds(exported.tasks), ElementsAreArray(of_b));
   for (const v1::Task& task : exported.tasks) {
     EXPECT_EQ(task.account_id(), "acct-b");
     EXPECT_EQ(task.events_size(), 1);  // SUBMITTED
@@ -280,7 +265,7 @@ TEST_F(ExportE2eTest, TheAccountFilterExportsOnlyThatAccountsTasks) {
   EXPECT_EQ(cli.out, "");
 }
 
-TEST_F(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
+TEST_P(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
   // More than one page of the server's read-ahead (128 tasks).
   std::vector<std::string> ids;
   for (int i = 0; i < 300; ++i) ids.push_back(Submit("acct-a", i).task_id());
@@ -291,7 +276,7 @@ TEST_F(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
     request.set_after_task_id(ids[cut]);
     const Exported rest = Export(stub_.get(), kAdminToken, request);
     ASSERT_TRUE(rest.status.ok()) << rest.status.error_message();
-    EXPECT_THAT(IdsOf(rest.tasks),
+    EXPECT_THAT(TaskIds(rest.tasks),
                 ElementsAreArray(ids.begin() + cut + 1, ids.end()));
   }
 
@@ -310,7 +295,7 @@ TEST_F(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
   EXPECT_THAT(resumed, ElementsAreArray(ids.begin() + 150, ids.end()));
 }
 
-TEST_F(ExportE2eTest, OnlyAdminMayExportAndEachExportedTaskIsAudited) {
+TEST_P(ExportE2eTest, OnlyAdminMayExportAndEachExportedTaskIsAudited) {
   const std::string task_id = Submit("acct-a", 1).task_id();
   for (const char* token : {kBackendToken, kSupportToken}) {
     SCOPED_TRACE(token);
@@ -333,7 +318,8 @@ TEST_F(ExportE2eTest, OnlyAdminMayExportAndEachExportedTaskIsAudited) {
   v1::ListAuditRequest audit;
   audit.set_task_id(task_id);
   v1::ListAuditResponse entries;
-  ASSERT_TRUE(stub_->ListAudit(As(kAdminToken).get(), audit, &entries).ok());
+  ASSERT_TRUE(
+      stub_->ListAudit(AuthContext(kAdminToken).get(), audit, &entries).ok());
   ASSERT_EQ(entries.entries_size(), 1);
   EXPECT_EQ(entries.entries(0).rpc(), "ExportTasks");
   EXPECT_EQ(entries.entries(0).principal(), "root");
@@ -344,7 +330,7 @@ TEST_F(ExportE2eTest, OnlyAdminMayExportAndEachExportedTaskIsAudited) {
   EXPECT_THAT(shown.out, HasSubstr("ExportTasks"));
 }
 
-TEST_F(ExportE2eTest, BadRequestsAreInvalidArgumentNamingTheField) {
+TEST_P(ExportE2eTest, BadRequestsAreInvalidArgumentNamingTheField) {
   Submit("acct-a", 1);
   const absl::Time now = absl::Now();
   v1::ExportTasksRequest reversed;

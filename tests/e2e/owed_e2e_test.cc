@@ -1,7 +1,8 @@
 // The list to refund end to end: a real tasktraild keeps the owed index
 // (ListTasksRequest.owed) exact across every transition, adjustment, late
 // result and refund of charged tasks, and `tasktrail owed` prints it with the
-// total owed, filtered by age and model, as rows or NDJSON.
+// total owed, filtered by age and model, as rows or NDJSON; on each store
+// tasktraild serves from.
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -21,13 +23,9 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-class OwedTest : public ::testing::Test {
+class OwedTest : public DaemonTest {
  protected:
-  void SetUp() override {
-    std::string error;
-    ASSERT_TRUE(server_.Start(&error)) << error;
-    stub_ = server_.NewStub();
-  }
+  void SetUp() override { StartServer("owed_e2e"); }
 
   // Submits a task of `model` (sora-2 is an OpenAI model: its failure codes
   // classify) charged `charge` units and queues it; returns its id.
@@ -98,28 +96,15 @@ class OwedTest : public ::testing::Test {
   std::vector<std::string> Owed(v1::ListTasksRequest request = {}) {
     request.set_owed(true);
     request.set_oldest_first(true);
-    std::vector<std::string> ids;
-    while (true) {
-      v1::ListTasksResponse response;
-      const grpc::Status status =
-          stub_->ListTasks(DeadlineContext().get(), request, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      if (!status.ok()) return ids;
-      for (const v1::Task& task : response.tasks()) {
-        ids.push_back(task.task_id());
-      }
-      if (response.next_page_token().empty()) return ids;
-      request.set_page_token(response.next_page_token());
-    }
+    return ListIds(request);
   }
 
-  TempDir db_;
-  ServerProcess server_{db_.path()};
-  std::unique_ptr<v1::TaskTracker::Stub> stub_;
   int submissions_ = 0;
 };
 
-TEST_F(OwedTest, TheIndexFollowsEveryTransitionAdjustmentLateResultAndRefund) {
+INSTANTIATE_TEST_SUITE_P(Stores, OwedTest, kBothStores, BackendParamName());
+
+TEST_P(OwedTest, TheIndexFollowsEveryTransitionAdjustmentLateResultAndRefund) {
   const std::string provider = Submit(40);
   const std::string configuration = Submit(30);
   const std::string canceled = Submit(20);
@@ -162,14 +147,11 @@ TEST_F(OwedTest, TheIndexFollowsEveryTransitionAdjustmentLateResultAndRefund) {
   // The index survives a restart.
   const std::string after = Submit(15);
   Record(Failed("server_error"), after);
-  server_.Stop();
-  std::string error;
-  ASSERT_TRUE(server_.Start(&error)) << error;
-  stub_ = server_.NewStub();
+  RestartServer();
   EXPECT_THAT(Owed(), ElementsAre(after));
 }
 
-TEST_F(OwedTest, FiltersByAgeAndModelAndPagesThroughEveryOwedTask) {
+TEST_P(OwedTest, FiltersByAgeAndModelAndPagesThroughEveryOwedTask) {
   std::vector<std::string> sora;
   for (int i = 0; i < 5; ++i) {
     sora.push_back(Submit(10 + i));
@@ -202,7 +184,7 @@ TEST_F(OwedTest, FiltersByAgeAndModelAndPagesThroughEveryOwedTask) {
   EXPECT_THAT(Owed(unfinished), IsEmpty());
 }
 
-TEST_F(OwedTest, ANegativeAgeIsRefusedNamingOwedFor) {
+TEST_P(OwedTest, ANegativeAgeIsRefusedNamingOwedFor) {
   v1::ListTasksRequest request;
   request.mutable_owed_for()->set_seconds(-60);
   v1::ListTasksResponse response;
@@ -212,8 +194,8 @@ TEST_F(OwedTest, ANegativeAgeIsRefusedNamingOwedFor) {
   EXPECT_THAT(status.error_message(), HasSubstr("owed_for"));
 }
 
-TEST_F(OwedTest, TheCliPrintsTheListToRefundWithItsTotal) {
-  CommandResult empty = server_.RunCli({"owed"});
+TEST_P(OwedTest, TheCliPrintsTheListToRefundWithItsTotal) {
+  CommandResult empty = server_->RunCli({"owed"});
   ASSERT_EQ(empty.exit_code, 0) << empty.err;
   EXPECT_THAT(empty.out, HasSubstr("nothing owed"));
 
@@ -225,7 +207,7 @@ TEST_F(OwedTest, TheCliPrintsTheListToRefundWithItsTotal) {
   Record(Failed("server_error"), refunded);
   Record(Refund(), refunded);
 
-  CommandResult listed = server_.RunCli({"owed"});
+  CommandResult listed = server_->RunCli({"owed"});
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   EXPECT_THAT(listed.out, HasSubstr(provider));
   EXPECT_THAT(listed.out, HasSubstr(gateway));
@@ -235,16 +217,16 @@ TEST_F(OwedTest, TheCliPrintsTheListToRefundWithItsTotal) {
   EXPECT_THAT(listed.out, HasSubstr("gateway"));
   EXPECT_THAT(listed.out, HasSubstr("2 tasks owed · 52 units"));
 
-  CommandResult by_model = server_.RunCli({"owed", "--model", "veo-3"});
+  CommandResult by_model = server_->RunCli({"owed", "--model", "veo-3"});
   ASSERT_EQ(by_model.exit_code, 0) << by_model.err;
   EXPECT_THAT(by_model.out, Not(HasSubstr(provider)));
   EXPECT_THAT(by_model.out, HasSubstr("1 task owed · 12 units"));
 
-  CommandResult old = server_.RunCli({"owed", "--older-than", "10m"});
+  CommandResult old = server_->RunCli({"owed", "--older-than", "10m"});
   ASSERT_EQ(old.exit_code, 0) << old.err;
   EXPECT_THAT(old.out, HasSubstr("nothing owed"));
 
-  CommandResult json = server_.RunCli({"owed", "--json"});
+  CommandResult json = server_->RunCli({"owed", "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   const std::vector<std::string> lines =
       absl::StrSplit(json.out, '\n', absl::SkipEmpty());
@@ -254,7 +236,7 @@ TEST_F(OwedTest, TheCliPrintsTheListToRefundWithItsTotal) {
   EXPECT_THAT(lines[0], HasSubstr("\"failure_origin\":\"PROVIDER\""));
   EXPECT_THAT(lines[1], HasSubstr("\"failure_origin\":\"GATEWAY\""));
 
-  CommandResult bad = server_.RunCli({"owed", "--older-than", "soon"});
+  CommandResult bad = server_->RunCli({"owed", "--older-than", "soon"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--older-than"));
 }

@@ -1,5 +1,6 @@
-// Two real tasktraild replicas (--postgres) on one throwaway PostgreSQL
-// cluster (one per test process, a fresh database per test): every
+// Two real tasktraild replicas (--postgres) on the tests' throwaway
+// PostgreSQL cluster (a fresh database per test; the restart under load on a
+// cluster of its own, since it stops the server): every
 // guarantee holds across them. Dedup of a request_id and of content under
 // 64 concurrent submissions spread over both, an event id replayed through
 // the other replica, refund once under concurrent refunds to both, reads
@@ -191,13 +192,14 @@ class ReplicasE2eTest : public ::testing::Test {
 
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
-        PostgresCluster::FreshDatabase("replicas_e2e");
+        PostgresCluster::FreshDatabase("replicas_e2e", Use());
     ASSERT_TRUE(database.ok())
         << "the replica tests need a PostgreSQL server "
            "(scripts/install-deps.sh --test installs it): "
         << database.status();
     cluster_ = database->cluster;
     database_ = database->name;
+    own_cluster_ = database->own_cluster;
     for (int i = 0; i < kReplicas; ++i) {
       replicas_[i] = std::make_unique<ServerProcess>(
           "",
@@ -207,6 +209,11 @@ class ReplicasE2eTest : public ::testing::Test {
       ASSERT_TRUE(replicas_[i]->Start(&error)) << error;
       stubs_[i] = replicas_[i]->NewStub();
     }
+  }
+
+  // The cluster the replicas' database is on.
+  virtual testing::ClusterUse Use() const {
+    return testing::ClusterUse::kShared;
   }
 
   static v1::SubmitTaskRequest Request(const std::string& request_id,
@@ -334,8 +341,8 @@ class ReplicasE2eTest : public ::testing::Test {
   int KillListeners() {
     absl::StatusOr<std::string> killed = cluster_->Psql(
         "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
-        "pg_stat_activity WHERE application_name = 'tasktraild-listener') "
-        "AS ended",
+        "pg_stat_activity WHERE application_name = 'tasktraild-listener' "
+        "AND datname = current_database()) AS ended",
         database_);
     EXPECT_TRUE(killed.ok()) << killed.status();
     return killed.ok() ? std::atoi(killed->c_str()) : 0;
@@ -372,8 +379,16 @@ class ReplicasE2eTest : public ::testing::Test {
 
   PostgresCluster* cluster_ = nullptr;
   std::string database_;
+  // Declared before the replicas: it outlives them.
+  std::shared_ptr<PostgresCluster> own_cluster_;
   std::unique_ptr<ServerProcess> replicas_[kReplicas];
   std::unique_ptr<v1::TaskTracker::Stub> stubs_[kReplicas];
+};
+
+// Replicas whose database is stopped under them, on a cluster of its own.
+class ReplicasOutageE2eTest : public ReplicasE2eTest {
+ protected:
+  testing::ClusterUse Use() const override { return testing::ClusterUse::kOwn; }
 };
 
 TEST_F(ReplicasE2eTest, AReplicaRefusesASchemaNewerThanItKnows) {
@@ -504,7 +519,7 @@ TEST_F(ReplicasE2eTest, AReplicaKilledUnderLoadLosesNoAcknowledgedWrite) {
                   .ok());
 }
 
-TEST_F(ReplicasE2eTest, PostgresRestartUnderLoadRecoversWithoutARestart) {
+TEST_F(ReplicasOutageE2eTest, PostgresRestartUnderLoadRecoversWithoutARestart) {
   for (int i = 0; i < kReplicas; ++i) {
     ASSERT_EQ(Health(i), HealthCheckResponse::SERVING);
   }

@@ -3,7 +3,8 @@
 // and `get` of several ids say which missing ids may have been), PurgeTask is
 // admin-only and leaves its audit entry, ends the task's WatchTask streams
 // with NOT_FOUND, a purged request_id makes a new
-// task, and a daemon killed with SIGKILL while purging leaves whole tasks.
+// task, and a daemon killed with SIGKILL while purging leaves whole tasks;
+// on each store tasktraild serves from.
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -24,14 +26,6 @@ using ::testing::HasSubstr;
 constexpr char kBackendToken[] = "backend-token-retention";
 constexpr char kSupportToken[] = "support-token-retention";
 constexpr char kAdminToken[] = "admin-token-retention";
-
-std::unique_ptr<grpc::ClientContext> As(const std::string& token) {
-  std::unique_ptr<grpc::ClientContext> context = DeadlineContext(30);
-  if (!token.empty()) {
-    context->AddMetadata("authorization", "Bearer " + token);
-  }
-  return context;
-}
 
 // Submits a task (with `request_id`, if any) and, when `finish`, records
 // its completion. Returns the task id; empty (with a test failure) when a
@@ -45,7 +39,8 @@ std::string SubmitTask(v1::TaskTracker::Stub* stub, const std::string& token,
   submit.set_request_id(request_id);
   submit.mutable_params()->set_prompt(prompt);
   v1::SubmitTaskResponse submitted;
-  grpc::Status status = stub->SubmitTask(As(token).get(), submit, &submitted);
+  grpc::Status status =
+      stub->SubmitTask(AuthContext(token).get(), submit, &submitted);
   EXPECT_TRUE(status.ok()) << status.error_message();
   if (!status.ok()) return "";
   if (finish) {
@@ -54,7 +49,7 @@ std::string SubmitTask(v1::TaskTracker::Stub* stub, const std::string& token,
     completed.mutable_completed()->add_result_uris(
         "https://cdn.example.com/out.mp4");
     v1::RecordEventResponse recorded;
-    status = stub->RecordEvent(As(token).get(), completed, &recorded);
+    status = stub->RecordEvent(AuthContext(token).get(), completed, &recorded);
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
   return submitted.task().task_id();
@@ -65,7 +60,7 @@ grpc::Status GetTask(v1::TaskTracker::Stub* stub, const std::string& id,
   v1::GetTaskRequest request;
   request.set_task_id(id);
   request.set_include_events(true);
-  return stub->GetTask(As(token).get(), request, task);
+  return stub->GetTask(AuthContext(token).get(), request, task);
 }
 
 // Polls until GetTask of `id` answers NOT_FOUND (up to 120 s).
@@ -88,42 +83,40 @@ std::vector<std::string> ShortRetention() {
           "--retention-sweep-interval", "100ms"};
 }
 
-TEST(RetentionE2ETest, DueTasksArePurgedAndGetSaysTheyMayHaveBeen) {
-  TempDir db;
-  ServerProcess server(db.path(), ShortRetention());
-  std::string error;
-  ASSERT_TRUE(server.Start(&error)) << error;
-  auto stub = server.NewStub();
-  const std::string finished = SubmitTask(stub.get(), "", "a red fox", true);
+class RetentionE2ETest : public DaemonTest {
+ protected:
+  void SetUp() override { StartServer("retention_e2e", ShortRetention()); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, RetentionE2ETest, kBothStores,
+                         BackendParamName());
+
+TEST_P(RetentionE2ETest, DueTasksArePurgedAndGetSaysTheyMayHaveBeen) {
+  const std::string finished = SubmitTask(stub_.get(), "", "a red fox", true);
   const std::string unfinished =
-      SubmitTask(stub.get(), "", "a grey owl", false);
-  ASSERT_TRUE(AwaitPurged(stub.get(), finished));
-  EXPECT_TRUE(server.WaitForLog("retention sweep"));
-  EXPECT_THAT(server.Log(), HasSubstr("purged=1"));
+      SubmitTask(stub_.get(), "", "a grey owl", false);
+  ASSERT_TRUE(AwaitPurged(stub_.get(), finished));
+  EXPECT_TRUE(server_->WaitForLog("retention sweep"));
+  EXPECT_THAT(server_->Log(), HasSubstr("purged=1"));
 
   v1::Task task;
-  const grpc::Status gone = GetTask(stub.get(), finished, &task);
+  const grpc::Status gone = GetTask(stub_.get(), finished, &task);
   EXPECT_EQ(gone.error_message(),
             absl::StrCat("task ", finished,
                          " not found; finished tasks are kept 2s"));
-  EXPECT_TRUE(GetTask(stub.get(), unfinished, &task).ok());
+  EXPECT_TRUE(GetTask(stub_.get(), unfinished, &task).ok());
 
-  const CommandResult cli = server.RunCli({"get", finished});
+  const CommandResult cli = server_->RunCli({"get", finished});
   EXPECT_NE(cli.exit_code, 0);
   EXPECT_THAT(cli.err, HasSubstr(absl::StrCat(
                            "task ", finished,
                            " not found; finished tasks are kept 2s")));
 }
 
-TEST(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
-  TempDir db;
-  ServerProcess server(db.path(), ShortRetention());
-  std::string error;
-  ASSERT_TRUE(server.Start(&error)) << error;
-  auto stub = server.NewStub();
-  const std::string purged = SubmitTask(stub.get(), "", "a red fox", true);
-  const std::string kept = SubmitTask(stub.get(), "", "a grey owl", false);
-  ASSERT_TRUE(AwaitPurged(stub.get(), purged));
+TEST_P(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
+  const std::string purged = SubmitTask(stub_.get(), "", "a red fox", true);
+  const std::string kept = SubmitTask(stub_.get(), "", "a grey owl", false);
+  ASSERT_TRUE(AwaitPurged(stub_.get(), purged));
   // A task id of the year 10889: no task by it can have been purged yet.
   const std::string future_id(26, 'Z');
   const std::string future = "7" + future_id.substr(1);
@@ -135,7 +128,7 @@ TEST(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
   }
   v1::BatchGetTasksResponse response;
   const grpc::Status status =
-      stub->BatchGetTasks(As("").get(), request, &response);
+      stub_->BatchGetTasks(AuthContext("").get(), request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   ASSERT_EQ(response.tasks_size(), 1);
   EXPECT_EQ(response.tasks(0).task_id(), kept);
@@ -152,7 +145,8 @@ TEST(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
   EXPECT_EQ(response.missing(2).id(), future);
   EXPECT_FALSE(response.missing(2).maybe_purged());
 
-  const CommandResult cli = server.RunCli({"get", purged, kept, "no-such-job"});
+  const CommandResult cli =
+      server_->RunCli({"get", purged, kept, "no-such-job"});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_THAT(cli.out, HasSubstr(kept));
   EXPECT_THAT(cli.out, HasSubstr("not found: no-such-job\n"));
@@ -162,16 +156,13 @@ TEST(RetentionE2ETest, BatchGetSaysWhichMissingIdsMayHaveBeenPurged) {
                                      "(it may have been purged)\n")));
 }
 
-class ErasureE2ETest : public ::testing::Test {
+class ErasureE2ETest : public DaemonTest {
  protected:
   void SetUp() override {
-    auth_file_ = files_.Write(
-        "auth", AuthFileText(kBackendToken, kSupportToken, kAdminToken));
-    server_ = std::make_unique<ServerProcess>(
-        db_.path(), std::vector<std::string>{"--auth-file", auth_file_});
-    std::string error;
-    ASSERT_TRUE(server_->Start(&error)) << error;
-    stub_ = server_->NewStub();
+    StartServer("erasure_e2e",
+                {"--auth-file",
+                 files_.Write("auth", AuthFileText(kBackendToken, kSupportToken,
+                                                   kAdminToken))});
   }
 
   grpc::Status Purge(const std::string& token, const std::string& id,
@@ -180,7 +171,7 @@ class ErasureE2ETest : public ::testing::Test {
     request.set_task_id(id);
     request.set_reason(reason);
     v1::PurgeTaskResponse response;
-    return stub_->PurgeTask(As(token).get(), request, &response);
+    return stub_->PurgeTask(AuthContext(token).get(), request, &response);
   }
 
   CommandResult Cli(const std::string& token,
@@ -188,14 +179,13 @@ class ErasureE2ETest : public ::testing::Test {
     return server_->RunCli(args, {"TASKTRAIL_TOKEN=" + token});
   }
 
-  TempDir db_;
   TempDir files_;
-  std::string auth_file_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::TaskTracker::Stub> stub_;
 };
 
-TEST_F(ErasureE2ETest, OnlyAnAdminPurgesAndTheAuditEntryStays) {
+INSTANTIATE_TEST_SUITE_P(Stores, ErasureE2ETest, kBothStores,
+                         BackendParamName());
+
+TEST_P(ErasureE2ETest, OnlyAnAdminPurgesAndTheAuditEntryStays) {
   const std::string id =
       SubmitTask(stub_.get(), kBackendToken, "my face", true, "req-erase");
   ASSERT_FALSE(id.empty());
@@ -232,15 +222,17 @@ TEST_F(ErasureE2ETest, OnlyAnAdminPurgesAndTheAuditEntryStays) {
   EXPECT_NE(again, id);
 }
 
-TEST_F(ErasureE2ETest, PurgingAWatchedTaskEndsItsStreamsWithNotFound) {
+TEST_P(ErasureE2ETest, PurgingAWatchedTaskEndsItsStreamsWithNotFound) {
   const std::string id =
       SubmitTask(stub_.get(), kBackendToken, "a watched task", false);
   ASSERT_FALSE(id.empty());
   // Two watchers: one live (it was sent the whole stored timeline), one
   // that asked to start past it (it ends NOT_FOUND whether the purge found
   // it waiting or came before its stream opened).
-  std::unique_ptr<grpc::ClientContext> live_context = As(kSupportToken);
-  std::unique_ptr<grpc::ClientContext> ahead_context = As(kSupportToken);
+  std::unique_ptr<grpc::ClientContext> live_context =
+      AuthContext(kSupportToken);
+  std::unique_ptr<grpc::ClientContext> ahead_context =
+      AuthContext(kSupportToken);
   v1::WatchTaskRequest request;
   request.set_task_id(id);
   auto live = stub_->WatchTask(live_context.get(), request);
@@ -264,41 +256,50 @@ TEST_F(ErasureE2ETest, PurgingAWatchedTaskEndsItsStreamsWithNotFound) {
             absl::StrCat("task ", id, " not found"));
 }
 
-TEST_F(ErasureE2ETest, PurgeWithoutReasonIsRefusedByTheCli) {
+TEST_P(ErasureE2ETest, PurgeWithoutReasonIsRefusedByTheCli) {
   const CommandResult refused = Cli(kAdminToken, {"purge", "x"});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_THAT(refused.err, HasSubstr("--reason"));
 }
 
-TEST(RetentionCrashTest, KilledWhilePurgingLeavesWholeTasks) {
-  TempDir db;
+using RetentionCrashTest = ::testing::TestWithParam<Backend>;
+
+INSTANTIATE_TEST_SUITE_P(Stores, RetentionCrashTest, kBothStores,
+                         BackendParamName());
+
+TEST_P(RetentionCrashTest, KilledWhilePurgingLeavesWholeTasks) {
+  DaemonStore store;
+  const absl::Status opened = store.Open(GetParam(), "retention_crash");
+  ASSERT_TRUE(opened.ok()) << opened;
   std::vector<std::string> ids;
   {
-    ServerProcess writer(db.path(), {"--task-retention", "0"});
+    std::unique_ptr<ServerProcess> writer =
+        store.NewServer({"--task-retention", "0"});
     std::string error;
-    ASSERT_TRUE(writer.Start(&error)) << error;
-    auto stub = writer.NewStub();
+    ASSERT_TRUE(writer->Start(&error)) << error;
+    auto stub = writer->NewStub();
     for (int i = 0; i < 300; ++i) {
       ids.push_back(
           SubmitTask(stub.get(), "", absl::StrCat("frame ", i), true));
       ASSERT_FALSE(ids.back().empty());
     }
-    EXPECT_EQ(writer.Stop(), 0);
+    EXPECT_EQ(writer->Stop(), 0);
   }
   absl::SleepFor(absl::Seconds(1));  // every task is now past a 1s retention
   {
-    ServerProcess purger(db.path(), {"--task-retention", "1s",
-                                     "--retention-sweep-interval", "10ms"});
+    std::unique_ptr<ServerProcess> purger = store.NewServer(
+        {"--task-retention", "1s", "--retention-sweep-interval", "10ms"});
     std::string error;
-    ASSERT_TRUE(purger.Start(&error)) << error;
-    auto stub = purger.NewStub();
+    ASSERT_TRUE(purger->Start(&error)) << error;
+    auto stub = purger->NewStub();
     ASSERT_TRUE(AwaitPurged(stub.get(), ids.front()));
-    purger.Kill();
+    purger->Kill();
   }
-  ServerProcess reader(db.path(), {"--task-retention", "0"});
+  std::unique_ptr<ServerProcess> reader =
+      store.NewServer({"--task-retention", "0"});
   std::string error;
-  ASSERT_TRUE(reader.Start(&error)) << error;
-  auto stub = reader.NewStub();
+  ASSERT_TRUE(reader->Start(&error)) << error;
+  auto stub = reader->NewStub();
   int purged = 0;
   for (const std::string& id : ids) {
     v1::Task task;
@@ -309,8 +310,9 @@ TEST(RetentionCrashTest, KilledWhilePurgingLeavesWholeTasks) {
       v1::ListAuditRequest request;
       request.set_task_id(id);
       v1::ListAuditResponse audit;
-      EXPECT_EQ(stub->ListAudit(As("").get(), request, &audit).error_code(),
-                grpc::StatusCode::NOT_FOUND);
+      EXPECT_EQ(
+          stub->ListAudit(AuthContext("").get(), request, &audit).error_code(),
+          grpc::StatusCode::NOT_FOUND);
       continue;
     }
     ASSERT_TRUE(status.ok()) << status.error_message();

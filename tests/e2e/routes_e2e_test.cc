@@ -1,5 +1,5 @@
 // Upstream routes end to end, on each store tasktraild serves from (RocksDB
-// in a temp dir; PostgreSQL on a throwaway cluster per suite): the route of
+// in a temp dir; a database of the tests' PostgreSQL cluster): the route of
 // the queued event is the task's (scrubbed, bounded), ListTasksRequest.route
 // lists a route's tasks combined with the other filters, `tasktrail list
 // --route` and `tasktrail get` show it, and GetStats and `tasktrail stats
@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "tests/support/postgres_cluster.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -24,31 +23,9 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-enum class Backend { kRocksDb, kPostgres };
-
-std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kRocksDb ? "RocksDb" : "Postgres";
-}
-
-class RoutesTest : public ::testing::TestWithParam<Backend> {
+class RoutesTest : public DaemonTest {
  protected:
-  void SetUp() override {
-    if (GetParam() == Backend::kRocksDb) {
-      server_ = std::make_unique<ServerProcess>(db_.path());
-    } else {
-      absl::StatusOr<TestDatabase> database =
-          PostgresCluster::FreshDatabase("routes_e2e");
-      ASSERT_TRUE(database.ok())
-          << "the PostgreSQL route tests need a PostgreSQL server "
-             "(scripts/install-deps.sh --test installs it): "
-          << database.status();
-      server_ = std::make_unique<ServerProcess>(
-          "", std::vector<std::string>{"--postgres", database->conninfo});
-    }
-    std::string error;
-    ASSERT_TRUE(server_->Start(&error)) << error;
-    stub_ = server_->NewStub();
-  }
+  void SetUp() override { StartServer("routes_e2e"); }
 
   // Submits a task of `model` for `account` and queues it on `route`;
   // returns its id.
@@ -97,19 +74,7 @@ class RoutesTest : public ::testing::TestWithParam<Backend> {
   std::vector<std::string> List(v1::ListTasksRequest request) {
     request.set_oldest_first(true);
     request.set_page_size(2);  // several pages
-    std::vector<std::string> ids;
-    while (true) {
-      v1::ListTasksResponse response;
-      const grpc::Status status =
-          stub_->ListTasks(DeadlineContext().get(), request, &response);
-      EXPECT_TRUE(status.ok()) << status.error_message();
-      if (!status.ok()) return ids;
-      for (const v1::Task& task : response.tasks()) {
-        ids.push_back(task.task_id());
-      }
-      if (response.next_page_token().empty()) return ids;
-      request.set_page_token(response.next_page_token());
-    }
+    return ListIds(request);
   }
 
   static v1::ListTasksRequest OnRoute(const std::string& route) {
@@ -118,16 +83,10 @@ class RoutesTest : public ::testing::TestWithParam<Backend> {
     return request;
   }
 
-  TempDir db_;
-  std::unique_ptr<ServerProcess> server_;
-  std::unique_ptr<v1::TaskTracker::Stub> stub_;
   int submissions_ = 0;
 };
 
-INSTANTIATE_TEST_SUITE_P(Stores, RoutesTest,
-                         ::testing::Values(Backend::kRocksDb,
-                                           Backend::kPostgres),
-                         BackendName);
+INSTANTIATE_TEST_SUITE_P(Stores, RoutesTest, kBothStores, BackendParamName());
 
 TEST_P(RoutesTest, ListByRouteCombinesWithTheOtherFilters) {
   const std::string a1 = SubmitOn("kling-cn-1");

@@ -3,7 +3,7 @@
 // zero) with its net, records what the provider reported after the task
 // failed or was canceled here without changing its state, tells a gateway's
 // own give-up from a provider failure, and `tasktrail get` and `stats` say
-// all of it in support's words.
+// all of it in support's words; on each store tasktraild serves from.
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/support/daemon_fixture.h"
 #include "tests/support/test_support.h"
 
 namespace tasktrail::testing {
@@ -22,13 +23,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-class SettlementTest : public ::testing::Test {
+class SettlementTest : public DaemonTest {
  protected:
-  void SetUp() override {
-    std::string error;
-    ASSERT_TRUE(server_.Start(&error)) << error;
-    stub_ = server_.NewStub();
-  }
+  void SetUp() override { StartServer("settlement_e2e"); }
 
   // Submits a task of sora-2 charged `charge` units; returns its id.
   std::string Submit(int64_t charge) {
@@ -119,13 +116,13 @@ class SettlementTest : public ::testing::Test {
     return task;
   }
 
-  TempDir db_;
-  ServerProcess server_{db_.path()};
-  std::unique_ptr<v1::TaskTracker::Stub> stub_;
   int submissions_ = 0;
 };
 
-TEST_F(SettlementTest, AdjustmentsSumOnceAndTheChargeNeverGoesBelowZero) {
+INSTANTIATE_TEST_SUITE_P(Stores, SettlementTest, kBothStores,
+                         BackendParamName());
+
+TEST_P(SettlementTest, AdjustmentsSumOnceAndTheChargeNeverGoesBelowZero) {
   const std::string id = Submit(40);
   struct Step {
     v1::RecordEventRequest request;
@@ -177,7 +174,7 @@ TEST_F(SettlementTest, AdjustmentsSumOnceAndTheChargeNeverGoesBelowZero) {
   EXPECT_EQ(adjustments, 4);
 }
 
-TEST_F(SettlementTest, AWholeRefundRefundsTheAdjustedChargeAndNetStaysAtZero) {
+TEST_P(SettlementTest, AWholeRefundRefundsTheAdjustedChargeAndNetStaysAtZero) {
   const std::string id = Submit(40);
   ASSERT_TRUE(Record(Adjust(8, "L-991"), id).ok());
   ASSERT_TRUE(Record(Failed(/*by_gateway=*/false, /*refunded=*/true), id).ok());
@@ -204,7 +201,7 @@ TEST_F(SettlementTest, AWholeRefundRefundsTheAdjustedChargeAndNetStaysAtZero) {
   EXPECT_EQ(Get(partial).net_units(), 0);
 }
 
-TEST_F(SettlementTest, AdjustmentsAreAllowedInEveryState) {
+TEST_P(SettlementTest, AdjustmentsAreAllowedInEveryState) {
   const std::string id = Submit(10);
   ASSERT_TRUE(Record(Adjust(1), id).ok());  // SUBMITTED
   ASSERT_TRUE(Record(Simple(v1::EVENT_TYPE_QUEUED), id).ok());
@@ -219,10 +216,10 @@ TEST_F(SettlementTest, AdjustmentsAreAllowedInEveryState) {
   EXPECT_EQ(task.net_units(), 14);
 }
 
-TEST_F(SettlementTest, GetShowsChargeAdjustmentsRefundAndNet) {
+TEST_P(SettlementTest, GetShowsChargeAdjustmentsRefundAndNet) {
   const std::string id = Submit(40);
   ASSERT_TRUE(Record(Adjust(8, "L-991"), id).ok());
-  const CommandResult get = server_.RunCli({"get", id, "--events"});
+  const CommandResult get = server_->RunCli({"get", id, "--events"});
   ASSERT_EQ(get.exit_code, 0) << get.err;
   EXPECT_THAT(get.out, HasSubstr("charged 40 · adjusted +8 (ledger L-991) · "
                                  "refunded 0 · net 48\n"));
@@ -231,13 +228,13 @@ TEST_F(SettlementTest, GetShowsChargeAdjustmentsRefundAndNet) {
 
   // Without adjustments the line is the plain one.
   const std::string plain = Submit(40);
-  const CommandResult plain_get = server_.RunCli({"get", plain});
+  const CommandResult plain_get = server_->RunCli({"get", plain});
   ASSERT_EQ(plain_get.exit_code, 0) << plain_get.err;
   EXPECT_THAT(plain_get.out, HasSubstr("charged 40 units · not refunded\n"));
   EXPECT_THAT(plain_get.out, Not(HasSubstr("net ")));
 }
 
-TEST_F(SettlementTest, LateResultsAreRecordedOnlyAfterFailedOrCanceled) {
+TEST_P(SettlementTest, LateResultsAreRecordedOnlyAfterFailedOrCanceled) {
   // In flight or succeeded: refused, naming the states it is for.
   const std::string submitted = Submit(10);
   const grpc::Status early = Record(LateCompleted(), submitted);
@@ -276,7 +273,7 @@ TEST_F(SettlementTest, LateResultsAreRecordedOnlyAfterFailedOrCanceled) {
   EXPECT_EQ(task.late_outcome(), v1::TASK_STATE_FAILED);
 }
 
-TEST_F(SettlementTest, APlainCompletionAfterAFailureSaysToSendALateResult) {
+TEST_P(SettlementTest, APlainCompletionAfterAFailureSaysToSendALateResult) {
   const std::string id = Submit(10);
   ASSERT_TRUE(Record(Failed(true, false), id).ok());
   const grpc::Status status = Record(Simple(v1::EVENT_TYPE_COMPLETED), id);
@@ -285,7 +282,7 @@ TEST_F(SettlementTest, APlainCompletionAfterAFailureSaysToSendALateResult) {
   EXPECT_EQ(Get(id).state(), v1::TASK_STATE_FAILED);
 }
 
-TEST_F(SettlementTest, ALateResultMustSayWhatTheProviderDid) {
+TEST_P(SettlementTest, ALateResultMustSayWhatTheProviderDid) {
   const std::string id = Submit(10);
   ASSERT_TRUE(Record(Failed(false, false), id).ok());
   v1::RecordEventRequest empty;
@@ -303,7 +300,7 @@ TEST_F(SettlementTest, ALateResultMustSayWhatTheProviderDid) {
   EXPECT_EQ(Get(id).late_outcome(), v1::TASK_STATE_UNSPECIFIED);
 }
 
-TEST_F(SettlementTest, AGatewaysOwnGiveUpIsNotBlamedOnTheProvider) {
+TEST_P(SettlementTest, AGatewaysOwnGiveUpIsNotBlamedOnTheProvider) {
   const std::string id = Submit(40);
   ASSERT_TRUE(Record(Failed(/*by_gateway=*/true, /*refunded=*/true), id).ok());
   const v1::Task task = Get(id);
@@ -316,7 +313,7 @@ TEST_F(SettlementTest, AGatewaysOwnGiveUpIsNotBlamedOnTheProvider) {
   EXPECT_NE(Get(provider).failure().origin(), v1::FAILURE_ORIGIN_GATEWAY);
 
   ASSERT_TRUE(Record(LateCompleted(), id).ok());
-  const CommandResult get = server_.RunCli({"get", id, "--events"});
+  const CommandResult get = server_->RunCli({"get", id, "--events"});
   ASSERT_EQ(get.exit_code, 0) << get.err;
   EXPECT_THAT(get.out, HasSubstr("origin gateway"));
   EXPECT_THAT(get.out, HasSubstr("late result provider completed "));
@@ -325,7 +322,7 @@ TEST_F(SettlementTest, AGatewaysOwnGiveUpIsNotBlamedOnTheProvider) {
   EXPECT_THAT(get.out, HasSubstr("late-result "));
 }
 
-TEST_F(SettlementTest, StatsCountLateResultsByWhatTheProviderSaid) {
+TEST_P(SettlementTest, StatsCountLateResultsByWhatTheProviderSaid) {
   for (int i = 0; i < 2; ++i) {
     const std::string id = Submit(10);
     ASSERT_TRUE(Record(Failed(true, false), id).ok());
@@ -344,13 +341,13 @@ TEST_F(SettlementTest, StatsCountLateResultsByWhatTheProviderSaid) {
   EXPECT_EQ(stats.models(0).late_results().at("FAILED"), 1);
   EXPECT_EQ(stats.models(0).failures_by_origin().at("GATEWAY"), 2);
 
-  const CommandResult cli = server_.RunCli({"stats"});
+  const CommandResult cli = server_->RunCli({"stats"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_THAT(cli.out, HasSubstr("late results"));
   EXPECT_THAT(cli.out, HasSubstr("SUCCEEDED 2"));
 }
 
-TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
+TEST_P(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
   const std::string adjusted = Submit(40);
   ASSERT_TRUE(Record(Adjust(8, "L-991"), adjusted).ok());
   const std::string refunded = Submit(20);
@@ -368,7 +365,7 @@ TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
       stub_->SubmitTask(DeadlineContext().get(), other, &other_task).ok());
 
   const CommandResult text =
-      server_.RunCli({"charges", "--account", "acct-7", "--since", "1h"});
+      server_->RunCli({"charges", "--account", "acct-7", "--since", "1h"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_THAT(text.out, HasSubstr(adjusted));
   EXPECT_THAT(text.out, HasSubstr(refunded));
@@ -379,7 +376,7 @@ TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
                                   "refunded 20 · net 48\n"));
 
   // --json: one object per line, oldest first, the numbers as numbers.
-  const CommandResult json = server_.RunCli(
+  const CommandResult json = server_->RunCli(
       {"charges", "--account", "acct-7", "--since", "1h", "--json"});
   ASSERT_EQ(json.exit_code, 0) << json.err;
   const std::vector<std::string> lines =
@@ -393,7 +390,7 @@ TEST_F(SettlementTest, ChargesListsTheAccountsTasksWithTotals) {
   EXPECT_THAT(lines[1], HasSubstr("\"net\":0"));
 
   // A range with nothing in it.
-  const CommandResult none = server_.RunCli(
+  const CommandResult none = server_->RunCli(
       {"charges", "--account", "acct-7", "--since", "2h", "--until", "1h"});
   ASSERT_EQ(none.exit_code, 0) << none.err;
   EXPECT_THAT(none.out, HasSubstr("no tasks"));

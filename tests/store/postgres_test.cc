@@ -18,21 +18,25 @@
 namespace tasktrail::store::postgres {
 namespace {
 
+using ::tasktrail::testing::ClusterUse;
 using ::tasktrail::testing::PostgresCluster;
 
 class PostgresTest : public ::testing::Test {
  protected:
-  // Each test gets a database of its own.
+  // Each test gets a database of its own, on the cluster Use() says.
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
-        PostgresCluster::FreshDatabase("test");
+        PostgresCluster::FreshDatabase("test", Use());
     ASSERT_TRUE(database.ok())
         << "the PostgreSQL store tests need a PostgreSQL server "
            "(scripts/install-deps.sh --test installs it): "
         << database.status().message();
     cluster_ = database->cluster;
     database_ = database->name;
+    own_cluster_ = database->own_cluster;
   }
+
+  virtual ClusterUse Use() const { return ClusterUse::kShared; }
 
   std::unique_ptr<PgConnection> Connect() {
     absl::StatusOr<std::unique_ptr<PgConnection>> connection =
@@ -51,6 +55,13 @@ class PostgresTest : public ::testing::Test {
 
   PostgresCluster* cluster_ = nullptr;
   std::string database_;
+  std::shared_ptr<PostgresCluster> own_cluster_;
+};
+
+// Tests that stop the server, on a cluster of their own.
+class PostgresOutageTest : public PostgresTest {
+ protected:
+  ClusterUse Use() const override { return ClusterUse::kOwn; }
 };
 
 TEST(SqlStateTest, EachClassMapsToTheCodeTheServiceActsOn) {
@@ -143,7 +154,8 @@ TEST_F(PostgresTest, WriteSkewUnderSerializableIsAbortedForARetry) {
       << second_commit.message();
 }
 
-TEST_F(PostgresTest, LostServerIsUnavailableAndAStoppedOneRefusesToConnect) {
+TEST_F(PostgresOutageTest,
+       LostServerIsUnavailableAndAStoppedOneRefusesToConnect) {
   std::unique_ptr<PgConnection> connection = Connect();
   ASSERT_NE(connection, nullptr);
   ASSERT_TRUE(cluster_->Stop().ok());

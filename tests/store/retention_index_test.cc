@@ -2,7 +2,7 @@
 // format version 2 gets them all when opened, one of version 3 the owed and
 // route indexes, one of version 4 the route index. What ListDueTasks, the
 // owed scan and the route scan list is a contract of every store
-// (tests/store/conformance_test.cc).
+// (tests/store/conformance.h).
 #include <memory>
 #include <string>
 #include <vector>

@@ -1,7 +1,7 @@
 // Tests of what only the RocksDB task store has (its directory, format
 // version, raw column families and group commit), on a real RocksDB in a
 // fresh temporary directory per test. The TaskStore contract both stores
-// share is tested in conformance_test.cc.
+// share is tested in the conformance suite (conformance.h).
 
 #include <algorithm>
 #include <atomic>

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -13,7 +15,9 @@
 
 #include "absl/base/const_init.h"
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "tests/support/test_support.h"
 
@@ -48,6 +52,39 @@ std::string CommandText(const std::vector<std::string>& argv) {
   return text;
 }
 
+// What Detach writes: where a detached cluster is.
+struct DetachedCluster {
+  int port = 0;
+  std::string root;
+};
+
+// Reads the file Detach wrote ("port=N" and "root=DIR" lines).
+absl::StatusOr<DetachedCluster> ReadDetached(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot read ", path, " (", kSharedClusterVariable,
+        "): the ctest fixture that starts the shared PostgreSQL cluster did "
+        "not run or did not start it"));
+  }
+  DetachedCluster detached;
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::pair<std::string, std::string> field =
+        absl::StrSplit(line, absl::MaxSplits('=', 1));
+    if (field.first == "port") {
+      if (!absl::SimpleAtoi(field.second, &detached.port)) detached.port = 0;
+    } else if (field.first == "root") {
+      detached.root = field.second;
+    }
+  }
+  if (detached.port <= 0 || detached.root.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, " does not name a cluster's port and directory"));
+  }
+  return detached;
+}
+
 }  // namespace
 
 std::string PostgresCluster::ServerBinDir() {
@@ -67,11 +104,15 @@ std::string PostgresCluster::ServerBinDir() {
   return std::max_element(versions.begin(), versions.end())->second;
 }
 
-PostgresCluster::PostgresCluster(std::string bin_dir, int port)
-    : bin_dir_(std::move(bin_dir)), port_(port) {
-  data_dir_ = root_.File("data");
-  log_path_ = root_.File("log/server.log");
-}
+PostgresCluster::PostgresCluster(std::string bin_dir, int port,
+                                 std::string root,
+                                 std::unique_ptr<TempDir> owned_root)
+    : bin_dir_(std::move(bin_dir)),
+      port_(port),
+      root_(std::move(root)),
+      owned_root_(std::move(owned_root)),
+      data_dir_(root_ + "/data"),
+      log_path_(root_ + "/log/server.log") {}
 
 absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start() {
   std::string bin_dir = ServerBinDir();
@@ -80,14 +121,16 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start() {
         "no PostgreSQL server is installed (/usr/lib/postgresql/*/bin/initdb; "
         "Debian package postgresql)");
   }
+  auto root = std::make_unique<TempDir>("tasktrail-pg");
+  const std::string root_path = root->path();
   std::unique_ptr<PostgresCluster> cluster(
-      new PostgresCluster(std::move(bin_dir), 0));
+      new PostgresCluster(std::move(bin_dir), 0, root_path, std::move(root)));
   // The server's user must be able to reach its directories inside ours.
-  if (chmod(cluster->root_.path().c_str(), 0711) != 0) {
-    return absl::InternalError("chmod " + cluster->root_.path());
+  if (chmod(root_path.c_str(), 0711) != 0) {
+    return absl::InternalError("chmod " + root_path);
   }
-  for (const std::string& dir : {cluster->data_dir_, cluster->root_.File("log"),
-                                 cluster->root_.File("socket")}) {
+  for (const std::string& dir :
+       {cluster->data_dir_, root_path + "/log", root_path + "/socket"}) {
     absl::Status made = MakeServerDir(dir);
     if (!made.ok()) return made;
   }
@@ -111,37 +154,96 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start() {
 }
 
 absl::StatusOr<TestDatabase> PostgresCluster::FreshDatabase(
-    const std::string& prefix) {
+    const std::string& prefix, ClusterUse use) {
   static absl::Mutex mutex(absl::kConstInit);
-  // Destroyed (and so stopped) when the process exits.
+  // Destroyed when the process exits (and so stopped, when it started it).
   static std::unique_ptr<PostgresCluster> shared ABSL_GUARDED_BY(mutex);
-  static absl::Status start_error ABSL_GUARDED_BY(mutex);
+  static absl::Status shared_error ABSL_GUARDED_BY(mutex);
   static int databases_made ABSL_GUARDED_BY(mutex) = 0;
   absl::MutexLock lock(&mutex);
-  if (shared == nullptr && start_error.ok()) {
-    absl::StatusOr<std::unique_ptr<PostgresCluster>> started = Start();
-    if (started.ok()) {
-      shared = *std::move(started);
-    } else {
-      start_error = started.status();
-    }
-  }
-  if (!start_error.ok()) return start_error;
-  if (!shared->running()) {
-    absl::Status restarted = shared->Restart();
-    if (!restarted.ok()) return restarted;
-  }
   TestDatabase database;
-  database.cluster = shared.get();
-  database.name = absl::StrCat(prefix, "_", ++databases_made);
+  if (use == ClusterUse::kOwn) {
+    absl::StatusOr<std::unique_ptr<PostgresCluster>> started = Start();
+    if (!started.ok()) return started.status();
+    database.own_cluster = *std::move(started);
+    database.cluster = database.own_cluster.get();
+  } else {
+    if (shared == nullptr && shared_error.ok()) {
+      const char* detached = getenv(kSharedClusterVariable);
+      absl::StatusOr<std::unique_ptr<PostgresCluster>> found =
+          detached != nullptr && *detached != '\0' ? Attach(detached) : Start();
+      if (found.ok()) {
+        shared = *std::move(found);
+        shared->shared_ = true;
+      } else {
+        shared_error = found.status();
+      }
+    }
+    if (!shared_error.ok()) return shared_error;
+    database.cluster = shared.get();
+  }
+  // The process id keeps the names of test processes sharing a cluster
+  // apart.
+  database.name = absl::StrCat(prefix, "_", getpid(), "_", ++databases_made);
   absl::StatusOr<std::string> made =
-      shared->Psql("CREATE DATABASE " + database.name);
+      database.cluster->Psql("CREATE DATABASE " + database.name);
   if (!made.ok()) return made.status();
-  database.conninfo = shared->ConnInfo(database.name);
+  database.conninfo = database.cluster->ConnInfo(database.name);
   return database;
 }
 
-PostgresCluster::~PostgresCluster() { Stop().IgnoreError(); }
+absl::Status PostgresCluster::Detach(const std::string& path) {
+  const std::string written = path + ".tmp";
+  {
+    std::ofstream out(written, std::ios::trunc);
+    out << "port=" << port_ << "\nroot=" << root_ << "\n";
+    out.close();
+    if (!out) return absl::InternalError("cannot write " + written);
+  }
+  if (std::rename(written.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", written, " to ", path));
+  }
+  owns_server_ = false;
+  if (owned_root_ != nullptr) owned_root_->Keep();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Attach(
+    const std::string& path) {
+  absl::StatusOr<DetachedCluster> detached = ReadDetached(path);
+  if (!detached.ok()) return detached.status();
+  std::string bin_dir = ServerBinDir();
+  if (bin_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "no PostgreSQL server is installed (/usr/lib/postgresql/*/bin/initdb; "
+        "Debian package postgresql)");
+  }
+  std::unique_ptr<PostgresCluster> cluster(new PostgresCluster(
+      std::move(bin_dir), detached->port, detached->root, nullptr));
+  cluster->running_ = true;
+  cluster->owns_server_ = false;
+  cluster->shared_ = true;
+  return cluster;
+}
+
+absl::Status PostgresCluster::StopDetached(const std::string& path) {
+  if (access(path.c_str(), F_OK) != 0) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<PostgresCluster>> cluster = Attach(path);
+  if (!cluster.ok()) return cluster.status();
+  // Immediate: the data is removed next, so the shutdown checkpoint (which
+  // after a whole test run's databases took minutes on a busy disk) is
+  // skipped.
+  absl::Status stopped = (*cluster)->StopServer("immediate");
+  if (!stopped.ok()) return stopped;
+  TempDir::RemoveTree((*cluster)->root_);
+  std::remove(path.c_str());
+  return absl::OkStatus();
+}
+
+PostgresCluster::~PostgresCluster() {
+  if (owns_server_) StopServer().IgnoreError();
+}
 
 std::string PostgresCluster::ConnInfo(const std::string& dbname) const {
   return absl::StrCat("host=127.0.0.1 port=", port_, " user=", kSuperuser,
@@ -159,7 +261,7 @@ std::vector<std::string> PostgresCluster::AsServerUser(
 
 absl::Status PostgresCluster::StartServer() {
   const std::string options =
-      absl::StrCat("-p ", port_, " -k ", root_.File("socket"),
+      absl::StrCat("-p ", port_, " -k ", root_, "/socket",
                    " -c listen_addresses=127.0.0.1 -c max_connections=200");
   const CommandResult result = RunCommand(AsServerUser(
       {bin_dir_ + "/pg_ctl", "--pgdata=" + data_dir_, "--log=" + log_path_,
@@ -174,10 +276,19 @@ absl::Status PostgresCluster::StartServer() {
 }
 
 absl::Status PostgresCluster::Stop() {
+  if (shared_) {
+    return absl::FailedPreconditionError(
+        "the shared test cluster is not stopped by a test: other tests use "
+        "it (FreshDatabase with ClusterUse::kOwn gives a cluster to stop)");
+  }
+  return StopServer();
+}
+
+absl::Status PostgresCluster::StopServer(const std::string& mode) {
   if (!running_) return absl::OkStatus();
   const CommandResult result = RunCommand(
       AsServerUser({bin_dir_ + "/pg_ctl", "--pgdata=" + data_dir_, "--wait",
-                    "--timeout=50", "--mode=fast", "stop"}));
+                    "--timeout=50", "--mode=" + mode, "stop"}));
   if (result.exit_code != 0) {
     return absl::InternalError(absl::StrCat("pg_ctl stop failed (exit ",
                                             result.exit_code, "): ", result.out,
@@ -188,6 +299,10 @@ absl::Status PostgresCluster::Stop() {
 }
 
 absl::Status PostgresCluster::Restart() {
+  if (shared_) {
+    return absl::FailedPreconditionError(
+        "the shared test cluster is not restarted by a test");
+  }
   if (running_) return absl::FailedPreconditionError("the server is running");
   return StartServer();
 }

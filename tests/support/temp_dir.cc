@@ -23,8 +23,12 @@ TempDir::TempDir(const std::string& prefix) {
 }
 
 TempDir::~TempDir() {
+  if (!keep_) RemoveTree(path_);
+}
+
+void TempDir::RemoveTree(const std::string& path) {
   std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
+  std::filesystem::remove_all(path, ignored);
 }
 
 std::string TempDir::Write(const std::string& name,

@@ -2,8 +2,9 @@
 // contents when it goes away. The one place in tests/ and bench/ that makes
 // and removes scratch directories.
 //
-// Thread safety: a TempDir is immutable after construction; its accessors
-// may be called from any thread. Write() is as safe as writing a file.
+// Thread safety: a TempDir is immutable after construction (but for Keep,
+// which the owner calls); its accessors may be called from any thread.
+// Write() is as safe as writing a file.
 #ifndef TASKTRAIL_TESTS_SUPPORT_TEMP_DIR_H_
 #define TASKTRAIL_TESTS_SUPPORT_TEMP_DIR_H_
 
@@ -28,8 +29,15 @@ class TempDir {
   // Aborts when the file cannot be written.
   std::string Write(const std::string& name, const std::string& text) const;
 
+  // Leaves the directory in place when this object goes away (for a
+  // directory handed to another process, which removes it with RemoveTree).
+  void Keep() { keep_ = true; }
+  // Removes `path` and everything in it; errors are ignored.
+  static void RemoveTree(const std::string& path);
+
  private:
   std::string path_;
+  bool keep_ = false;
 };
 
 }  // namespace tasktrail::testing

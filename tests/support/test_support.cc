@@ -272,6 +272,36 @@ std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds) {
   return context;
 }
 
+std::unique_ptr<grpc::ClientContext> AuthContext(const std::string& token,
+                                                 int seconds) {
+  std::unique_ptr<grpc::ClientContext> context = DeadlineContext(seconds);
+  if (!token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + token);
+  }
+  return context;
+}
+
+std::vector<v1::Task> ListAllTasks(v1::TaskTracker::Stub* stub,
+                                   v1::ListTasksRequest request,
+                                   grpc::Status* status) {
+  std::vector<v1::Task> tasks;
+  while (true) {
+    v1::ListTasksResponse response;
+    *status = stub->ListTasks(DeadlineContext().get(), request, &response);
+    if (!status->ok()) return tasks;
+    tasks.insert(tasks.end(), response.tasks().begin(), response.tasks().end());
+    if (response.next_page_token().empty()) return tasks;
+    request.set_page_token(response.next_page_token());
+  }
+}
+
+std::vector<std::string> TaskIds(const std::vector<v1::Task>& tasks) {
+  std::vector<std::string> ids;
+  ids.reserve(tasks.size());
+  for (const v1::Task& task : tasks) ids.push_back(task.task_id());
+  return ids;
+}
+
 std::string DaemonPath() { return TASKTRAILD_PATH; }
 std::string CliPath() { return TASKTRAIL_CLI_PATH; }
 

@@ -149,6 +149,23 @@ grpc::Status SubmitAndFail(v1::TaskTracker::Stub* stub,
 // against a hung server fails instead of hanging.
 std::unique_ptr<grpc::ClientContext> DeadlineContext(int seconds = 10);
 
+// A DeadlineContext(`seconds`) that authenticates with `token` (the
+// "authorization: Bearer TOKEN" header), or without a token when it is
+// empty.
+std::unique_ptr<grpc::ClientContext> AuthContext(const std::string& token,
+                                                 int seconds = 60);
+
+// Every task ListTasks lists for `request`, in its order, following
+// next_page_token until it is empty (each page of the request's page_size).
+// `*status` is OK, or the first failed call's status (the tasks listed before
+// it are returned).
+std::vector<v1::Task> ListAllTasks(v1::TaskTracker::Stub* stub,
+                                   v1::ListTasksRequest request,
+                                   grpc::Status* status);
+
+// The ids of `tasks`, in order.
+std::vector<std::string> TaskIds(const std::vector<v1::Task>& tasks);
+
 // Paths of the built binaries.
 std::string DaemonPath();
 std::string CliPath();
