@@ -382,6 +382,23 @@ class TaskStore {
   virtual absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const = 0;
 
+  // The dedup records under `keys`, in their order, as GetDedupRecord reads
+  // each; a store where each read is a round trip reads them in one. Fails
+  // as GetDedupRecord does, with no partial answer.
+  virtual absl::StatusOr<std::vector<absl::optional<DedupRecord>>>
+  GetDedupRecords(const std::vector<std::string>& keys,
+                  int64_t now_unix_micros) const {
+    std::vector<absl::optional<DedupRecord>> records;
+    records.reserve(keys.size());
+    for (const std::string& key : keys) {
+      absl::StatusOr<absl::optional<DedupRecord>> record =
+          GetDedupRecord(key, now_unix_micros);
+      if (!record.ok()) return record.status();
+      records.push_back(*std::move(record));
+    }
+    return records;
+  }
+
   // Visits the per-minute counters of minutes [first_minute, end_minute) in
   // order of minute, then model, then name, with their values.
   virtual absl::Status ScanCounters(

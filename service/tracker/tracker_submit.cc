@@ -141,10 +141,29 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
       CanonicalParts(request.model(), request.endpoint(), request.params()));
   const store::DedupRecord request_record{
       absl::ToUnixMicros(now + options_.dedup_retention), "", request_shape};
+  // The catalog's verdict comes before the request_id's only in time: the
+  // content key needs the effective parameters, and both dedup records are
+  // then read together (one round trip on a database).
+  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
+  ValidationResult validation =
+      tasktrail::ValidateTask(*catalog, request.model(), request.group(),
+                              GroupCheck::kAlways, request.params());
+  std::vector<std::string> dedup_keys;
+  if (!request.request_id().empty()) dedup_keys.push_back(request_key);
+  std::string content_key;
+  if (validation.violations.empty()) {
+    content_key = store::ContentDedupKey(
+        account,
+        ContentFingerprint(account,
+                           CanonicalParts(request.model(), request.endpoint(),
+                                          validation.effective)));
+    dedup_keys.push_back(content_key);
+  }
+  ASSIGN_OR_RETURN(
+      std::vector<absl::optional<store::DedupRecord>> dedup_records,
+      store_->GetDedupRecords(dedup_keys, absl::ToUnixMicros(now)));
   if (!request.request_id().empty()) {
-    ASSIGN_OR_RETURN(
-        absl::optional<store::DedupRecord> seen,
-        store_->GetDedupRecord(request_key, absl::ToUnixMicros(now)));
+    const absl::optional<store::DedupRecord>& seen = dedup_records.front();
     if (seen.has_value()) {
       if (seen->payload != request_shape) {
         return absl::AlreadyExistsError(absl::StrCat(
@@ -161,10 +180,6 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
   }
 
   // 2. The catalog.
-  const std::shared_ptr<const Catalog> catalog = catalog_->Get();
-  ValidationResult validation =
-      tasktrail::ValidateTask(*catalog, request.model(), request.group(),
-                              GroupCheck::kAlways, request.params());
   if (!validation.violations.empty()) {
     // Unknown model names are caller-chosen strings: count them under one
     // name so that they cannot create unbounded stats rows.
@@ -200,16 +215,10 @@ Tracker::Pending<v1::SubmitTaskResponse> Tracker::PrepareSubmit(
     }
     return extra;
   };
-  const std::string content_key = store::ContentDedupKey(
-      account, ContentFingerprint(
-                   account, CanonicalParts(request.model(), request.endpoint(),
-                                           validation.effective)));
   // The content key's owner, read even with force_new: the new task takes
   // the key over from it (a store shared by replicas checks that it is
   // still the owner when the write commits).
-  ASSIGN_OR_RETURN(
-      absl::optional<store::DedupRecord> seen,
-      store_->GetDedupRecord(content_key, absl::ToUnixMicros(now)));
+  const absl::optional<store::DedupRecord>& seen = dedup_records.back();
   const std::string content_owner = seen.has_value() ? seen->task_id : "";
   if (!request.force_new()) {
     if (seen.has_value()) {

@@ -280,21 +280,20 @@ absl::StatusOr<std::string> PgTaskStore::Scan(
   return last_visited;
 }
 
-absl::StatusOr<absl::optional<DedupRecord>> PgTaskStore::GetDedupRecord(
-    absl::string_view key, int64_t now_unix_micros) const {
-  constexpr absl::string_view kWhat = "reading a dedup record";
-  absl::StatusOr<PgRows> rows = pool_->Query(
-      "SELECT task_id, expire_unix_micros, payload "
-      "FROM tasktrail.dedup_records WHERE dedup_key = $1",
-      {Bytea(key)}, kWhat);
-  if (!rows.ok()) return rows.status();
-  if (rows->rows.empty()) return absl::optional<DedupRecord>();
-  const std::vector<absl::optional<std::string>>& row = rows->rows[0];
+namespace {
+
+constexpr absl::string_view kReadingDedup = "reading a dedup record";
+
+// The record of a row (task_id, expire_unix_micros, payload[, key]) of
+// dedup_records; nullopt once expired at `now_unix_micros`.
+absl::StatusOr<absl::optional<DedupRecord>> DedupRecordOfRow(
+    const std::vector<absl::optional<std::string>>& row,
+    int64_t now_unix_micros) {
   DedupRecord record;
   record.task_id = row[0].value_or("");
-  absl::StatusOr<int64_t> expire = FromInt(row[1], kWhat);
+  absl::StatusOr<int64_t> expire = FromInt(row[1], kReadingDedup);
   if (!expire.ok()) return expire.status();
-  absl::StatusOr<std::string> payload = FromBytea(row[2], kWhat);
+  absl::StatusOr<std::string> payload = FromBytea(row[2], kReadingDedup);
   if (!payload.ok()) return payload.status();
   record.expire_unix_micros = *expire;
   record.payload = *std::move(payload);
@@ -303,6 +302,49 @@ absl::StatusOr<absl::optional<DedupRecord>> PgTaskStore::GetDedupRecord(
     return absl::optional<DedupRecord>();
   }
   return absl::optional<DedupRecord>(std::move(record));
+}
+
+}  // namespace
+
+absl::StatusOr<absl::optional<DedupRecord>> PgTaskStore::GetDedupRecord(
+    absl::string_view key, int64_t now_unix_micros) const {
+  absl::StatusOr<PgRows> rows = pool_->Query(
+      "SELECT task_id, expire_unix_micros, payload "
+      "FROM tasktrail.dedup_records WHERE dedup_key = $1",
+      {Bytea(key)}, kReadingDedup);
+  if (!rows.ok()) return rows.status();
+  if (rows->rows.empty()) return absl::optional<DedupRecord>();
+  return DedupRecordOfRow(rows->rows[0], now_unix_micros);
+}
+
+absl::StatusOr<std::vector<absl::optional<DedupRecord>>>
+PgTaskStore::GetDedupRecords(const std::vector<std::string>& keys,
+                             int64_t now_unix_micros) const {
+  std::vector<absl::optional<DedupRecord>> records(keys.size());
+  if (keys.empty()) return records;
+  std::string sql =
+      "SELECT task_id, expire_unix_micros, payload, dedup_key "
+      "FROM tasktrail.dedup_records WHERE dedup_key IN (";
+  PgParams params;
+  params.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::StrAppend(&sql, i == 0 ? "$" : ", $", i + 1);
+    params.push_back(Bytea(keys[i]));
+  }
+  sql += ")";
+  absl::StatusOr<PgRows> rows = pool_->Query(sql, params, kReadingDedup);
+  if (!rows.ok()) return rows.status();
+  for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
+    absl::StatusOr<std::string> key = FromBytea(row[3], kReadingDedup);
+    if (!key.ok()) return key.status();
+    absl::StatusOr<absl::optional<DedupRecord>> record =
+        DedupRecordOfRow(row, now_unix_micros);
+    if (!record.ok()) return record.status();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == *key) records[i] = *record;
+    }
+  }
+  return records;
 }
 
 absl::Status PgTaskStore::ScanCounters(

@@ -157,6 +157,10 @@ class PgTaskStore final : public TaskStore {
       const std::function<bool(const v1::Task&)>& visit) const override;
   absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override;
+  // One statement for all of `keys`.
+  absl::StatusOr<std::vector<absl::optional<DedupRecord>>> GetDedupRecords(
+      const std::vector<std::string>& keys,
+      int64_t now_unix_micros) const override;
   absl::Status ScanCounters(
       int64_t first_minute, int64_t end_minute,
       const std::function<void(const ParsedCounterKey& counter, int64_t value)>&
