@@ -409,6 +409,42 @@ TEST_P(StoreConformanceTest, DedupRecordsAreReadUntilTheyExpire) {
   EXPECT_FALSE(record->has_value());
 }
 
+TEST_P(StoreConformanceTest, DedupRecordsReadTogetherAnswerInKeyOrder) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const std::string request = RequestIdDedupKey("acct-1", "req-1");
+  const std::string content = ContentDedupKey("acct-1", "fingerprint-1");
+  const std::string expired = ContentDedupKey("acct-1", "fingerprint-2");
+  const std::string absent = RequestIdDedupKey("acct-2", "req-1");
+  const std::string payload("shape\x00\xff", 7);
+  ASSERT_TRUE(
+      store
+          ->WriteRaw({RawMutation::PutDedup(request, {0, "T0001", payload}),
+                      RawMutation::PutDedup(content, {9000, "T0002", ""}),
+                      RawMutation::PutDedup(expired, {1000, "T0003", ""})})
+          .ok());
+  // The answers follow the keys' order, whatever order the store finds
+  // them in, and a key asked twice is answered twice.
+  absl::StatusOr<std::vector<absl::optional<DedupRecord>>> records =
+      store->GetDedupRecords({absent, content, expired, request, content},
+                             5000);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 5u);
+  EXPECT_FALSE((*records)[0].has_value());
+  ASSERT_TRUE((*records)[1].has_value());
+  EXPECT_EQ((*records)[1]->task_id, "T0002");
+  EXPECT_EQ((*records)[1]->expire_unix_micros, 9000);
+  EXPECT_FALSE((*records)[2].has_value()) << "expired at 1000";
+  ASSERT_TRUE((*records)[3].has_value());
+  EXPECT_EQ((*records)[3]->task_id, "T0001");
+  EXPECT_EQ((*records)[3]->payload, payload);
+  ASSERT_TRUE((*records)[4].has_value());
+  EXPECT_EQ((*records)[4]->task_id, "T0002");
+  records = store->GetDedupRecords({}, 0);
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_TRUE(records->empty());
+}
+
 TEST_P(StoreConformanceTest, CountersAddUpAndScanByMinuteModelAndName) {
   std::unique_ptr<TaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);
