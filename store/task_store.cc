@@ -2,9 +2,23 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 
 namespace tasktrail::store {
+
+absl::StatusOr<v1::Task> TaskStore::GetTask(absl::string_view task_id) const {
+  v1::Task task;
+  absl::Status read = VisitTask(task_id, [&](absl::string_view bytes) {
+    if (!task.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::DataLossError(
+          absl::StrCat("stored task ", task_id, " does not parse"));
+    }
+    return absl::OkStatus();
+  });
+  if (!read.ok()) return read;
+  return task;
+}
 
 bool IsUnfinishedState(v1::TaskState state) {
   return state == v1::TASK_STATE_SUBMITTED || state == v1::TASK_STATE_QUEUED ||

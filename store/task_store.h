@@ -294,9 +294,10 @@ class TaskStore {
  public:
   virtual ~TaskStore() = default;
 
-  // Returns the task snapshot (without events). NOT_FOUND when unknown;
-  // DATA_LOSS when the stored snapshot does not parse.
-  virtual absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const = 0;
+  // Returns the task snapshot (without events), parsed from VisitTask.
+  // NOT_FOUND when unknown; DATA_LOSS when the stored snapshot does not
+  // parse.
+  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const;
 
   // Called with stored bytes, valid only during the call. An error stops
   // the visit and is returned.

@@ -56,19 +56,6 @@ std::string AuditPosition(int64_t unix_micros, int64_t nonce) {
 
 }  // namespace
 
-absl::StatusOr<Task> PgTaskStore::GetTask(absl::string_view task_id) const {
-  Task task;
-  absl::Status read = VisitTask(task_id, [&](absl::string_view bytes) {
-    if (!task.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("stored task ", task_id, " does not parse"));
-    }
-    return absl::OkStatus();
-  });
-  if (!read.ok()) return read;
-  return task;
-}
-
 absl::Status PgTaskStore::VisitTask(absl::string_view task_id,
                                     BytesVisitor visit) const {
   absl::StatusOr<PgRows> rows =

@@ -128,7 +128,6 @@ class PgTaskStore final : public TaskStore {
   PgTaskStore(const PgTaskStore&) = delete;
   PgTaskStore& operator=(const PgTaskStore&) = delete;
 
-  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const override;
   absl::Status VisitTask(absl::string_view task_id,
                          BytesVisitor visit) const override;
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(

@@ -333,20 +333,6 @@ RocksDbTaskStore::~RocksDbTaskStore() {
   db_->Close();
 }
 
-absl::StatusOr<Task> RocksDbTaskStore::GetTask(
-    absl::string_view task_id) const {
-  Task task;
-  absl::Status read = VisitTask(task_id, [&](absl::string_view bytes) {
-    if (!task.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-      return absl::DataLossError(
-          absl::StrCat("stored task ", task_id, " does not parse"));
-    }
-    return absl::OkStatus();
-  });
-  if (!read.ok()) return read;
-  return task;
-}
-
 absl::Status RocksDbTaskStore::VisitTask(absl::string_view task_id,
                                          BytesVisitor visit) const {
   rocksdb::PinnableSlice value;

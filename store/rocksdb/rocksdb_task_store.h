@@ -119,7 +119,6 @@ class RocksDbTaskStore final : public TaskStore {
   // queued meanwhile into one WriteBatch group with one fsync (when
   // sync_writes). WriteAudit and kBuffered raw writes go to the WAL without
   // an fsync.
-  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const override;
   absl::Status VisitTask(absl::string_view task_id,
                          BytesVisitor visit) const override;
   absl::StatusOr<std::vector<v1::TaskEvent>> ReadEvents(

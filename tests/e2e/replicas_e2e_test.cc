@@ -193,10 +193,7 @@ class ReplicasE2eTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
         PostgresCluster::FreshDatabase("replicas_e2e", Use());
-    ASSERT_TRUE(database.ok())
-        << "the replica tests need a PostgreSQL server "
-           "(scripts/install-deps.sh --test installs it): "
-        << database.status();
+    ASSERT_TRUE(database.ok()) << database.status();
     cluster_ = database->cluster;
     database_ = database->name;
     own_cluster_ = database->own_cluster;

@@ -46,10 +46,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
     if (GetParam() != Backend::kPostgres) return;
     absl::StatusOr<testing::TestDatabase> database =
         PostgresCluster::FreshDatabase("conformance", Use());
-    ASSERT_TRUE(database.ok())
-        << "the PostgreSQL store tests need a PostgreSQL server "
-           "(scripts/install-deps.sh --test installs it): "
-        << database.status();
+    ASSERT_TRUE(database.ok()) << database.status();
     cluster_ = database->cluster;
     database_ = database->name;
     own_cluster_ = database->own_cluster;

@@ -77,10 +77,7 @@ class PgCommitTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
         PostgresCluster::FreshDatabase("commit");
-    ASSERT_TRUE(database.ok())
-        << "the PostgreSQL store tests need a PostgreSQL server "
-           "(scripts/install-deps.sh --test installs it): "
-        << database.status();
+    ASSERT_TRUE(database.ok()) << database.status();
     cluster_ = database->cluster;
     database_ = database->name;
     conninfo_ = database->conninfo;

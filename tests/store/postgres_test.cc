@@ -27,10 +27,7 @@ class PostgresTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
         PostgresCluster::FreshDatabase("test", Use());
-    ASSERT_TRUE(database.ok())
-        << "the PostgreSQL store tests need a PostgreSQL server "
-           "(scripts/install-deps.sh --test installs it): "
-        << database.status().message();
+    ASSERT_TRUE(database.ok()) << database.status();
     cluster_ = database->cluster;
     database_ = database->name;
     own_cluster_ = database->own_cluster;

@@ -13,13 +13,7 @@ absl::Status DaemonStore::Open(Backend backend, const std::string& prefix) {
   if (backend == Backend::kRocksDb) return absl::OkStatus();
   absl::StatusOr<TestDatabase> database =
       PostgresCluster::FreshDatabase(prefix);
-  if (!database.ok()) {
-    return absl::Status(
-        database.status().code(),
-        absl::StrCat("the PostgreSQL tests need a PostgreSQL server "
-                     "(scripts/install-deps.sh --test installs it): ",
-                     database.status().message()));
-  }
+  if (!database.ok()) return database.status();
   conninfo_ = database->conninfo;
   return absl::OkStatus();
 }

@@ -155,6 +155,14 @@ absl::StatusOr<std::unique_ptr<PostgresCluster>> PostgresCluster::Start() {
 
 absl::StatusOr<TestDatabase> PostgresCluster::FreshDatabase(
     const std::string& prefix, ClusterUse use) {
+  // A cluster that cannot start is most often a missing package: say so.
+  const auto no_server = [](const absl::Status& status) {
+    return absl::Status(
+        status.code(),
+        absl::StrCat("the PostgreSQL tests need a PostgreSQL server "
+                     "(scripts/install-deps.sh --test installs it): ",
+                     status.message()));
+  };
   static absl::Mutex mutex(absl::kConstInit);
   // Destroyed when the process exits (and so stopped, when it started it).
   static std::unique_ptr<PostgresCluster> shared ABSL_GUARDED_BY(mutex);
@@ -164,7 +172,7 @@ absl::StatusOr<TestDatabase> PostgresCluster::FreshDatabase(
   TestDatabase database;
   if (use == ClusterUse::kOwn) {
     absl::StatusOr<std::unique_ptr<PostgresCluster>> started = Start();
-    if (!started.ok()) return started.status();
+    if (!started.ok()) return no_server(started.status());
     database.own_cluster = *std::move(started);
     database.cluster = database.own_cluster.get();
   } else {
@@ -176,7 +184,7 @@ absl::StatusOr<TestDatabase> PostgresCluster::FreshDatabase(
         shared = *std::move(found);
         shared->shared_ = true;
       } else {
-        shared_error = found.status();
+        shared_error = no_server(found.status());
       }
     }
     if (!shared_error.ok()) return shared_error;

@@ -46,9 +46,6 @@ class ConflictInjectingStore final : public store::TaskStore {
     inner_->Commit(std::move(prepared), std::move(done));
   }
 
-  absl::StatusOr<v1::Task> GetTask(absl::string_view task_id) const override {
-    return inner_->GetTask(task_id);
-  }
   absl::Status VisitTask(absl::string_view task_id,
                          BytesVisitor visit) const override {
     return inner_->VisitTask(task_id, visit);

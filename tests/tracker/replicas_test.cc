@@ -33,10 +33,7 @@ class ReplicaTrackerTest : public ::testing::Test {
   void SetUp() override {
     absl::StatusOr<testing::TestDatabase> database =
         PostgresCluster::FreshDatabase("replicas");
-    ASSERT_TRUE(database.ok())
-        << "the PostgreSQL replica tests need a PostgreSQL server "
-           "(scripts/install-deps.sh --test installs it): "
-        << database.status();
+    ASSERT_TRUE(database.ok()) << database.status();
     for (int i = 0; i < kReplicas; ++i) {
       store::postgres::PgStoreOptions options;
       options.conninfo = database->conninfo;
