@@ -13,7 +13,8 @@ absl::Status CheckStoreFlags(const StoreFlags& flags,
                              absl::FunctionRef<bool(absl::string_view)> given) {
   if (flags.postgres.empty()) {
     for (const char* flag :
-         {"--postgres-pool", "--postgres-batch", "--postgres-listen"}) {
+         {"--postgres-pool", "--postgres-batch", "--postgres-listen",
+          "--postgres-prepared-statements"}) {
       if (given(flag)) {
         return absl::InvalidArgumentError(
             absl::StrCat(flag, " needs --postgres"));
@@ -64,6 +65,7 @@ absl::StatusOr<SelectedStore> OpenSelectedStore(
     postgres_options.pool_size = flags.postgres_pool;
     postgres_options.max_batch_writes = flags.postgres_batch;
     postgres_options.listen_conninfo = flags.postgres_listen;
+    postgres_options.prepare_statements = flags.postgres_prepared_statements;
     absl::StatusOr<std::unique_ptr<store::postgres::PgTaskStore>> opened =
         store::postgres::PgTaskStore::Open(postgres_options);
     if (!opened.ok()) {

@@ -37,12 +37,14 @@ struct StoreFlags {
   int postgres_pool = 8;
   int postgres_batch = 32;  // writes per transaction (group commit)
   std::string postgres_listen;
+  bool postgres_prepared_statements = true;
 };
 
 // Checks that the store flags given on the command line fit the store
 // chosen. With --postgres, none of RocksDB's (--db, the backup flags, --sync,
 // --block-cache-mb) may be given; without it, none of PostgreSQL's
-// (--postgres-pool, --postgres-batch, --postgres-listen). `given(flag)` says
+// (--postgres-pool, --postgres-batch, --postgres-listen,
+// --postgres-prepared-statements). `given(flag)` says
 // whether `flag` (spelled "--db") was given. INVALID_ARGUMENT naming the flag,
 // in a line fit for stderr, otherwise.
 absl::Status CheckStoreFlags(const StoreFlags& flags,

@@ -771,6 +771,14 @@ int Main(int argc, char** argv) {
                  "--postgres: it needs a session of its own, so behind "
                  "PgBouncer in transaction mode point it at the database or "
                  "at a session-mode pool");
+  app.add_option("--postgres-prepared-statements",
+                 flags.store.postgres_prepared_statements,
+                 "--postgres: prepare each statement once per connection, "
+                 "so that PostgreSQL parses and plans it once rather than "
+                 "on every call; false behind a pooler that does not keep "
+                 "prepared statements across transactions (PgBouncer "
+                 "before 1.21 in transaction mode)")
+      ->capture_default_str();
   app.add_option("--sync", flags.store.sync,
                  "fsync every write before acknowledging it; false is unsafe "
                  "(acknowledged writes may be lost on a crash), for benchmarks")

@@ -111,7 +111,7 @@ absl::Status NamingTheWork(absl::string_view what, const absl::Status& status) {
 }
 
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
-    const std::string& conninfo) {
+    const std::string& conninfo, bool prepare_statements) {
   PGconn* connection = PQconnectdb(conninfo.c_str());
   if (connection == nullptr) {
     return absl::UnavailableError("connecting to PostgreSQL: out of memory");
@@ -123,7 +123,8 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(
     PQfinish(connection);
     return status;
   }
-  return std::unique_ptr<PgConnection>(new PgConnection(connection));
+  return std::unique_ptr<PgConnection>(
+      new PgConnection(connection, prepare_statements));
 }
 
 PgConnection::~PgConnection() { PQfinish(connection_); }
@@ -189,16 +190,46 @@ absl::Status PgConnection::Execute(absl::string_view sql,
   return StatusFromFailure(connection_, result.get(), what);
 }
 
+const std::string* PgConnection::PreparedName(absl::string_view sql) const {
+  const auto found = prepared_.find(sql);
+  return found == prepared_.end() ? nullptr : &found->second;
+}
+
+absl::optional<std::string> PgConnection::NextPreparedName(size_t pending) {
+  if (!prepare_statements_ ||
+      prepared_.size() + pending >= kMaxPreparedStatements) {
+    return absl::nullopt;
+  }
+  return absl::StrCat("tt_", prepared_.size() + pending);
+}
+
 absl::StatusOr<PgRows> PgConnection::Query(absl::string_view sql,
                                            const PgParams& params,
                                            absl::string_view what) {
   const std::string text(sql);
   const std::vector<const char*> values = ParamValues(params);
-  Result result(PQexecParams(connection_, text.c_str(),
-                             static_cast<int>(values.size()),
-                             /*paramTypes=*/nullptr, values.data(),
-                             /*paramLengths=*/nullptr,
-                             /*paramFormats=*/nullptr, /*resultFormat=*/0));
+  const int count = static_cast<int>(values.size());
+  const std::string* name = PreparedName(sql);
+  absl::optional<std::string> new_name;
+  if (name == nullptr && !params.empty()) new_name = NextPreparedName(0);
+  if (new_name.has_value()) {
+    Result prepared(PQprepare(connection_, new_name->c_str(), text.c_str(),
+                              count, /*paramTypes=*/nullptr));
+    if (prepared == nullptr ||
+        PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+      return StatusFromFailure(connection_, prepared.get(), what);
+    }
+    name = &prepared_.emplace(text, *std::move(new_name)).first->second;
+  }
+  Result result(
+      name != nullptr
+          ? PQexecPrepared(connection_, name->c_str(), count, values.data(),
+                           /*paramLengths=*/nullptr, /*paramFormats=*/nullptr,
+                           /*resultFormat=*/0)
+          : PQexecParams(connection_, text.c_str(), count,
+                         /*paramTypes=*/nullptr, values.data(),
+                         /*paramLengths=*/nullptr,
+                         /*paramFormats=*/nullptr, /*resultFormat=*/0));
   const ExecStatusType status =
       result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -216,22 +247,46 @@ absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
                      absl::StripAsciiWhitespace(PQerrorMessage(connection_))));
   };
   if (broken_ || PQenterPipelineMode(connection_) != 1) return lost();
-  for (const PgPipelineStatement& statement : statements) {
+  std::vector<SentStatement> sent(statements.size());
+  // Prepared in this flight, not yet confirmed: SQL text -> name.
+  absl::flat_hash_map<std::string, std::string> preparing;
+  for (size_t i = 0; i < statements.size(); ++i) {
+    const PgPipelineStatement& statement = statements[i];
     const std::string text(statement.sql);
     const std::vector<const char*> values = statement.params != nullptr
                                                 ? ParamValues(*statement.params)
                                                 : std::vector<const char*>();
-    if (PQsendQueryParams(connection_, text.c_str(),
-                          static_cast<int>(values.size()),
-                          /*paramTypes=*/nullptr, values.data(),
-                          /*paramLengths=*/nullptr, /*paramFormats=*/nullptr,
-                          /*resultFormat=*/0) != 1) {
-      return lost();
+    const int count = static_cast<int>(values.size());
+    const std::string* name = PreparedName(text);
+    if (name == nullptr) {
+      const auto pending = preparing.find(text);
+      if (pending != preparing.end()) name = &pending->second;
     }
+    if (name == nullptr && statement.params != nullptr) {
+      absl::optional<std::string> new_name = NextPreparedName(preparing.size());
+      if (new_name.has_value()) {
+        if (PQsendPrepare(connection_, new_name->c_str(), text.c_str(), count,
+                          /*paramTypes=*/nullptr) != 1) {
+          return lost();
+        }
+        sent[i].prepared_as = *new_name;
+        name = &preparing.emplace(text, *std::move(new_name)).first->second;
+      }
+    }
+    const int queued =
+        name != nullptr
+            ? PQsendQueryPrepared(connection_, name->c_str(), count,
+                                  values.data(), /*paramLengths=*/nullptr,
+                                  /*paramFormats=*/nullptr, /*resultFormat=*/0)
+            : PQsendQueryParams(connection_, text.c_str(), count,
+                                /*paramTypes=*/nullptr, values.data(),
+                                /*paramLengths=*/nullptr,
+                                /*paramFormats=*/nullptr, /*resultFormat=*/0);
+    if (queued != 1) return lost();
   }
   if (PQpipelineSync(connection_) != 1) return lost();
   absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> results =
-      ReadPipelineResults(statements.size(), what);
+      ReadPipelineResults(statements, sent, what);
   if (!results.ok()) {
     broken_ = true;
     return absl::UnavailableError(results.status().message());
@@ -245,35 +300,72 @@ absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<PgRows>>>
-PgConnection::ReadPipelineResults(size_t count, absl::string_view what) {
+PgConnection::ReadPipelineResults(
+    absl::Span<const PgPipelineStatement> statements,
+    absl::Span<const SentStatement> sent, absl::string_view what) {
   const auto missing = [&] {
     return absl::UnavailableError(
         absl::StrCat(what, ": no answer from PostgreSQL: ",
                      absl::StripAsciiWhitespace(PQerrorMessage(connection_))));
   };
-  std::vector<absl::StatusOr<PgRows>> results;
-  results.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    // Each statement has one result, then a null one.
+  // The next result, which must be followed by a null one; null when it
+  // does not arrive.
+  const auto next_result = [&]() -> Result {
     Result result(PQgetResult(connection_));
+    if (result == nullptr) return nullptr;
+    if (Result more{PQgetResult(connection_)}) return nullptr;
+    return result;
+  };
+  // True when `failed` shows the connection lost: no more results come.
+  const auto ends_pipeline = [&](const absl::Status& failed) {
+    return failed.code() == absl::StatusCode::kUnavailable ||
+           PQstatus(connection_) != CONNECTION_OK;
+  };
+  std::vector<absl::StatusOr<PgRows>> results;
+  results.reserve(sent.size());
+  // Parses that succeeded: SQL text -> name, recorded once all arrived.
+  std::vector<std::pair<std::string, std::string>> prepared;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    // A failed Parse is the statement's failure: the server then skips the
+    // statement itself.
+    absl::optional<absl::Status> parse_failure;
+    if (!sent[i].prepared_as.empty()) {
+      Result parse = next_result();
+      if (parse == nullptr) return missing();
+      switch (PQresultStatus(parse.get())) {
+        case PGRES_COMMAND_OK:
+          prepared.emplace_back(std::string(statements[i].sql),
+                                sent[i].prepared_as);
+          break;
+        case PGRES_PIPELINE_ABORTED:
+          break;
+        default: {
+          absl::Status failed =
+              StatusFromFailure(connection_, parse.get(), what);
+          if (ends_pipeline(failed)) return failed;
+          parse_failure = std::move(failed);
+        }
+      }
+    }
+    Result result = next_result();
     if (result == nullptr) return missing();
-    if (Result more{PQgetResult(connection_)}) return missing();
     switch (PQresultStatus(result.get())) {
       case PGRES_COMMAND_OK:
       case PGRES_TUPLES_OK:
         results.push_back(RowsOf(result.get()));
         break;
       case PGRES_PIPELINE_ABORTED:
-        results.push_back(absl::CancelledError(absl::StrCat(
-            what, ": not run: an earlier statement of its pipeline failed")));
+        if (parse_failure.has_value()) {
+          results.push_back(*std::move(parse_failure));
+        } else {
+          results.push_back(absl::CancelledError(absl::StrCat(
+              what, ": not run: an earlier statement of its pipeline failed")));
+        }
         break;
       default: {
         absl::Status failed =
             StatusFromFailure(connection_, result.get(), what);
-        if (failed.code() == absl::StatusCode::kUnavailable ||
-            PQstatus(connection_) != CONNECTION_OK) {
-          return failed;
-        }
+        if (ends_pipeline(failed)) return failed;
         results.push_back(std::move(failed));
       }
     }
@@ -281,6 +373,9 @@ PgConnection::ReadPipelineResults(size_t count, absl::string_view what) {
   Result sync(PQgetResult(connection_));
   if (sync == nullptr || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
     return missing();
+  }
+  for (auto& [sql, name] : prepared) {
+    prepared_.emplace(std::move(sql), std::move(name));
   }
   return results;
 }

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -73,8 +74,20 @@ class PgConnection {
   // Connects with `conninfo`: a libpq URI (postgresql://...) or key=value
   // string; a password may come from PGPASSWORD or ~/.pgpass, as libpq reads
   // them. UNAVAILABLE with the server's or libpq's reason when it cannot.
+  //
+  // `prepare_statements`: Query and RunPipeline prepare each distinct
+  // statement with parameters once on this connection (a named prepared
+  // statement, protocol level) and then only bind and execute it, so that
+  // the server parses and plans it once per connection instead of once per
+  // call; up to kMaxPreparedStatements of them, later ones run unprepared.
+  // Off: every statement is sent unnamed (for a pooler that does not keep
+  // prepared statements, such as PgBouncer before 1.21 in transaction
+  // mode).
   static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(
-      const std::string& conninfo);
+      const std::string& conninfo, bool prepare_statements = false);
+
+  // The most statements one connection prepares (prepare_statements).
+  static constexpr size_t kMaxPreparedStatements = 256;
 
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
@@ -119,15 +132,38 @@ class PgConnection {
   // cannot be used in (a pipeline cut short); a new one is needed.
   bool connected() const;
 
- private:
-  explicit PgConnection(pg_conn* connection) : connection_(connection) {}
+  // The statements prepared on this connection so far (prepare_statements).
+  size_t prepared_statements() const { return prepared_.size(); }
 
-  // Reads the results of RunPipeline's `count` statements and its sync
-  // point; UNAVAILABLE when they do not all arrive.
+ private:
+  PgConnection(pg_conn* connection, bool prepare_statements)
+      : connection_(connection), prepare_statements_(prepare_statements) {}
+
+  // How RunPipeline sent one statement.
+  struct SentStatement {
+    // Sent after a Parse that prepares it under this name (its result comes
+    // first); empty when it was prepared before, or is not prepared.
+    std::string prepared_as;
+  };
+
+  // The name `sql` is prepared under on this connection, or null.
+  const std::string* PreparedName(absl::string_view sql) const;
+  // A name for the next statement to prepare, or nullopt when this
+  // connection prepares no more (off, or kMaxPreparedStatements reached
+  // counting `pending` not yet confirmed).
+  absl::optional<std::string> NextPreparedName(size_t pending);
+
+  // Reads the results of RunPipeline's `sent` statements (and the Parse
+  // before each that has one) and its sync point; UNAVAILABLE when they do
+  // not all arrive. Records the statements prepared.
   absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> ReadPipelineResults(
-      size_t count, absl::string_view what);
+      absl::Span<const PgPipelineStatement> statements,
+      absl::Span<const SentStatement> sent, absl::string_view what);
 
   pg_conn* connection_;
+  const bool prepare_statements_;
+  // SQL text -> the name it is prepared under on this connection.
+  absl::flat_hash_map<std::string, std::string> prepared_;
   // Set when a pipeline could not be completed.
   bool broken_ = false;
 };

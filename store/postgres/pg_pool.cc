@@ -25,7 +25,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(bool fresh) {
   ++open_;
   mutex_.Unlock();
   absl::StatusOr<std::unique_ptr<PgConnection>> connection =
-      PgConnection::Connect(conninfo_);
+      PgConnection::Connect(conninfo_, prepare_statements_);
   if (!connection.ok()) {
     absl::MutexLock lock(&mutex_);
     --open_;

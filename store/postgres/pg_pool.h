@@ -23,8 +23,11 @@ namespace tasktrail::store::postgres {
 
 class ConnectionPool {
  public:
-  ConnectionPool(std::string conninfo, int size)
-      : conninfo_(std::move(conninfo)), size_(size) {}
+  // `prepare_statements`: as PgConnection::Connect's, for every connection.
+  ConnectionPool(std::string conninfo, int size, bool prepare_statements)
+      : conninfo_(std::move(conninfo)),
+        size_(size),
+        prepare_statements_(prepare_statements) {}
 
   // A connection, back in the pool when the lease ends (unless lost or
   // discarded).
@@ -86,6 +89,7 @@ class ConnectionPool {
 
   const std::string conninfo_;
   const int size_;
+  const bool prepare_statements_;
   absl::Mutex mutex_;
   std::vector<std::unique_ptr<PgConnection>> idle_ ABSL_GUARDED_BY(mutex_);
   int open_ ABSL_GUARDED_BY(mutex_) = 0;

@@ -233,8 +233,8 @@ absl::StatusOr<std::unique_ptr<PgTaskStore>> PgTaskStore::Open(
         absl::StrCat("the PostgreSQL store's max_batch_writes is ",
                      options.max_batch_writes, "; it must be 1 to 64"));
   }
-  auto pool =
-      std::make_unique<ConnectionPool>(options.conninfo, options.pool_size);
+  auto pool = std::make_unique<ConnectionPool>(
+      options.conninfo, options.pool_size, options.prepare_statements);
   {
     absl::StatusOr<ConnectionPool::Lease> lease = pool->Acquire();
     if (!lease.ok()) return lease.status();

@@ -106,6 +106,11 @@ struct PgStoreOptions {
   // Migrate the schema when opening (MigrateSchema); otherwise opening
   // requires the database to be at KnownSchemaVersion() already.
   bool migrate = true;
+  // Prepare each statement once per pooled connection (PgConnection::
+  // Connect): PostgreSQL then parses and plans it once, not on every call.
+  // Off behind a pooler that does not keep prepared statements across
+  // transactions (PgBouncer before 1.21 in transaction mode).
+  bool prepare_statements = true;
   // Where the listening connection goes (WatchOtherWriters); empty: to
   // `conninfo`. LISTEN needs a session of its own: behind a pooler in
   // transaction mode (PgBouncer pool_mode=transaction), point it at the

@@ -3,6 +3,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "store/task_store.h"
 
 namespace tasktrail::store::postgres {
@@ -32,6 +33,25 @@ absl::StatusOr<int64_t> FromInt(const absl::optional<std::string>& text,
 }
 
 std::string Text(int64_t value) { return std::to_string(value); }
+
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string literal = "{";
+  for (const std::string& value : values) {
+    if (literal.size() > 1) literal.push_back(',');
+    literal.push_back('"');
+    for (const char c : value) {
+      if (c == '"' || c == '\\') literal.push_back('\\');
+      literal.push_back(c);
+    }
+    literal.push_back('"');
+  }
+  literal.push_back('}');
+  return literal;
+}
+
+std::string IntArray(const std::vector<int64_t>& values) {
+  return absl::StrCat("{", absl::StrJoin(values, ","), "}");
+}
 
 int64_t UnixMicros(const google::protobuf::Timestamp& time) {
   return time.seconds() * 1000000 + time.nanos() / 1000;

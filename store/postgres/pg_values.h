@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -31,6 +32,13 @@ absl::StatusOr<int64_t> FromInt(const absl::optional<std::string>& text,
 
 // An integer parameter.
 std::string Text(int64_t value);
+
+// A text[] parameter: an array literal whose elements are `values`, each
+// quoted (any text, including commas, quotes, backslashes and braces).
+std::string TextArray(const std::vector<std::string>& values);
+
+// A bigint[] parameter.
+std::string IntArray(const std::vector<int64_t>& values);
 
 int64_t UnixMicros(const google::protobuf::Timestamp& time);
 

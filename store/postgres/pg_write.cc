@@ -24,25 +24,30 @@ Statement CounterAddsStatement(absl::Span<const CounterAdd> adds, int shard) {
   for (const CounterAdd& add : adds) {
     sums[{add.unix_minute, add.model, add.name}] += add.delta;
   }
-  Statement statement;
-  statement.params.push_back(Text(shard));
-  std::string rows;
+  std::vector<int64_t> minutes;
+  std::vector<std::string> models;
+  std::vector<std::string> names;
+  std::vector<int64_t> deltas;
   for (const auto& [counter, delta] : sums) {
     const auto& [minute, model, name] = counter;
-    const size_t first = statement.params.size() + 1;
-    absl::StrAppend(&rows, rows.empty() ? "" : ", ", "($", first, ", $",
-                    first + 1, ", $", first + 2, ", $", first + 3, ", $1)");
-    statement.params.push_back(Text(minute));
-    statement.params.push_back(model);
-    statement.params.push_back(name);
-    statement.params.push_back(Text(delta));
+    minutes.push_back(minute);
+    models.push_back(model);
+    names.push_back(name);
+    deltas.push_back(delta);
   }
-  statement.sql = absl::StrCat(
+  // One text for any number of counters (prepared once per connection);
+  // rows in key order, so that concurrent batches lock shared rows in the
+  // same order.
+  Statement statement;
+  statement.sql =
       "INSERT INTO tasktrail.stats_counters AS c (unix_minute, model, name, "
-      "value, shard) VALUES ",
-      rows,
-      " ON CONFLICT (unix_minute, model, name, shard) "
-      "DO UPDATE SET value = c.value + excluded.value");
+      "value, shard) SELECT a.minute, a.model, a.name, a.delta, $1 "
+      "FROM unnest($2::bigint[], $3::text[], $4::text[], $5::bigint[]) "
+      "WITH ORDINALITY AS a(minute, model, name, delta, i) ORDER BY a.i "
+      "ON CONFLICT (unix_minute, model, name, shard) "
+      "DO UPDATE SET value = c.value + excluded.value";
+  statement.params = {Text(shard), IntArray(minutes), TextArray(models),
+                      TextArray(names), IntArray(deltas)};
   return statement;
 }
 

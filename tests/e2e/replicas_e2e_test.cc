@@ -603,7 +603,8 @@ TEST(PostgresFlagsTest, PostgresFlagsNeedPostgres) {
        std::vector<std::vector<std::string>>{
            {"--postgres-pool", "4"},
            {"--postgres-batch", "8"},
-           {"--postgres-listen", "host=127.0.0.1"}}) {
+           {"--postgres-listen", "host=127.0.0.1"},
+           {"--postgres-prepared-statements", "false"}}) {
     const CommandResult run = RunDaemon({flag[0], flag[1]});
     EXPECT_NE(run.exit_code, 0) << flag[0];
     EXPECT_THAT(run.err, HasSubstr(flag[0] + " needs --postgres"));

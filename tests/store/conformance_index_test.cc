@@ -3,6 +3,7 @@
 // and the records beside the tasks: dedup records, counters and samples per
 // model, route and group, audit logs and raw writes, on both stores.
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -481,6 +482,36 @@ TEST_P(StoreConformanceTest, CountersAddUpAndScanByMinuteModelAndName) {
   EXPECT_THAT(seen,
               ElementsAre("100 kling rejected=1", "100 veo-3 state:QUEUED=7",
                           "101 veo-3 rejected=1"));
+}
+
+// Model names are the caller's: quotes, backslashes, commas, braces and
+// the word NULL reach the store as they are and count apart.
+TEST_P(StoreConformanceTest, CountersOfModelsWithAwkwardNamesCountApart) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  const std::vector<std::string> models = {
+      "q\"uote", "back\\slash", "com,ma", "{brace}", "NULL", "sp ace", ""};
+  std::vector<RawMutation> mutations;
+  for (size_t i = 0; i < models.size(); ++i) {
+    for (size_t n = 0; n <= i; ++n) {
+      mutations.push_back(
+          RawMutation::CountOne(100, models[i], CounterKind::kRejected));
+    }
+  }
+  ASSERT_TRUE(store->WriteRaw(mutations).ok());
+  std::map<std::string, int64_t> seen;
+  ASSERT_TRUE(
+      store
+          ->ScanCounters(100, 101,
+                         [&](const ParsedCounterKey& key, int64_t value) {
+                           seen[key.model] += value;
+                         })
+          .ok());
+  std::map<std::string, int64_t> expected;
+  for (size_t i = 0; i < models.size(); ++i) {
+    expected[models[i]] = static_cast<int64_t>(i + 1);
+  }
+  EXPECT_EQ(seen, expected);
 }
 
 // The counters of a route's or a group's row sit beside the model's and

@@ -1,8 +1,9 @@
 // The PostgreSQL store's foundations against a real, throwaway PostgreSQL
 // cluster (tests/support/postgres_cluster.h): the connection's error codes
 // for what a replica meets (a refused row, a serialization failure, a lost
-// server), and the schema migrations replicas run at start-up (once, even
-// when they start together; never over a newer schema; whole or not at all).
+// server), its prepared statements, and the schema migrations replicas run at
+// start-up (once, even when they start together; never over a newer schema;
+// whole or not at all).
 #include <memory>
 #include <string>
 #include <thread>
@@ -35,9 +36,10 @@ class PostgresTest : public ::testing::Test {
 
   virtual ClusterUse Use() const { return ClusterUse::kShared; }
 
-  std::unique_ptr<PgConnection> Connect() {
+  std::unique_ptr<PgConnection> Connect(bool prepare_statements = false) {
     absl::StatusOr<std::unique_ptr<PgConnection>> connection =
-        PgConnection::Connect(cluster_->ConnInfo(database_));
+        PgConnection::Connect(cluster_->ConnInfo(database_),
+                              prepare_statements);
     EXPECT_TRUE(connection.ok()) << connection.status().message();
     return connection.ok() ? std::move(*connection) : nullptr;
   }
@@ -121,6 +123,105 @@ TEST_F(PostgresTest, ConnectionAnswersRowsAndNamesWhatFailed) {
   EXPECT_EQ(bad.code(), absl::StatusCode::kInternal);
   EXPECT_TRUE(absl::StrContains(bad.message(), "42601")) << bad.message();
   EXPECT_TRUE(connection->connected());
+}
+
+// The statements the server holds prepared for `connection`'s session.
+std::string ServerPreparedCount(PgConnection& connection) {
+  absl::StatusOr<PgRows> rows = connection.Query(
+      "SELECT count(*) FROM pg_prepared_statements", {}, "counting");
+  if (!rows.ok()) return std::string(rows.status().message());
+  return rows->rows.at(0).at(0).value_or("(null)");
+}
+
+TEST_F(PostgresTest, AStatementIsPreparedOnceAndThenOnlyExecuted) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(
+      connection->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t")
+          .ok());
+  constexpr char kInsert[] = "INSERT INTO t VALUES ($1)";
+  constexpr char kCount[] = "SELECT count(*) FROM t WHERE id >= $1";
+  for (int id = 0; id < 3; ++id) {
+    ASSERT_TRUE(
+        connection->Query(kInsert, {std::to_string(id)}, "inserting").ok());
+  }
+  // In one flight: the same new statement three times, a known one once.
+  const PgParams ids[] = {{"10"}, {"11"}, {"12"}};
+  const PgParams from_zero = {"0"};
+  const std::vector<PgPipelineStatement> flight = {
+      {"INSERT INTO t VALUES ($1 + 0)", &ids[0]},
+      {"INSERT INTO t VALUES ($1 + 0)", &ids[1]},
+      {kInsert, &ids[2]},
+      {kCount, &from_zero},
+  };
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> answers =
+      connection->RunPipeline(flight, "a flight");
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  for (const absl::StatusOr<PgRows>& answer : *answers) {
+    ASSERT_TRUE(answer.ok()) << answer.status();
+  }
+  EXPECT_EQ((*answers)[3]->rows.at(0).at(0), "6");
+  EXPECT_EQ(connection->prepared_statements(), 3u);
+  EXPECT_EQ(ServerPreparedCount(*connection), "3");
+
+  // Off: nothing is prepared, and everything still runs.
+  std::unique_ptr<PgConnection> plain = Connect(/*prepare=*/false);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_TRUE(plain->Query(kInsert, {std::string("20")}, "inserting").ok());
+  EXPECT_TRUE(plain->RunPipeline(flight, "a flight").ok());
+  EXPECT_EQ(plain->prepared_statements(), 0u);
+  EXPECT_EQ(ServerPreparedCount(*plain), "0");
+}
+
+TEST_F(PostgresTest, AFailedOrSkippedPreparationIsNotTakenForDone) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(
+      connection->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t")
+          .ok());
+  const PgParams one = {"1"};
+  // A statement that does not parse fails with the parser's error, not as
+  // skipped; the statement after it, new too, is skipped unprepared.
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> answers =
+      connection->RunPipeline(
+          {{"SELEC $1", &one}, {"INSERT INTO t VALUES ($1)", &one}},
+          "a flight");
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  EXPECT_EQ((*answers)[0].status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(absl::StrContains((*answers)[0].status().message(), "42601"))
+      << (*answers)[0].status();
+  EXPECT_EQ((*answers)[1].status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(connection->prepared_statements(), 0u);
+  EXPECT_EQ(ServerPreparedCount(*connection), "0");
+
+  // Prepared inside a transaction that rolls back: it stays prepared (the
+  // server keeps protocol-level statements across transactions) and runs.
+  answers = connection->RunPipeline({{"BEGIN", nullptr},
+                                     {"INSERT INTO t VALUES ($1)", &one},
+                                     {"ROLLBACK", nullptr}},
+                                    "rolled back");
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  EXPECT_EQ(connection->prepared_statements(), 1u);
+  absl::StatusOr<PgRows> inserted =
+      connection->Query("INSERT INTO t VALUES ($1)", one, "inserting");
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_EQ(inserted->affected, 1);
+  EXPECT_EQ(Value(*connection, "SELECT count(*) FROM t"), "1");
+  EXPECT_TRUE(connection->connected());
+}
+
+TEST_F(PostgresTest, StatementsBeyondThePreparedLimitStillRun) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  const size_t limit = PgConnection::kMaxPreparedStatements;
+  for (size_t i = 0; i < limit + 3; ++i) {
+    absl::StatusOr<PgRows> rows = connection->Query(
+        absl::StrCat("SELECT $1::int + ", i), {std::string("1")}, "adding");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(rows->rows.at(0).at(0), std::to_string(i + 1));
+  }
+  EXPECT_EQ(connection->prepared_statements(), limit);
+  EXPECT_EQ(ServerPreparedCount(*connection), std::to_string(limit));
 }
 
 TEST_F(PostgresTest, WriteSkewUnderSerializableIsAbortedForARetry) {
