@@ -53,7 +53,9 @@
 #                           SUBMIT_RATE (calls/s), get and submit run open
 #                           loop at those rates (tasktrail-bench --rate) and
 #                           the B runs' export stream comes from a second
-#                           tasktrail-bench process
+#                           tasktrail-bench process, at SCHED_IDLE (a loader
+#                           on another machine; EXPORTER_CPU=shared: at
+#                           normal priority)
 #   bench/run.sh --purge    retention purging beside foreground calls: one
 #                           store of PRELOAD (10,000) unfinished tasks (the
 #                           get set, never due) and PURGE_TASKS (100,000)
@@ -557,11 +559,19 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
       return
     fi
     # Open loop; the export stream from a process of its own, running
-    # through both foreground runs (each a warm-up and DURATION s).
-    local exporter=""
+    # through both foreground runs (each a warm-up and DURATION s). That
+    # process stands for a warehouse loader on another machine: unless
+    # EXPORTER_CPU=shared, it runs at SCHED_IDLE, on the CPU the server
+    # and the load generator leave idle, so that p99 shows what the
+    # server's export costs its other calls rather than a third process
+    # competing for the same 2 cores.
+    local exporter="" sched=(chrt --idle 0)
+    if [[ "${EXPORTER_CPU:-idle}" == shared ]]; then sched=(); fi
     if [[ "$2" == B ]]; then
-      run_bench "$1.exporter" --workload none --exporters 1 \
-        --duration "$("$python" -c "print(2 * ($duration + 1) + 1)")" &
+      "${sched[@]}" "$bench" --server "127.0.0.1:$port" --json --quiet \
+        --workload none --exporters 1 \
+        --duration "$("$python" -c "print(2 * ($duration + 1) + 1)")" \
+        >>"$1.exporter" &
       exporter=$!
     fi
     run_bench "$1" "${args[@]}" --workload get --rate "${GET_RATE:?}" ||
