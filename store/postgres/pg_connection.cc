@@ -205,13 +205,18 @@ absl::optional<std::string> PgConnection::NextPreparedName(size_t pending) {
 
 absl::StatusOr<PgRows> PgConnection::Query(absl::string_view sql,
                                            const PgParams& params,
-                                           absl::string_view what) {
+                                           absl::string_view what,
+                                           Planning planning) {
   const std::string text(sql);
   const std::vector<const char*> values = ParamValues(params);
   const int count = static_cast<int>(values.size());
   const std::string* name = PreparedName(sql);
   absl::optional<std::string> new_name;
-  if (name == nullptr && !params.empty()) new_name = NextPreparedName(0);
+  if (planning == Planning::kEachCall) {
+    name = nullptr;
+  } else if (name == nullptr && !params.empty()) {
+    new_name = NextPreparedName(0);
+  }
   if (new_name.has_value()) {
     Result prepared(PQprepare(connection_, new_name->c_str(), text.c_str(),
                               count, /*paramTypes=*/nullptr));

@@ -98,10 +98,23 @@ class PgConnection {
   // the work in an error.
   absl::Status Execute(absl::string_view sql, absl::string_view what);
 
+  // How a statement is planned.
+  enum class Planning {
+    // Prepared once when the connection prepares statements: PostgreSQL
+    // may then keep one generic plan for every call.
+    kPrepared,
+    // Unnamed, planned for each call's values: for a statement whose best
+    // plan depends on them, such as a paged scan with an optional bound
+    // ("$1 IS NULL OR task_id > $1 ... LIMIT"), whose generic plan cannot
+    // use the bound as an index range and reads every row before it.
+    kEachCall,
+  };
+
   // Runs one statement with text parameters ($1, $2, ...; nullopt is NULL)
   // and returns its rows.
   absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
-                               absl::string_view what);
+                               absl::string_view what,
+                               Planning planning = Planning::kPrepared);
 
   // Sends `statements` in one flight (libpq pipeline mode), then a sync
   // point, and returns the result of each, in order: its rows, or its error

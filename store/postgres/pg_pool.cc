@@ -36,16 +36,18 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(bool fresh) {
 
 absl::StatusOr<PgRows> ConnectionPool::Query(absl::string_view sql,
                                              const PgParams& params,
-                                             absl::string_view what) {
+                                             absl::string_view what,
+                                             PgConnection::Planning planning) {
   absl::StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return NamingTheWork(what, lease.status());
-  absl::StatusOr<PgRows> rows = lease->connection().Query(sql, params, what);
+  absl::StatusOr<PgRows> rows =
+      lease->connection().Query(sql, params, what, planning);
   if (rows.ok() || lease->connection().connected()) return rows;
   lease->Discard();
   if (!lease->reused()) return rows;
   lease = Acquire(/*fresh=*/true);
   if (!lease.ok()) return NamingTheWork(what, lease.status());
-  rows = lease->connection().Query(sql, params, what);
+  rows = lease->connection().Query(sql, params, what, planning);
   if (!rows.ok() && !lease->connection().connected()) lease->Discard();
   return rows;
 }

@@ -163,6 +163,14 @@ TEST_F(PostgresTest, AStatementIsPreparedOnceAndThenOnlyExecuted) {
   EXPECT_EQ((*answers)[3]->rows.at(0).at(0), "6");
   EXPECT_EQ(connection->prepared_statements(), 3u);
   EXPECT_EQ(ServerPreparedCount(*connection), "3");
+  // Planned for each call: never prepared, even when new.
+  absl::StatusOr<PgRows> each_call =
+      connection->Query("SELECT count(*) FROM t WHERE id < $1", {"11"},
+                        "counting", PgConnection::Planning::kEachCall);
+  ASSERT_TRUE(each_call.ok()) << each_call.status();
+  EXPECT_EQ(each_call->rows.at(0).at(0), "4");
+  EXPECT_EQ(connection->prepared_statements(), 3u);
+  EXPECT_EQ(ServerPreparedCount(*connection), "3");
 
   // Off: nothing is prepared, and everything still runs.
   std::unique_ptr<PgConnection> plain = Connect(/*prepare=*/false);
