@@ -774,7 +774,7 @@ int Main(int argc, char** argv) {
   app.add_option("--postgres-prepared-statements",
                  flags.store.postgres_prepared_statements,
                  "--postgres: prepare each statement once per connection, "
-                 "so that PostgreSQL parses and plans it once rather than "
+                 "so that PostgreSQL parses it once rather than "
                  "on every call; false behind a pooler that does not keep "
                  "prepared statements across transactions (PgBouncer "
                  "before 1.21 in transaction mode)")

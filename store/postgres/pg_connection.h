@@ -78,8 +78,9 @@ class PgConnection {
   // `prepare_statements`: Query and RunPipeline prepare each distinct
   // statement with parameters once on this connection (a named prepared
   // statement, protocol level) and then only bind and execute it, so that
-  // the server parses and plans it once per connection instead of once per
-  // call; up to kMaxPreparedStatements of them, later ones run unprepared.
+  // the server parses it once per connection instead of once per call and
+  // may keep a generic plan (its plan cache decides); up to
+  // kMaxPreparedStatements of them, later ones run unprepared.
   // Off: every statement is sent unnamed (for a pooler that does not keep
   // prepared statements, such as PgBouncer before 1.21 in transaction
   // mode).

@@ -107,7 +107,8 @@ struct PgStoreOptions {
   // requires the database to be at KnownSchemaVersion() already.
   bool migrate = true;
   // Prepare each statement once per pooled connection (PgConnection::
-  // Connect): PostgreSQL then parses and plans it once, not on every call.
+  // Connect): PostgreSQL then parses it once, not on every call, and may
+  // keep a generic plan.
   // Off behind a pooler that does not keep prepared statements across
   // transactions (PgBouncer before 1.21 in transaction mode).
   bool prepare_statements = true;

@@ -145,7 +145,7 @@ TEST_F(PostgresTest, AStatementIsPreparedOnceAndThenOnlyExecuted) {
     ASSERT_TRUE(
         connection->Query(kInsert, {std::to_string(id)}, "inserting").ok());
   }
-  // In one flight: the same new statement three times, a known one once.
+  // In one flight: the same new statement twice, then known ones.
   const PgParams ids[] = {{"10"}, {"11"}, {"12"}};
   const PgParams from_zero = {"0"};
   const std::vector<PgPipelineStatement> flight = {
@@ -176,7 +176,16 @@ TEST_F(PostgresTest, AStatementIsPreparedOnceAndThenOnlyExecuted) {
   std::unique_ptr<PgConnection> plain = Connect(/*prepare=*/false);
   ASSERT_NE(plain, nullptr);
   EXPECT_TRUE(plain->Query(kInsert, {std::string("20")}, "inserting").ok());
-  EXPECT_TRUE(plain->RunPipeline(flight, "a flight").ok());
+  const PgParams more_ids[] = {{"30"}, {"31"}};
+  answers = plain->RunPipeline({{"INSERT INTO t VALUES ($1 + 0)", &more_ids[0]},
+                                {kInsert, &more_ids[1]},
+                                {kCount, &from_zero}},
+                               "a flight");
+  ASSERT_TRUE(answers.ok()) << answers.status();
+  for (const absl::StatusOr<PgRows>& answer : *answers) {
+    ASSERT_TRUE(answer.ok()) << answer.status();
+  }
+  EXPECT_EQ((*answers)[2]->rows.at(0).at(0), "9");
   EXPECT_EQ(plain->prepared_statements(), 0u);
   EXPECT_EQ(ServerPreparedCount(*plain), "0");
 }
