@@ -200,47 +200,18 @@ absl::optional<std::string> PgConnection::NextPreparedName(size_t pending) {
       prepared_.size() + pending >= kMaxPreparedStatements) {
     return absl::nullopt;
   }
-  return absl::StrCat("tt_", prepared_.size() + pending);
+  return absl::StrCat("tt_", names_used_++);
 }
 
 absl::StatusOr<PgRows> PgConnection::Query(absl::string_view sql,
                                            const PgParams& params,
                                            absl::string_view what,
-                                           Planning planning) {
-  const std::string text(sql);
-  const std::vector<const char*> values = ParamValues(params);
-  const int count = static_cast<int>(values.size());
-  const std::string* name = PreparedName(sql);
-  absl::optional<std::string> new_name;
-  if (planning == Planning::kEachCall) {
-    name = nullptr;
-  } else if (name == nullptr && !params.empty()) {
-    new_name = NextPreparedName(0);
-  }
-  if (new_name.has_value()) {
-    Result prepared(PQprepare(connection_, new_name->c_str(), text.c_str(),
-                              count, /*paramTypes=*/nullptr));
-    if (prepared == nullptr ||
-        PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-      return StatusFromFailure(connection_, prepared.get(), what);
-    }
-    name = &prepared_.emplace(text, *std::move(new_name)).first->second;
-  }
-  Result result(
-      name != nullptr
-          ? PQexecPrepared(connection_, name->c_str(), count, values.data(),
-                           /*paramLengths=*/nullptr, /*paramFormats=*/nullptr,
-                           /*resultFormat=*/0)
-          : PQexecParams(connection_, text.c_str(), count,
-                         /*paramTypes=*/nullptr, values.data(),
-                         /*paramLengths=*/nullptr,
-                         /*paramFormats=*/nullptr, /*resultFormat=*/0));
-  const ExecStatusType status =
-      result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result.get());
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    return StatusFromFailure(connection_, result.get(), what);
-  }
-  return RowsOf(result.get());
+                                           PgPlanning planning) {
+  const PgPipelineStatement statement{sql, &params, planning};
+  absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> results =
+      RunPipeline({&statement, 1}, what);
+  if (!results.ok()) return results.status();
+  return std::move(results->front());
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
@@ -262,13 +233,15 @@ absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
                                                 ? ParamValues(*statement.params)
                                                 : std::vector<const char*>();
     const int count = static_cast<int>(values.size());
-    const std::string* name = PreparedName(text);
-    if (name == nullptr) {
-      const auto pending = preparing.find(text);
-      if (pending != preparing.end()) name = &pending->second;
-    }
-    if (name == nullptr && statement.params != nullptr) {
-      absl::optional<std::string> new_name = NextPreparedName(preparing.size());
+    const std::string* name = nullptr;
+    if (count > 0 && statement.planning == PgPlanning::kPrepared) {
+      name = PreparedName(text);
+      if (name == nullptr) {
+        const auto pending = preparing.find(text);
+        if (pending != preparing.end()) name = &pending->second;
+      }
+      absl::optional<std::string> new_name;
+      if (name == nullptr) new_name = NextPreparedName(preparing.size());
       if (new_name.has_value()) {
         if (PQsendPrepare(connection_, new_name->c_str(), text.c_str(), count,
                           /*paramTypes=*/nullptr) != 1) {

@@ -56,11 +56,24 @@ struct PgRows {
   int64_t affected = 0;
 };
 
+// How a statement with parameters is planned on a connection that prepares
+// statements (PgConnection::Connect).
+enum class PgPlanning {
+  // Prepared once: PostgreSQL may then keep one generic plan for every call.
+  kPrepared,
+  // Unnamed, planned for each call's values: for a statement whose best
+  // plan depends on them, such as a paged scan with an optional bound
+  // ("$1 IS NULL OR task_id > $1 ... LIMIT"), whose generic plan cannot use
+  // the bound as an index range and reads every row before it.
+  kEachCall,
+};
+
 // One statement of a pipeline (PgConnection::RunPipeline): its SQL and its
-// parameters, both borrowed for the call.
+// parameters, both borrowed for the call, and how it is planned.
 struct PgPipelineStatement {
   absl::string_view sql;
   const PgParams* params = nullptr;  // nullptr: none
+  PgPlanning planning = PgPlanning::kPrepared;
 };
 
 // A notification a LISTENing connection received (NOTIFY, pg_notify).
@@ -76,9 +89,9 @@ class PgConnection {
   // them. UNAVAILABLE with the server's or libpq's reason when it cannot.
   //
   // `prepare_statements`: Query and RunPipeline prepare each distinct
-  // statement with parameters once on this connection (a named prepared
-  // statement, protocol level) and then only bind and execute it, so that
-  // the server parses it once per connection instead of once per call and
+  // statement with at least one parameter once on this connection (a named
+  // prepared statement, protocol level) and then only bind and execute it, so
+  // that the server parses it once per connection instead of once per call and
   // may keep a generic plan (its plan cache decides); up to
   // kMaxPreparedStatements of them, later ones run unprepared.
   // Off: every statement is sent unnamed (for a pooler that does not keep
@@ -99,23 +112,12 @@ class PgConnection {
   // the work in an error.
   absl::Status Execute(absl::string_view sql, absl::string_view what);
 
-  // How a statement is planned.
-  enum class Planning {
-    // Prepared once when the connection prepares statements: PostgreSQL
-    // may then keep one generic plan for every call.
-    kPrepared,
-    // Unnamed, planned for each call's values: for a statement whose best
-    // plan depends on them, such as a paged scan with an optional bound
-    // ("$1 IS NULL OR task_id > $1 ... LIMIT"), whose generic plan cannot
-    // use the bound as an index range and reads every row before it.
-    kEachCall,
-  };
-
   // Runs one statement with text parameters ($1, $2, ...; nullopt is NULL)
-  // and returns its rows.
+  // and returns its rows: RunPipeline with that one statement, whose rows
+  // may be many (nothing is left to send while they are read).
   absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
                                absl::string_view what,
-                               Planning planning = Planning::kPrepared);
+                               PgPlanning planning = PgPlanning::kPrepared);
 
   // Sends `statements` in one flight (libpq pipeline mode), then a sync
   // point, and returns the result of each, in order: its rows, or its error
@@ -126,8 +128,9 @@ class PgConnection {
   // form one implicit transaction. UNAVAILABLE, without results, when the
   // connection is lost before every result arrived (the statements may or
   // may not have run); the connection is then no longer connected().
-  // REQUIRES: the results are small (writes, or a few rows): they are read
-  // once every statement is sent, so large ones could stall both ends.
+  // REQUIRES: with more than one statement, the results are small (writes,
+  // or a few rows): they are read once every statement is sent, so large
+  // ones could stall both ends.
   absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> RunPipeline(
       absl::Span<const PgPipelineStatement> statements, absl::string_view what);
 
@@ -146,9 +149,6 @@ class PgConnection {
   // cannot be used in (a pipeline cut short); a new one is needed.
   bool connected() const;
 
-  // The statements prepared on this connection so far (prepare_statements).
-  size_t prepared_statements() const { return prepared_.size(); }
-
  private:
   PgConnection(pg_conn* connection, bool prepare_statements)
       : connection_(connection), prepare_statements_(prepare_statements) {}
@@ -162,9 +162,9 @@ class PgConnection {
 
   // The name `sql` is prepared under on this connection, or null.
   const std::string* PreparedName(absl::string_view sql) const;
-  // A name for the next statement to prepare, or nullopt when this
-  // connection prepares no more (off, or kMaxPreparedStatements reached
-  // counting `pending` not yet confirmed).
+  // A name never used on this connection for the next statement to
+  // prepare, or nullopt when this connection prepares no more (off, or
+  // kMaxPreparedStatements reached counting `pending` not yet confirmed).
   absl::optional<std::string> NextPreparedName(size_t pending);
 
   // Reads the results of RunPipeline's `sent` statements (and the Parse
@@ -178,6 +178,8 @@ class PgConnection {
   const bool prepare_statements_;
   // SQL text -> the name it is prepared under on this connection.
   absl::flat_hash_map<std::string, std::string> prepared_;
+  // Names handed out so far, prepared or not.
+  uint64_t names_used_ = 0;
   // Set when a pipeline could not be completed.
   bool broken_ = false;
 };

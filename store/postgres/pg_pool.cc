@@ -37,7 +37,7 @@ absl::StatusOr<ConnectionPool::Lease> ConnectionPool::Acquire(bool fresh) {
 absl::StatusOr<PgRows> ConnectionPool::Query(absl::string_view sql,
                                              const PgParams& params,
                                              absl::string_view what,
-                                             PgConnection::Planning planning) {
+                                             PgPlanning planning) {
   absl::StatusOr<Lease> lease = Acquire();
   if (!lease.ok()) return NamingTheWork(what, lease.status());
   absl::StatusOr<PgRows> rows =

@@ -81,9 +81,9 @@ class ConnectionPool {
   // Runs one statement outside any transaction. A connection from the pool
   // that turns out lost is replaced once (the server may have restarted
   // since it was last used).
-  absl::StatusOr<PgRows> Query(
-      absl::string_view sql, const PgParams& params, absl::string_view what,
-      PgConnection::Planning planning = PgConnection::Planning::kPrepared);
+  absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
+                               absl::string_view what,
+                               PgPlanning planning = PgPlanning::kPrepared);
 
  private:
   void Release(std::unique_ptr<PgConnection> connection, bool discard);

@@ -246,9 +246,8 @@ absl::StatusOr<std::string> PgTaskStore::Scan(
     Params page_params = params;
     page_params.push_back(resume);
     page_params.push_back(Text(page));
-    absl::StatusOr<PgRows> rows =
-        pool_->Query(select, page_params, "scanning tasks",
-                     PgConnection::Planning::kEachCall);
+    absl::StatusOr<PgRows> rows = pool_->Query(
+        select, page_params, "scanning tasks", PgPlanning::kEachCall);
     if (!rows.ok()) return rows.status();
     for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
       absl::StatusOr<std::string> bytes = FromBytea(row[1], "scanning tasks");
@@ -418,7 +417,7 @@ absl::Status PgTaskStore::ScanAuditNewestFirst(
         "(unix_micros, nonce) < ($2::bigint, $3::bigint)) "
         "ORDER BY unix_micros DESC, nonce DESC LIMIT $4",
         {std::string(task_id), before_micros, before_nonce, Text(kPageRows)},
-        kWhat, PgConnection::Planning::kEachCall);
+        kWhat, PgPlanning::kEachCall);
     if (!rows.ok()) return rows.status();
     for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
       absl::StatusOr<int64_t> micros = FromInt(row[0], kWhat);
@@ -458,7 +457,7 @@ absl::Status PgTaskStore::VerifyIndexes() const {
         "request_id, last_seq, snapshot, retention_unix_micros, owed, route "
         "FROM tasktrail.tasks "
         "WHERE $1::text IS NULL OR task_id > $1 ORDER BY task_id LIMIT $2",
-        {after, Text(kPageRows)}, kWhat, PgConnection::Planning::kEachCall);
+        {after, Text(kPageRows)}, kWhat, PgPlanning::kEachCall);
     if (!rows.ok()) return rows.status();
     for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
       const std::string task_id = row[0].value_or("");
