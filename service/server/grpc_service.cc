@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -18,8 +17,6 @@
 #include "google/protobuf/arena.h"
 #include "grpcpp/alarm.h"
 #include "service/server/grpc_status.h"
-#include "service/server/log.h"
-#include "service/server/log_limiter.h"
 #include "service/tracker/watch_cursor.h"
 #include "store/task_store.h"
 
@@ -88,38 +85,6 @@ grpc::Status NotParsed() {
                    Request::descriptor()->full_name(),
                    " (malformed protobuf, or a string field that is not "
                    "valid UTF-8)"));
-}
-
-// Logs a call answered INTERNAL or UNAVAILABLE: the server could not do what
-// was asked (a store failure, a bug), which ordinary answers, successful or
-// refused, are not. At most one line per second per method and code reaches
-// the log, with the number held back since the previous one (after a store
-// failure every write is refused). The message is scrubbed by Log.
-// Thread safety: may be called concurrently.
-void LogServerError(Rpc rpc, const grpc::Status& status) {
-  const grpc::StatusCode code = status.error_code();
-  if (code != grpc::StatusCode::INTERNAL &&
-      code != grpc::StatusCode::UNAVAILABLE) {
-    return;
-  }
-  static absl::Mutex* const mutex = new absl::Mutex();
-  static auto* const limiters =
-      new absl::node_hash_map<std::pair<Rpc, grpc::StatusCode>, LogLimiter>();
-  LogLimiter* limiter = nullptr;
-  {
-    absl::MutexLock lock(mutex);
-    limiter = &limiters->try_emplace({rpc, code}, absl::Seconds(1))
-                   .first->second;  // node_hash_map: the address is stable
-  }
-  int64_t suppressed = 0;
-  if (!limiter->Allow(absl::Now(), &suppressed)) return;
-  Log(code == grpc::StatusCode::INTERNAL ? LogLevel::kError
-                                         : LogLevel::kWarning,
-      "request failed",
-      {{"method", RpcName(rpc)},
-       {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))},
-       {"error", status.error_message()},
-       {"suppressed", suppressed}});
 }
 
 // A WatchTask stream: moves what its WatchCursor decides (what to send,
@@ -328,147 +293,6 @@ class FailedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 };
 
-// How much of an export is read ahead of the client: at most this many
-// tasks, and no more once they take this many bytes (one task may take
-// more: its whole timeline). While the server is busy (ExportPacer::Busy)
-// pages are smaller, so that the paced export comes in small bursts of
-// reads and writes rather than a whole page at once.
-constexpr int kExportPageTasks = 128;
-constexpr int kBusyExportPageTasks = 16;
-constexpr int64_t kExportPageBytes = int64_t{1} << 20;
-
-// An ExportTasks stream. Its pages are read on the export thread (`reads`,
-// one thread shared by every export), each once the
-// pacer allows it and inside a store::BulkReadScope (no block cache fill);
-// the page is then handed to the write pool (`writes`), which records it in
-// the audit log (`audit`) and writes its first task; each further task is
-// written once the previous write is done, and the next page is requested
-// when the page's last task has been written. A write is done only once the
-// transport has taken it, which HTTP/2 flow control holds back while the
-// client does not read: a slow client slows the export down, and the server
-// holds at most one page per stream. No gRPC thread reads the store for an
-// export, and no export reads more than one page at a time from a store's
-// connection pool.
-//
-// Thread safety: exactly one step runs at a time: ReadPage on the export
-// thread, then Deliver on the write pool, then OnWriteDone for each task,
-// the last of which requests the next page; the step that finds the stream
-// over calls Finish, once. OnCancel, which may run concurrently, only sets
-// `cancelled_`, which the next step reads, and an outstanding write then
-// completes not ok.
-class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
- public:
-  // Called with the ids of each page before any of its tasks is written.
-  using AuditPage = std::function<void(absl::Span<const absl::string_view>)>;
-
-  // REQUIRES: every collaborator outlives the stream.
-  ExportReactor(const Tracker* tracker, ExportPacer* pacer, WorkPool* reads,
-                WorkPool* writes, ExportCursor cursor, AuditPage audit)
-      : tracker_(tracker),
-        pacer_(pacer),
-        reads_(reads),
-        writes_(writes),
-        cursor_(std::move(cursor)),
-        audit_(std::move(audit)) {
-    RequestPage();
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok || cancelled_.load()) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                          "the client stopped reading"));
-      return;
-    }
-    if (next_ < page_.size()) {
-      WriteNext();
-    } else if (cursor_.done) {
-      Finish(grpc::Status::OK);
-    } else {
-      RequestPage();
-    }
-  }
-
-  void OnCancel() override { cancelled_.store(true); }
-
-  void OnDone() override { delete this; }
-
- private:
-  void RequestPage() {
-    reads_->Schedule([this] { ReadPage(); });
-  }
-
-  // On the export thread: waits for the pacer, reads the next page into
-  // page_ (read_ says how that went) and hands it to Deliver.
-  void ReadPage() {
-    if (!cancelled_.load()) {
-      const absl::Duration wait = pacer_->WaitBeforeRead();
-      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
-    }
-    if (cancelled_.load()) {
-      read_ = absl::CancelledError("the client cancelled the export");
-    } else {
-      store::BulkReadScope bulk;
-      read_ = tracker_->NextExportPage(
-          &cursor_, pacer_->Busy() ? kBusyExportPageTasks : kExportPageTasks,
-          kExportPageBytes, &page_);
-      if (read_.ok()) pacer_->Charge(static_cast<int64_t>(page_.size()));
-    }
-    writes_->Schedule([this] { Deliver(); });
-  }
-
-  // On the write pool: finishes the stream at its end or on an error;
-  // otherwise audits the page and writes its first task.
-  void Deliver() {
-    if (cancelled_.load()) {
-      Finish(grpc::Status::CANCELLED);
-      return;
-    }
-    if (!read_.ok()) {
-      const grpc::Status status = ToGrpcStatus(read_);
-      LogServerError(Rpc::kExportTasks, status);
-      Finish(status);
-      return;
-    }
-    next_ = 0;
-    if (page_.empty()) {
-      // Every task of the page was purged between the index and its read.
-      if (cursor_.done) {
-        Finish(grpc::Status::OK);
-      } else {
-        RequestPage();
-      }
-      return;
-    }
-    std::vector<absl::string_view> ids;
-    ids.reserve(page_.size());
-    for (const ExportedTask& task : page_) ids.push_back(task.task_id);
-    audit_(ids);
-    WriteNext();
-  }
-
-  // Writes page_[next_]. REQUIRES: next_ < page_.size().
-  void WriteNext() {
-    std::string& bytes = page_[next_++].bytes;
-    grpc::Slice slice(bytes.data(), bytes.size());
-    current_ = grpc::ByteBuffer(&slice, 1);
-    std::string().swap(bytes);  // sent: its memory is not needed
-    StartWrite(&current_);
-  }
-
-  const Tracker* const tracker_;
-  ExportPacer* const pacer_;
-  WorkPool* const reads_;
-  WorkPool* const writes_;
-  ExportCursor cursor_;
-  const AuditPage audit_;
-  std::atomic<bool> cancelled_{false};
-  absl::Status read_;  // how the last ReadPage went
-  std::vector<ExportedTask> page_;
-  size_t next_ = 0;  // the next task of page_ to write
-  // The task being written; kept until its write is done.
-  grpc::ByteBuffer current_;
-};
-
 }  // namespace
 
 class UnaryCall final : public grpc::ServerUnaryReactor {
@@ -501,13 +325,13 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
 };
 
 TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
-                                       WorkPool* writes, WorkPool* export_reads,
+                                       WorkPool* writes, ExportPools exports,
                                        ExportPacer* export_pacer,
                                        EdgeOptions options)
     : tracker_(tracker),
       hub_(hub),
       writes_(writes),
-      export_reads_(export_reads),
+      exports_(exports),
       export_pacer_(export_pacer),
       options_(std::move(options)) {
   if (options_.metrics == nullptr) return;
@@ -932,12 +756,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::ExportTasks(
   }
   absl::StatusOr<ExportCursor> cursor = tracker_->StartExport(request);
   if (!cursor.ok()) return new FailedStream(ToGrpcStatus(cursor.status()));
-  return new ExportReactor(tracker_, export_pacer_, export_reads_, writes_,
-                           *std::move(cursor),
-                           [this, caller = *std::move(caller)](
-                               absl::Span<const absl::string_view> task_ids) {
-                             AuditRead(caller, task_ids, Rpc::kExportTasks);
-                           });
+  return NewExportStream(tracker_, export_pacer_, exports_, writes_,
+                         *std::move(cursor),
+                         [this, caller = *std::move(caller)](
+                             absl::Span<const absl::string_view> task_ids) {
+                           AuditRead(caller, task_ids, Rpc::kExportTasks);
+                         });
 }
 
 }  // namespace tasktrail

@@ -4,12 +4,15 @@
 // filter, resuming after a task id, admin only, audited, and the codes of
 // bad requests; on each store tasktraild serves from.
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -293,6 +296,41 @@ TEST_P(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
     resumed.push_back(task.task_id());
   }
   EXPECT_THAT(resumed, ElementsAreArray(ids.begin() + 150, ids.end()));
+}
+
+TEST_P(ExportE2eTest, AnExportWhileCallsArriveDeliversEveryTaskOnce) {
+  // While calls arrive, pages are small and read by the SCHED_IDLE export
+  // thread (or, should it not get a CPU, by the normal one): the stream
+  // must still carry every task once, in order.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 200; ++i) ids.push_back(Submit("acct-a", i).task_id());
+  std::atomic<bool> exporting{true};
+  std::atomic<int> calls{0};
+  absl::Notification busy;
+  std::thread caller([&] {
+    while (exporting.load()) {
+      v1::GetTaskRequest request;
+      request.set_task_id(ids[calls.load() % ids.size()]);
+      v1::Task task;
+      const grpc::Status status =
+          stub_->GetTask(AuthContext(kSupportToken).get(), request, &task);
+      if (!status.ok()) {
+        ADD_FAILURE() << status.error_message();
+        break;
+      }
+      if (calls.fetch_add(1) == 0) busy.Notify();
+    }
+    if (!busy.HasBeenNotified()) busy.Notify();
+  });
+  // The server counts as busy once a call has been admitted.
+  busy.WaitForNotification();
+  const Exported exported =
+      Export(stub_.get(), kAdminToken, v1::ExportTasksRequest());
+  exporting.store(false);
+  caller.join();
+  ASSERT_TRUE(exported.status.ok()) << exported.status.error_message();
+  EXPECT_THAT(TaskIds(exported.tasks), ElementsAreArray(ids));
+  EXPECT_GT(calls.load(), 0);
 }
 
 TEST_P(ExportE2eTest, OnlyAdminMayExportAndEachExportedTaskIsAudited) {

@@ -1,0 +1,230 @@
+#include "service/server/export_stream.h"
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/slice.h"
+#include "service/server/grpc_status.h"
+#include "store/task_store.h"
+
+namespace tasktrail {
+namespace {
+
+// A closure offered to two threads, run by the first that takes it.
+//
+// Thread safety: all methods may be called concurrently.
+class ClaimedWork {
+ public:
+  explicit ClaimedWork(absl::AnyInvocable<void() &&> work)
+      : work_(std::move(work)) {}
+
+  // Runs the work unless another taker came first.
+  void Take() {
+    if (Claim()) std::move(work_)();
+  }
+
+  // Waits up to `patience` for another taker; runs the work if none came.
+  void TakeAfter(absl::Duration patience) {
+    {
+      absl::MutexLock lock(&mutex_);
+      mutex_.AwaitWithTimeout(absl::Condition(&taken_), patience);
+    }
+    if (Claim()) std::move(work_)();
+  }
+
+ private:
+  bool Claim() {
+    absl::MutexLock lock(&mutex_);
+    if (taken_) return false;
+    taken_ = true;
+    return true;
+  }
+
+  absl::Mutex mutex_;
+  bool taken_ ABSL_GUARDED_BY(mutex_) = false;
+  // Moved from by the one taker that runs it.
+  absl::AnyInvocable<void() &&> work_;
+};
+
+// How much of an export is read ahead of the client: at most this many
+// tasks, and no more once they take this many bytes (one task may take
+// more: its whole timeline). While the server is busy (ExportPacer::Busy)
+// pages are smaller, so that the paced export comes in small bursts of
+// reads and writes rather than a whole page at once.
+constexpr int kExportPageTasks = 128;
+constexpr int kBusyExportPageTasks = 16;
+constexpr int64_t kExportPageBytes = int64_t{1} << 20;
+
+// How long a page read offered to the idle export thread while the server
+// is busy may wait for it before the normal export thread reads the page
+// instead: on a machine that other processes keep busy, the idle thread may
+// not run at all, and the export still moves at one page per this interval.
+constexpr absl::Duration kIdleReadPatience = absl::Seconds(1);
+
+// An ExportTasks stream. Its pages are read on an export thread, each once
+// the pacer allows it and inside a store::BulkReadScope (no block cache
+// fill). While the server is quiet, the normal export thread (`reads`, one
+// thread at normal priority shared by every export) reads them. While it is
+// busy, a page is offered to the idle export thread (`idle_reads`, one
+// thread at SCHED_IDLE): it reads only on a CPU that the server's calls do
+// not want, and a call that wakes takes the CPU from it at once; should it
+// not start within kIdleReadPatience, the normal thread reads the page.
+// The page is then handed to the write pool (`writes`), which records it in
+// the audit log (`audit`) and writes its first task; each further task is
+// written once the previous write is done, and the next page is requested
+// when the page's last task has been written. A write is done only once the
+// transport has taken it, which HTTP/2 flow control holds back while the
+// client does not read: a slow client slows the export down, and the server
+// holds at most one page per stream. No gRPC thread reads the store for an
+// export, and no export reads more than one page at a time from a store's
+// connection pool.
+//
+// Thread safety: exactly one step runs at a time: ReadPage on an export
+// thread, then Deliver on the write pool, then OnWriteDone for each task,
+// the last of which requests the next page; the step that finds the stream
+// over calls Finish, once. OnCancel, which may run concurrently, only sets
+// `cancelled_`, which the next step reads, and an outstanding write then
+// completes not ok.
+class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  // REQUIRES: every collaborator outlives the stream.
+  ExportReactor(const Tracker* tracker, ExportPacer* pacer, ExportPools pools,
+                WorkPool* writes, ExportCursor cursor, AuditExportPage audit)
+      : tracker_(tracker),
+        pacer_(pacer),
+        reads_(pools.reads),
+        idle_reads_(pools.idle_reads),
+        writes_(writes),
+        cursor_(std::move(cursor)),
+        audit_(std::move(audit)) {
+    RequestPage();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok || cancelled_.load()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "the client stopped reading"));
+      return;
+    }
+    if (next_ < page_.size()) {
+      WriteNext();
+    } else if (cursor_.done) {
+      Finish(grpc::Status::OK);
+    } else {
+      RequestPage();
+    }
+  }
+
+  void OnCancel() override { cancelled_.store(true); }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void RequestPage() {
+    if (!pacer_->Busy()) {
+      reads_->Schedule([this] { ReadPage(); });
+      return;
+    }
+    RunWhenIdleOrAfter(idle_reads_, reads_, kIdleReadPatience,
+                       [this] { ReadPage(); });
+  }
+
+  // On an export thread: waits for the pacer, reads the next page into
+  // page_ (read_ says how that went) and hands it to Deliver.
+  void ReadPage() {
+    if (!cancelled_.load()) {
+      const absl::Duration wait = pacer_->WaitBeforeRead();
+      if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    }
+    if (cancelled_.load()) {
+      read_ = absl::CancelledError("the client cancelled the export");
+    } else {
+      store::BulkReadScope bulk;
+      read_ = tracker_->NextExportPage(
+          &cursor_, pacer_->Busy() ? kBusyExportPageTasks : kExportPageTasks,
+          kExportPageBytes, &page_);
+      if (read_.ok()) pacer_->Charge(static_cast<int64_t>(page_.size()));
+    }
+    writes_->Schedule([this] { Deliver(); });
+  }
+
+  // On the write pool: finishes the stream at its end or on an error;
+  // otherwise audits the page and writes its first task.
+  void Deliver() {
+    if (cancelled_.load()) {
+      Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    if (!read_.ok()) {
+      const grpc::Status status = ToGrpcStatus(read_);
+      LogServerError(Rpc::kExportTasks, status);
+      Finish(status);
+      return;
+    }
+    next_ = 0;
+    if (page_.empty()) {
+      // Every task of the page was purged between the index and its read.
+      if (cursor_.done) {
+        Finish(grpc::Status::OK);
+      } else {
+        RequestPage();
+      }
+      return;
+    }
+    std::vector<absl::string_view> ids;
+    ids.reserve(page_.size());
+    for (const ExportedTask& task : page_) ids.push_back(task.task_id);
+    audit_(ids);
+    WriteNext();
+  }
+
+  // Writes page_[next_]. REQUIRES: next_ < page_.size().
+  void WriteNext() {
+    std::string& bytes = page_[next_++].bytes;
+    grpc::Slice slice(bytes.data(), bytes.size());
+    current_ = grpc::ByteBuffer(&slice, 1);
+    std::string().swap(bytes);  // sent: its memory is not needed
+    StartWrite(&current_);
+  }
+
+  const Tracker* const tracker_;
+  ExportPacer* const pacer_;
+  WorkPool* const reads_;
+  WorkPool* const idle_reads_;
+  WorkPool* const writes_;
+  ExportCursor cursor_;
+  const AuditExportPage audit_;
+  std::atomic<bool> cancelled_{false};
+  absl::Status read_;  // how the last ReadPage went
+  std::vector<ExportedTask> page_;
+  size_t next_ = 0;  // the next task of page_ to write
+  // The task being written; kept until its write is done.
+  grpc::ByteBuffer current_;
+};
+
+}  // namespace
+
+void RunWhenIdleOrAfter(WorkPool* idle, WorkPool* normal,
+                        absl::Duration patience,
+                        absl::AnyInvocable<void() &&> work) {
+  auto claimed = std::make_shared<ClaimedWork>(std::move(work));
+  idle->Schedule([claimed] { claimed->Take(); });
+  normal->Schedule([claimed, patience] { claimed->TakeAfter(patience); });
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* NewExportStream(
+    const Tracker* tracker, ExportPacer* pacer, ExportPools pools,
+    WorkPool* writes, ExportCursor cursor, AuditExportPage audit) {
+  return new ExportReactor(tracker, pacer, pools, writes, std::move(cursor),
+                           std::move(audit));
+}
+
+}  // namespace tasktrail
