@@ -2,9 +2,9 @@
 // cluster (tests/support/postgres_cluster.h): the connection's error codes
 // for what a replica meets (a refused row, a serialization failure, a lost
 // server), its prepared statements and what happens when the server's copy
-// of one goes stale, and the schema migrations replicas run at start-up
-// (once, even when they start together; never over a newer schema; whole or
-// not at all).
+// of one goes stale, the array values it sends, and the schema migrations
+// replicas run at start-up (once, even when they start together; never over
+// a newer schema; whole or not at all).
 #include <memory>
 #include <string>
 #include <thread>
@@ -19,6 +19,7 @@
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_notify.h"
 #include "store/postgres/pg_pool.h"
+#include "store/postgres/pg_values.h"
 #include "store/postgres/pg_write.h"
 #include "store/postgres/schema.h"
 #include "tests/support/postgres_cluster.h"
@@ -362,6 +363,39 @@ TEST_F(PostgresTest, ACommitThreadAppliesAgainAfterAStaleStatement) {
   EXPECT_TRUE(insert("3").ok());
   EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "3");
   EXPECT_EQ(committer.transactions(), 3);
+}
+
+TEST_F(PostgresTest, AByteaArrayCarriesAnyBytes) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  const std::vector<std::string> values = {
+      std::string("quote\"d"),
+      std::string("back\\slash"),
+      std::string("a,b"),
+      std::string("{braces}"),
+      std::string("\x00", 1),
+      std::string("nul\x00mid", 7),
+      std::string("\xff\x80\x7f"),
+      std::string("NULL"),
+      std::string(" "),
+      std::string(""),
+      std::string("\\x41"),
+  };
+  for (const std::vector<std::string>& array :
+       {values, std::vector<std::string>{}, std::vector<std::string>{""}}) {
+    absl::StatusOr<PgRows> rows = connection->Query(
+        "SELECT value FROM unnest($1::bytea[]) WITH ORDINALITY AS a(value, i) "
+        "ORDER BY i",
+        {ByteaArray(array)}, "unnesting");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    ASSERT_EQ(rows->rows.size(), array.size());
+    for (size_t i = 0; i < array.size(); ++i) {
+      absl::StatusOr<std::string> value =
+          FromBytea(rows->rows[i][0], "reading");
+      ASSERT_TRUE(value.ok()) << value.status();
+      EXPECT_EQ(*value, array[i]) << "element " << i;
+    }
+  }
 }
 
 TEST_F(PostgresTest, WriteSkewUnderSerializableIsAbortedForARetry) {
