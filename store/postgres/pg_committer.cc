@@ -1,5 +1,6 @@
 #include "store/postgres/pg_committer.h"
 
+#include <algorithm>
 #include <deque>
 #include <string>
 #include <utility>
@@ -165,6 +166,20 @@ std::vector<absl::Status> Committer::Apply(absl::Span<const Job> batch) {
     return results;
   }
   Transact(*lease, batch, results);
+  if (std::none_of(results.begin(), results.end(), IsStalePreparedStatement)) {
+    return results;
+  }
+  // Nothing committed: once more from the start, prepared afresh.
+  lease->Discard();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    results[i] = batch[i].write->invalid;
+  }
+  lease = pool_->Acquire(/*fresh=*/true);
+  if (!lease.ok()) {
+    FailTheRest(lease.status(), results);
+    return results;
+  }
+  Transact(*lease, batch, results);
   return results;
 }
 
@@ -253,6 +268,11 @@ void Committer::Transact(ConnectionPool::Lease& lease,
         writes_.fetch_add(static_cast<int64_t>(CountOk(results)),
                           std::memory_order_relaxed);
       }
+      return;
+    }
+    if (IsStalePreparedStatement(failure)) {
+      // The transaction is void; the connection, dropped, rolls it back.
+      FailTheRest(failure, results);
       return;
     }
     const int owner = flight.owner(failed);

@@ -22,7 +22,11 @@
 // A connection lost before COMMIT was sent applies nothing: every write of
 // the batch answers UNAVAILABLE. A pooled connection found closed by the
 // server before the batch is sent (a restart since it was last used) is
-// replaced first.
+// replaced first. A statement whose prepared copy on the server turns out
+// stale (IsStalePreparedStatement: it did not run, and nothing of the batch
+// committed) voids the transaction: the batch is applied once more, from
+// the start, on a new connection; a second stale statement answers the
+// writes left with UNAVAILABLE.
 // `done` of each write is called exactly once, after its batch ended, in
 // queue order; the notifications of the writes committed go to the
 // Notifier then.
@@ -104,7 +108,9 @@ class Committer {
   std::vector<absl::Status> Apply(absl::Span<const Job> batch);
   // One transaction of the writes of `batch` whose `results` are OK, on the
   // connection of `lease` (discarded when its state is unknown); sets the
-  // results of those that fail, all of them when the transaction does.
+  // results of those that fail, all of them when the transaction does
+  // (every one left to a stale prepared statement's failure, when that
+  // voided it).
   void Transact(ConnectionPool::Lease& lease, absl::Span<const Job> batch,
                 std::vector<absl::Status>& results);
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -42,6 +43,29 @@ absl::Status StatusFromFailure(PGconn* connection, const PGresult* result,
   return absl::Status(
       StatusCodeFromSqlState(sql_state),
       absl::StrCat(what, ": ", message, " (SQLSTATE ", sql_state, ")"));
+}
+
+// The payload that marks a stale prepared statement's failure.
+constexpr absl::string_view kStalePreparedStatement =
+    "tasktrail.store.postgres/stale-prepared-statement";
+
+// True when `result`, the failure of a statement executed by name, shows
+// the server's copy of the prepared statement unusable: gone (26000), or
+// planned for a result type its tables no longer give (0A000 from the plan
+// cache, known by the routine that raises it whatever language the server
+// writes its messages in, or by its message).
+bool IsStalePreparedFailure(const PGresult* result) {
+  const char* sql_state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (sql_state == nullptr) return false;
+  if (absl::string_view(sql_state) == "26000") return true;
+  if (absl::string_view(sql_state) != "0A000") return false;
+  const char* routine = PQresultErrorField(result, PG_DIAG_SOURCE_FUNCTION);
+  const char* message = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  return (routine != nullptr &&
+          absl::string_view(routine) == "RevalidateCachedQuery") ||
+         (message != nullptr &&
+          absl::StrContains(message,
+                            "cached plan must not change result type"));
 }
 
 // The C strings of `params` for libpq (null for NULL), valid while
@@ -102,6 +126,11 @@ absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state) {
 
 bool IsRetryableTransactionError(const absl::Status& status) {
   return status.code() == absl::StatusCode::kAborted;
+}
+
+bool IsStalePreparedStatement(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kUnavailable &&
+         status.GetPayload(kStalePreparedStatement).has_value();
 }
 
 absl::Status NamingTheWork(absl::string_view what, const absl::Status& status) {
@@ -251,6 +280,7 @@ absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> PgConnection::RunPipeline(
         name = &preparing.emplace(text, *std::move(new_name)).first->second;
       }
     }
+    sent[i].by_name = name != nullptr;
     const int queued =
         name != nullptr
             ? PQsendQueryPrepared(connection_, name->c_str(), count,
@@ -344,6 +374,14 @@ PgConnection::ReadPipelineResults(
         absl::Status failed =
             StatusFromFailure(connection_, result.get(), what);
         if (ends_pipeline(failed)) return failed;
+        if (sent[i].by_name && IsStalePreparedFailure(result.get())) {
+          broken_ = true;
+          failed = absl::UnavailableError(absl::StrCat(
+              failed.message(),
+              "; not run: the server no longer holds the statement as this "
+              "connection prepared it, so the connection is dropped"));
+          failed.SetPayload(kStalePreparedStatement, absl::Cord());
+        }
         results.push_back(std::move(failed));
       }
     }

@@ -9,7 +9,11 @@
 //   FAILED_PRECONDITION  another integrity constraint refused it (class 23)
 //   UNAVAILABLE     the connection is lost, the server is shutting down,
 //                   starting or out of connections (classes 08 and 53,
-//                   57P01-57P03), or there was no answer at all
+//                   57P01-57P03), or there was no answer at all; also a
+//                   statement run as a prepared statement whose copy on the
+//                   server is gone or no longer fits its tables (26000, or
+//                   0A000 "cached plan must not change result type";
+//                   IsStalePreparedStatement): it did not run
 //   INTERNAL        anything else (a bug in a statement, say)
 // Every message names what was being done and carries the SQLSTATE.
 //
@@ -40,6 +44,16 @@ absl::StatusCode StatusCodeFromSqlState(absl::string_view sql_state);
 
 // True for the errors a transaction is retried after (ABORTED).
 bool IsRetryableTransactionError(const absl::Status& status);
+
+// True for the failure of a statement RunPipeline ran as a prepared
+// statement that the server no longer holds (SQLSTATE 26000, such as after a
+// pooler or DEALLOCATE lost it) or can no longer run as prepared (0A000
+// "cached plan must not change result type": a column under it changed
+// type). The statement did not run, so the transaction it was in cannot
+// have committed; its connection is no longer connected() and a new one
+// prepares the statement afresh. UNAVAILABLE; the mark does not survive
+// NamingTheWork.
+bool IsStalePreparedStatement(const absl::Status& status);
 
 // `status` with its message prefixed by `what` ("what: message"); OK stays
 // OK.
@@ -127,7 +141,11 @@ class PgConnection {
   // ROLLBACK or ROLLBACK TO SAVEPOINT); outside one, those up to the sync
   // form one implicit transaction. UNAVAILABLE, without results, when the
   // connection is lost before every result arrived (the statements may or
-  // may not have run); the connection is then no longer connected().
+  // may not have run); the connection is then no longer connected(). A
+  // statement that fails because the server's copy of its prepared
+  // statement is stale (IsStalePreparedStatement) fails the flight as any
+  // error does, and leaves the connection no longer connected(): its
+  // prepared statements cannot be trusted.
   // REQUIRES: with more than one statement, the results are small (writes,
   // or a few rows): they are read once every statement is sent, so large
   // ones could stall both ends.
@@ -158,6 +176,8 @@ class PgConnection {
     // Sent after a Parse that prepares it under this name (its result comes
     // first); empty when it was prepared before, or is not prepared.
     std::string prepared_as;
+    // Executed by the name of a prepared statement (new or not).
+    bool by_name = false;
   };
 
   // The name `sql` is prepared under on this connection, or null.
@@ -169,7 +189,8 @@ class PgConnection {
 
   // Reads the results of RunPipeline's `sent` statements (and the Parse
   // before each that has one) and its sync point; UNAVAILABLE when they do
-  // not all arrive. Records the statements prepared.
+  // not all arrive. Records the statements prepared; marks the connection
+  // broken when one executed by name turns out stale.
   absl::StatusOr<std::vector<absl::StatusOr<PgRows>>> ReadPipelineResults(
       absl::Span<const PgPipelineStatement> statements,
       absl::Span<const SentStatement> sent, absl::string_view what);
@@ -180,7 +201,8 @@ class PgConnection {
   absl::flat_hash_map<std::string, std::string> prepared_;
   // Names handed out so far, prepared or not.
   uint64_t names_used_ = 0;
-  // Set when a pipeline could not be completed.
+  // Set when a pipeline could not be completed, or a statement executed by
+  // name turned out stale on the server.
   bool broken_ = false;
 };
 

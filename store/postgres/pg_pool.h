@@ -57,8 +57,13 @@ class ConnectionPool {
     // True when the connection served an earlier call (it may have been
     // closed by the server since).
     bool reused() const { return reused_; }
-    // Closes the connection instead of returning it (its state is unknown).
-    void Discard() { discard_ = true; }
+    // Closes the connection now instead of returning it (its state is
+    // unknown), which frees its place in the pool for the next Acquire.
+    // connection() must not be called afterwards.
+    void Discard() {
+      discard_ = true;
+      ReturnConnection();
+    }
 
    private:
     void ReturnConnection() {
@@ -79,8 +84,10 @@ class ConnectionPool {
   absl::StatusOr<Lease> Acquire(bool fresh = false);
 
   // Runs one statement outside any transaction. A connection from the pool
-  // that turns out lost is replaced once (the server may have restarted
-  // since it was last used).
+  // that turns out lost (the server may have restarted since it was last
+  // used), or whose prepared statement turns out stale (the statement did
+  // not run; IsStalePreparedStatement), is replaced once and the statement
+  // sent again.
   absl::StatusOr<PgRows> Query(absl::string_view sql, const PgParams& params,
                                absl::string_view what,
                                PgPlanning planning = PgPlanning::kPrepared);

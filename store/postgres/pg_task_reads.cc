@@ -309,17 +309,11 @@ PgTaskStore::GetDedupRecords(const std::vector<std::string>& keys,
                              int64_t now_unix_micros) const {
   std::vector<absl::optional<DedupRecord>> records(keys.size());
   if (keys.empty()) return records;
-  std::string sql =
+  // One statement, prepared once, for any number of keys.
+  absl::StatusOr<PgRows> rows = pool_->Query(
       "SELECT task_id, expire_unix_micros, payload, dedup_key "
-      "FROM tasktrail.dedup_records WHERE dedup_key IN (";
-  PgParams params;
-  params.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    absl::StrAppend(&sql, i == 0 ? "$" : ", $", i + 1);
-    params.push_back(Bytea(keys[i]));
-  }
-  sql += ")";
-  absl::StatusOr<PgRows> rows = pool_->Query(sql, params, kReadingDedup);
+      "FROM tasktrail.dedup_records WHERE dedup_key = ANY($1::bytea[])",
+      {ByteaArray(keys)}, kReadingDedup);
   if (!rows.ok()) return rows.status();
   for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
     absl::StatusOr<std::string> key = FromBytea(row[3], kReadingDedup);

@@ -37,6 +37,10 @@ std::string Text(int64_t value);
 // quoted (any text, including commas, quotes, backslashes and braces).
 std::string TextArray(const std::vector<std::string>& values);
 
+// A bytea[] parameter: an array literal whose elements are `values`, each
+// any bytes, in hex text form.
+std::string ByteaArray(const std::vector<std::string>& values);
+
 // A bigint[] parameter.
 std::string IntArray(const std::vector<int64_t>& values);
 

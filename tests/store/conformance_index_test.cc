@@ -446,6 +446,51 @@ TEST_P(StoreConformanceTest, DedupRecordsReadTogetherAnswerInKeyOrder) {
   EXPECT_TRUE(records->empty());
 }
 
+TEST_P(StoreConformanceTest, DedupRecordsReadTogetherTakeKeysOfAnyBytes) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  // Keys with what an array literal or a bytea text form could trip on.
+  const std::vector<std::string> keys = {
+      std::string("quote\"d,{brace}", 15),
+      std::string("back\\slash\\x00", 14),
+      std::string("nul\x00inside\x00", 12),
+      std::string("\xff\xfe\x80high", 7),
+      std::string("NULL"),
+      std::string(" spaced "),
+      std::string(""),
+  };
+  std::vector<RawMutation> puts;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    puts.push_back(
+        RawMutation::PutDedup(keys[i], {0, absl::StrCat("T", i), keys[i]}));
+  }
+  ASSERT_TRUE(store->WriteRaw(puts).ok());
+  // Asked in reverse, with a key absent and one that differs from a stored
+  // one only after a NUL.
+  std::vector<std::string> asked(keys.rbegin(), keys.rend());
+  asked.push_back(std::string("nul\x00other", 9));
+  absl::StatusOr<std::vector<absl::optional<DedupRecord>>> records =
+      store->GetDedupRecords(asked, 0);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), asked.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const absl::optional<DedupRecord>& record = (*records)[i];
+    const size_t key = keys.size() - 1 - i;
+    ASSERT_TRUE(record.has_value()) << "key " << key;
+    EXPECT_EQ(record->task_id, absl::StrCat("T", key));
+    EXPECT_EQ(record->payload, keys[key]);
+  }
+  EXPECT_FALSE(records->back().has_value());
+  // Each key alone answers the same.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    records = store->GetDedupRecords({keys[i]}, 0);
+    ASSERT_TRUE(records.ok()) << records.status();
+    ASSERT_EQ(records->size(), 1u);
+    ASSERT_TRUE(records->front().has_value()) << "key " << i;
+    EXPECT_EQ(records->front()->task_id, absl::StrCat("T", i));
+  }
+}
+
 TEST_P(StoreConformanceTest, CountersAddUpAndScanByMinuteModelAndName) {
   std::unique_ptr<TaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);

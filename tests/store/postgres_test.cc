@@ -1,18 +1,26 @@
 // The PostgreSQL store's foundations against a real, throwaway PostgreSQL
 // cluster (tests/support/postgres_cluster.h): the connection's error codes
 // for what a replica meets (a refused row, a serialization failure, a lost
-// server), its prepared statements, and the schema migrations replicas run at
-// start-up (once, even when they start together; never over a newer schema;
-// whole or not at all).
+// server), its prepared statements and what happens when the server's copy
+// of one goes stale, the array values it sends, and the schema migrations
+// replicas run at start-up (once, even when they start together; never over
+// a newer schema; whole or not at all).
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "store/postgres/pg_committer.h"
 #include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_notify.h"
+#include "store/postgres/pg_pool.h"
+#include "store/postgres/pg_values.h"
+#include "store/postgres/pg_write.h"
 #include "store/postgres/schema.h"
 #include "tests/support/postgres_cluster.h"
 
@@ -237,6 +245,157 @@ TEST_F(PostgresTest, StatementsBeyondThePreparedLimitStillRun) {
     EXPECT_EQ(rows->rows.at(0).at(0), std::to_string(i + 1));
   }
   EXPECT_EQ(ServerPreparedCount(*connection), std::to_string(limit));
+}
+
+TEST_F(PostgresTest, AStaleStatementIsUnavailableAndDropsItsConnection) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  std::unique_ptr<PgConnection> other = Connect();
+  ASSERT_NE(connection, nullptr);
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(
+      connection->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t")
+          .ok());
+  constexpr char kInsert[] = "INSERT INTO t VALUES ($1)";
+  ASSERT_TRUE(connection->Query(kInsert, {"1"}, "inserting").ok());
+  // The server loses the statement (as after a pooler's DEALLOCATE ALL).
+  ASSERT_TRUE(connection->Execute("DEALLOCATE ALL", "deallocating").ok());
+  absl::StatusOr<PgRows> lost = connection->Query(kInsert, {"2"}, "inserting");
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable)
+      << lost.status();
+  EXPECT_TRUE(IsStalePreparedStatement(lost.status())) << lost.status();
+  EXPECT_TRUE(absl::StrContains(lost.status().message(), "SQLSTATE 26000"))
+      << lost.status();
+  EXPECT_FALSE(connection->connected());
+  EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "1");
+
+  // A column under a prepared statement changes type.
+  connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  constexpr char kSelect[] = "SELECT id FROM t WHERE id >= $1";
+  ASSERT_TRUE(connection->Query(kSelect, {"0"}, "reading").ok());
+  ASSERT_TRUE(
+      other->Execute("ALTER TABLE t ALTER COLUMN id TYPE bigint", "altering")
+          .ok());
+  absl::StatusOr<PgRows> changed = connection->Query(kSelect, {"0"}, "reading");
+  EXPECT_EQ(changed.status().code(), absl::StatusCode::kUnavailable)
+      << changed.status();
+  EXPECT_TRUE(IsStalePreparedStatement(changed.status())) << changed.status();
+  EXPECT_TRUE(absl::StrContains(changed.status().message(), "SQLSTATE 0A000"))
+      << changed.status();
+  EXPECT_FALSE(connection->connected());
+
+  // Other failures of a prepared statement are not taken for stale.
+  connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  ASSERT_TRUE(connection->Query(kInsert, {"3"}, "inserting").ok());
+  absl::StatusOr<PgRows> duplicate =
+      connection->Query(kInsert, {"3"}, "inserting");
+  EXPECT_EQ(duplicate.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(IsStalePreparedStatement(duplicate.status()));
+  EXPECT_TRUE(connection->connected());
+  EXPECT_FALSE(IsStalePreparedStatement(absl::UnavailableError("lost")));
+}
+
+TEST_F(PostgresTest, ThePoolSendsAStaleStatementAgainOnANewConnection) {
+  // One connection: the statement is sent again on its replacement.
+  ConnectionPool pool(cluster_->ConnInfo(database_), /*size=*/1,
+                      /*prepare_statements=*/true);
+  std::unique_ptr<PgConnection> other = Connect();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(
+      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
+  constexpr char kInsert[] = "INSERT INTO t VALUES ($1)";
+  constexpr char kSelect[] = "SELECT id FROM t WHERE id >= $1 ORDER BY id";
+  ASSERT_TRUE(pool.Query(kInsert, {"1"}, "inserting").ok());
+  ASSERT_TRUE(pool.Query(kSelect, {"0"}, "reading").ok());
+  {
+    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    ASSERT_EQ(ServerPreparedCount(lease->connection()), "2");
+    ASSERT_TRUE(
+        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
+  }
+  absl::StatusOr<PgRows> inserted = pool.Query(kInsert, {"2"}, "inserting");
+  ASSERT_TRUE(inserted.ok()) << inserted.status();
+  EXPECT_EQ(inserted->affected, 1);
+
+  ASSERT_TRUE(pool.Query(kSelect, {"0"}, "reading").ok());
+  ASSERT_TRUE(
+      other->Execute("ALTER TABLE t ALTER COLUMN id TYPE bigint", "altering")
+          .ok());
+  absl::StatusOr<PgRows> read = pool.Query(kSelect, {"0"}, "reading");
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->rows.size(), 2u);
+  EXPECT_EQ(read->rows[1][0], "2");
+}
+
+TEST_F(PostgresTest, ACommitThreadAppliesAgainAfterAStaleStatement) {
+  ConnectionPool pool(cluster_->ConnInfo(database_), /*size=*/1,
+                      /*prepare_statements=*/true);
+  Notifier notifier(&pool);
+  Committer committer(&pool, &notifier, /*max_batch_writes=*/1);
+  std::unique_ptr<PgConnection> other = Connect();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(
+      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
+  // Commits a write of one row with `id` and returns its answer.
+  const auto insert = [&](const std::string& id) {
+    auto write = std::make_unique<PgWrite>();
+    write->statements.push_back({"INSERT INTO t VALUES ($1)", {id}, ""});
+    absl::Notification done;
+    absl::Status answer;
+    committer.Enqueue(std::move(write), "inserting", [&](absl::Status status) {
+      answer = std::move(status);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return answer;
+  };
+  ASSERT_TRUE(insert("1").ok());
+  {
+    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    ASSERT_EQ(ServerPreparedCount(lease->connection()), "1");
+    ASSERT_TRUE(
+        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
+  }
+  EXPECT_TRUE(insert("2").ok());
+  EXPECT_TRUE(insert("3").ok());
+  EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "3");
+  EXPECT_EQ(committer.transactions(), 3);
+}
+
+TEST_F(PostgresTest, AByteaArrayCarriesAnyBytes) {
+  std::unique_ptr<PgConnection> connection = Connect(/*prepare=*/true);
+  ASSERT_NE(connection, nullptr);
+  const std::vector<std::string> values = {
+      std::string("quote\"d"),
+      std::string("back\\slash"),
+      std::string("a,b"),
+      std::string("{braces}"),
+      std::string("\x00", 1),
+      std::string("nul\x00mid", 7),
+      std::string("\xff\x80\x7f"),
+      std::string("NULL"),
+      std::string(" "),
+      std::string(""),
+      std::string("\\x41"),
+  };
+  for (const std::vector<std::string>& array :
+       {values, std::vector<std::string>{}, std::vector<std::string>{""}}) {
+    absl::StatusOr<PgRows> rows = connection->Query(
+        "SELECT value FROM unnest($1::bytea[]) WITH ORDINALITY AS a(value, i) "
+        "ORDER BY i",
+        {ByteaArray(array)}, "unnesting");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    ASSERT_EQ(rows->rows.size(), array.size());
+    for (size_t i = 0; i < array.size(); ++i) {
+      absl::StatusOr<std::string> value =
+          FromBytea(rows->rows[i][0], "reading");
+      ASSERT_TRUE(value.ok()) << value.status();
+      EXPECT_EQ(*value, array[i]) << "element " << i;
+    }
+  }
 }
 
 TEST_F(PostgresTest, WriteSkewUnderSerializableIsAbortedForARetry) {
