@@ -6,9 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/slice.h"
@@ -17,42 +15,6 @@
 
 namespace tasktrail {
 namespace {
-
-// A closure offered to two threads, run by the first that takes it.
-//
-// Thread safety: all methods may be called concurrently.
-class ClaimedWork {
- public:
-  explicit ClaimedWork(absl::AnyInvocable<void() &&> work)
-      : work_(std::move(work)) {}
-
-  // Runs the work unless another taker came first.
-  void Take() {
-    if (Claim()) std::move(work_)();
-  }
-
-  // Waits up to `patience` for another taker; runs the work if none came.
-  void TakeAfter(absl::Duration patience) {
-    {
-      absl::MutexLock lock(&mutex_);
-      mutex_.AwaitWithTimeout(absl::Condition(&taken_), patience);
-    }
-    if (Claim()) std::move(work_)();
-  }
-
- private:
-  bool Claim() {
-    absl::MutexLock lock(&mutex_);
-    if (taken_) return false;
-    taken_ = true;
-    return true;
-  }
-
-  absl::Mutex mutex_;
-  bool taken_ ABSL_GUARDED_BY(mutex_) = false;
-  // Moved from by the one taker that runs it.
-  absl::AnyInvocable<void() &&> work_;
-};
 
 // How much of an export is read ahead of the client: at most this many
 // tasks, and no more once they take this many bytes (one task may take
@@ -63,31 +25,19 @@ constexpr int kExportPageTasks = 128;
 constexpr int kBusyExportPageTasks = 16;
 constexpr int64_t kExportPageBytes = int64_t{1} << 20;
 
-// How long a page read offered to the idle export thread while the server
-// is busy may wait for it before the normal export thread reads the page
-// instead: on a machine that other processes keep busy, the idle thread may
-// not run at all, and the export still moves at one page per this interval.
-constexpr absl::Duration kIdleReadPatience = absl::Seconds(1);
-
-// An ExportTasks stream. Its pages are read on an export thread, each once
-// the pacer allows it and inside a store::BulkReadScope (no block cache
-// fill). While the server is quiet, the normal export thread (`reads`, one
-// thread at normal priority shared by every export) reads them. While it is
-// busy, a page is offered to the idle export thread (`idle_reads`, one
-// thread at SCHED_IDLE): it reads only on a CPU that the server's calls do
-// not want, and a call that wakes takes the CPU from it at once; should it
-// not start within kIdleReadPatience, the normal thread reads the page.
-// The page is then handed to the write pool (`writes`), which records it in
-// the audit log (`audit`) and writes its first task; each further task is
-// written once the previous write is done, and the next page is requested
-// when the page's last task has been written. A write is done only once the
-// transport has taken it, which HTTP/2 flow control holds back while the
-// client does not read: a slow client slows the export down, and the server
-// holds at most one page per stream. No gRPC thread reads the store for an
-// export, and no export reads more than one page at a time from a store's
-// connection pool.
+// An ExportTasks stream. Its pages are read on the export thread (`reads`,
+// one thread shared by every export), each once the pacer allows it and
+// inside a store::BulkReadScope (no block cache fill); the page is then
+// handed to the write pool (`writes`), which records it in the audit log
+// (`audit`) and writes its first task; each further task is written once the
+// previous write is done, and the next page is requested when the page's
+// last task has been written. A write is done only once the transport has
+// taken it, which HTTP/2 flow control holds back while the client does not
+// read: a slow client slows the export down, and the server holds at most
+// one page per stream. No gRPC thread reads the store for an export, and no
+// export reads more than one page at a time from a store's connection pool.
 //
-// Thread safety: exactly one step runs at a time: ReadPage on an export
+// Thread safety: exactly one step runs at a time: ReadPage on the export
 // thread, then Deliver on the write pool, then OnWriteDone for each task,
 // the last of which requests the next page; the step that finds the stream
 // over calls Finish, once. OnCancel, which may run concurrently, only sets
@@ -96,12 +46,11 @@ constexpr absl::Duration kIdleReadPatience = absl::Seconds(1);
 class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // REQUIRES: every collaborator outlives the stream.
-  ExportReactor(const Tracker* tracker, ExportPacer* pacer, ExportPools pools,
+  ExportReactor(const Tracker* tracker, ExportPacer* pacer, WorkPool* reads,
                 WorkPool* writes, ExportCursor cursor, AuditExportPage audit)
       : tracker_(tracker),
         pacer_(pacer),
-        reads_(pools.reads),
-        idle_reads_(pools.idle_reads),
+        reads_(reads),
         writes_(writes),
         cursor_(std::move(cursor)),
         audit_(std::move(audit)) {
@@ -129,15 +78,10 @@ class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
  private:
   void RequestPage() {
-    if (!pacer_->Busy()) {
-      reads_->Schedule([this] { ReadPage(); });
-      return;
-    }
-    RunWhenIdleOrAfter(idle_reads_, reads_, kIdleReadPatience,
-                       [this] { ReadPage(); });
+    reads_->Schedule([this] { ReadPage(); });
   }
 
-  // On an export thread: waits for the pacer, reads the next page into
+  // On the export thread: waits for the pacer, reads the next page into
   // page_ (read_ says how that went) and hands it to Deliver.
   void ReadPage() {
     if (!cancelled_.load()) {
@@ -198,7 +142,6 @@ class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const Tracker* const tracker_;
   ExportPacer* const pacer_;
   WorkPool* const reads_;
-  WorkPool* const idle_reads_;
   WorkPool* const writes_;
   ExportCursor cursor_;
   const AuditExportPage audit_;
@@ -212,18 +155,10 @@ class ExportReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
-void RunWhenIdleOrAfter(WorkPool* idle, WorkPool* normal,
-                        absl::Duration patience,
-                        absl::AnyInvocable<void() &&> work) {
-  auto claimed = std::make_shared<ClaimedWork>(std::move(work));
-  idle->Schedule([claimed] { claimed->Take(); });
-  normal->Schedule([claimed, patience] { claimed->TakeAfter(patience); });
-}
-
 grpc::ServerWriteReactor<grpc::ByteBuffer>* NewExportStream(
-    const Tracker* tracker, ExportPacer* pacer, ExportPools pools,
+    const Tracker* tracker, ExportPacer* pacer, WorkPool* reads,
     WorkPool* writes, ExportCursor cursor, AuditExportPage audit) {
-  return new ExportReactor(tracker, pacer, pools, writes, std::move(cursor),
+  return new ExportReactor(tracker, pacer, reads, writes, std::move(cursor),
                            std::move(audit));
 }
 

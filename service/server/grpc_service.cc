@@ -325,13 +325,13 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
 };
 
 TaskTrackerService::TaskTrackerService(Tracker* tracker, EventHub* hub,
-                                       WorkPool* writes, ExportPools exports,
+                                       WorkPool* writes, WorkPool* export_reads,
                                        ExportPacer* export_pacer,
                                        EdgeOptions options)
     : tracker_(tracker),
       hub_(hub),
       writes_(writes),
-      exports_(exports),
+      export_reads_(export_reads),
       export_pacer_(export_pacer),
       options_(std::move(options)) {
   if (options_.metrics == nullptr) return;
@@ -756,7 +756,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TaskTrackerService::ExportTasks(
   }
   absl::StatusOr<ExportCursor> cursor = tracker_->StartExport(request);
   if (!cursor.ok()) return new FailedStream(ToGrpcStatus(cursor.status()));
-  return NewExportStream(tracker_, export_pacer_, exports_, writes_,
+  return NewExportStream(tracker_, export_pacer_, export_reads_, writes_,
                          *std::move(cursor),
                          [this, caller = *std::move(caller)](
                              absl::Span<const absl::string_view> task_ids) {

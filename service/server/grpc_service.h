@@ -93,13 +93,14 @@ using RawTaskTrackerService = v1::TaskTracker::WithRawCallbackMethod_ValidateTas
 // (Tracker::GetStoredTaskBytes), so no Task is parsed and serialized again.
 class TaskTrackerService final : public RawTaskTrackerService {
  public:
-  // `writes` prepares writes that may wait (see above); `exports` read
-  // ExportTasks pages, as fast as `export_pacer` allows, which every other
-  // admitted call tells that the server is busy. REQUIRES: all
-  // collaborators outlive the service, and the pools outlive the server's
-  // Shutdown (an export finishes its stream from them).
+  // `writes` prepares writes that may wait (see above); `export_reads` (a
+  // pool of one thread) reads ExportTasks pages, as fast as
+  // `export_pacer` allows, which every other admitted call tells that the
+  // server is busy. REQUIRES: all collaborators outlive the service, and
+  // the pools outlive the server's Shutdown (an export finishes its stream
+  // from them).
   TaskTrackerService(Tracker* tracker, EventHub* hub, WorkPool* writes,
-                     ExportPools exports, ExportPacer* export_pacer,
+                     WorkPool* export_reads, ExportPacer* export_pacer,
                      EdgeOptions options);
 
   // Each `request` is the serialized request of the method (for example a
@@ -216,7 +217,7 @@ class TaskTrackerService final : public RawTaskTrackerService {
   Tracker* const tracker_;
   EventHub* const hub_;
   WorkPool* const writes_;
-  const ExportPools exports_;
+  WorkPool* const export_reads_;
   ExportPacer* const export_pacer_;
   const EdgeOptions options_;
   // The series of each unary method its handler counts; nullptr for every

@@ -545,20 +545,16 @@ int Run(DaemonFlags flags) {
   };
   RetentionSweeper sweeper(&tracker, std::move(sweeper_options));
   auto write_pool = std::make_unique<WorkPool>(flags.write_threads);
-  // Two threads read the pages of every export: one at normal priority
-  // while tasktraild is quiet (at SCHED_IDLE alone, an export on an idle
-  // tasktraild crawled whenever other processes kept the machine busy), one
-  // at SCHED_IDLE while it serves calls, so that an export page never holds
-  // a CPU a call wants (docs/PERFORMANCE.md, "Export").
-  auto export_pool =
-      std::make_unique<WorkPool>(1, WorkPool::Options{"tt-export"});
-  auto idle_export_pool = std::make_unique<WorkPool>(
-      1, WorkPool::Options{"tt-export-idle", /*idle=*/true});
+  // One thread reads the pages of every export, at normal priority: the
+  // pacer makes it yield to tasktraild's own calls. At nice 19 (or
+  // SCHED_IDLE) an export on an idle tasktraild crawled at a few hundred
+  // tasks/s whenever other processes kept the machine busy
+  // (docs/PERFORMANCE.md, "Export").
+  auto export_pool = std::make_unique<WorkPool>(
+      1, WorkPool::Options{"tt-export", /*background=*/false});
   ExportPacer export_pacer(SystemClock::Get(), flags.export_pacing);
-  TaskTrackerService service(
-      &tracker, &hub, write_pool.get(),
-      ExportPools{export_pool.get(), idle_export_pool.get()}, &export_pacer,
-      flags.edge);
+  TaskTrackerService service(&tracker, &hub, write_pool.get(),
+                             export_pool.get(), &export_pacer, flags.edge);
 
   // Declared after everything its collectors read, so that it stops
   // serving scrapes before they go away.
@@ -693,11 +689,9 @@ int Run(DaemonFlags flags) {
   server->Wait();
   signal_thread.join();
   sweeper.Stop();
-  // Read no more pages; may still schedule writes.
-  idle_export_pool.reset();
-  export_pool.reset();
-  write_pool.reset();  // runs the writes already accepted
-  exposer.reset();     // no scrape reads the tracker or the store after this
+  export_pool.reset();  // reads no more pages; may still schedule writes
+  write_pool.reset();   // runs the writes already accepted
+  exposer.reset();      // no scrape reads the tracker or the store after this
   if (selected_store.rocksdb != nullptr) {
     const store::CommitQueue::Counts commits =
         selected_store.rocksdb->commit_counts();

@@ -1,7 +1,9 @@
 #include "service/server/work_pool.h"
 
 #include <pthread.h>
-#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -9,11 +11,16 @@ namespace tasktrail {
 
 namespace {
 
-// Moves the calling thread to SCHED_IDLE, which an unprivileged thread may
-// always do (it cannot move back). On Linux a thread's policy is its own.
-void RunWhenIdle() {
-  const sched_param param{};
-  pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+// Lowers the calling thread to nice 19, the lowest priority of the normal
+// scheduler. Not SCHED_IDLE: a SCHED_IDLE thread runs only when nothing
+// else at all is runnable, so on a machine busy with other work (even at
+// nice 19) an export crawled at a few hundred tasks per second while the
+// server itself was idle; at nice 19 it still gets its share against other
+// background work. Yielding to tasktraild's own foreground calls is the
+// export pacer's job. On Linux a thread's nice value is its own (the tid
+// names it).
+void RunInBackground() {
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
 }
 
 }  // namespace
@@ -43,7 +50,7 @@ size_t WorkPool::queued() const {
 
 void WorkPool::Run() {
   pthread_setname_np(pthread_self(), options_.name);
-  if (options_.idle) RunWhenIdle();
+  if (options_.background) RunInBackground();
   while (true) {
     absl::AnyInvocable<void() &&> work;
     {

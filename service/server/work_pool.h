@@ -3,13 +3,11 @@
 // same task (or account) to become durable, since gRPC's threads must never
 // wait.
 //
-// Its threads are named after Options::name ("tt-write" by default). An
-// idle pool's threads run at SCHED_IDLE: they run only on a CPU that no
-// thread of normal priority wants, and a waking thread of normal priority
-// takes the CPU from them at once. They may wait for a long time while the
-// machine is busy, so they must not hold what a foreground thread may wait
-// for (a lock, a RocksDB write group) for longer than a short read, and
-// work that must progress under load needs another way forward.
+// Its threads are named after Options::name ("tt-write" by default). A
+// background pool's threads run at nice 19: against busy threads of normal
+// priority they get a small share of the CPU, so they must not hold what a
+// foreground thread may wait for (a lock, a RocksDB write group) for longer
+// than a short read.
 //
 // Thread safety: Schedule may be called from any thread. The destructor runs
 // the closures already scheduled, then joins the threads.
@@ -31,8 +29,8 @@ class WorkPool {
   struct Options {
     // The threads' name (at most 15 characters, as Linux keeps).
     const char* name = "tt-write";
-    // Run the threads at SCHED_IDLE (see above).
-    bool idle = false;
+    // Run the threads at nice 19 (see above).
+    bool background = false;
   };
 
   // REQUIRES: threads >= 1.

@@ -299,9 +299,8 @@ TEST_P(ExportE2eTest, ResumingAfterATaskIdExportsExactlyTheRest) {
 }
 
 TEST_P(ExportE2eTest, AnExportWhileCallsArriveDeliversEveryTaskOnce) {
-  // While calls arrive, pages are small and read by the SCHED_IDLE export
-  // thread (or, should it not get a CPU, by the normal one): the stream
-  // must still carry every task once, in order.
+  // While calls arrive, the export is paced and read in small pages: the
+  // stream must still carry every task once, in order.
   std::vector<std::string> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(Submit("acct-a", i).task_id());
   std::atomic<bool> exporting{true};

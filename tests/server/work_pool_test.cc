@@ -1,12 +1,15 @@
 // Tests of WorkPool (service/server/work_pool.h): every closure runs, on up
 // to `threads` threads at once named "tt-write", Schedule works from any
 // thread (including the pool's own), queued() counts what has not started,
-// and the destructor runs what was scheduled before joining; an idle pool's
-// threads run at SCHED_IDLE under their own name.
+// and the destructor runs what was scheduled before joining; a background
+// pool's threads run at nice 19 under their own name.
 #include "service/server/work_pool.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
@@ -164,11 +167,12 @@ TEST(WorkPoolTest, ItsThreadsAreNamedTtWrite) {
   EXPECT_EQ(name, "tt-write");
 }
 
-TEST(WorkPoolTest, AnIdlePoolRunsAtSchedIdleUnderItsName) {
+TEST(WorkPoolTest, ABackgroundPoolRunsAtNice19UnderItsName) {
   std::string name;
   int policy = -1;
+  int nice_value = 0;
   {
-    WorkPool pool(1, WorkPool::Options{"tt-export-idle", /*idle=*/true});
+    WorkPool pool(1, WorkPool::Options{"tt-export", /*background=*/true});
     absl::Notification done;
     pool.Schedule([&] {
       char buffer[16] = {};
@@ -176,12 +180,15 @@ TEST(WorkPoolTest, AnIdlePoolRunsAtSchedIdleUnderItsName) {
       name = buffer;
       sched_param param{};
       pthread_getschedparam(pthread_self(), &policy, &param);
+      nice_value =
+          getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
       done.Notify();
     });
     done.WaitForNotification();
   }
-  EXPECT_EQ(name, "tt-export-idle");
-  EXPECT_EQ(policy, SCHED_IDLE);
+  EXPECT_EQ(name, "tt-export");
+  EXPECT_EQ(policy, SCHED_OTHER);
+  EXPECT_EQ(nice_value, 19);
 }
 
 TEST(WorkPoolTest, MoveOnlyClosuresRun) {
