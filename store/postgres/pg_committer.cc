@@ -244,6 +244,15 @@ void Committer::Transact(ConnectionPool::Lease& lease,
       return;
     }
     first_flight = false;
+    // A stale prepared statement voids the transaction wherever it stands
+    // in the flight, even behind a write whose conflict the server did not
+    // see as an error: its connection, dropped, rolls the transaction back.
+    for (const absl::StatusOr<PgRows>& answer : *answers) {
+      if (!answer.ok() && IsStalePreparedStatement(answer.status())) {
+        FailTheRest(answer.status(), results);
+        return;
+      }
+    }
     size_t failed = answers->size();
     absl::Status failure;
     for (size_t i = 0; i < answers->size(); ++i) {
@@ -268,11 +277,6 @@ void Committer::Transact(ConnectionPool::Lease& lease,
         writes_.fetch_add(static_cast<int64_t>(CountOk(results)),
                           std::memory_order_relaxed);
       }
-      return;
-    }
-    if (IsStalePreparedStatement(failure)) {
-      // The transaction is void; the connection, dropped, rolls it back.
-      FailTheRest(failure, results);
       return;
     }
     const int owner = flight.owner(failed);

@@ -647,6 +647,8 @@ TEST_F(E2eTest, SecondServerOnTheSameDirectoryExitsWithAClearError) {
 }
 
 TEST_F(E2eTest, StartupLineNamesVersionAddressAndDb) {
+  // Logged just after the port file that told the test the server is up.
+  ASSERT_TRUE(server_->WaitForLog("tasktraild started"));
   const std::string log = server_->Log();
   EXPECT_THAT(log, HasSubstr("tasktraild started version="));
   EXPECT_THAT(log, HasSubstr("listen=" + server_->address()));

@@ -14,6 +14,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "store/postgres/pg_committer.h"
 #include "store/postgres/pg_connection.h"
@@ -363,6 +365,72 @@ TEST_F(PostgresTest, ACommitThreadAppliesAgainAfterAStaleStatement) {
   EXPECT_TRUE(insert("3").ok());
   EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "3");
   EXPECT_EQ(committer.transactions(), 3);
+}
+
+TEST_F(PostgresTest, AStaleStatementBehindAConflictStillVoidsTheBatch) {
+  ConnectionPool pool(cluster_->ConnInfo(database_), /*size=*/1,
+                      /*prepare_statements=*/true);
+  Notifier notifier(&pool);
+  Committer committer(&pool, &notifier, /*max_batch_writes=*/2);
+  std::unique_ptr<PgConnection> other = Connect();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(
+      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
+  // Queues a write of `statement` whose answer lands in `answer`.
+  const auto enqueue = [&](Statement statement, absl::Status* answer,
+                           absl::Notification* done) {
+    auto write = std::make_unique<PgWrite>();
+    write->statements.push_back(std::move(statement));
+    committer.Enqueue(std::move(write), "writing", [=](absl::Status status) {
+      *answer = std::move(status);
+      done->Notify();
+    });
+  };
+  const Statement insert_two = {"INSERT INTO t VALUES ($1)", {"2"}, ""};
+  absl::Status first;
+  absl::Notification first_done;
+  enqueue({"INSERT INTO t VALUES ($1)", {"1"}, ""}, &first, &first_done);
+  first_done.WaitForNotification();
+  ASSERT_TRUE(first.ok()) << first;
+
+  {
+    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
+    ASSERT_TRUE(lease.ok()) << lease.status();
+    ASSERT_TRUE(
+        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
+  }
+  // The commit thread is held inside a write (no parameters: never
+  // prepared) that waits for a lock, so that the two writes after it queue
+  // up and are committed together: a conflict (no row changed, which the
+  // server does not see as an error) ahead of the stale INSERT.
+  ASSERT_TRUE(other->Execute("BEGIN", "beginning").ok());
+  ASSERT_TRUE(other->Execute("LOCK TABLE t", "locking t").ok());
+  absl::Status held, conflicting, stale;
+  absl::Notification held_done, conflicting_done, stale_done;
+  enqueue({"INSERT INTO t VALUES (100)", {}, ""}, &held, &held_done);
+  // Awaits the commit thread's wait for the lock (the server offers no
+  // notification of it).
+  const std::string waiting_for_t =
+      "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+      "'t'::regclass AND database = (SELECT oid FROM pg_database WHERE "
+      "datname = current_database())";
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (Value(*other, waiting_for_t) == "0" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(Value(*other, waiting_for_t), "1");
+  enqueue({"UPDATE t SET id = id WHERE id = $1", {"-1"}, "no row -1"},
+          &conflicting, &conflicting_done);
+  enqueue(insert_two, &stale, &stale_done);
+  ASSERT_TRUE(other->Execute("COMMIT", "committing").ok());
+  held_done.WaitForNotification();
+  conflicting_done.WaitForNotification();
+  stale_done.WaitForNotification();
+  EXPECT_TRUE(held.ok()) << held;
+  EXPECT_EQ(conflicting.code(), absl::StatusCode::kAborted) << conflicting;
+  // Sent again on a new connection, not UNAVAILABLE.
+  EXPECT_TRUE(stale.ok()) << stale;
+  EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "3");
 }
 
 TEST_F(PostgresTest, AByteaArrayCarriesAnyBytes) {
