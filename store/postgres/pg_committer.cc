@@ -161,26 +161,24 @@ std::vector<absl::Status> Committer::Apply(absl::Span<const Job> batch) {
     lease->Discard();
     lease = pool_->Acquire(/*fresh=*/true);
   }
-  if (!lease.ok()) {
-    FailTheRest(lease.status(), results);
-    return results;
+  // A stale prepared statement voids the transaction (nothing committed):
+  // the batch runs once more from the start, prepared afresh.
+  for (int attempt = 1;; ++attempt) {
+    if (!lease.ok()) {
+      FailTheRest(lease.status(), results);
+      return results;
+    }
+    Transact(*lease, batch, results);
+    if (attempt == 2 || std::none_of(results.begin(), results.end(),
+                                     IsStalePreparedStatement)) {
+      return results;
+    }
+    lease->Discard();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      results[i] = batch[i].write->invalid;
+    }
+    lease = pool_->Acquire(/*fresh=*/true);
   }
-  Transact(*lease, batch, results);
-  if (std::none_of(results.begin(), results.end(), IsStalePreparedStatement)) {
-    return results;
-  }
-  // Nothing committed: once more from the start, prepared afresh.
-  lease->Discard();
-  for (size_t i = 0; i < batch.size(); ++i) {
-    results[i] = batch[i].write->invalid;
-  }
-  lease = pool_->Acquire(/*fresh=*/true);
-  if (!lease.ok()) {
-    FailTheRest(lease.status(), results);
-    return results;
-  }
-  Transact(*lease, batch, results);
-  return results;
 }
 
 void Committer::Transact(ConnectionPool::Lease& lease,

@@ -50,14 +50,10 @@ std::string TextArray(const std::vector<std::string>& values) {
 }
 
 std::string ByteaArray(const std::vector<std::string>& values) {
-  std::string literal = "{";
-  for (const std::string& value : values) {
-    if (literal.size() > 1) literal.push_back(',');
-    // Quoted, the backslash of the hex form escaped: "\\x0a1b".
-    absl::StrAppend(&literal, "\"\\\\x", absl::BytesToHexString(value), "\"");
-  }
-  literal.push_back('}');
-  return literal;
+  std::vector<std::string> hex;
+  hex.reserve(values.size());
+  for (const std::string& value : values) hex.push_back(Bytea(value));
+  return TextArray(hex);
 }
 
 std::string IntArray(const std::vector<int64_t>& values) {

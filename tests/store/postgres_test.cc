@@ -54,6 +54,16 @@ class PostgresTest : public ::testing::Test {
     return connection.ok() ? std::move(*connection) : nullptr;
   }
 
+  // An unprepared connection, after it made table t (id int PRIMARY KEY).
+  std::unique_ptr<PgConnection> ConnectAndMakeTableT() {
+    std::unique_ptr<PgConnection> connection = Connect();
+    if (connection == nullptr) return nullptr;
+    const absl::Status made =
+        connection->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t");
+    EXPECT_TRUE(made.ok()) << made;
+    return made.ok() ? std::move(connection) : nullptr;
+  }
+
   // The single value `sql` returns, or the error's message.
   static std::string Value(PgConnection& connection, const std::string& sql) {
     absl::StatusOr<PgRows> rows = connection.Query(sql, {}, "test query");
@@ -150,6 +160,38 @@ void ExpectEveryAnswerOk(
   for (const absl::StatusOr<PgRows>& answer : *answers) {
     ASSERT_TRUE(answer.ok()) << answer.status();
   }
+}
+
+// Has the server drop every prepared statement of `pool`'s one connection
+// (as a pooler's DEALLOCATE ALL would); returns how many it held.
+std::string DeallocateAll(ConnectionPool& pool) {
+  absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
+  if (!lease.ok()) return std::string(lease.status().message());
+  const std::string held = ServerPreparedCount(lease->connection());
+  const absl::Status deallocated =
+      lease->connection().Execute("DEALLOCATE ALL", "deallocating");
+  return deallocated.ok() ? held : std::string(deallocated.message());
+}
+
+// Queues a write of `statement`; its answer lands in `answer`, then `done`
+// is notified.
+void EnqueueWrite(Committer& committer, Statement statement,
+                  absl::Status* answer, absl::Notification* done) {
+  auto write = std::make_unique<PgWrite>();
+  write->statements.push_back(std::move(statement));
+  committer.Enqueue(std::move(write), "writing", [=](absl::Status status) {
+    *answer = std::move(status);
+    done->Notify();
+  });
+}
+
+// Commits a write of `statement` and returns its answer.
+absl::Status CommitWrite(Committer& committer, Statement statement) {
+  absl::Status answer;
+  absl::Notification done;
+  EnqueueWrite(committer, std::move(statement), &answer, &done);
+  done.WaitForNotification();
+  return answer;
 }
 
 TEST_F(PostgresTest, AStatementIsPreparedOnceAndThenOnlyExecuted) {
@@ -302,21 +344,13 @@ TEST_F(PostgresTest, ThePoolSendsAStaleStatementAgainOnANewConnection) {
   // One connection: the statement is sent again on its replacement.
   ConnectionPool pool(cluster_->ConnInfo(database_), /*size=*/1,
                       /*prepare_statements=*/true);
-  std::unique_ptr<PgConnection> other = Connect();
+  std::unique_ptr<PgConnection> other = ConnectAndMakeTableT();
   ASSERT_NE(other, nullptr);
-  ASSERT_TRUE(
-      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
   constexpr char kInsert[] = "INSERT INTO t VALUES ($1)";
   constexpr char kSelect[] = "SELECT id FROM t WHERE id >= $1 ORDER BY id";
   ASSERT_TRUE(pool.Query(kInsert, {"1"}, "inserting").ok());
   ASSERT_TRUE(pool.Query(kSelect, {"0"}, "reading").ok());
-  {
-    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
-    ASSERT_TRUE(lease.ok()) << lease.status();
-    ASSERT_EQ(ServerPreparedCount(lease->connection()), "2");
-    ASSERT_TRUE(
-        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
-  }
+  ASSERT_EQ(DeallocateAll(pool), "2");
   absl::StatusOr<PgRows> inserted = pool.Query(kInsert, {"2"}, "inserting");
   ASSERT_TRUE(inserted.ok()) << inserted.status();
   EXPECT_EQ(inserted->affected, 1);
@@ -336,31 +370,13 @@ TEST_F(PostgresTest, ACommitThreadAppliesAgainAfterAStaleStatement) {
                       /*prepare_statements=*/true);
   Notifier notifier(&pool);
   Committer committer(&pool, &notifier, /*max_batch_writes=*/1);
-  std::unique_ptr<PgConnection> other = Connect();
+  std::unique_ptr<PgConnection> other = ConnectAndMakeTableT();
   ASSERT_NE(other, nullptr);
-  ASSERT_TRUE(
-      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
-  // Commits a write of one row with `id` and returns its answer.
   const auto insert = [&](const std::string& id) {
-    auto write = std::make_unique<PgWrite>();
-    write->statements.push_back({"INSERT INTO t VALUES ($1)", {id}, ""});
-    absl::Notification done;
-    absl::Status answer;
-    committer.Enqueue(std::move(write), "inserting", [&](absl::Status status) {
-      answer = std::move(status);
-      done.Notify();
-    });
-    done.WaitForNotification();
-    return answer;
+    return CommitWrite(committer, {"INSERT INTO t VALUES ($1)", {id}, ""});
   };
   ASSERT_TRUE(insert("1").ok());
-  {
-    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
-    ASSERT_TRUE(lease.ok()) << lease.status();
-    ASSERT_EQ(ServerPreparedCount(lease->connection()), "1");
-    ASSERT_TRUE(
-        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
-  }
+  ASSERT_EQ(DeallocateAll(pool), "1");
   EXPECT_TRUE(insert("2").ok());
   EXPECT_TRUE(insert("3").ok());
   EXPECT_EQ(Value(*other, "SELECT count(*) FROM t"), "3");
@@ -372,33 +388,11 @@ TEST_F(PostgresTest, AStaleStatementBehindAConflictStillVoidsTheBatch) {
                       /*prepare_statements=*/true);
   Notifier notifier(&pool);
   Committer committer(&pool, &notifier, /*max_batch_writes=*/2);
-  std::unique_ptr<PgConnection> other = Connect();
+  std::unique_ptr<PgConnection> other = ConnectAndMakeTableT();
   ASSERT_NE(other, nullptr);
   ASSERT_TRUE(
-      other->Execute("CREATE TABLE t (id int PRIMARY KEY)", "making t").ok());
-  // Queues a write of `statement` whose answer lands in `answer`.
-  const auto enqueue = [&](Statement statement, absl::Status* answer,
-                           absl::Notification* done) {
-    auto write = std::make_unique<PgWrite>();
-    write->statements.push_back(std::move(statement));
-    committer.Enqueue(std::move(write), "writing", [=](absl::Status status) {
-      *answer = std::move(status);
-      done->Notify();
-    });
-  };
-  const Statement insert_two = {"INSERT INTO t VALUES ($1)", {"2"}, ""};
-  absl::Status first;
-  absl::Notification first_done;
-  enqueue({"INSERT INTO t VALUES ($1)", {"1"}, ""}, &first, &first_done);
-  first_done.WaitForNotification();
-  ASSERT_TRUE(first.ok()) << first;
-
-  {
-    absl::StatusOr<ConnectionPool::Lease> lease = pool.Acquire();
-    ASSERT_TRUE(lease.ok()) << lease.status();
-    ASSERT_TRUE(
-        lease->connection().Execute("DEALLOCATE ALL", "deallocating").ok());
-  }
+      CommitWrite(committer, {"INSERT INTO t VALUES ($1)", {"1"}, ""}).ok());
+  ASSERT_EQ(DeallocateAll(pool), "1");
   // The commit thread is held inside a write (no parameters: never
   // prepared) that waits for a lock, so that the two writes after it queue
   // up and are committed together: a conflict (no row changed, which the
@@ -407,7 +401,8 @@ TEST_F(PostgresTest, AStaleStatementBehindAConflictStillVoidsTheBatch) {
   ASSERT_TRUE(other->Execute("LOCK TABLE t", "locking t").ok());
   absl::Status held, conflicting, stale;
   absl::Notification held_done, conflicting_done, stale_done;
-  enqueue({"INSERT INTO t VALUES (100)", {}, ""}, &held, &held_done);
+  EnqueueWrite(committer, {"INSERT INTO t VALUES (100)", {}, ""}, &held,
+               &held_done);
   // Awaits the commit thread's wait for the lock (the server offers no
   // notification of it).
   const std::string waiting_for_t =
@@ -419,9 +414,11 @@ TEST_F(PostgresTest, AStaleStatementBehindAConflictStillVoidsTheBatch) {
     absl::SleepFor(absl::Milliseconds(5));
   }
   ASSERT_EQ(Value(*other, waiting_for_t), "1");
-  enqueue({"UPDATE t SET id = id WHERE id = $1", {"-1"}, "no row -1"},
-          &conflicting, &conflicting_done);
-  enqueue(insert_two, &stale, &stale_done);
+  EnqueueWrite(committer,
+               {"UPDATE t SET id = id WHERE id = $1", {"-1"}, "no row -1"},
+               &conflicting, &conflicting_done);
+  EnqueueWrite(committer, {"INSERT INTO t VALUES ($1)", {"2"}, ""}, &stale,
+               &stale_done);
   ASSERT_TRUE(other->Execute("COMMIT", "committing").ok());
   held_done.WaitForNotification();
   conflicting_done.WaitForNotification();
