@@ -104,12 +104,19 @@ void Report(const RunResult& r, const Flags& flags, int64_t preloaded) {
     }
   }
   if (flags.json) {
+    // Every non-empty bucket as [midpoint, count], so that a report can
+    // take percentiles over several runs together.
+    std::string buckets;
+    r.latency.ForEachBucket([&buckets](uint64_t midpoint, uint64_t count) {
+      absl::StrAppend(&buckets, buckets.empty() ? "" : ",", "[", midpoint, ",",
+                      count, "]");
+    });
     printf(
         "{\"workload\":\"%s\",\"concurrency\":%d,\"seconds\":%.3f,"
         "\"calls\":%llu,\"errors\":%llu,\"errors_by_code\":{%s},"
         "\"calls_per_second\":%.1f,\"p50_us\":%llu,\"p90_us\":%llu,"
         "\"p99_us\":%llu,\"p999_us\":%llu,\"max_us\":%llu,\"mean_us\":%.1f,"
-        "\"deduplicated\":%llu,\"preloaded\":%lld}\n",
+        "\"deduplicated\":%llu,\"preloaded\":%lld,\"latency_us\":[%s]}\n",
         r.workload.c_str(), r.concurrency, r.seconds,
         static_cast<unsigned long long>(r.calls),
         static_cast<unsigned long long>(r.errors()), errors.c_str(), rate,
@@ -119,7 +126,7 @@ void Report(const RunResult& r, const Flags& flags, int64_t preloaded) {
         static_cast<unsigned long long>(r.latency.Percentile(0.999)),
         static_cast<unsigned long long>(r.latency.max()), r.latency.mean(),
         static_cast<unsigned long long>(r.deduplicated),
-        static_cast<long long>(preloaded));
+        static_cast<long long>(preloaded), buckets.c_str());
   } else {
     printf(
         "%-13s c=%-4d %9.1f calls/s  calls=%-8llu p50=%lluus p90=%lluus "

@@ -59,6 +59,10 @@ struct Flags {
   int watchers = 0;
   double watch_rate = 5;
   int exporters = 0;
+  // The export streams take each task's bytes without parsing them, so
+  // that the exporting process costs the machine little more than its
+  // network reads: it stands for a loader on another machine.
+  bool raw_export = false;
   bool preload_finished = false;
   // Calls per second of each workload run, issued on a fixed schedule
   // whatever the answers' latency (open loop); 0: each slot issues its next

@@ -55,6 +55,16 @@ class LatencyHistogram {
     return max_;
   }
 
+  // Calls f(midpoint, count) for each non-empty bucket, in increasing
+  // order: what a report needs to merge runs' histograms and take their
+  // percentiles by the rule Percentile() uses.
+  template <typename F>
+  void ForEachBucket(F&& f) const {
+    for (size_t i = 0; i < kBuckets; ++i) {
+      if (counts_[i] != 0) f(Midpoint(i), counts_[i]);
+    }
+  }
+
  private:
   static constexpr int kSubBits = 6;  // 64 buckets per power of two
   static constexpr uint64_t kExactBelow = uint64_t{2} << kSubBits;  // 128

@@ -8,6 +8,7 @@ with round_ratios, print_round_ratio and print_sides.
 """
 
 import json
+import math
 import re
 import statistics
 
@@ -75,6 +76,49 @@ def round_ratios(runs, value):
             ratios.append(statistics.mean(map(value, b)) /
                           max(statistics.mean(map(value, a)), 1))
     return ratios
+
+
+def pooled_percentile(records, q):
+    """The q-quantile of the latencies of every call of `records` together.
+
+    Each record is a run's JSON line with its histogram ("latency_us":
+    [[midpoint, count], ...]); the rule is LatencyHistogram::Percentile's
+    (the midpoint of the bucket that holds the ceil(q * calls)-th smallest
+    latency, never above the largest), so one record gives its own p99_us.
+    None when the records hold no call.
+    """
+    counts = {}
+    for record in records:
+        for midpoint, count in record["latency_us"]:
+            counts[midpoint] = counts.get(midpoint, 0) + count
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(q * total))
+    largest = max(record["max_us"] for record in records)
+    seen = 0
+    for midpoint in sorted(counts):
+        seen += counts[midpoint]
+        if seen >= rank:
+            return min(midpoint, largest)
+    return largest
+
+
+def print_pooled_ratio(name, runs, q, op, target):
+    """Prints the q-quantile of every B call over that of every A call.
+
+    `runs` maps (round, side) to that side's runs in that round, as for
+    round_ratios; all rounds are taken together, so that a stall that holds
+    up a tenth of a percent of the calls moves no p99, however it falls
+    across the rounds. Nothing when a side has no call.
+    """
+    a = pooled_percentile([r for (_, side), rs in runs.items() if side == "A" for r in rs], q)
+    b = pooled_percentile([r for (_, side), rs in runs.items() if side == "B" for r in rs], q)
+    if not a or not b:
+        return
+    ratio = b / a
+    print(f"{name}: {b / 1000:.2f} / {a / 1000:.2f} ms = {ratio:.2f}"
+          f"  target {op} {target}: {verdict(ratio, op, target).split()[-1]}")
 
 
 def print_round_ratio(name, ratios, op, target, digits=2):

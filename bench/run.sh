@@ -47,15 +47,19 @@
 #                           and submit at concurrency CONCURRENCY (64),
 #                           DURATION s each, without and with one export
 #                           stream running, in EXPORT_ROUNDS (2) rounds of
-#                           A B B A on the same server; prints every run and
-#                           the with / without p99 ratios per round
-#                           (target: within 20 %). With GET_RATE and
+#                           A B B A on the same server; prints every run,
+#                           the with / without p99 ratios per round and the
+#                           p99 of every call of all rounds pooled, with
+#                           over without (target: within 20 %). With GET_RATE and
 #                           SUBMIT_RATE (calls/s), get and submit run open
 #                           loop at those rates (tasktrail-bench --rate) and
 #                           the B runs' export stream comes from a second
-#                           tasktrail-bench process, at SCHED_IDLE (a loader
-#                           on another machine; EXPORTER_CPU=shared: at
-#                           normal priority)
+#                           tasktrail-bench process, at SCHED_IDLE, taking
+#                           the tasks unparsed (a loader on another machine;
+#                           EXPORTER_CPU=shared: at normal priority;
+#                           EXPORTER_READS=parsed: parsing each task).
+#                           EXPORT_CONTROL=1: the B runs have no export
+#                           stream either (an A/A run: the ratios' noise)
 #   bench/run.sh --purge    retention purging beside foreground calls: one
 #                           store of PRELOAD (10,000) unfinished tasks (the
 #                           get set, never due) and PURGE_TASKS (100,000)
@@ -67,7 +71,8 @@
 #                           is due and the sweeper purges them during the
 #                           run); prints every run with the tasks purged
 #                           during it, the with / without p99 ratios per
-#                           round (target: within 20 %), and the time to
+#                           round and pooled over the rounds (target: within
+#                           20 %), and the time to
 #                           purge all of them on an idle server
 #   bench/run.sh --retention-steady
 #                           the store's size under a steady load with a short
@@ -294,8 +299,11 @@ if [[ "$mode" == smoke ]]; then
   stop_server
   print_table "$out" "$tmp/smoke.rate.jsonl"
   # Every workload must have run once, made calls and seen no errors.
-  "$python" - "$out" "$tmp/smoke.rate.jsonl" <<'EOF' || status=1
+  # The histogram each report carries gives back the report's own
+  # percentiles, as the A B B A modes pool them (bench/ratios.py).
+  PYTHONPATH="$root/bench" "$python" - "$out" "$tmp/smoke.rate.jsonl" <<'EOF' || status=1
 import json, sys
+from ratios import pooled_percentile
 want = {"preload", "health", "get", "get-timeline", "queue-status", "event",
         "submit", "submit-dup", "mixed", "store-submit"}
 seen, bad = set(), []
@@ -309,6 +317,12 @@ for line in open(sys.argv[1]):
     seen.add(r["workload"])
     if r["errors"] or not r["calls"]:
         bad.append(f"{r['workload']}: calls={r['calls']} errors={r['errors']}")
+    if "latency_us" in r:
+        counted = sum(count for _, count in r["latency_us"])
+        pooled = {key: pooled_percentile([r], q) for key, q in
+                  (("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999))}
+        if counted != r["calls"] or any(r[k] != v for k, v in pooled.items()):
+            bad.append(f"{r['workload']}: histogram of {counted} calls gives {pooled}")
 missing = want - seen
 if missing:
     bad.append("missing: " + ", ".join(sorted(missing)))
@@ -450,7 +464,7 @@ if [[ "$mode" == purge ]]; then
   PYTHONPATH="$root/bench" "$python" - "$conc" "$purge_tasks" "$t0" "$t1" \
     "${abba_files[@]}" <<'EOF'
 import sys
-from ratios import abba_records, print_round_ratio, round_ratios
+from ratios import abba_records, print_pooled_ratio, print_round_ratio, round_ratios
 conc, total, t0, t1 = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 runs = {}  # workload -> (round, side) -> runs
 for rnd, side, records in abba_records(sys.argv[5:]):
@@ -468,6 +482,9 @@ for workload in ("get", "submit"):
     print_round_ratio(f"{workload} p99 while purging / without",
                       round_ratios(runs.get(workload, {}), lambda r: r["p99_us"]),
                       "<=", 1.2)
+for workload in ("get", "submit"):
+    print_pooled_ratio(f"{workload} p99 of every call of the rounds, purging / without",
+                       runs.get(workload, {}), 0.99, "<=", 1.2)
 print(f"all {total} due tasks purged on an idle server in {t1 - t0:.1f} s "
       f"(start-up included): {total / (t1 - t0):.0f} tasks/s")
 EOF
@@ -553,8 +570,10 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
   export_run() {
     local args=(--load-tasks "$tmp/export.ids" --concurrency "$conc"
       --duration "$duration")
+    local exporting=0
+    if [[ "$2" == B && "${EXPORT_CONTROL:-0}" != 1 ]]; then exporting=1; fi
     if [[ -z "${GET_RATE:-}${SUBMIT_RATE:-}" ]]; then
-      if [[ "$2" == B ]]; then args+=(--exporters 1); fi
+      if [[ $exporting == 1 ]]; then args+=(--exporters 1); fi
       run_bench "$1" "${args[@]}" --workload get,submit || status=1
       return
     fi
@@ -562,14 +581,16 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
     # through both foreground runs (each a warm-up and DURATION s). That
     # process stands for a warehouse loader on another machine: unless
     # EXPORTER_CPU=shared, it runs at SCHED_IDLE, on the CPU the server
-    # and the load generator leave idle, so that p99 shows what the
-    # server's export costs its other calls rather than a third process
-    # competing for the same 2 cores.
-    local exporter="" sched=(chrt --idle 0)
+    # and the load generator leave idle, and unless EXPORTER_READS=parsed
+    # it takes the tasks as bytes without parsing them, so that p99 shows
+    # what the server's export costs its other calls rather than a third
+    # process competing for the same 2 cores.
+    local exporter="" sched=(chrt --idle 0) reads=(--raw-export)
     if [[ "${EXPORTER_CPU:-idle}" == shared ]]; then sched=(); fi
-    if [[ "$2" == B ]]; then
+    if [[ "${EXPORTER_READS:-raw}" == parsed ]]; then reads=(); fi
+    if [[ $exporting == 1 ]]; then
       "${sched[@]}" "$bench" --server "127.0.0.1:$port" --json --quiet \
-        --workload none --exporters 1 \
+        --workload none --exporters 1 "${reads[@]}" \
         --duration "$("$python" -c "print(2 * ($duration + 1) + 1)")" \
         >>"$1.exporter" &
       exporter=$!
@@ -602,7 +623,7 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
   PYTHONPATH="$root/bench" "$python" - "$conc" "$tmp/export.alone.jsonl" \
     "${abba_files[@]}" <<'EOF'
 import json, sys
-from ratios import abba_records, print_round_ratio, round_ratios
+from ratios import abba_records, print_pooled_ratio, print_round_ratio, round_ratios
 conc = sys.argv[1]
 for line in open(sys.argv[2]):
     r = json.loads(line)
@@ -625,6 +646,9 @@ for workload in ("get", "submit"):
     print_round_ratio(f"{workload} p99 with / without an export stream",
                       round_ratios(runs.get(workload, {}), lambda r: r["p99_us"]),
                       "<=", 1.2)
+for workload in ("get", "submit"):
+    print_pooled_ratio(f"{workload} p99 of every call of the rounds, with / without an export stream",
+                       runs.get(workload, {}), 0.99, "<=", 1.2)
 EOF
   exit $status
 fi

@@ -46,7 +46,8 @@
 // none: for --duration s), each starting again from the first task when it
 // reaches the end: the workloads are then measured beside exports. A summary
 // line follows the runs: tasks exported per second over the runs, and the time
-// of each whole pass.
+// of each whole pass. With --raw-export the streams take the tasks as bytes,
+// unparsed.
 //
 // --preload-finished completes every preloaded task (SUCCEEDED) after its
 // polls, so that a retention run has finished tasks to purge.
@@ -57,7 +58,9 @@
 // --save-tasks, --workload none only preloads.
 //
 // Output: one line per run (or one JSON object per line with --json) with
-// calls/s, p50/p90/p99/p999 latency and errors by status code. Exit status:
+// calls/s, p50/p90/p99/p999 latency and errors by status code; a JSON line
+// also carries the latency histogram ("latency_us": [[midpoint µs, calls],
+// ...] of every non-empty bucket), so that runs can be pooled. Exit status:
 // 0 when every run completed, 1 when any call failed or a run made no calls
 // (so that smoke tests can rely on it), 2 on a usage error.
 #include <algorithm>
@@ -232,6 +235,10 @@ int Main(int argc, char** argv) {
                  "run")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  app.add_flag("--raw-export", flags.raw_export,
+               "the --exporters streams count each task's bytes without "
+               "parsing it (a loader on another machine costs this one "
+               "nothing for its parsing)");
   app.add_flag("--quiet", flags.quiet, "no progress on stderr");
   app.add_flag("--probe", flags.probe,
                "one health check (waiting for the server up to --deadline); "

@@ -2,9 +2,94 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "grpcpp/generic/generic_stub.h"
 
 namespace tasktrail::bench {
+namespace {
+
+constexpr char kExportTasksMethod[] = "/tasktrail.v1.TaskTracker/ExportTasks";
+
+// One ExportTasks stream through the generated stub, each task parsed;
+// received(bytes) for each. Returns the stream's status.
+grpc::Status ExportParsed(v1::TaskTracker::Stub* stub,
+                          const v1::ExportTasksRequest& request,
+                          grpc::ClientContext* context,
+                          const std::function<void(size_t)>& received) {
+  auto reader = stub->ExportTasks(context, request);
+  v1::Task task;
+  while (reader->Read(&task)) received(task.ByteSizeLong());
+  return reader->Finish();
+}
+
+// The same stream through gRPC's generic stub: the request is sent
+// serialized and each task is taken as the bytes it came in, unparsed.
+//
+// Thread safety: the reactor's callbacks run on gRPC's threads; Wait() on
+// the calling thread returns once OnDone has run.
+class RawExportReader final
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  RawExportReader(const std::shared_ptr<grpc::Channel>& channel,
+                  const v1::ExportTasksRequest& request,
+                  grpc::ClientContext* context,
+                  const std::function<void(size_t)>& received)
+      : stub_(channel), received_(received) {
+    const std::string serialized = request.SerializeAsString();
+    grpc::Slice slice(serialized);
+    request_ = grpc::ByteBuffer(&slice, 1);
+    stub_.PrepareBidiStreamingCall(context, kExportTasksMethod,
+                                   grpc::StubOptions(), this);
+    StartWriteLast(&request_, grpc::WriteOptions());
+    StartRead(&task_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    received_(task_.Length());
+    StartRead(&task_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    status_ = status;
+    done_ = true;
+    done_changed_.notify_all();
+  }
+
+  grpc::Status Wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_changed_.wait(lock, [this] { return done_; });
+    return status_;
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  const std::function<void(size_t)>& received_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer task_;
+  std::mutex mutex_;
+  std::condition_variable done_changed_;
+  bool done_ = false;    // guarded by mutex_
+  grpc::Status status_;  // guarded by mutex_
+};
+
+grpc::Status ExportRaw(const std::shared_ptr<grpc::Channel>& channel,
+                       const v1::ExportTasksRequest& request,
+                       grpc::ClientContext* context,
+                       const std::function<void(size_t)>& received) {
+  RawExportReader reader(channel, request, context, received);
+  return reader.Wait();
+}
+
+}  // namespace
 
 void Exporters::Start() {
   start_ = SteadyClock::now();
@@ -40,8 +125,9 @@ void Exporters::Export(int index) {
   grpc::ChannelArguments args;
   // A task with a long timeline may exceed the default 4 MiB.
   args.SetMaxReceiveMessageSize(-1);
-  auto stub = v1::TaskTracker::NewStub(
-      NewOwnChannel(flags_, "tasktrail.bench.export_channel", index, args));
+  const std::shared_ptr<grpc::Channel> channel =
+      NewOwnChannel(flags_, "tasktrail.bench.export_channel", index, args);
+  auto stub = v1::TaskTracker::NewStub(channel);
   v1::ExportTasksRequest request;
   request.set_include_events(true);
   while (!stop_.load()) {
@@ -52,15 +138,16 @@ void Exporters::Export(int index) {
       contexts_.push_back(&context);
     }
     const auto began = SteadyClock::now();
-    auto reader = stub->ExportTasks(&context, request);
-    v1::Task task;
     uint64_t tasks = 0;
-    while (reader->Read(&task)) {
+    const auto received = [this, &tasks](size_t bytes) {
       ++tasks;
       tasks_.fetch_add(1, std::memory_order_relaxed);
-      bytes_.fetch_add(task.ByteSizeLong(), std::memory_order_relaxed);
-    }
-    const grpc::Status status = reader->Finish();
+      bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    };
+    const grpc::Status status =
+        flags_.raw_export
+            ? ExportRaw(channel, request, &context, received)
+            : ExportParsed(stub.get(), request, &context, received);
     std::lock_guard<std::mutex> lock(mutex_);
     contexts_.erase(std::find(contexts_.begin(), contexts_.end(), &context));
     if (status.ok()) {
