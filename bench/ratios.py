@@ -23,10 +23,15 @@ def load_runs(path):
     return runs
 
 
+def outcome(value, op, target):
+    """'PASS' when `value OP target` holds, else 'BELOW'; op is '<=', '>=' or '<'."""
+    ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
+    return "PASS" if ok else "BELOW"
+
+
 def verdict(value, op, target):
     """'target OP TARGET  PASS' or '... BELOW'; op is '<=', '>=' or '<'."""
-    ok = {"<=": value <= target, ">=": value >= target, "<": value < target}[op]
-    return f"target {op} {target:<4}  {'PASS' if ok else 'BELOW'}"
+    return f"target {op} {target:<4}  {outcome(value, op, target)}"
 
 
 def print_checks(checks, rounds, width=42):
@@ -112,13 +117,16 @@ def print_pooled_ratio(name, runs, q, op, target):
     up a tenth of a percent of the calls moves no p99, however it falls
     across the rounds. Nothing when a side has no call.
     """
-    a = pooled_percentile([r for (_, side), rs in runs.items() if side == "A" for r in rs], q)
-    b = pooled_percentile([r for (_, side), rs in runs.items() if side == "B" for r in rs], q)
+    def side(wanted):
+        return pooled_percentile(
+            [r for (_, s), records in runs.items() if s == wanted for r in records], q)
+
+    a, b = side("A"), side("B")
     if not a or not b:
         return
     ratio = b / a
     print(f"{name}: {b / 1000:.2f} / {a / 1000:.2f} ms = {ratio:.2f}"
-          f"  target {op} {target}: {verdict(ratio, op, target).split()[-1]}")
+          f"  target {op} {target}: {outcome(ratio, op, target)}")
 
 
 def print_round_ratio(name, ratios, op, target, digits=2):
@@ -130,10 +138,9 @@ def print_round_ratio(name, ratios, op, target, digits=2):
     if not ratios:
         return
     med = statistics.median(ratios)
-    ok = {"<=": med <= target, ">=": med >= target, "<": med < target}[op]
     rounds = ", ".join(f"{v:.{digits}f}" for v in ratios)
     print(f"{name}: median {med:{digits + 3}.{digits}f} (rounds: {rounds})"
-          f"  target {op} {target}: {'PASS' if ok else 'BELOW'}")
+          f"  target {op} {target}: {outcome(med, op, target)}")
 
 
 def print_sides(name, without, with_, unit, with_label, digits=1):

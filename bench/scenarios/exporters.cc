@@ -9,15 +9,14 @@
 #include <mutex>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "grpcpp/generic/generic_stub.h"
 
 namespace tasktrail::bench {
 namespace {
 
-constexpr char kExportTasksMethod[] = "/tasktrail.v1.TaskTracker/ExportTasks";
-
-// One ExportTasks stream through the generated stub, each task parsed;
-// received(bytes) for each. Returns the stream's status.
+// Reads one ExportTasks stream through the generated stub, parsing each task
+// and calling received(its size in bytes). Returns the stream's status.
 grpc::Status ExportParsed(v1::TaskTracker::Stub* stub,
                           const v1::ExportTasksRequest& request,
                           grpc::ClientContext* context,
@@ -28,8 +27,9 @@ grpc::Status ExportParsed(v1::TaskTracker::Stub* stub,
   return reader->Finish();
 }
 
-// The same stream through gRPC's generic stub: the request is sent
-// serialized and each task is taken as the bytes it came in, unparsed.
+// Reads one ExportTasks stream through gRPC's generic stub, which sends the
+// request serialized and hands each task over as the bytes it came in, so
+// that no task is parsed.
 //
 // Thread safety: the reactor's callbacks run on gRPC's threads; Wait() on
 // the calling thread returns once OnDone has run.
@@ -44,8 +44,10 @@ class RawExportReader final
     const std::string serialized = request.SerializeAsString();
     grpc::Slice slice(serialized);
     request_ = grpc::ByteBuffer(&slice, 1);
-    stub_.PrepareBidiStreamingCall(context, kExportTasksMethod,
-                                   grpc::StubOptions(), this);
+    stub_.PrepareBidiStreamingCall(
+        context,
+        absl::StrCat("/", v1::TaskTracker::service_full_name(), "/ExportTasks"),
+        grpc::StubOptions(), this);
     StartWriteLast(&request_, grpc::WriteOptions());
     StartRead(&task_);
     StartCall();
