@@ -14,9 +14,12 @@
 #                           the whole table N times, each on fresh stores
 #                           and a fresh server, and prints each ratio's
 #                           median and range
-#   bench/run.sh --smoke    every workload for ~1 s at concurrency 4; exits
-#                           non-zero if any workload reports an error or makes
-#                           no calls (for the test script)
+#   bench/run.sh --smoke    every workload for ~1 s at concurrency 4, and an
+#                           export stream parsed and unparsed for 0.5 s each;
+#                           exits non-zero if any workload or stream reports
+#                           an error or receives nothing, or a run's latency
+#                           histogram does not give back its percentiles
+#                           (for the test script)
 #   bench/run.sh --large    10,000 vs LARGE_TASKS (1,000,000) preloaded tasks,
 #                           each preloaded, restarted and left to finish its
 #                           compactions; then get p99 and submit calls/s are
@@ -296,12 +299,19 @@ if [[ "$mode" == smoke ]]; then
   # The open loop (--rate), on its own.
   run_bench "$tmp/smoke.rate.jsonl" --workload health --rate 200 \
     --concurrency 4 --duration 1 --warmup 0.2 || status=1
+  # One export stream parsing its tasks and one taking them unparsed.
+  for reads in "" --raw-export; do
+    # shellcheck disable=SC2086 # the empty value is no argument
+    run_bench "$tmp/smoke.export.jsonl" --workload none --exporters 1 \
+      $reads --duration 0.5 || status=1
+  done
   stop_server
   print_table "$out" "$tmp/smoke.rate.jsonl"
   # Every workload must have run once, made calls and seen no errors.
   # The histogram each report carries gives back the report's own
   # percentiles, as the A B B A modes pool them (bench/ratios.py).
-  PYTHONPATH="$root/bench" "$python" - "$out" "$tmp/smoke.rate.jsonl" <<'EOF' || status=1
+  PYTHONPATH="$root/bench" "$python" - "$out" "$tmp/smoke.rate.jsonl" \
+    "$tmp/smoke.export.jsonl" <<'EOF' || status=1
 import json, sys
 from ratios import pooled_percentile
 want = {"preload", "health", "get", "get-timeline", "queue-status", "event",
@@ -323,6 +333,9 @@ for line in open(sys.argv[1]):
                   (("p50_us", 0.5), ("p99_us", 0.99), ("p999_us", 0.999))}
         if counted != r["calls"] or any(r[k] != v for k, v in pooled.items()):
             bad.append(f"{r['workload']}: histogram of {counted} calls gives {pooled}")
+exports = [json.loads(line) for line in open(sys.argv[3])]
+if len(exports) != 2 or any(e["errors"] or not e["tasks"] for e in exports):
+    bad.append(f"export streams, parsed then unparsed: {exports}")
 missing = want - seen
 if missing:
     bad.append("missing: " + ", ".join(sorted(missing)))
