@@ -555,12 +555,13 @@ if [[ "$mode" == export ]]; then
   run_bench "$tmp/export.alone.jsonl" --workload none --exporters 1 \
     --duration "$duration" || status=1
   # timed_export LABEL [GLOBAL CLI FLAGS...]: the whole store through the
-  # CLI, into a file; also the CPU seconds the CLI used (user + system),
-  # which a machine shared with other work does not inflate as it does the
-  # wall time.
+  # CLI, into a file; also the CPU seconds the CLI and the server used
+  # (user + system), which a machine shared with other work does not
+  # inflate as it does the wall time.
   timed_export() {
-    local label="$1" t0 t1 lines bytes cpu
+    local label="$1" t0 t1 lines bytes cpu ticks0 ticks1
     shift
+    ticks0=$(cpu_ticks "$server_pid")
     t0=$(now)
     "$python" -c 'import resource, subprocess, sys
 with open(sys.argv[1], "wb") as out:
@@ -571,10 +572,11 @@ with open(sys.argv[2], "w") as cpu:
 sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
       "$cli" --server "127.0.0.1:$port" "$@" export || status=1
     t1=$(now)
+    ticks1=$(cpu_ticks "$server_pid")
     lines=$(wc -l <"$tmp/export.ndjson")
     bytes=$(stat -c %s "$tmp/export.ndjson")
     cpu=$(cat "$tmp/export.cpu")
-    "$python" -c "print(f'tasktrail export ($label): $lines tasks in {$t1 - $t0:.1f} s, {$lines / ($t1 - $t0):.0f} tasks/s, {$bytes / 1e6:.0f} MB of NDJSON; the CLI used $cpu CPU s ({$lines / max($cpu, 0.01):.0f} tasks per CPU second)')"
+    "$python" -c "print(f'tasktrail export ($label): $lines tasks in {$t1 - $t0:.1f} s, {$lines / ($t1 - $t0):.0f} tasks/s, {$bytes / 1e6:.0f} MB of NDJSON; the CLI used $cpu CPU s ({$lines / max($cpu, 0.01):.0f} tasks per CPU second); tasktraild used {($ticks1 - $ticks0) / $(getconf CLK_TCK):.2f} CPU s ({($ticks1 - $ticks0) / $(getconf CLK_TCK) * 1e6 / max($lines, 1):.1f} us per task)')"
     rm -f "$tmp/export.ndjson" "$tmp/export.cpu"
   }
   timed_export "no access control"

@@ -378,6 +378,15 @@ class TaskStore {
       const TaskScan& scan,
       const std::function<bool(const v1::Task&)>& visit) const = 0;
 
+  // Visits the ids of the tasks Scan would visit, in the same order and with
+  // the same return value, without reading or parsing the tasks themselves:
+  // for callers that read each task's stored bytes on their own (an
+  // export). Fails as Scan does, but never with DATA_LOSS for a task that
+  // does not parse.
+  virtual absl::StatusOr<std::string> ScanTaskIds(
+      const TaskScan& scan,
+      const std::function<bool(absl::string_view task_id)>& visit) const = 0;
+
   // The dedup record under `key` (RequestIdDedupKey, ContentDedupKey);
   // nullopt when absent, unreadable, or expired at `now_unix_micros`.
   virtual absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(

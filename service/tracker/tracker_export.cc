@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/rules/errors.h"
 #include "service/rules/limits.h"
@@ -78,11 +79,13 @@ absl::Status Tracker::NextExportPage(ExportCursor* cursor, int max_tasks,
   scan.max_visits = max_tasks;
   std::vector<std::string> task_ids;
   task_ids.reserve(static_cast<size_t>(max_tasks));
-  ASSIGN_OR_RETURN(const std::string last_visited,
-                   store_->Scan(scan, [&task_ids](const v1::Task& task) {
-                     task_ids.push_back(task.task_id());
-                     return true;
-                   }));
+  // Only the ids: each task's stored bytes are read once, below.
+  ASSIGN_OR_RETURN(
+      const std::string last_visited,
+      store_->ScanTaskIds(scan, [&task_ids](absl::string_view task_id) {
+        task_ids.emplace_back(task_id);
+        return true;
+      }));
   bool done = static_cast<int>(task_ids.size()) < max_tasks;
   std::string resume_after = last_visited;
   int64_t bytes = 0;

@@ -160,6 +160,10 @@ class PgTaskStore final : public TaskStore {
   absl::StatusOr<std::string> Scan(
       const TaskScan& scan,
       const std::function<bool(const v1::Task&)>& visit) const override;
+  absl::StatusOr<std::string> ScanTaskIds(
+      const TaskScan& scan,
+      const std::function<bool(absl::string_view task_id)>& visit)
+      const override;
   absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override;
   // One statement for all of `keys`.

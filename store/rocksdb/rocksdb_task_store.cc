@@ -555,8 +555,11 @@ void RocksDbTaskStore::Commit(PreparedWrite prepared,
                          });
 }
 
-absl::StatusOr<std::string> RocksDbTaskStore::Scan(
-    const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
+absl::StatusOr<std::string> RocksDbTaskStore::WalkScan(
+    const TaskScan& scan,
+    absl::FunctionRef<absl::StatusOr<bool>(absl::string_view task_id,
+                                           absl::string_view snapshot)>
+        visit) const {
   // Over kTasks the keys are the task ids; over an index, the prefix and the
   // task id. Task ids are ASCII, so prefix + "\xff" is above every key of
   // the prefix.
@@ -603,26 +606,54 @@ absl::StatusOr<std::string> RocksDbTaskStore::Scan(
        scan.oldest_first ? it->Next() : it->Prev()) {
     const rocksdb::Slice key = it->key();
     if (!in_range(key)) break;
-    absl::StatusOr<Task> task;
+    absl::string_view task_id(key.data(), key.size());
+    absl::string_view snapshot;
+    absl::optional<std::string> indexed_id;
     if (all) {
-      task.emplace();
-      if (!task->ParseFromArray(it->value().data(),
-                                static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("stored task does not parse");
-      }
+      snapshot = absl::string_view(it->value().data(), it->value().size());
     } else {
-      absl::optional<std::string> task_id =
-          TaskIdFromIndexKey(prefix, absl::string_view(key.data(), key.size()));
-      if (!task_id.has_value()) break;
-      task = GetTask(*task_id);
-      if (!task.ok()) return task.status();
+      indexed_id = TaskIdFromIndexKey(prefix, task_id);
+      if (!indexed_id.has_value()) break;
+      task_id = *indexed_id;
     }
     ++visits;
-    last_visited = task->task_id();
-    if (!visit(*task)) break;
+    last_visited.assign(task_id.data(), task_id.size());
+    absl::StatusOr<bool> more = visit(task_id, snapshot);
+    if (!more.ok()) return more.status();
+    if (!*more) break;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
   return last_visited;
+}
+
+absl::StatusOr<std::string> RocksDbTaskStore::Scan(
+    const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
+  const bool all = scan.index == ScanIndex::kAll;
+  return WalkScan(
+      scan,
+      [&](absl::string_view task_id,
+          absl::string_view snapshot) -> absl::StatusOr<bool> {
+        absl::StatusOr<Task> task;
+        if (all) {
+          task.emplace();
+          if (!task->ParseFromArray(snapshot.data(),
+                                    static_cast<int>(snapshot.size()))) {
+            return absl::DataLossError("stored task does not parse");
+          }
+        } else {
+          task = GetTask(task_id);
+          if (!task.ok()) return task.status();
+        }
+        return visit(*task);
+      });
+}
+
+absl::StatusOr<std::string> RocksDbTaskStore::ScanTaskIds(
+    const TaskScan& scan,
+    const std::function<bool(absl::string_view task_id)>& visit) const {
+  return WalkScan(scan,
+                  [&visit](absl::string_view task_id, absl::string_view)
+                      -> absl::StatusOr<bool> { return visit(task_id); });
 }
 
 absl::Status RocksDbTaskStore::BackfillIndexes(

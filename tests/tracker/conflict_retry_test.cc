@@ -91,6 +91,12 @@ class ConflictInjectingStore final : public store::TaskStore {
       const std::function<bool(const v1::Task&)>& visit) const override {
     return inner_->Scan(scan, visit);
   }
+  absl::StatusOr<std::string> ScanTaskIds(
+      const store::TaskScan& scan,
+      const std::function<bool(absl::string_view task_id)>& visit)
+      const override {
+    return inner_->ScanTaskIds(scan, visit);
+  }
   absl::StatusOr<absl::optional<store::DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override {
     return inner_->GetDedupRecord(key, now_unix_micros);
