@@ -20,6 +20,25 @@ absl::StatusOr<v1::Task> TaskStore::GetTask(absl::string_view task_id) const {
   return task;
 }
 
+absl::StatusOr<std::string> TaskStore::Scan(
+    const TaskScan& scan,
+    const std::function<bool(const v1::Task&)>& visit) const {
+  absl::Status parsed;
+  absl::StatusOr<std::string> last = ScanStoredTasks(
+      scan, [&](absl::string_view task_id, absl::string_view snapshot) {
+        v1::Task task;
+        if (!task.ParseFromArray(snapshot.data(),
+                                 static_cast<int>(snapshot.size()))) {
+          parsed = absl::DataLossError(
+              absl::StrCat("stored task ", task_id, " does not parse"));
+          return false;
+        }
+        return visit(task);
+      });
+  if (!parsed.ok()) return parsed;
+  return last;
+}
+
 bool IsUnfinishedState(v1::TaskState state) {
   return state == v1::TASK_STATE_SUBMITTED || state == v1::TASK_STATE_QUEUED ||
          state == v1::TASK_STATE_RUNNING;

@@ -373,19 +373,22 @@ class TaskStore {
   // Visits the tasks of `scan` in its direction, calling `visit` for each
   // until it returns false or `scan.max_visits` tasks were visited. Returns
   // the id of the last task visited (empty when none), which is the
-  // `resume_after_task_id` of the next page.
-  virtual absl::StatusOr<std::string> Scan(
+  // `resume_after_task_id` of the next page. DATA_LOSS when a stored
+  // snapshot does not parse.
+  absl::StatusOr<std::string> Scan(
       const TaskScan& scan,
-      const std::function<bool(const v1::Task&)>& visit) const = 0;
+      const std::function<bool(const v1::Task&)>& visit) const;
 
-  // Visits the ids of the tasks Scan would visit, in the same order and with
-  // the same return value, without reading or parsing the tasks themselves:
-  // for callers that read each task's stored bytes on their own (an
-  // export). Fails as Scan does, but never with DATA_LOSS for a task that
-  // does not parse.
-  virtual absl::StatusOr<std::string> ScanTaskIds(
+  // Scan without parsing: `visit` is called with the id and the stored
+  // snapshot (a serialized v1::Task without events, valid only during the
+  // call) of each task Scan would visit, in the same order and with the same
+  // return value. A scan over every task (kAll) reads the snapshots in
+  // sequence rather than each by a lookup. Fails as Scan does, but for a
+  // snapshot that does not parse.
+  virtual absl::StatusOr<std::string> ScanStoredTasks(
       const TaskScan& scan,
-      const std::function<bool(absl::string_view task_id)>& visit) const = 0;
+      const std::function<bool(absl::string_view task_id,
+                               absl::string_view snapshot)>& visit) const = 0;
 
   // The dedup record under `key` (RequestIdDedupKey, ContentDedupKey);
   // nullopt when absent, unreadable, or expired at `now_unix_micros`.

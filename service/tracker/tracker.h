@@ -498,6 +498,14 @@ class Tracker {
                                               bool include_events,
                                               int64_t max_events,
                                               int64_t max_event_bytes) const;
+  // StoredTaskBytes of a task whose stored snapshot was already read
+  // (`snapshot`, as TaskStore::VisitTask gives it): only its timeline is
+  // read.
+  absl::StatusOr<std::string> StoredTaskBytesOf(absl::string_view task_id,
+                                                std::string snapshot,
+                                                bool include_events,
+                                                int64_t max_events,
+                                                int64_t max_event_bytes) const;
   static constexpr int64_t kWholeTimeline = std::numeric_limits<int64_t>::max();
 
   // Records a blocked duplicate on the original task and answers with it.

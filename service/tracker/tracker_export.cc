@@ -77,29 +77,33 @@ absl::Status Tracker::NextExportPage(ExportCursor* cursor, int max_tasks,
   if (cursor->done) return absl::OkStatus();
   store::TaskScan scan = cursor->scan;
   scan.max_visits = max_tasks;
-  std::vector<std::string> task_ids;
-  task_ids.reserve(static_cast<size_t>(max_tasks));
-  // Only the ids: each task's stored bytes are read once, below.
+  // The page's snapshots as the scan reads them, in sequence; then each
+  // one's timeline.
+  std::vector<ExportedTask> snapshots;
+  snapshots.reserve(static_cast<size_t>(max_tasks));
   ASSIGN_OR_RETURN(
       const std::string last_visited,
-      store_->ScanTaskIds(scan, [&task_ids](absl::string_view task_id) {
-        task_ids.emplace_back(task_id);
+      store_->ScanStoredTasks(scan, [&snapshots](absl::string_view task_id,
+                                                 absl::string_view snapshot) {
+        snapshots.push_back(
+            ExportedTask{std::string(task_id), std::string(snapshot)});
         return true;
       }));
-  bool done = static_cast<int>(task_ids.size()) < max_tasks;
+  bool done = static_cast<int>(snapshots.size()) < max_tasks;
   std::string resume_after = last_visited;
   int64_t bytes = 0;
   std::vector<ExportedTask> read;
-  read.reserve(task_ids.size());
-  for (size_t i = 0; i < task_ids.size(); ++i) {
-    absl::StatusOr<std::string> task = StoredTaskBytes(
-        task_ids[i], cursor->include_events, kWholeTimeline, kWholeTimeline);
-    if (absl::IsNotFound(task.status())) continue;  // deleted meanwhile
-    if (!task.ok()) return task.status();
-    bytes += static_cast<int64_t>(task->size());
-    read.push_back(ExportedTask{task_ids[i], *std::move(task)});
-    if (bytes >= max_bytes && i + 1 < task_ids.size()) {
-      resume_after = task_ids[i];
+  read.reserve(snapshots.size());
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    ExportedTask& task = snapshots[i];
+    ASSIGN_OR_RETURN(task.bytes,
+                     StoredTaskBytesOf(task.task_id, std::move(task.bytes),
+                                       cursor->include_events, kWholeTimeline,
+                                       kWholeTimeline));
+    bytes += static_cast<int64_t>(task.bytes.size());
+    read.push_back(std::move(task));
+    if (bytes >= max_bytes && i + 1 < snapshots.size()) {
+      resume_after = read.back().task_id;
       done = false;
       break;
     }

@@ -406,12 +406,20 @@ absl::StatusOr<std::string> Tracker::GetStoredTaskBytes(
 absl::StatusOr<std::string> Tracker::StoredTaskBytes(
     absl::string_view task_id, bool include_events, int64_t max_events,
     int64_t max_event_bytes) const {
-  std::string bytes;
+  std::string snapshot;
   RETURN_IF_ERROR(
-      store_->VisitTask(task_id, [&bytes](absl::string_view stored) {
-        bytes.assign(stored.data(), stored.size());
+      store_->VisitTask(task_id, [&snapshot](absl::string_view stored) {
+        snapshot.assign(stored.data(), stored.size());
         return absl::OkStatus();
       }));
+  return StoredTaskBytesOf(task_id, std::move(snapshot), include_events,
+                           max_events, max_event_bytes);
+}
+
+absl::StatusOr<std::string> Tracker::StoredTaskBytesOf(
+    absl::string_view task_id, std::string snapshot, bool include_events,
+    int64_t max_events, int64_t max_event_bytes) const {
+  std::string bytes = std::move(snapshot);
   ASSIGN_OR_RETURN(const SnapshotFacts facts,
                    ReadSnapshotFacts(task_id, bytes));
   if (facts.notes > kNotesInSnapshot) {

@@ -7,11 +7,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/types/optional.h"
 #include "store/keys.h"
 #include "store/postgres/pg_connection.h"
 #include "store/postgres/pg_pool.h"
@@ -35,101 +33,6 @@ constexpr int kPageRows = 256;
 static_assert(v1::TASK_STATE_SUBMITTED == 1 && v1::TASK_STATE_QUEUED == 2 &&
               v1::TASK_STATE_RUNNING == 3);
 constexpr absl::string_view kUnfinishedPredicate = "state IN (1, 2, 3)";
-
-// The walk of Scan and ScanTaskIds, a page of kPageRows at a time: calls
-// `visit` with the task_id of each row of `scan` and, when `with_snapshot`,
-// its snapshot column (nullopt otherwise), until `visit` answers false or
-// fails or `scan.max_visits` tasks were visited. Returns the id of the last
-// task visited, or the first failure of `visit` or of the query.
-absl::StatusOr<std::string> WalkScan(
-    ConnectionPool& pool, const TaskScan& scan, bool with_snapshot,
-    absl::FunctionRef<
-        absl::StatusOr<bool>(const std::string& task_id,
-                             const absl::optional<std::string>& snapshot)>
-        visit) {
-  Params params;
-  std::vector<std::string> conditions;
-  const auto param = [&params](std::string value) {
-    params.push_back(std::move(value));
-    return absl::StrCat("$", params.size());
-  };
-  const auto equals = [&](absl::string_view column, std::string value) {
-    conditions.push_back(absl::StrCat(column, " = ", param(std::move(value))));
-  };
-  switch (scan.index) {
-    case ScanIndex::kAll:
-      break;
-    case ScanIndex::kAccount:
-    case ScanIndex::kModel:
-    case ScanIndex::kUpstream:
-    case ScanIndex::kRequest:
-    case ScanIndex::kRoute:
-      // Tasks without the value are in no index.
-      if (scan.value.empty()) return std::string();
-      equals(scan.index == ScanIndex::kAccount    ? "account_id"
-             : scan.index == ScanIndex::kModel    ? "model"
-             : scan.index == ScanIndex::kUpstream ? "upstream_task_id"
-             : scan.index == ScanIndex::kRoute    ? "route"
-                                                  : "request_id",
-             scan.value);
-      break;
-    case ScanIndex::kState:
-      equals("state", Text(scan.state));
-      break;
-    case ScanIndex::kUnfinished:
-      conditions.emplace_back(kUnfinishedPredicate);
-      break;
-    case ScanIndex::kOwed:
-      // The predicate of the tasks_owed partial index.
-      conditions.emplace_back("owed");
-      break;
-    case ScanIndex::kAccountState:
-    case ScanIndex::kModelState:
-      equals(scan.index == ScanIndex::kAccountState ? "account_id" : "model",
-             scan.value);
-      equals("state", Text(scan.state));
-      break;
-  }
-  if (!scan.min_task_id.empty()) {
-    conditions.push_back(absl::StrCat("task_id >= ", param(scan.min_task_id)));
-  }
-  if (!scan.end_task_id.empty()) {
-    conditions.push_back(absl::StrCat("task_id < ", param(scan.end_task_id)));
-  }
-  // The resume bound is the last parameter but one, the limit the last.
-  const std::string select = absl::StrCat(
-      "SELECT task_id", with_snapshot ? ", snapshot" : "",
-      " FROM tasktrail.tasks WHERE ", absl::StrJoin(conditions, " AND "),
-      conditions.empty() ? "" : " AND ", "($", params.size() + 1,
-      "::text IS NULL OR task_id ", scan.oldest_first ? ">" : "<", " $",
-      params.size() + 1, ") ORDER BY task_id ",
-      scan.oldest_first ? "ASC" : "DESC", " LIMIT $", params.size() + 2);
-  absl::optional<std::string> resume;
-  if (!scan.resume_after_task_id.empty()) resume = scan.resume_after_task_id;
-  std::string last_visited;
-  int visits = 0;
-  while (visits < scan.max_visits) {
-    const int page = std::min(kPageRows, scan.max_visits - visits);
-    Params page_params = params;
-    page_params.push_back(resume);
-    page_params.push_back(Text(page));
-    absl::StatusOr<PgRows> rows = pool.Query(
-        select, page_params, "scanning tasks", PgPlanning::kEachCall);
-    if (!rows.ok()) return rows.status();
-    for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
-      ++visits;
-      last_visited = row[0].value_or("");
-      static const absl::optional<std::string> kNoSnapshot;
-      absl::StatusOr<bool> more =
-          visit(last_visited, with_snapshot ? row[1] : kNoSnapshot);
-      if (!more.ok()) return more.status();
-      if (!*more) return last_visited;
-    }
-    if (rows->rows.size() < static_cast<size_t>(page)) break;
-    resume = last_visited;
-  }
-  return last_visited;
-}
 
 // Parses the stored `bytes` of an event of `task_id` onto `events`.
 absl::Status ParseEventOnto(absl::string_view task_id, absl::string_view bytes,
@@ -275,32 +178,90 @@ absl::StatusOr<absl::optional<EventIdRecord>> PgTaskStore::GetEventIdRecord(
   return absl::optional<EventIdRecord>(std::move(record));
 }
 
-absl::StatusOr<std::string> PgTaskStore::Scan(
-    const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
-  return WalkScan(
-      *pool_, scan, /*with_snapshot=*/true,
-      [&visit](
-          const std::string& task_id,
-          const absl::optional<std::string>& snapshot) -> absl::StatusOr<bool> {
-        absl::StatusOr<std::string> bytes =
-            FromBytea(snapshot, "scanning tasks");
-        if (!bytes.ok()) return bytes.status();
-        Task task;
-        if (!task.ParseFromString(*bytes)) {
-          return absl::DataLossError(
-              absl::StrCat("stored task ", task_id, " does not parse"));
-        }
-        return visit(task);
-      });
-}
-
-absl::StatusOr<std::string> PgTaskStore::ScanTaskIds(
+absl::StatusOr<std::string> PgTaskStore::ScanStoredTasks(
     const TaskScan& scan,
-    const std::function<bool(absl::string_view task_id)>& visit) const {
-  return WalkScan(
-      *pool_, scan, /*with_snapshot=*/false,
-      [&visit](const std::string& task_id, const absl::optional<std::string>&)
-          -> absl::StatusOr<bool> { return visit(task_id); });
+    const std::function<bool(absl::string_view task_id,
+                             absl::string_view snapshot)>& visit) const {
+  Params params;
+  std::vector<std::string> conditions;
+  const auto param = [&params](std::string value) {
+    params.push_back(std::move(value));
+    return absl::StrCat("$", params.size());
+  };
+  const auto equals = [&](absl::string_view column, std::string value) {
+    conditions.push_back(absl::StrCat(column, " = ", param(std::move(value))));
+  };
+  switch (scan.index) {
+    case ScanIndex::kAll:
+      break;
+    case ScanIndex::kAccount:
+    case ScanIndex::kModel:
+    case ScanIndex::kUpstream:
+    case ScanIndex::kRequest:
+    case ScanIndex::kRoute:
+      // Tasks without the value are in no index.
+      if (scan.value.empty()) return std::string();
+      equals(scan.index == ScanIndex::kAccount    ? "account_id"
+             : scan.index == ScanIndex::kModel    ? "model"
+             : scan.index == ScanIndex::kUpstream ? "upstream_task_id"
+             : scan.index == ScanIndex::kRoute    ? "route"
+                                                  : "request_id",
+             scan.value);
+      break;
+    case ScanIndex::kState:
+      equals("state", Text(scan.state));
+      break;
+    case ScanIndex::kUnfinished:
+      conditions.emplace_back(kUnfinishedPredicate);
+      break;
+    case ScanIndex::kOwed:
+      // The predicate of the tasks_owed partial index.
+      conditions.emplace_back("owed");
+      break;
+    case ScanIndex::kAccountState:
+    case ScanIndex::kModelState:
+      equals(scan.index == ScanIndex::kAccountState ? "account_id" : "model",
+             scan.value);
+      equals("state", Text(scan.state));
+      break;
+  }
+  if (!scan.min_task_id.empty()) {
+    conditions.push_back(absl::StrCat("task_id >= ", param(scan.min_task_id)));
+  }
+  if (!scan.end_task_id.empty()) {
+    conditions.push_back(absl::StrCat("task_id < ", param(scan.end_task_id)));
+  }
+  // The resume bound is the last parameter but one, the limit the last.
+  const std::string select = absl::StrCat(
+      "SELECT task_id, snapshot FROM tasktrail.tasks WHERE ",
+      absl::StrJoin(conditions, " AND "), conditions.empty() ? "" : " AND ",
+      "($", params.size() + 1, "::text IS NULL OR task_id ",
+      scan.oldest_first ? ">" : "<", " $", params.size() + 1,
+      ") ORDER BY task_id ", scan.oldest_first ? "ASC" : "DESC", " LIMIT $",
+      params.size() + 2);
+  absl::optional<std::string> resume;
+  if (!scan.resume_after_task_id.empty()) resume = scan.resume_after_task_id;
+  std::string last_visited;
+  int visits = 0;
+  while (visits < scan.max_visits) {
+    const int page = std::min(kPageRows, scan.max_visits - visits);
+    Params page_params = params;
+    page_params.push_back(resume);
+    page_params.push_back(Text(page));
+    absl::StatusOr<PgRows> rows = pool_->Query(
+        select, page_params, "scanning tasks", PgPlanning::kEachCall);
+    if (!rows.ok()) return rows.status();
+    for (const std::vector<absl::optional<std::string>>& row : rows->rows) {
+      absl::StatusOr<std::string> bytes = FromBytea(row[1], "scanning tasks");
+      if (!bytes.ok()) return bytes.status();
+      ++visits;
+      last_visited = row[0].value_or("");
+      if (!visit(last_visited, *bytes)) return last_visited;
+    }
+    if (rows->rows.size() < static_cast<size_t>(page)) break;
+    resume = last_visited;
+  }
+  return last_visited;
 }
 
 namespace {

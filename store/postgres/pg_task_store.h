@@ -157,12 +157,10 @@ class PgTaskStore final : public TaskStore {
       const std::vector<RawMutation>& mutations) const override;
   void Commit(PreparedWrite prepared,
               absl::AnyInvocable<void(absl::Status)> done) override;
-  absl::StatusOr<std::string> Scan(
+  absl::StatusOr<std::string> ScanStoredTasks(
       const TaskScan& scan,
-      const std::function<bool(const v1::Task&)>& visit) const override;
-  absl::StatusOr<std::string> ScanTaskIds(
-      const TaskScan& scan,
-      const std::function<bool(absl::string_view task_id)>& visit)
+      const std::function<bool(absl::string_view task_id,
+                               absl::string_view snapshot)>& visit)
       const override;
   absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override;

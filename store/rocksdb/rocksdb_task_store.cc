@@ -26,10 +26,6 @@ namespace {
 using v1::Task;
 using v1::TaskEvent;
 
-// How far a scan reads ahead inside a bulk read (BulkReadScope): export
-// pages walk the tasks family in key order.
-constexpr size_t kBulkReadaheadBytes = size_t{2} << 20;
-
 // The options of a read on the calling thread: inside a BulkReadScope the
 // blocks read are not put in the block cache (a pass over the whole store
 // would evict the foreground's working set) and iterators read ahead.
@@ -37,7 +33,6 @@ rocksdb::ReadOptions ThreadReadOptions() {
   rocksdb::ReadOptions options;
   if (BulkReadScope::Active()) {
     options.fill_cache = false;
-    options.readahead_size = kBulkReadaheadBytes;
   }
   return options;
 }
@@ -555,11 +550,10 @@ void RocksDbTaskStore::Commit(PreparedWrite prepared,
                          });
 }
 
-absl::StatusOr<std::string> RocksDbTaskStore::WalkScan(
+absl::StatusOr<std::string> RocksDbTaskStore::ScanStoredTasks(
     const TaskScan& scan,
-    absl::FunctionRef<absl::StatusOr<bool>(absl::string_view task_id,
-                                           absl::string_view snapshot)>
-        visit) const {
+    const std::function<bool(absl::string_view task_id,
+                             absl::string_view snapshot)>& visit) const {
   // Over kTasks the keys are the task ids; over an index, the prefix and the
   // task id. Task ids are ASCII, so prefix + "\xff" is above every key of
   // the prefix.
@@ -606,54 +600,30 @@ absl::StatusOr<std::string> RocksDbTaskStore::WalkScan(
        scan.oldest_first ? it->Next() : it->Prev()) {
     const rocksdb::Slice key = it->key();
     if (!in_range(key)) break;
-    absl::string_view task_id(key.data(), key.size());
-    absl::string_view snapshot;
-    absl::optional<std::string> indexed_id;
+    bool more = true;
     if (all) {
-      snapshot = absl::string_view(it->value().data(), it->value().size());
+      last_visited.assign(key.data(), key.size());
+      more = visit(last_visited, absl::string_view(it->value().data(),
+                                                   it->value().size()));
     } else {
-      indexed_id = TaskIdFromIndexKey(prefix, task_id);
-      if (!indexed_id.has_value()) break;
-      task_id = *indexed_id;
+      absl::optional<std::string> task_id =
+          TaskIdFromIndexKey(prefix, absl::string_view(key.data(), key.size()));
+      if (!task_id.has_value()) break;
+      absl::Status read = VisitTask(*task_id, [&](absl::string_view snapshot) {
+        more = visit(*task_id, snapshot);
+        return absl::OkStatus();
+      });
+      // Purged since the iterator read its index entry: no longer a task
+      // of the scan.
+      if (absl::IsNotFound(read)) continue;
+      if (!read.ok()) return read;
+      last_visited = *std::move(task_id);
     }
     ++visits;
-    last_visited.assign(task_id.data(), task_id.size());
-    absl::StatusOr<bool> more = visit(task_id, snapshot);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
+    if (!more) break;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scanning tasks");
   return last_visited;
-}
-
-absl::StatusOr<std::string> RocksDbTaskStore::Scan(
-    const TaskScan& scan, const std::function<bool(const Task&)>& visit) const {
-  const bool all = scan.index == ScanIndex::kAll;
-  return WalkScan(
-      scan,
-      [&](absl::string_view task_id,
-          absl::string_view snapshot) -> absl::StatusOr<bool> {
-        absl::StatusOr<Task> task;
-        if (all) {
-          task.emplace();
-          if (!task->ParseFromArray(snapshot.data(),
-                                    static_cast<int>(snapshot.size()))) {
-            return absl::DataLossError("stored task does not parse");
-          }
-        } else {
-          task = GetTask(task_id);
-          if (!task.ok()) return task.status();
-        }
-        return visit(*task);
-      });
-}
-
-absl::StatusOr<std::string> RocksDbTaskStore::ScanTaskIds(
-    const TaskScan& scan,
-    const std::function<bool(absl::string_view task_id)>& visit) const {
-  return WalkScan(scan,
-                  [&visit](absl::string_view task_id, absl::string_view)
-                      -> absl::StatusOr<bool> { return visit(task_id); });
 }
 
 absl::Status RocksDbTaskStore::BackfillIndexes(

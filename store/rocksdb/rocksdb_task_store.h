@@ -142,12 +142,10 @@ class RocksDbTaskStore final : public TaskStore {
       const std::vector<RawMutation>& mutations) const override;
   void Commit(PreparedWrite prepared,
               absl::AnyInvocable<void(absl::Status)> done) override;
-  absl::StatusOr<std::string> Scan(
+  absl::StatusOr<std::string> ScanStoredTasks(
       const TaskScan& scan,
-      const std::function<bool(const v1::Task&)>& visit) const override;
-  absl::StatusOr<std::string> ScanTaskIds(
-      const TaskScan& scan,
-      const std::function<bool(absl::string_view task_id)>& visit)
+      const std::function<bool(absl::string_view task_id,
+                               absl::string_view snapshot)>& visit)
       const override;
   absl::StatusOr<absl::optional<DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override;
@@ -255,17 +253,6 @@ class RocksDbTaskStore final : public TaskStore {
       ColumnFamily family, absl::string_view lower, absl::string_view upper,
       absl::string_view what,
       absl::FunctionRef<bool(absl::string_view key, absl::string_view value)>
-          visit) const;
-
-  // The walk of Scan and ScanTaskIds: calls `visit` with the id of each
-  // task of `scan` and, over every task (kAll), its stored snapshot (empty
-  // over an index), until `visit` answers false or fails or
-  // `scan.max_visits` tasks were visited. Returns the id of the last task
-  // visited, or the first failure of `visit` or of the store.
-  absl::StatusOr<std::string> WalkScan(
-      const TaskScan& scan,
-      absl::FunctionRef<absl::StatusOr<bool>(absl::string_view task_id,
-                                             absl::string_view snapshot)>
           visit) const;
 
   // Adds `mutations` to `batch`.

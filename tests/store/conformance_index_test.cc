@@ -129,6 +129,50 @@ TEST_P(StoreConformanceTest, EveryScanIndexHonoursDirectionResumeAndBounds) {
   EXPECT_TRUE(store->VerifyIndexes().ok());
 }
 
+TEST_P(StoreConformanceTest, ScanStoredTasksGivesEachTasksStoredSnapshot) {
+  std::unique_ptr<TaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (int i = 0; i < 12; ++i) {
+    v1::Task task;
+    task.set_task_id(absl::StrFormat("T%03d", i));
+    task.set_account_id(i % 3 == 0 ? "acct-a" : "acct-b");
+    task.mutable_params()->set_prompt(
+        std::string(static_cast<size_t>(100 * i), 'p'));
+    ASSERT_TRUE(Create(*store, task).ok());
+  }
+  for (const ScanIndex index : {ScanIndex::kAll, ScanIndex::kAccount}) {
+    TaskScan scan;
+    scan.index = index;
+    scan.value = index == ScanIndex::kAccount ? "acct-a" : "";
+    scan.oldest_first = true;
+    scan.resume_after_task_id = "T000";
+    scan.max_visits = 3;
+    SCOPED_TRACE(absl::StrCat("index ", static_cast<int>(index)));
+    std::vector<std::string> ids;
+    absl::StatusOr<std::string> last = store->ScanStoredTasks(
+        scan, [&](absl::string_view task_id, absl::string_view snapshot) {
+          ids.emplace_back(task_id);
+          std::string stored;
+          EXPECT_TRUE(store
+                          ->VisitTask(task_id,
+                                      [&](absl::string_view bytes) {
+                                        stored.assign(bytes.data(),
+                                                      bytes.size());
+                                        return absl::OkStatus();
+                                      })
+                          .ok());
+          EXPECT_EQ(snapshot, stored) << task_id;
+          return true;
+        });
+    ASSERT_TRUE(last.ok()) << last.status();
+    // The same tasks in the same order as Scan, and the same resume point.
+    EXPECT_EQ(ids, ScanIds(*store, scan));
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(*last, ids.back());
+    EXPECT_EQ(ids.size(), 3u);
+  }
+}
+
 TEST_P(StoreConformanceTest, VerifyIndexesHoldsThroughEveryTransition) {
   std::unique_ptr<TaskStore> store = OpenStore();
   ASSERT_NE(store, nullptr);

@@ -86,16 +86,12 @@ class ConflictInjectingStore final : public store::TaskStore {
       const std::vector<store::RawMutation>& mutations) const override {
     return inner_->PrepareRaw(mutations);
   }
-  absl::StatusOr<std::string> Scan(
+  absl::StatusOr<std::string> ScanStoredTasks(
       const store::TaskScan& scan,
-      const std::function<bool(const v1::Task&)>& visit) const override {
-    return inner_->Scan(scan, visit);
-  }
-  absl::StatusOr<std::string> ScanTaskIds(
-      const store::TaskScan& scan,
-      const std::function<bool(absl::string_view task_id)>& visit)
+      const std::function<bool(absl::string_view task_id,
+                               absl::string_view snapshot)>& visit)
       const override {
-    return inner_->ScanTaskIds(scan, visit);
+    return inner_->ScanStoredTasks(scan, visit);
   }
   absl::StatusOr<absl::optional<store::DedupRecord>> GetDedupRecord(
       absl::string_view key, int64_t now_unix_micros) const override {
