@@ -60,8 +60,11 @@
 #                           tasktrail-bench process, at SCHED_IDLE, taking
 #                           the tasks unparsed (a loader on another machine;
 #                           EXPORTER_CPU=shared: at normal priority;
-#                           EXPORTER_READS=parsed: parsing each task).
-#                           EXPORT_CONTROL=1: the B runs have no export
+#                           EXPORTER_READS=parsed: parsing each task),
+#                           and each round prints the CPU the server's
+#                           export thread used per task the stream took.
+#                           The CLI export also prints tasktraild's CPU
+#                           per task. EXPORT_CONTROL=1: the B runs have no export
 #                           stream either (an A/A run: the ratios' noise)
 #   bench/run.sh --purge    retention purging beside foreground calls: one
 #                           store of PRELOAD (10,000) unfinished tasks (the
@@ -209,6 +212,20 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # cpu_ticks PID: user+system clock ticks the process has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# thread_cpu_ns PID NAME: nanoseconds the thread NAME of process PID has
+# been on a CPU (its schedstat); 0 when it has no such thread.
+# shellcheck disable=SC2317 # used by export_run, which abba_rounds runs
+thread_cpu_ns() {
+  local comm
+  for comm in /proc/"$1"/task/*/comm; do
+    if [[ "$(cat "$comm" 2>/dev/null)" == "$2" ]]; then
+      cut -d' ' -f1 "${comm%comm}schedstat" 2>/dev/null || echo 0
+      return
+    fi
+  done
+  echo 0
+}
 
 # settle: waits until the server has used under 5 % of a core for 3 seconds
 # in a row, at most SETTLE_MAX (900) s; prints how long that took, in s.
@@ -600,10 +617,11 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
     # it takes the tasks as bytes without parsing them, so that p99 shows
     # what the server's export costs its other calls rather than a third
     # process competing for the same 2 cores.
-    local exporter="" sched=(chrt --idle 0) reads=(--raw-export)
+    local exporter="" sched=(chrt --idle 0) reads=(--raw-export) export_ns0=0
     if [[ "${EXPORTER_CPU:-idle}" == shared ]]; then sched=(); fi
     if [[ "${EXPORTER_READS:-raw}" == parsed ]]; then reads=(); fi
     if [[ $exporting == 1 ]]; then
+      export_ns0=$(thread_cpu_ns "$server_pid" tt-export)
       "${sched[@]}" "$bench" --server "127.0.0.1:$port" --json --quiet \
         --workload none --exporters 1 "${reads[@]}" \
         --duration "$("$python" -c "print(2 * ($duration + 1) + 1)")" \
@@ -616,7 +634,9 @@ sys.exit(code)' "$tmp/export.ndjson" "$tmp/export.cpu" \
       status=1
     if [[ -n "$exporter" ]]; then
       wait "$exporter" || status=1
-      cat "$1.exporter" >>"$1"
+      # The CPU the server's export thread used while the stream ran.
+      sed "s/}\$/, \"export_thread_ns\": $(($(thread_cpu_ns "$server_pid" \
+        tt-export) - export_ns0))}/" "$1.exporter" >>"$1"
     fi
   }
   abba_rounds export "$export_rounds" export_run
@@ -647,15 +667,23 @@ for line in open(sys.argv[2]):
               f"({r['bytes'] / r['seconds'] / 1e6:.1f} MB/s), whole passes "
               f"{r['passes']} ({r['pass_seconds']:.1f} s each, {r['pass_tasks']} tasks)")
 runs = {}  # workload -> (round, side) -> runs
+export_ns = [0, 0]  # the export thread's CPU ns and the tasks it read, all rounds
 for rnd, side, records in abba_records(sys.argv[3:]):
     label = "with" if side == "B" else "without"
     for r in records:
         if r["workload"] == "exporters":
-            print(f"round {rnd} {label:<7} export stream: {r['tasks_per_second']:8.0f} tasks/s")
+            thread = ""
+            if r.get("export_thread_ns") and r["tasks"]:
+                thread = f"; the server's export thread {r['export_thread_ns'] / 1e3 / r['tasks']:.1f} us of CPU per task"
+                export_ns[0] += r["export_thread_ns"]
+                export_ns[1] += r["tasks"]
+            print(f"round {rnd} {label:<7} export stream: {r['tasks_per_second']:8.0f} tasks/s{thread}")
             continue
         print(f"round {rnd} {label:<7} {r['workload']:<6} c={conc}: {r['calls_per_second']:8.1f} calls/s"
               f"  p50={r['p50_us']}us p99={r['p99_us']}us errors={r['errors']}")
         runs.setdefault(r["workload"], {}).setdefault((rnd, side), []).append(r)
+if export_ns[1]:
+    print(f"the server's export thread, all rounds: {export_ns[0] / 1e3 / export_ns[1]:.1f} us of CPU per task ({export_ns[1]} tasks)")
 print()
 for workload in ("get", "submit"):
     print_round_ratio(f"{workload} p99 with / without an export stream",
