@@ -28,7 +28,9 @@ using v1::TaskEvent;
 
 // The options of a read on the calling thread: inside a BulkReadScope the
 // blocks read are not put in the block cache (a pass over the whole store
-// would evict the foreground's working set) and iterators read ahead.
+// would evict the foreground's working set). No readahead is set: RocksDB's
+// own grows while an iterator reads in sequence, whereas a fixed one is
+// read in full by every iterator, however few keys it visits.
 rocksdb::ReadOptions ThreadReadOptions() {
   rocksdb::ReadOptions options;
   if (BulkReadScope::Active()) {
@@ -603,8 +605,8 @@ absl::StatusOr<std::string> RocksDbTaskStore::ScanStoredTasks(
     bool more = true;
     if (all) {
       last_visited.assign(key.data(), key.size());
-      more = visit(last_visited, absl::string_view(it->value().data(),
-                                                   it->value().size()));
+      more = visit(last_visited,
+                   absl::string_view(it->value().data(), it->value().size()));
     } else {
       absl::optional<std::string> task_id =
           TaskIdFromIndexKey(prefix, absl::string_view(key.data(), key.size()));

@@ -1,5 +1,6 @@
 // Tests of what only the RocksDB task store has (its directory, format
-// version, raw column families and group commit), on a real RocksDB in a
+// version, raw column families, group commit, and an index scan meeting a
+// task deleted behind its index entry), on a real RocksDB in a
 // fresh temporary directory per test. The TaskStore contract both stores
 // share is tested in the conformance suite (conformance.h).
 
@@ -224,6 +225,46 @@ TEST_F(TaskStoreTest, CommitAnswersInOrderOnceTheWriteIsReadable) {
   all.index = ScanIndex::kAll;
   all.max_visits = 100000;
   EXPECT_EQ(ScanIds(*store, all).size(), static_cast<size_t>(kWrites));
+}
+
+// ---------------------------------------------------------------------------
+// Index scans
+// ---------------------------------------------------------------------------
+
+// A purge deletes a task's snapshot and index entries in one batch, but an
+// index scan reads the entry and the snapshot apart: a task purged in
+// between is one the scan no longer has, not a failure of the scan. The
+// snapshot alone is deleted here to stand for that moment.
+TEST_F(TaskStoreTest, IndexScanSkipsAnEntryWhoseTaskIsGone) {
+  std::unique_ptr<RocksDbTaskStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  for (const char* task_id : {"T0001", "T0002", "T0003"}) {
+    v1::Task task = ParseTask(kTask);
+    task.set_task_id(task_id);
+    task.set_account_id("acct-gone");
+    TaskWrite write;
+    write.task = &task;
+    ASSERT_TRUE(store->Write(write).ok());
+  }
+  ASSERT_TRUE(
+      store->WriteRaw({{ColumnFamily::kTasks, "T0002", absl::nullopt}}).ok());
+  TaskScan scan;
+  scan.index = ScanIndex::kAccount;
+  scan.value = "acct-gone";
+  for (const bool oldest_first : {true, false}) {
+    scan.oldest_first = oldest_first;
+    std::vector<std::string> ids;
+    absl::StatusOr<std::string> last =
+        store->Scan(scan, [&](const v1::Task& task) {
+          ids.push_back(task.task_id());
+          return true;
+        });
+    ASSERT_TRUE(last.ok()) << last.status();
+    std::vector<std::string> expected = {"T0001", "T0003"};
+    if (!oldest_first) std::reverse(expected.begin(), expected.end());
+    EXPECT_EQ(ids, expected);
+    EXPECT_EQ(*last, ids.back());
+  }
 }
 
 }  // namespace
