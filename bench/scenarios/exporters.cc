@@ -15,8 +15,9 @@
 namespace tasktrail::bench {
 namespace {
 
-// Reads one ExportTasks stream through the generated stub, parsing each task
-// and calling received(its size in bytes). Returns the stream's status.
+// Reads one ExportTasks stream through the generated stub and parses each
+// task. Calls received() with each task's size in bytes. Returns the
+// stream's status.
 grpc::Status ExportParsed(v1::TaskTracker::Stub* stub,
                           const v1::ExportTasksRequest& request,
                           grpc::ClientContext* context,
@@ -27,9 +28,9 @@ grpc::Status ExportParsed(v1::TaskTracker::Stub* stub,
   return reader->Finish();
 }
 
-// Reads one ExportTasks stream through gRPC's generic stub, which sends the
-// request serialized and hands each task over as the bytes it came in, so
-// that no task is parsed.
+// Reads one ExportTasks stream through gRPC's generic stub. The request is
+// sent serialized. Each task is handed over as the bytes it came in, and is
+// not parsed.
 //
 // Thread safety: the reactor's callbacks run on gRPC's threads; Wait() on
 // the calling thread returns once OnDone has run.

@@ -78,32 +78,30 @@ absl::Status Tracker::NextExportPage(ExportCursor* cursor, int max_tasks,
   store::TaskScan scan = cursor->scan;
   scan.max_visits = max_tasks;
   // The page's snapshots as the scan reads them, in sequence; then each
-  // one's timeline.
-  std::vector<ExportedTask> snapshots;
-  snapshots.reserve(static_cast<size_t>(max_tasks));
+  // one's timeline is added in place.
+  std::vector<ExportedTask> read;
+  read.reserve(static_cast<size_t>(max_tasks));
   ASSIGN_OR_RETURN(
       const std::string last_visited,
-      store_->ScanStoredTasks(scan, [&snapshots](absl::string_view task_id,
-                                                 absl::string_view snapshot) {
-        snapshots.push_back(
-            ExportedTask{std::string(task_id), std::string(snapshot)});
-        return true;
-      }));
-  bool done = static_cast<int>(snapshots.size()) < max_tasks;
+      store_->ScanStoredTasks(
+          scan, [&read](absl::string_view task_id, absl::string_view snapshot) {
+            read.push_back(
+                ExportedTask{std::string(task_id), std::string(snapshot)});
+            return true;
+          }));
+  bool done = static_cast<int>(read.size()) < max_tasks;
   std::string resume_after = last_visited;
   int64_t bytes = 0;
-  std::vector<ExportedTask> read;
-  read.reserve(snapshots.size());
-  for (size_t i = 0; i < snapshots.size(); ++i) {
-    ExportedTask& task = snapshots[i];
+  for (size_t i = 0; i < read.size(); ++i) {
+    ExportedTask& task = read[i];
     ASSIGN_OR_RETURN(task.bytes,
                      StoredTaskBytesOf(task.task_id, std::move(task.bytes),
                                        cursor->include_events, kWholeTimeline,
                                        kWholeTimeline));
     bytes += static_cast<int64_t>(task.bytes.size());
-    read.push_back(std::move(task));
-    if (bytes >= max_bytes && i + 1 < snapshots.size()) {
-      resume_after = read.back().task_id;
+    if (bytes >= max_bytes && i + 1 < read.size()) {
+      resume_after = task.task_id;
+      read.resize(i + 1);
       done = false;
       break;
     }
